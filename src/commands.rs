@@ -1,0 +1,364 @@
+//! The subcommands behind `main.rs`: `run`, `check`, `status`, `replay` and
+//! `dead-letters`. Each returns an exit code: 0 ok, 1 runtime failure, 2 bad
+//! configuration or usage.
+
+use crate::config::secret::ProcessEnv;
+use crate::config::{self, Config, ConfigError};
+use crate::pipeline::{self, snapshot, AgentError, Runtime};
+use crate::state::{Cursor, State, StateError};
+use crate::telemetry::metrics::Metrics;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for success.
+pub const OK: u8 = 0;
+/// Exit code for a runtime failure.
+pub const FAILURE: u8 = 1;
+/// Exit code for a bad configuration or usage.
+pub const BAD_CONFIG: u8 = 2;
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A file.
+    File(PathBuf),
+    /// The embedded demo (no `--config` and no file at the default path).
+    Demo,
+}
+
+impl ConfigSource {
+    /// `--config FILE`, else the default path if it exists, else the demo.
+    pub fn resolve(arg: Option<PathBuf>) -> Self {
+        match arg {
+            Some(p) => ConfigSource::File(p),
+            None if Path::new(config::DEFAULT_PATH).exists() => ConfigSource::File(config::DEFAULT_PATH.into()),
+            None => ConfigSource::Demo,
+        }
+    }
+
+    /// Read, parse and validate.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(p) => config::load(p),
+            ConfigSource::Demo => config::parse(config::DEMO)
+                .map_err(|problems| ConfigError::Invalid { path: "(embedded demo)".into(), problems }),
+        }
+    }
+}
+
+fn load_or_exit(src: &ConfigSource) -> Result<Config, ExitCode> {
+    src.load().map_err(|e| {
+        eprintln!("auditrelay: {e}");
+        ExitCode::from(BAD_CONFIG)
+    })
+}
+
+fn open_state(cfg: &Config) -> Result<State, ExitCode> {
+    State::open(&cfg.agent.state_dir).map_err(|e| {
+        eprintln!("auditrelay: {e}");
+        ExitCode::from(FAILURE)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("auditrelay: cannot start the async runtime: {e}");
+        ExitCode::from(FAILURE)
+    })
+}
+
+/// `auditrelay run`.
+pub fn run(src: ConfigSource) -> ExitCode {
+    let cfg = match load_or_exit(&src) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::telemetry::init_logging(cfg.agent.log_format, &cfg.agent.log_level);
+    if let ConfigSource::Demo = src {
+        tracing::info!("no --config and no {}: running the embedded demo configuration", config::DEFAULT_PATH);
+    }
+    let state = match open_state(&cfg) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let shutdown = CancellationToken::new();
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    if let Err(e) = crate::signals::install(shutdown.clone(), reload_tx, src.clone()) {
+        eprintln!("auditrelay: cannot install signal handlers: {e}");
+        return ExitCode::from(FAILURE);
+    }
+    let runtime_parts = Runtime {
+        state,
+        metrics: Arc::new(Metrics::default()),
+        clock: crate::sources::poller::system_clock(),
+        env: Arc::new(ProcessEnv),
+        shutdown,
+        reload: reload_rx,
+        ready: None,
+    };
+    match rt.block_on(pipeline::run(cfg, runtime_parts)) {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::from(OK)
+        }
+        Err(AgentError::Config(problems)) => {
+            eprintln!("auditrelay: invalid configuration:");
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            ExitCode::from(BAD_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("auditrelay: {e}");
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+/// `auditrelay check [--connect]`.
+pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
+    let cfg = match load_or_exit(&src) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Resolve every secret and TLS file without touching the state or network.
+    let mut problems = Vec::new();
+    for (i, s) in cfg.sources.iter().enumerate() {
+        if let Err(p) = crate::sources::build_api(s, &format!("source[{i}]"), &ProcessEnv) {
+            problems.extend(p);
+        }
+    }
+    for (i, o) in cfg.outputs.iter().enumerate() {
+        let at = format!("output[{i}]");
+        if let Err(p) = crate::outputs::check_secrets(o, &at, &ProcessEnv) {
+            problems.extend(p);
+        }
+    }
+    if !problems.is_empty() {
+        eprintln!("auditrelay: {} problem(s):", problems.len());
+        for p in problems {
+            eprintln!("  {p}");
+        }
+        return ExitCode::from(BAD_CONFIG);
+    }
+    println!("configuration OK: {} source(s), {} output(s)", cfg.sources.len(), cfg.outputs.len());
+    if !connect {
+        return ExitCode::from(OK);
+    }
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let failures = rt.block_on(crate::probe::probe_all(&cfg));
+    if failures == 0 {
+        ExitCode::from(OK)
+    } else {
+        ExitCode::from(FAILURE)
+    }
+}
+
+fn state_or_snapshot(cfg: &Config) -> Result<(snapshot::Report, bool), String> {
+    match State::open(&cfg.agent.state_dir) {
+        Ok(state) => snapshot::report(cfg, &state).map(|r| (r, false)).map_err(|e| e.to_string()),
+        Err(e) if e.is_locked() => snapshot::read(&cfg.agent.state_dir)
+            .map(|r| (r, true))
+            .map_err(|se| format!("{e}; and its status snapshot is unreadable: {se}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `auditrelay status [--json]`.
+pub fn status(src: ConfigSource, json: bool) -> ExitCode {
+    let cfg = match load_or_exit(&src) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (report, live) = match state_or_snapshot(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("auditrelay: {e}");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("auditrelay: {e}");
+                return ExitCode::from(FAILURE);
+            }
+        }
+        return ExitCode::from(OK);
+    }
+    print!("{}", render_status(&report, live));
+    ExitCode::from(OK)
+}
+
+fn dash(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+fn health(h: Option<bool>) -> &'static str {
+    match h {
+        Some(true) => "ok",
+        Some(false) => "FAILING",
+        None => "-",
+    }
+}
+
+/// The human-readable status table.
+pub fn render_status(r: &snapshot::Report, live: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let from = if live { "running agent's snapshot" } else { "state database (agent not running)" };
+    let _ = writeln!(out, "status from the {from}, made {}", r.generated_at);
+    let _ = writeln!(out, "journal: {} entries, {} bytes\n", r.journal.entries, r.journal.bytes);
+    let _ = writeln!(
+        out,
+        "{:<20} {:<10} {:<8} {:<32} {:<26} LAST ERROR",
+        "SOURCE", "TYPE", "HEALTH", "CURSOR", "LAST POLL"
+    );
+    for s in &r.sources {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<8} {:<32} {:<26} {}",
+            s.name,
+            s.kind,
+            health(s.healthy),
+            dash(&s.cursor),
+            dash(&s.last_poll),
+            dash(&s.last_error)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:<10} {:<8} {:>10} {:>8} {:>6} {:<26} LAST ERROR",
+        "OUTPUT", "TYPE", "HEALTH", "OFFSET", "BACKLOG", "DEAD", "LAST SEND"
+    );
+    for o in &r.outputs {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<8} {:>10} {:>8} {:>6} {:<26} {}",
+            o.name,
+            o.kind,
+            health(o.healthy),
+            o.offset.map_or("-".into(), |x| x.to_string()),
+            o.backlog,
+            o.dead_letters,
+            dash(&o.last_send),
+            dash(&o.last_error)
+        );
+    }
+    out
+}
+
+fn with_state<T>(
+    cfg: &Config,
+    what: &str,
+    f: impl FnOnce(&State, &tokio::runtime::Runtime) -> Result<T, StateError>,
+) -> Result<T, ExitCode> {
+    let state = match State::open(&cfg.agent.state_dir) {
+        Ok(s) => s,
+        Err(e) if e.is_locked() => {
+            eprintln!("auditrelay: {what} needs the agent stopped (systemctl stop auditrelay): {e}");
+            return Err(ExitCode::from(FAILURE));
+        }
+        Err(e) => {
+            eprintln!("auditrelay: {e}");
+            return Err(ExitCode::from(FAILURE));
+        }
+    };
+    let rt = runtime()?;
+    f(&state, &rt).map_err(|e| {
+        eprintln!("auditrelay: {e}");
+        ExitCode::from(FAILURE)
+    })
+}
+
+/// `auditrelay replay --source NAME --from TIME`.
+pub fn replay(src: ConfigSource, source: &str, from: &str) -> ExitCode {
+    let cfg = match load_or_exit(&src) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !cfg.sources.iter().any(|s| s.name == source) {
+        eprintln!("auditrelay: no source is named {source:?} in the configuration");
+        return ExitCode::from(BAD_CONFIG);
+    }
+    let at = match config::units::StartAt::parse(from) {
+        Ok(s) => s.resolve(chrono::Utc::now()),
+        Err(e) => {
+            eprintln!("auditrelay: --from: {e}");
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    let result = with_state(&cfg, "replay", |state, rt| {
+        let old = state.cursor(source)?;
+        let cursor = Cursor { time: Some(at), ..Default::default() };
+        rt.block_on(state.set_cursor(source, &cursor))?;
+        Ok(old.and_then(|c| c.time))
+    });
+    match result {
+        Ok(old) => {
+            println!(
+                "source {source}: cursor moved from {} to {}; events from then on are polled and delivered again at the next start",
+                old.map_or("(none)".into(), crate::event::rfc3339),
+                crate::event::rfc3339(at)
+            );
+            ExitCode::from(OK)
+        }
+        Err(code) => code,
+    }
+}
+
+/// What `dead-letters` does.
+#[derive(Debug, Clone, Copy)]
+pub enum DeadLetterAction {
+    /// Print them.
+    List,
+    /// Put them back into the journal for their output.
+    Retry,
+    /// Delete them.
+    Purge,
+}
+
+/// `auditrelay dead-letters list|retry|purge --output NAME`.
+pub fn dead_letters(src: ConfigSource, action: DeadLetterAction, output: &str) -> ExitCode {
+    let cfg = match load_or_exit(&src) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = with_state(&cfg, "dead-letters", |state, rt| match action {
+        DeadLetterAction::List => {
+            for d in state.dead_letters(output)? {
+                let line =
+                    serde_json::json!({ "seq": d.seq, "at": d.at, "reason": d.reason, "event": d.event.document() });
+                println!("{line}");
+            }
+            Ok(String::new())
+        }
+        DeadLetterAction::Retry => {
+            let n = rt.block_on(state.retry_dead_letters(output))?;
+            Ok(format!("{n} dead letter(s) of {output} queued again"))
+        }
+        DeadLetterAction::Purge => {
+            let n = rt.block_on(state.purge_dead_letters(output))?;
+            Ok(format!("{n} dead letter(s) of {output} deleted"))
+        }
+    });
+    match result {
+        Ok(msg) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(OK)
+        }
+        Err(code) => code,
+    }
+}

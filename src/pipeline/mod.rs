@@ -1,0 +1,321 @@
+//! The running agent: builds and starts every output and source, collects
+//! journal garbage, writes the status snapshot, applies reloads (unchanged
+//! components keep running, removed ones stop, new ones start) and drains
+//! on shutdown within `agent.shutdown_timeout`.
+
+pub mod snapshot;
+
+use crate::config::secret::Env;
+use crate::config::{Config, OutputConfig, Problem, SourceConfig};
+use crate::outputs::driver::{self, DriverSettings, Routes};
+use crate::outputs::{OutputContext, Sink};
+use crate::sources::poller::{Clock, SourceContext};
+use crate::state::{State, StateError};
+use crate::telemetry::metrics::Metrics;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration could not be built (exit 2).
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<Problem>),
+    /// The state database failed (exit 1).
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What the agent needs from its surroundings; fields are parameters so
+/// tests can drive shutdown, reload and the clock.
+pub struct Runtime {
+    /// The state database.
+    pub state: Arc<State>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The clock sources use.
+    pub clock: Clock,
+    /// Where secrets come from.
+    pub env: Arc<dyn Env + Send + Sync>,
+    /// Cancelled to shut down.
+    pub shutdown: CancellationToken,
+    /// Each message is a reload request carrying the new config, or the
+    /// problems that made the new file invalid (logged; the old config stays).
+    pub reload: mpsc::Receiver<Result<Config, Vec<Problem>>>,
+    /// Sent once every source and output has started (systemd READY=1).
+    pub ready: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+struct Task<C> {
+    cfg: C,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+struct Running {
+    sources: HashMap<String, Task<SourceConfig>>,
+    outputs: HashMap<String, Task<OutputConfig>>,
+    routes: Routes,
+    config: Config,
+}
+
+/// The host name reported to SIEMs.
+pub fn hostname(cfg: &Config) -> String {
+    cfg.agent.hostname.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+}
+
+/// Run until `rt.shutdown` is cancelled or a fatal error happens.
+pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
+    let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<StateError>();
+    let tasks = CancellationToken::new();
+    let mut running = Running {
+        sources: HashMap::new(),
+        outputs: HashMap::new(),
+        routes: Arc::new(RwLock::new(HashMap::new())),
+        config: cfg.clone(),
+    };
+    // Build everything first: a problem anywhere means nothing starts.
+    let built = build_all(&cfg, &rt, &cfg.outputs, &cfg.sources).await.map_err(AgentError::Config)?;
+    start(&mut running, &cfg, &rt, built, &tasks, &fatal_tx);
+    tracing::info!(
+        sources = cfg.sources.len(),
+        outputs = cfg.outputs.len(),
+        state_dir = %cfg.agent.state_dir.display(),
+        "auditrelay started"
+    );
+    if let Some(ready) = rt.ready.take() {
+        let _ = ready.send(());
+    }
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(2));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let result = loop {
+        tokio::select! {
+            _ = rt.shutdown.cancelled() => break Ok(()),
+            Some(err) = fatal_rx.recv() => {
+                tracing::error!("fatal state error, stopping: {err}");
+                break Err(AgentError::State(err));
+            }
+            Some(new) = rt.reload.recv() => match new {
+                Ok(new) => reload(&mut running, new, &rt, &tasks, &fatal_tx).await,
+                Err(problems) => {
+                    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    tracing::error!("new configuration rejected, the running one stays:\n  {}", list.join("\n  "));
+                }
+            },
+            _ = housekeeping.tick() => {
+                if let Err(e) = housekeep(&running, &rt).await {
+                    tracing::error!("fatal state error, stopping: {e}");
+                    break Err(AgentError::State(e));
+                }
+            }
+        }
+    };
+    tracing::info!("shutting down: sources stop polling, outputs finish their batch");
+    tasks.cancel();
+    let grace = running.config.agent.shutdown_timeout.get();
+    let handles: Vec<JoinHandle<()>> = running
+        .sources
+        .into_values()
+        .map(|t| t.handle)
+        .chain(running.outputs.into_values().map(|t| t.handle))
+        .collect();
+    let all = futures_util::future::join_all(handles);
+    if tokio::time::timeout(grace, all).await.is_err() {
+        tracing::warn!(
+            "shutdown_timeout ({grace:?}) reached; abandoning in-flight sends (they are sent again at next start)"
+        );
+    }
+    rt.state.flush().await?;
+    let _ = snapshot::write(&running.config, &rt.state);
+    result
+}
+
+type Built = (Vec<(OutputConfig, crate::outputs::AnySink)>, Vec<(SourceConfig, crate::sources::poller::Poller)>);
+
+async fn build_all(
+    cfg: &Config,
+    rt: &Runtime,
+    outputs: &[OutputConfig],
+    sources: &[SourceConfig],
+) -> Result<Built, Vec<Problem>> {
+    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: hostname(cfg) };
+    let sctx = SourceContext {
+        state: rt.state.clone(),
+        metrics: rt.metrics.clone(),
+        clock: rt.clock.clone(),
+        max_journal_bytes: cfg.agent.max_journal_size.bytes(),
+    };
+    let mut problems = Vec::new();
+    let mut built_outputs = Vec::new();
+    for o in outputs {
+        let i = cfg.outputs.iter().position(|x| x.name == o.name).unwrap_or(0);
+        let channel = match rt.state.channel(&o.name).await {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(Problem {
+                    path: format!("output[{i}]"),
+                    message: format!("cannot store the HEC channel: {e}"),
+                });
+                continue;
+            }
+        };
+        match crate::outputs::build(o, &format!("output[{i}]"), rt.env.as_ref(), &octx.hostname, channel) {
+            Ok(sink) => built_outputs.push((o.clone(), sink)),
+            Err(p) => problems.extend(p),
+        }
+    }
+    let mut built_sources = Vec::new();
+    for s in sources {
+        let i = cfg.sources.iter().position(|x| x.name == s.name).unwrap_or(0);
+        match crate::sources::build(s, &format!("source[{i}]"), rt.env.as_ref(), sctx.clone()) {
+            Ok(p) => built_sources.push((s.clone(), p)),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok((built_outputs, built_sources))
+    } else {
+        Err(problems)
+    }
+}
+
+fn start(
+    running: &mut Running,
+    cfg: &Config,
+    rt: &Runtime,
+    built: Built,
+    tasks: &CancellationToken,
+    fatal: &mpsc::UnboundedSender<StateError>,
+) {
+    {
+        let mut routes = running.routes.write().unwrap_or_else(|p| p.into_inner());
+        *routes = cfg.sources.iter().map(|s| (s.name.clone(), s.outputs.clone())).collect();
+    }
+    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: hostname(cfg) };
+    let (outputs, sources) = built;
+    for (o, mut sink) in outputs {
+        let cancel = tasks.child_token();
+        let settings = DriverSettings {
+            name: o.name.clone(),
+            batch: o.batch,
+            max_eps: o.max_eps.filter(|n| *n > 0).or_else(|| crate::outputs::default_max_eps(o.kind)),
+            retry_max_interval: o.retry_max_interval.get(),
+        };
+        let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());
+        let name = o.name.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = sink.healthcheck().await {
+                tracing::warn!(output = %name, "health check failed at start: {e}; events wait in the journal until it recovers");
+            }
+            if let Err(e) = driver::run(settings, sink, routes, ctx, c).await {
+                let _ = fatal.send(e);
+            }
+        });
+        running.outputs.insert(o.name.clone(), Task { cfg: o, cancel, handle });
+    }
+    for (s, poller) in sources {
+        let cancel = tasks.child_token();
+        let (c, fatal) = (cancel.clone(), fatal.clone());
+        let handle = tokio::spawn(async move {
+            if let Err(e) = poller.run(c).await {
+                let _ = fatal.send(e);
+            }
+        });
+        running.sources.insert(s.name.clone(), Task { cfg: s, cancel, handle });
+    }
+}
+
+async fn stop<C>(task: Task<C>, grace: Duration) {
+    task.cancel.cancel();
+    let _ = tokio::time::timeout(grace, task.handle).await;
+}
+
+async fn reload(
+    running: &mut Running,
+    new: Config,
+    rt: &Runtime,
+    tasks: &CancellationToken,
+    fatal: &mpsc::UnboundedSender<StateError>,
+) {
+    if new.agent != running.config.agent {
+        tracing::warn!("[agent] settings changed; they take effect at the next restart");
+    }
+    let changed_outputs: Vec<OutputConfig> =
+        new.outputs.iter().filter(|o| running.outputs.get(&o.name).is_none_or(|t| t.cfg != **o)).cloned().collect();
+    let changed_sources: Vec<SourceConfig> =
+        new.sources.iter().filter(|s| running.sources.get(&s.name).is_none_or(|t| t.cfg != **s)).cloned().collect();
+    // Build the new and changed components before stopping anything, so a
+    // new file whose secrets cannot be read leaves everything running.
+    let built = match build_all(&new, rt, &changed_outputs, &changed_sources).await {
+        Ok(b) => b,
+        Err(problems) => {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            tracing::error!("new configuration rejected, the running one stays:\n  {}", list.join("\n  "));
+            return;
+        }
+    };
+    let grace = running.config.agent.shutdown_timeout.get();
+    let stale_sources: Vec<String> = running
+        .sources
+        .keys()
+        .filter(|n| !new.sources.iter().any(|s| &s.name == *n) || changed_sources.iter().any(|s| &s.name == *n))
+        .cloned()
+        .collect();
+    for name in &stale_sources {
+        if let Some(t) = running.sources.remove(name) {
+            stop(t, grace).await;
+        }
+    }
+    let stale_outputs: Vec<String> = running
+        .outputs
+        .keys()
+        .filter(|n| !new.outputs.iter().any(|o| &o.name == *n) || changed_outputs.iter().any(|o| &o.name == *n))
+        .cloned()
+        .collect();
+    for name in &stale_outputs {
+        if let Some(t) = running.outputs.remove(name) {
+            stop(t, grace).await;
+        }
+    }
+    for name in stale_sources.iter().filter(|n| !new.sources.iter().any(|s| &s.name == *n)) {
+        rt.metrics.forget("source", name);
+    }
+    for name in stale_outputs.iter().filter(|n| !new.outputs.iter().any(|o| &o.name == *n)) {
+        rt.metrics.forget("output", name);
+    }
+    start(running, &new, rt, built, tasks, fatal);
+    tracing::info!(
+        started_sources = changed_sources.len(),
+        started_outputs = changed_outputs.len(),
+        stopped_sources = stale_sources.len(),
+        stopped_outputs = stale_outputs.len(),
+        "configuration reloaded"
+    );
+    running.config = new;
+}
+
+async fn housekeep(running: &Running, rt: &Runtime) -> Result<(), StateError> {
+    let outputs: Vec<String> = running.config.outputs.iter().map(|o| o.name.clone()).collect();
+    rt.state.collect_garbage(&outputs).await?;
+    rt.metrics.set("auditrelay_journal_bytes", &[], rt.state.journal_bytes() as f64);
+    let tail = rt.state.next_seq();
+    for o in &outputs {
+        if let Some(off) = rt.state.offset(o)? {
+            rt.metrics.set("auditrelay_backlog_events", &[("output", o)], tail.saturating_sub(off) as f64);
+        }
+    }
+    if let Err(e) = snapshot::write(&running.config, &rt.state) {
+        tracing::debug!("status snapshot not written: {e}");
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The hook trait a vendor implements on top of the generic poller: how to
+//! build the next request and how to read a response into events and the
+//! next page. Hooks are synchronous and do no IO; the poller owns the
+//! network, the clock, retries and the cursor.
+
+use crate::event::{Normalised, Observer};
+use crate::state::{Cursor, Window};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::time::Duration;
+
+/// What the poller knows when it asks for a request.
+#[derive(Debug)]
+pub struct Query<'a> {
+    /// The time window of this walk: `[cursor - lookback, now - lag]`.
+    pub window: Window,
+    /// Requests already made in this walk (0 for the first).
+    pub page: u64,
+    /// Events received so far in this walk (for offset paging).
+    pub offset: u64,
+    /// What the previous [`ApiPage::next`] carried.
+    pub state: Option<&'a Value>,
+    /// Events to ask for per request.
+    pub page_size: u32,
+    /// The cursor as it stands.
+    pub cursor: &'a Cursor,
+}
+
+/// One HTTP request, described.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// `GET` or `POST`.
+    pub method: reqwest::Method,
+    /// Full URL with query string.
+    pub url: url::Url,
+    /// Extra headers (auth is added by the poller).
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    pub body: Option<Body>,
+}
+
+impl ApiRequest {
+    /// A GET of `url`.
+    pub fn get(url: url::Url) -> Self {
+        ApiRequest { method: reqwest::Method::GET, url, headers: Vec::new(), body: None }
+    }
+    /// A POST of a JSON body to `url`.
+    pub fn post_json(url: url::Url, body: Value) -> Self {
+        ApiRequest { method: reqwest::Method::POST, url, headers: Vec::new(), body: Some(Body::Json(body)) }
+    }
+    /// A fingerprint: the same request twice in one walk is a loop.
+    pub fn fingerprint(&self) -> String {
+        let body = match &self.body {
+            None => String::new(),
+            Some(Body::Json(v)) => v.to_string(),
+            Some(Body::Text(t)) => t.clone(),
+        };
+        format!("{} {} {}", self.method, self.url, body)
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// JSON, sent with `Content-Type: application/json`.
+    Json(Value),
+    /// Text as configured, sent with `Content-Type: application/json`.
+    Text(String),
+}
+
+/// A response, read whole (within `max_response_size`).
+#[derive(Debug)]
+pub struct ApiResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body bytes.
+    pub body: bytes::Bytes,
+}
+
+/// What comes after a page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// The window is complete: the cursor moves to the window's end.
+    Done,
+    /// Another page: the value is handed back as [`Query::state`].
+    Page(Value),
+    /// The API cannot say whether more remains (no paging, full page): the
+    /// cursor moves to the newest event and the poller asks again from there.
+    FromCursor,
+    /// Ask again after a delay with this state (an asynchronous search job
+    /// that is not finished yet). Not a loop, but bounded by the poller.
+    Wait(Duration, Value),
+}
+
+/// A response read into raw events and what comes next.
+#[derive(Debug)]
+pub struct ApiPage {
+    /// Raw events in the order the API gave them.
+    pub events: Vec<Value>,
+    /// What comes next.
+    pub next: Next,
+}
+
+/// A vendor's verdict on an unsuccessful status, when it differs from the
+/// HTTP meaning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Throttled: wait and retry (e.g. Guance's 401 with a rate-limit code).
+    Throttled(Option<Duration>),
+    /// Credentials refused.
+    Auth(String),
+}
+
+/// The defaults a vendor's API documents; config overrides each.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Events per request.
+    pub page_size: u32,
+    /// Requests allowed, as `(count, per)`.
+    pub rate_limit: Option<crate::config::units::Rate>,
+    /// Leave events this young for the next poll.
+    pub lag: Duration,
+    /// Re-ask this far behind the cursor.
+    pub lookback: Duration,
+    /// Time between polls.
+    pub interval: Duration,
+    /// Longest window per walk (`None`: up to now).
+    pub max_window: Option<Duration>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            page_size: 500,
+            rate_limit: None,
+            lag: Duration::ZERO,
+            lookback: Duration::ZERO,
+            interval: Duration::from_secs(60),
+            max_window: None,
+        }
+    }
+}
+
+/// Listing order of an API.
+pub use crate::config::Order;
+
+/// Parse failure of a response.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ShapeError(pub String);
+
+/// The hooks a vendor implements.
+pub trait SourceApi: Send + Sync + 'static {
+    /// Which platform the events come from.
+    fn observer(&self) -> Observer;
+    /// The vendor's documented defaults.
+    fn defaults(&self) -> Defaults {
+        Defaults::default()
+    }
+    /// Oldest first (the cursor moves per page) or newest first (a window is
+    /// read completely before its cursor moves).
+    fn order(&self) -> Order {
+        Order::Asc
+    }
+    /// Build the request for this step of the walk.
+    fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError>;
+    /// Read a successful response.
+    fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError>;
+    /// Map one raw event to ECS fields, its id and its time.
+    fn normalise(&self, raw: &Value) -> Normalised;
+    /// A vendor-specific reading of an unsuccessful status.
+    fn verdict(&self, _status: u16, _body: &[u8]) -> Option<Verdict> {
+        None
+    }
+    /// Answer a request without the network (the demo source).
+    fn local(&self, _req: &ApiRequest, _now: DateTime<Utc>) -> Option<ApiResponse> {
+        None
+    }
+}
+
+/// Parse a JSON body with a short excerpt in the error.
+pub fn json_body(resp: &ApiResponse) -> Result<Value, ShapeError> {
+    serde_json::from_slice(&resp.body)
+        .map_err(|e| ShapeError(format!("body is not JSON ({e}): {}", crate::transport::http::excerpt(&resp.body))))
+}

@@ -1,0 +1,149 @@
+//! Request authentication shared by every source: bearer, basic, a custom
+//! header, or OAuth2 client credentials with the token cached and renewed
+//! before it expires (and once more after a 401).
+
+use crate::config::secret::Secret;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How requests are authenticated.
+#[derive(Debug)]
+pub enum Auth {
+    /// Nothing added.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// HTTP Basic.
+    Basic {
+        /// User name (Invicti: the user id, which is not secret but is kept as one).
+        user: Secret,
+        /// Password or token.
+        password: Secret,
+    },
+    /// A header carrying the secret (`DF-API-KEY`, `X-API-Key`).
+    Header {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: Secret,
+    },
+    /// OAuth2 client credentials.
+    OAuth2(OAuth2),
+}
+
+/// OAuth2 client-credentials state.
+#[derive(Debug)]
+pub struct OAuth2 {
+    /// Token endpoint.
+    pub token_url: url::Url,
+    /// Client id.
+    pub client_id: Secret,
+    /// Client secret.
+    pub client_secret: Secret,
+    /// Requested scope.
+    pub scope: Option<String>,
+    token: Mutex<Option<(Secret, Instant)>>,
+}
+
+/// The token endpoint refused or answered garbage.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Network failure talking to the token endpoint.
+    #[error("token request to {url} failed: {detail}")]
+    Network {
+        /// Endpoint, without query.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The endpoint answered with an error status.
+    #[error("token endpoint {url} answered HTTP {status}: {excerpt}")]
+    Refused {
+        /// Endpoint, without query.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Short excerpt of the body (no secrets are sent back by token endpoints).
+        excerpt: String,
+    },
+    /// The answer had no `access_token`.
+    #[error("token endpoint {url} answered without access_token: {excerpt}")]
+    Shape {
+        /// Endpoint, without query.
+        url: String,
+        /// Short excerpt of the body.
+        excerpt: String,
+    },
+}
+
+impl OAuth2 {
+    /// Client-credentials settings; no token is fetched until first use.
+    pub fn new(token_url: url::Url, client_id: Secret, client_secret: Secret, scope: Option<String>) -> Self {
+        OAuth2 { token_url, client_id, client_secret, scope, token: Mutex::new(None) }
+    }
+
+    /// Forget the cached token (after a 401).
+    pub async fn invalidate(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// A valid token, fetched or renewed when it expires within 60 s.
+    pub async fn token(&self, client: &reqwest::Client) -> Result<Secret, AuthError> {
+        let mut guard = self.token.lock().await;
+        if let Some((tok, until)) = guard.as_ref() {
+            if Instant::now() + Duration::from_secs(60) < *until {
+                return Ok(tok.clone());
+            }
+        }
+        let url = crate::transport::http::redact_url(&self.token_url);
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", self.client_id.expose().to_owned()),
+            ("client_secret", self.client_secret.expose().to_owned()),
+        ];
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope.clone()));
+        }
+        let resp = client
+            .post(self.token_url.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| AuthError::Network { url: url.clone(), detail: e.without_url().to_string() })?;
+        let status = resp.status().as_u16();
+        let body = crate::transport::http::read_body(resp, 1 << 20)
+            .await
+            .map_err(|e| AuthError::Network { url: url.clone(), detail: e.to_string() })?;
+        if !(200..300).contains(&status) {
+            return Err(AuthError::Refused { url, status, excerpt: crate::transport::http::excerpt(&body) });
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| AuthError::Shape { url: url.clone(), excerpt: crate::transport::http::excerpt(&body) })?;
+        let tok = v
+            .get("access_token")
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| AuthError::Shape { url: url.clone(), excerpt: "(no access_token field)".into() })?;
+        let expires = v.get("expires_in").and_then(|e| e.as_u64().or_else(|| e.as_str()?.parse().ok())).unwrap_or(3600);
+        let secret = Secret::new(tok);
+        *guard = Some((secret.clone(), Instant::now() + Duration::from_secs(expires)));
+        Ok(secret)
+    }
+}
+
+impl Auth {
+    /// Add the credentials to a request.
+    pub async fn apply(
+        &self,
+        client: &reqwest::Client,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, AuthError> {
+        Ok(match self {
+            Auth::None => rb,
+            Auth::Bearer(t) => rb.bearer_auth(t.expose()),
+            Auth::Basic { user, password } => rb.basic_auth(user.expose(), Some(password.expose())),
+            Auth::Header { name, value } => rb.header(name.as_str(), value.expose()),
+            Auth::OAuth2(o) => rb.bearer_auth(o.token(client).await?.expose()),
+        })
+    }
+}

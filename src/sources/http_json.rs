@@ -1,0 +1,372 @@
+//! `http_json`: any JSON API, described in the config: where the events
+//! are (`events`, a JSON pointer), each event's id and time, query
+//! parameters and body with `{{cursor}}`, `{{now}}`, `{{page}}`,
+//! `{{offset}}` and `{{page_size}}` placeholders, and the pagination style.
+//!
+//! An event without a readable time fails the poll with the event's index
+//! and the pointer: a wrong `timestamp` guess is loud, never a silent skip.
+
+use super::api::{
+    json_body, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Query, ShapeError, SourceApi,
+};
+use super::auth::{Auth, OAuth2};
+use super::{base_url, need_secret};
+use crate::config::secret::Env;
+use crate::config::{AuthConfig, PaginationConfig, Problem, SourceConfig};
+use crate::event::{Normalised, Observer};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// How an API writes times.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeFormat {
+    /// `2024-05-01T10:00:00.123Z`
+    Rfc3339,
+    /// Seconds since the epoch (number or numeric string, fraction allowed).
+    Unix,
+    /// Milliseconds since the epoch.
+    UnixMs,
+    /// A strftime pattern; UTC unless it has `%z`.
+    Pattern(String),
+}
+
+impl TimeFormat {
+    /// Parse the `timestamp_format` key; the error is the text refused.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "rfc3339" => Ok(TimeFormat::Rfc3339),
+            "unix" => Ok(TimeFormat::Unix),
+            "unix_ms" => Ok(TimeFormat::UnixMs),
+            p if p.contains('%') => Ok(TimeFormat::Pattern(p.to_owned())),
+            other => Err(other.to_owned()),
+        }
+    }
+
+    /// Read a time from a JSON value.
+    pub fn read(&self, v: &Value) -> Option<DateTime<Utc>> {
+        let num = || v.as_f64().or_else(|| v.as_str()?.trim().parse::<f64>().ok());
+        match self {
+            TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(v.as_str()?.trim()).ok().map(|t| t.with_timezone(&Utc)),
+            TimeFormat::Unix => {
+                let s = num()?;
+                Utc.timestamp_opt(s.floor() as i64, ((s.fract()) * 1e9).round() as u32).single()
+            }
+            TimeFormat::UnixMs => Utc.timestamp_millis_opt(num()? as i64).single(),
+            TimeFormat::Pattern(p) => {
+                let text = v.as_str()?;
+                if p.contains("%z") || p.contains("%:z") {
+                    DateTime::parse_from_str(text, p).ok().map(|t| t.with_timezone(&Utc))
+                } else {
+                    NaiveDateTime::parse_from_str(text, p).ok().map(|t| t.and_utc())
+                }
+            }
+        }
+    }
+
+    /// Write a time for a request parameter.
+    pub fn write(&self, t: DateTime<Utc>) -> String {
+        match self {
+            TimeFormat::Rfc3339 => crate::event::rfc3339(t),
+            TimeFormat::Unix => t.timestamp().to_string(),
+            TimeFormat::UnixMs => t.timestamp_millis().to_string(),
+            TimeFormat::Pattern(p) => t.format(p).to_string(),
+        }
+    }
+}
+
+/// A configured JSON API.
+#[derive(Debug)]
+pub struct HttpJson {
+    url: String,
+    post: bool,
+    body: Option<String>,
+    headers: BTreeMap<String, String>,
+    params: BTreeMap<String, String>,
+    events: String,
+    id: Option<String>,
+    timestamp: String,
+    format: TimeFormat,
+    pagination: PaginationConfig,
+    order: Order,
+    fields: BTreeMap<String, String>,
+}
+
+/// Build from config; secrets resolved through `env`.
+pub fn build(
+    cfg: &SourceConfig,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<(Box<dyn SourceApi>, Auth)> {
+    let auth = match &cfg.auth {
+        None => Auth::None,
+        Some(AuthConfig::Bearer { token, token_file }) => Auth::Bearer(need_secret(
+            problems,
+            &format!("{at}.auth"),
+            "token",
+            token.as_ref(),
+            token_file.as_deref(),
+            env,
+        )?),
+        Some(AuthConfig::Basic { username, password, password_file }) => Auth::Basic {
+            user: crate::config::secret::Secret::new(username.clone()),
+            password: need_secret(
+                problems,
+                &format!("{at}.auth"),
+                "password",
+                password.as_ref(),
+                password_file.as_deref(),
+                env,
+            )?,
+        },
+        Some(AuthConfig::Header { name, value, value_file }) => Auth::Header {
+            name: name.clone(),
+            value: need_secret(problems, &format!("{at}.auth"), "value", value.as_ref(), value_file.as_deref(), env)?,
+        },
+        Some(AuthConfig::Oauth2 { token_url, client_id, client_secret, client_secret_file, scope }) => {
+            let id = need_secret(problems, &format!("{at}.auth"), "client_id", Some(client_id), None, env);
+            let secret = need_secret(
+                problems,
+                &format!("{at}.auth"),
+                "client_secret",
+                client_secret.as_ref(),
+                client_secret_file.as_deref(),
+                env,
+            );
+            let url = url::Url::parse(token_url).ok();
+            Auth::OAuth2(OAuth2::new(url?, id?, secret?, scope.clone()))
+        }
+    };
+    base_url(problems, at, cfg)?;
+    let api = HttpJson {
+        url: cfg.url.clone().unwrap_or_default(),
+        post: cfg.method.as_deref() == Some("POST"),
+        body: cfg.body.clone(),
+        headers: cfg.headers.clone().unwrap_or_default(),
+        params: cfg.params.clone().unwrap_or_default(),
+        events: cfg.events.clone().unwrap_or_default(),
+        id: cfg.id.clone(),
+        timestamp: cfg.timestamp.clone().unwrap_or_default(),
+        format: TimeFormat::parse(cfg.timestamp_format.as_deref().unwrap_or("rfc3339")).unwrap_or(TimeFormat::Rfc3339),
+        pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
+        order: cfg.order.unwrap_or_default(),
+        fields: cfg.fields.clone().unwrap_or_default(),
+    };
+    Some((Box::new(api), auth))
+}
+
+impl HttpJson {
+    fn expand(&self, text: &str, q: &Query<'_>) -> String {
+        let page = match self.pagination {
+            PaginationConfig::Page { start } => start + q.page,
+            _ => q.page + 1,
+        };
+        text.replace("{{cursor}}", &self.format.write(q.window.from))
+            .replace("{{now}}", &self.format.write(q.window.to))
+            .replace("{{page}}", &page.to_string())
+            .replace("{{offset}}", &q.offset.to_string())
+            .replace("{{page_size}}", &q.page_size.to_string())
+    }
+
+    fn short_page(&self, n: usize, q: &Query<'_>) -> bool {
+        n == 0 || n < q.page_size as usize
+    }
+}
+
+fn pointer_str(v: &Value, ptr: &str) -> Option<String> {
+    match v.pointer(ptr)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl SourceApi for HttpJson {
+    fn observer(&self) -> Observer {
+        Observer { vendor: "generic", product: "http_json" }
+    }
+
+    fn defaults(&self) -> Defaults {
+        Defaults::default()
+    }
+
+    fn order(&self) -> Order {
+        self.order
+    }
+
+    fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
+        if let (PaginationConfig::Link, Some(Value::String(next))) = (&self.pagination, q.state) {
+            let url = url::Url::parse(next).map_err(|e| ShapeError(format!("Link header URL {next:?}: {e}")))?;
+            return Ok(self.finish(url, q));
+        }
+        let mut url = url::Url::parse(&self.expand(&self.url, q)).map_err(|e| ShapeError(format!("url: {e}")))?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &self.params {
+                pairs.append_pair(k, &self.expand(v, q));
+            }
+            if let (PaginationConfig::Next { param, .. }, Some(token)) = (&self.pagination, q.state) {
+                let token = token.as_str().map(str::to_owned).unwrap_or_else(|| token.to_string());
+                pairs.append_pair(param, &token);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Ok(self.finish(url, q))
+    }
+
+    fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
+        let body = json_body(resp)?;
+        let events = match body.pointer(&self.events) {
+            Some(Value::Array(a)) => a.clone(),
+            Some(Value::Null) | None if body.pointer(&self.events).is_some() || self.events.is_empty() => Vec::new(),
+            Some(other) => {
+                return Err(ShapeError(format!("events pointer {:?} is a {}, not an array", self.events, kind(other))))
+            }
+            None => {
+                return Err(ShapeError(format!(
+                    "events pointer {:?} is not in the response: {}",
+                    self.events,
+                    crate::transport::http::excerpt(&resp.body)
+                )))
+            }
+        };
+        for (i, e) in events.iter().enumerate() {
+            let raw = e.pointer(&self.timestamp);
+            if raw.and_then(|v| self.format.read(v)).is_none() {
+                return Err(ShapeError(format!(
+                    "event {i} has no {:?} time at {:?} (found {}); check `timestamp` and `timestamp_format`",
+                    format_name(&self.format),
+                    self.timestamp,
+                    raw.map_or("nothing".to_owned(), |v| crate::transport::http::excerpt(v.to_string().as_bytes()))
+                )));
+            }
+        }
+        let next = match &self.pagination {
+            PaginationConfig::None if self.short_page(events.len(), q) => Next::Done,
+            PaginationConfig::None => Next::FromCursor,
+            PaginationConfig::Page { .. } | PaginationConfig::Offset if self.short_page(events.len(), q) => Next::Done,
+            PaginationConfig::Page { .. } | PaginationConfig::Offset => Next::Page(Value::Null),
+            PaginationConfig::Next { next, .. } => match body.pointer(next) {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => Next::Done,
+                Some(Value::String(s)) if s.is_empty() => Next::Done,
+                Some(token) => Next::Page(token.clone()),
+            },
+            PaginationConfig::Link => match link_next(&resp.headers) {
+                Some(url) => Next::Page(Value::String(resolve(&self.url, &url))),
+                None => Next::Done,
+            },
+        };
+        Ok(ApiPage { events, next })
+    }
+
+    fn normalise(&self, raw: &Value) -> Normalised {
+        let mut n = Normalised {
+            id: self.id.as_deref().and_then(|p| pointer_str(raw, p)),
+            timestamp: raw.pointer(&self.timestamp).and_then(|v| self.format.read(v)),
+            ..Default::default()
+        };
+        if self.fields.is_empty() {
+            guess_fields(raw, &mut n);
+        }
+        for (path, ptr) in &self.fields {
+            n.put(path, raw.pointer(ptr).cloned());
+        }
+        n
+    }
+}
+
+impl HttpJson {
+    fn finish(&self, url: url::Url, q: &Query<'_>) -> ApiRequest {
+        let mut req = ApiRequest::get(url);
+        if self.post {
+            req.method = reqwest::Method::POST;
+            req.body = Some(Body::Text(self.body.as_deref().map(|b| self.expand(b, q)).unwrap_or_else(|| "{}".into())));
+        }
+        req.headers = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        req
+    }
+}
+
+fn format_name(f: &TimeFormat) -> &str {
+    match f {
+        TimeFormat::Rfc3339 => "rfc3339",
+        TimeFormat::Unix => "unix",
+        TimeFormat::UnixMs => "unix_ms",
+        TimeFormat::Pattern(p) => p,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The `rel="next"` target of a `Link` header (RFC 8288).
+fn link_next(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let text = value.to_str().ok()?;
+        for part in text.split(',') {
+            let mut pieces = part.split(';');
+            let target = pieces.next()?.trim();
+            let is_next = pieces.any(|p| {
+                let p = p.trim().to_ascii_lowercase();
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if is_next {
+                return Some(target.trim_start_matches('<').trim_end_matches('>').to_owned());
+            }
+        }
+    }
+    None
+}
+
+fn resolve(base: &str, target: &str) -> String {
+    url::Url::parse(base).and_then(|b| b.join(target)).map(|u| u.to_string()).unwrap_or_else(|_| target.to_owned())
+}
+
+/// Common field names of audit APIs, used when no `fields` mapping is set.
+fn guess_fields(raw: &Value, n: &mut Normalised) {
+    let first = |keys: &[&str]| keys.iter().find_map(|k| raw.get(*k).filter(|v| !v.is_null()).cloned());
+    if let Some(a) = first(&["action", "event_type", "eventType", "event", "type", "activity"]) {
+        n.put("event.action", a.as_str().map(|s| Value::String(s.to_owned())).or(Some(a)));
+    }
+    match first(&["user", "actor", "username", "user_name", "userName"]) {
+        Some(Value::String(s)) => {
+            n.put_str("user.name", Some(&s));
+        }
+        Some(Value::Object(o)) => {
+            let s = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            n.put_str("user.name", s("name").or(s("username")).as_deref());
+            n.put_str("user.email", s("email").as_deref());
+            n.put_str("user.id", s("id").as_deref());
+        }
+        _ => {}
+    }
+    if let Some(Value::String(ip)) = first(&["ip", "ip_address", "ipAddress", "source_ip", "client_ip", "remote_addr"])
+    {
+        n.put_str("source.ip", Some(&ip));
+    }
+    if let Some(Value::String(ua)) = first(&["user_agent", "userAgent"]) {
+        n.put_str("user_agent.original", Some(&ua));
+    }
+    if let Some(Value::String(o)) = first(&["outcome", "status", "result"]) {
+        let outcome = match o.to_ascii_lowercase().as_str() {
+            "success" | "succeeded" | "ok" | "allowed" => "success",
+            "failure" | "failed" | "fail" | "error" | "denied" => "failure",
+            _ => "unknown",
+        };
+        n.put_str("event.outcome", Some(outcome));
+    }
+}
+
+#[cfg(test)]
+mod tests;

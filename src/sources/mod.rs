@@ -1,0 +1,174 @@
+//! Sources: the hook trait ([`api`]), authentication ([`auth`]), the
+//! generic poller ([`poller`]) and one module per API.
+
+pub mod api;
+pub mod auth;
+pub mod demo;
+pub mod http_json;
+pub mod poller;
+
+use crate::config::secret::{self, Env, Secret, SecretRef};
+use crate::config::{Problem, SourceConfig, SourceType};
+use api::SourceApi;
+use auth::Auth;
+use poller::{Poller, Settings, SourceContext};
+use std::path::Path;
+use std::time::Duration;
+
+/// Why a poll failed. Every variant names the source; none carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The API refused the credentials (HTTP 401/403, or a vendor's equivalent).
+    #[error("source {source_name}: {url} refused the credentials (HTTP {status}): {detail}")]
+    Auth {
+        /// Source name.
+        source_name: String,
+        /// URL without query.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The API's explanation.
+        detail: String,
+    },
+    /// Getting an OAuth2 token failed.
+    #[error("source {source_name}: {detail}")]
+    Token {
+        /// Source name.
+        source_name: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A client error that retrying will not fix.
+    #[error("source {source_name}: {url} answered HTTP {status}: {excerpt}")]
+    Http {
+        /// Source name.
+        source_name: String,
+        /// URL without query.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Short excerpt of the body.
+        excerpt: String,
+    },
+    /// Throttling, server errors or network failures outlasted the retries of one poll.
+    #[error("source {source_name}: {url} unavailable: {detail}")]
+    Unavailable {
+        /// Source name.
+        source_name: String,
+        /// URL without query.
+        url: String,
+        /// The last failure.
+        detail: String,
+    },
+    /// The response was larger than `max_response_size`.
+    #[error("source {source_name}: {url} sent a response larger than max_response_size ({limit} bytes)")]
+    TooLarge {
+        /// Source name.
+        source_name: String,
+        /// URL without query.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The body was not JSON or not the expected shape.
+    #[error("source {source_name}: unexpected response from {url}: {detail}")]
+    Shape {
+        /// Source name.
+        source_name: String,
+        /// URL without query.
+        url: String,
+        /// What was wrong, with a short excerpt.
+        detail: String,
+    },
+    /// The API returned the same page or cursor again.
+    #[error("source {source_name}: pagination loop: {detail}")]
+    Loop {
+        /// Source name.
+        source_name: String,
+        /// What repeated.
+        detail: String,
+    },
+    /// The state database failed (fatal).
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// Shutdown was requested.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Resolve a required secret, recording a problem with its key path.
+pub(crate) fn need_secret(
+    problems: &mut Vec<Problem>,
+    at: &str,
+    key: &str,
+    inline: Option<&SecretRef>,
+    file: Option<&Path>,
+    env: &dyn Env,
+) -> Option<Secret> {
+    match secret::resolve(inline, file, env) {
+        Ok(Some(s)) => Some(s),
+        Ok(None) => {
+            problems.push(Problem { path: format!("{at}.{key}"), message: format!("is required (or {key}_file)") });
+            None
+        }
+        Err(message) => {
+            let k = if file.is_some() && inline.is_none() { format!("{key}_file") } else { key.to_owned() };
+            problems.push(Problem { path: format!("{at}.{k}"), message });
+            None
+        }
+    }
+}
+
+/// Parse a source's base URL (validation has checked it).
+pub(crate) fn base_url(problems: &mut Vec<Problem>, at: &str, cfg: &SourceConfig) -> Option<url::Url> {
+    let raw = cfg.url.as_deref().unwrap_or_default();
+    match url::Url::parse(raw) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            problems.push(Problem { path: format!("{at}.url"), message: format!("{raw:?} is not a URL ({e})") });
+            None
+        }
+    }
+}
+
+/// Build the vendor hooks and authentication of a source. `at` is its key
+/// path (`source[2]`) for problems.
+pub fn build_api(cfg: &SourceConfig, at: &str, env: &dyn Env) -> Result<(Box<dyn SourceApi>, Auth), Vec<Problem>> {
+    let mut problems = Vec::new();
+    let built: Option<(Box<dyn SourceApi>, Auth)> = match cfg.kind {
+        SourceType::Demo => Some((Box::new(demo::Demo::new(cfg)), Auth::None)),
+        SourceType::HttpJson => http_json::build(cfg, at, env, &mut problems),
+        other => {
+            problems.push(Problem {
+                path: format!("{at}.type"),
+                message: format!("the {} connector is not available in this build yet", other.as_str()),
+            });
+            None
+        }
+    };
+    match built {
+        Some(b) if problems.is_empty() => Ok(b),
+        _ => Err(problems),
+    }
+}
+
+/// Build a ready-to-run poller from its configuration.
+pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) -> Result<Poller, Vec<Problem>> {
+    let (api, auth) = build_api(cfg, at, env)?;
+    let d = api.defaults();
+    let settings = Settings {
+        name: cfg.name.clone(),
+        interval: cfg.interval.map_or(d.interval, |x| x.get()),
+        start_at: cfg.start_at.clone().unwrap_or_default(),
+        page_size: cfg.page_size.unwrap_or(d.page_size),
+        lag: cfg.lag.map_or(d.lag, |x| x.get()),
+        lookback: cfg.lookback.map_or(d.lookback, |x| x.get()),
+        max_window: cfg.max_window.map(|x| x.get()).or(d.max_window),
+        timeout: cfg.timeout.map_or(Duration::from_secs(30), |x| x.get()),
+        max_response_size: cfg.max_response_size.map_or(32 << 20, |x| x.bytes()),
+        rate_limit: cfg.rate_limit.or(d.rate_limit),
+    };
+    let client = crate::transport::http::client(cfg.tls.as_ref(), settings.timeout)
+        .map_err(|e| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }])?;
+    Ok(Poller::new(settings, api, client, auth, ctx))
+}

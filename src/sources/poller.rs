@@ -1,0 +1,524 @@
+//! The generic poller: one loop that owns the interval, the request rate
+//! limit, timeouts, the response size limit, retries (honouring
+//! `Retry-After`), `lag`/`lookback`, the `(time, ids taken)` cursor, loop
+//! detection, back-pressure from the journal and shutdown. Vendors plug in
+//! through [`SourceApi`].
+//!
+//! A poll walks one time window `[cursor - lookback, now - lag]` page by
+//! page. Oldest-first APIs commit each page with the cursor moved to its
+//! newest event; newest-first APIs keep the window open in the cursor (with
+//! the ids taken so far) until its last page, then move the cursor to the
+//! window's end. Each commit is one journal transaction, flushed.
+
+use super::api::{ApiRequest, ApiResponse, Body, Next, Order, Query, SourceApi, Verdict};
+use super::auth::Auth;
+use super::SourceError;
+use crate::config::units::{Rate, StartAt};
+use crate::event::normalise;
+use crate::retry::Backoff;
+use crate::state::{Cursor, State, Status, Window};
+use crate::telemetry::metrics::Metrics;
+use crate::transport::http::{excerpt, read_body, redact_url, BodyError};
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The current time; injectable so tests can move the clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The real clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Attempts per request within one poll before the poll gives up (the next
+/// poll tries again from the same cursor).
+const ATTEMPTS: u32 = 5;
+/// Longest `Retry-After` honoured within a poll.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
+/// Most `Next::Wait` steps in one walk (an asynchronous job that never ends).
+const MAX_WAITS: u32 = 120;
+
+/// A source's settings with vendor defaults applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Source name.
+    pub name: String,
+    /// Time between polls once caught up.
+    pub interval: Duration,
+    /// Where a source without a cursor starts.
+    pub start_at: StartAt,
+    /// Events per request.
+    pub page_size: u32,
+    /// Leave events this young for the next poll.
+    pub lag: Duration,
+    /// Re-ask this far behind the cursor.
+    pub lookback: Duration,
+    /// Longest window per walk.
+    pub max_window: Option<Duration>,
+    /// Request timeout (set on the client).
+    pub timeout: Duration,
+    /// Larger responses are refused.
+    pub max_response_size: u64,
+    /// Requests per period.
+    pub rate_limit: Option<Rate>,
+}
+
+/// What the poller shares with the rest of the agent.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// The state database.
+    pub state: Arc<State>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The clock.
+    pub clock: Clock,
+    /// Journal size at which the source pauses.
+    pub max_journal_bytes: u64,
+}
+
+/// One configured source, ready to run.
+pub struct Poller {
+    settings: Settings,
+    api: Box<dyn SourceApi>,
+    client: reqwest::Client,
+    auth: Auth,
+    limiter: Option<DefaultDirectRateLimiter>,
+    ctx: SourceContext,
+}
+
+/// What one walk did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollReport {
+    /// Events journaled.
+    pub journaled: u64,
+    /// Requests made.
+    pub requests: u64,
+    /// Whether the cursor reached `now - lag` (false: catch up at once).
+    pub caught_up: bool,
+}
+
+impl Poller {
+    /// Assemble a poller.
+    pub fn new(
+        settings: Settings,
+        api: Box<dyn SourceApi>,
+        client: reqwest::Client,
+        auth: Auth,
+        ctx: SourceContext,
+    ) -> Self {
+        let limiter = settings.rate_limit.and_then(|r| {
+            Quota::with_period(r.interval()).map(|q| DefaultDirectRateLimiter::direct(q.allow_burst(nonzero_one())))
+        });
+        Poller { settings, api, client, auth, limiter, ctx }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Poll until cancelled. Returns an error only for a state failure, which
+    /// the agent treats as fatal.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), crate::state::StateError> {
+        let name = self.settings.name.clone();
+        let mut healthy: Option<bool> = None;
+        let mut last_error = String::new();
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            let result = self.poll_once(&cancel).await;
+            let now = (self.ctx.clock)();
+            let mut status = self.ctx.state.status("source", &name).ok().flatten().unwrap_or_default();
+            let caught_up = match result {
+                Ok(report) => {
+                    if healthy != Some(true) && healthy.is_some() {
+                        tracing::info!(source = %name, "source is healthy again");
+                    }
+                    healthy = Some(true);
+                    status.healthy = true;
+                    status.last_ok = Some(crate::event::rfc3339(now));
+                    self.ctx.metrics.set("auditrelay_up", &[("source", &name)], 1.0);
+                    self.ctx.metrics.set(
+                        "auditrelay_last_poll_timestamp_seconds",
+                        &[("source", &name)],
+                        now.timestamp() as f64,
+                    );
+                    report.caught_up
+                }
+                Err(SourceError::Cancelled) => return Ok(()),
+                Err(SourceError::State(e)) => return Err(e),
+                Err(e) => {
+                    let msg = e.to_string();
+                    if healthy != Some(false) || msg != last_error {
+                        tracing::error!(source = %name, "poll failed; cursor kept, retrying in {:?}: {msg}", self.settings.interval);
+                    }
+                    healthy = Some(false);
+                    last_error = msg.clone();
+                    status.healthy = false;
+                    status.last_error = Some(msg);
+                    status.last_error_at = Some(crate::event::rfc3339(now));
+                    self.ctx.metrics.set("auditrelay_up", &[("source", &name)], 0.0);
+                    self.ctx.metrics.add("auditrelay_errors_total", &[("source", &name)], 1);
+                    true
+                }
+            };
+            let _ = self.ctx.state.set_status("source", &name, &status);
+            if let Ok(Some(c)) = self.ctx.state.cursor(&name) {
+                if let Some(t) = c.time {
+                    let lag = (now - t).num_milliseconds() as f64 / 1000.0;
+                    self.ctx.metrics.set("auditrelay_cursor_lag_seconds", &[("source", &name)], lag);
+                }
+            }
+            if caught_up {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.settings.interval) => {}
+                }
+            }
+        }
+    }
+
+    /// The window the next walk covers, or `None` when nothing is due yet.
+    fn window(&self, cursor: &Cursor, now: DateTime<Utc>) -> Option<Window> {
+        if let Some(open) = cursor.window {
+            return Some(open);
+        }
+        let base = cursor.time.unwrap_or_else(|| self.settings.start_at.resolve(now));
+        let from = base - chrono_dur(self.settings.lookback);
+        let mut to = now - chrono_dur(self.settings.lag);
+        if let Some(max) = self.settings.max_window {
+            to = to.min(base + chrono_dur(max));
+        }
+        (to > base).then_some(Window { from, to })
+    }
+
+    /// Walk one window: every page, each committed with its cursor.
+    pub async fn poll_once(&self, cancel: &CancellationToken) -> Result<PollReport, SourceError> {
+        let name = self.settings.name.as_str();
+        let state = &self.ctx.state;
+        let now = (self.ctx.clock)();
+        let mut cursor = state.cursor(name)?.unwrap_or_default();
+        let Some(mut window) = self.window(&cursor, now) else {
+            return Ok(PollReport { journaled: 0, requests: 0, caught_up: true });
+        };
+        let desc = self.api.order() == Order::Desc;
+        let mut taken = cursor.taken_ids();
+        let mut seen = HashSet::new();
+        let mut page_state = None;
+        let (mut page, mut offset, mut waits, mut journaled) = (0u64, 0u64, 0u32, 0u64);
+        let mut waiting = false;
+        loop {
+            self.wait_for_room(cancel).await?;
+            let q = Query {
+                window,
+                page,
+                offset,
+                state: page_state.as_ref(),
+                page_size: self.settings.page_size,
+                cursor: &cursor,
+            };
+            let req = self.api.request(&q).map_err(|e| SourceError::Shape {
+                source_name: name.into(),
+                url: String::new(),
+                detail: e.0,
+            })?;
+            let url = redact_url(&req.url);
+            if !seen.insert(req.fingerprint()) && !waiting {
+                return Err(SourceError::Loop {
+                    source_name: name.into(),
+                    detail: format!("request to {url} repeats within one poll (page {page}); the API returned the same page or cursor again"),
+                });
+            }
+            let resp = self.fetch(&req, cancel).await?;
+            let parsed = self.api.parse(&q, &resp).map_err(|e| SourceError::Shape {
+                source_name: name.into(),
+                url: url.clone(),
+                detail: e.0,
+            })?;
+            page += 1;
+            offset += parsed.events.len() as u64;
+            self.ctx.metrics.add("auditrelay_events_polled_total", &[("source", name)], parsed.events.len() as u64);
+            let mut fresh = Vec::new();
+            let mut dropped = 0u64;
+            let mut past_end = false;
+            for raw in &parsed.events {
+                let n = self.api.normalise(raw);
+                let ev = normalise(name, self.api.observer(), raw, n, now);
+                past_end |= ev.timestamp > window.to;
+                if ev.timestamp < window.from || ev.timestamp > window.to || !taken.insert(ev.id.clone()) {
+                    dropped += 1;
+                    continue;
+                }
+                fresh.push(ev);
+            }
+            if dropped > 0 {
+                self.ctx.metrics.add("auditrelay_events_dropped_duplicate_total", &[("source", name)], dropped);
+            }
+            if desc && cursor.window.is_none() {
+                cursor.window = Some(window);
+            }
+            let before = cursor.time;
+            for ev in &fresh {
+                cursor.take(ev.timestamp, &ev.id);
+            }
+            waiting = false;
+            // An oldest-first API that has reached past the window's end has
+            // nothing more for this window.
+            let next = if past_end && !desc { Next::Done } else { parsed.next };
+            let done = match next {
+                Next::Done => {
+                    cursor.window = None;
+                    cursor.time = Some(cursor.time.map_or(window.to, |t| t.max(window.to)));
+                    cursor.prune(self.settings.lookback);
+                    true
+                }
+                Next::Page(s) => {
+                    page_state = Some(s);
+                    false
+                }
+                Next::FromCursor => {
+                    page_state = None;
+                    offset = 0;
+                    if cursor.time != before {
+                        cursor.prune(self.settings.lookback);
+                    }
+                    if let Some(t) = cursor.time.filter(|_| !desc) {
+                        window.from = t - chrono_dur(self.settings.lookback);
+                    }
+                    false
+                }
+                Next::Wait(delay, s) => {
+                    waits += 1;
+                    if waits > MAX_WAITS {
+                        return Err(SourceError::Unavailable {
+                            source_name: name.into(),
+                            url,
+                            detail: format!("the API asked to wait {MAX_WAITS} times in one poll"),
+                        });
+                    }
+                    page_state = Some(s);
+                    waiting = true;
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    false
+                }
+            };
+            if done || !fresh.is_empty() {
+                state.append(name, &fresh, &cursor).await?;
+                journaled += fresh.len() as u64;
+                self.ctx.metrics.add("auditrelay_events_journaled_total", &[("source", name)], fresh.len() as u64);
+            }
+            if done {
+                let caught_up = window.to + chrono_dur(self.settings.interval) >= now - chrono_dur(self.settings.lag);
+                return Ok(PollReport { journaled, requests: page, caught_up });
+            }
+            if cancel.is_cancelled() {
+                return Err(SourceError::Cancelled);
+            }
+        }
+    }
+
+    /// Back-pressure: wait while the journal is at its size cap.
+    async fn wait_for_room(&self, cancel: &CancellationToken) -> Result<(), SourceError> {
+        let mut logged: Option<Instant> = None;
+        while self.ctx.state.journal_bytes() >= self.ctx.max_journal_bytes {
+            self.ctx.metrics.set("auditrelay_journal_full", &[], 1.0);
+            if logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                tracing::warn!(source = %self.settings.name, bytes = self.ctx.state.journal_bytes(), "journal is full (agent.max_journal_size); polling paused until outputs catch up");
+                logged = Some(Instant::now());
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        if logged.is_some() {
+            self.ctx.metrics.set("auditrelay_journal_full", &[], 0.0);
+            tracing::info!(source = %self.settings.name, "journal has room again; polling resumed");
+        }
+        Ok(())
+    }
+
+    /// Send one request with the rate limit, retrying throttling, server
+    /// errors and network failures a few times within the poll.
+    pub async fn fetch(&self, req: &ApiRequest, cancel: &CancellationToken) -> Result<ApiResponse, SourceError> {
+        let name = self.settings.name.as_str();
+        let url = redact_url(&req.url);
+        if let Some(resp) = self.api.local(req, (self.ctx.clock)()) {
+            return Ok(resp);
+        }
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut renewed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(limiter) = &self.limiter {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+                    _ = limiter.until_ready() => {}
+                }
+            }
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+                r = self.send(req) => r,
+            };
+            let (retry_in, failure) = match outcome {
+                Ok(resp) if (200..300).contains(&resp.status) => {
+                    self.count(resp.status);
+                    return Ok(resp);
+                }
+                Ok(resp) => {
+                    self.count(resp.status);
+                    let status = resp.status;
+                    let verdict = self.api.verdict(status, &resp.body);
+                    let retry_after = retry_after(&resp.headers);
+                    let failure = format!("HTTP {status}: {}", excerpt(&resp.body));
+                    match verdict {
+                        Some(Verdict::Throttled(d)) => (Some(d.or(retry_after)), failure),
+                        Some(Verdict::Auth(detail)) => {
+                            return Err(SourceError::Auth { source_name: name.into(), url, status, detail })
+                        }
+                        None if status == 401 || status == 403 => {
+                            if let (Auth::OAuth2(o), false) = (&self.auth, renewed) {
+                                o.invalidate().await;
+                                renewed = true;
+                                continue;
+                            }
+                            return Err(SourceError::Auth {
+                                source_name: name.into(),
+                                url,
+                                status,
+                                detail: excerpt(&resp.body),
+                            });
+                        }
+                        None if status == 429 || status == 503 => (Some(retry_after), failure),
+                        None if status == 408 || status >= 500 => (Some(None), failure),
+                        None => {
+                            return Err(SourceError::Http {
+                                source_name: name.into(),
+                                url,
+                                status,
+                                excerpt: excerpt(&resp.body),
+                            })
+                        }
+                    }
+                }
+                Err(FetchFailure::TooLarge(limit)) => {
+                    return Err(SourceError::TooLarge { source_name: name.into(), url, limit })
+                }
+                Err(FetchFailure::Auth(e)) => {
+                    return Err(SourceError::Token { source_name: name.into(), detail: e.to_string() })
+                }
+                Err(FetchFailure::Network(detail)) => (Some(None), detail),
+            };
+            if attempt >= ATTEMPTS {
+                return Err(SourceError::Unavailable { source_name: name.into(), url, detail: failure });
+            }
+            let delay = match retry_in.flatten() {
+                Some(d) => d.min(MAX_RETRY_AFTER),
+                None => backoff.next_delay(),
+            };
+            self.ctx.metrics.add("auditrelay_retries_total", &[("source", name)], 1);
+            tracing::warn!(source = %name, url = %url, "request failed ({failure}); retrying in {delay:?}");
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn count(&self, status: u16) {
+        let s = status.to_string();
+        self.ctx.metrics.add("auditrelay_requests_total", &[("source", &self.settings.name), ("status", &s)], 1);
+    }
+
+    async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, FetchFailure> {
+        let mut rb = self.client.request(req.method.clone(), req.url.clone());
+        for (k, v) in &req.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        match &req.body {
+            Some(Body::Json(v)) => rb = rb.json(v),
+            Some(Body::Text(t)) => {
+                rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(t.clone());
+            }
+            None => {}
+        }
+        let rb = self.auth.apply(&self.client, rb).await.map_err(FetchFailure::Auth)?;
+        let resp = rb.send().await.map_err(|e| FetchFailure::Network(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = read_body(resp, self.settings.max_response_size).await.map_err(|e| match e {
+            BodyError::TooLarge { limit } => FetchFailure::TooLarge(limit),
+            BodyError::Read(e) => FetchFailure::Network(e.without_url().to_string()),
+        })?;
+        Ok(ApiResponse { status, headers, body })
+    }
+}
+
+enum FetchFailure {
+    TooLarge(u64),
+    Auth(super::auth::AuthError),
+    Network(String),
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(v).ok()?;
+    (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
+}
+
+fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn nonzero_one() -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::MIN
+}
+
+/// Record a source's status as unhealthy with a reason (used when building
+/// the source failed).
+pub fn mark_unhealthy(state: &State, name: &str, reason: &str) {
+    let status = Status {
+        healthy: false,
+        last_error: Some(reason.to_owned()),
+        last_error_at: Some(crate::event::rfc3339(Utc::now())),
+        ..Default::default()
+    };
+    let _ = state.set_status("source", name, &status);
+}
+
+impl Poller {
+    /// One request for the last hour, for `check --connect`: proves DNS,
+    /// TCP, TLS, credentials and the response shape. Returns how many events
+    /// the first page held.
+    pub async fn probe(&self, cancel: &CancellationToken) -> Result<usize, SourceError> {
+        let name = self.settings.name.as_str();
+        let now = (self.ctx.clock)();
+        let cursor = Cursor::default();
+        let window = Window { from: now - chrono::Duration::hours(1), to: now };
+        let q = Query { window, page: 0, offset: 0, state: None, page_size: self.settings.page_size, cursor: &cursor };
+        let shape = |url: String, detail: String| SourceError::Shape { source_name: name.into(), url, detail };
+        let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
+        let url = redact_url(&req.url);
+        let resp = self.fetch(&req, cancel).await?;
+        let page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
+        Ok(page.events.len())
+    }
+}

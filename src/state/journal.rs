@@ -1,0 +1,267 @@
+//! The journal: append a page with its cursor, read from an offset, commit
+//! an offset with its dead letters, delete what every output has passed.
+
+use super::{be64, encode_cursor, Cursor, Result, State, StateError};
+use crate::event::Event;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The event.
+    pub event: Event,
+    /// Only this output, for dead letters sent back by `dead-letters retry`;
+    /// `None` = the outputs the source routes to.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum StoredEntry {
+    #[serde(rename = "1")]
+    V1(Entry),
+}
+
+/// An event an output's receiver rejected for good, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The journal sequence number it had.
+    pub seq: u64,
+    /// The receiver's reason, as it said it.
+    pub reason: String,
+    /// When it was rejected (RFC 3339).
+    pub at: String,
+    /// The event.
+    pub event: Event,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum StoredDeadLetter {
+    #[serde(rename = "1")]
+    V1(DeadLetter),
+}
+
+fn tx_err(e: TransactionError<StateError>) -> StateError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StateError::Sled(e),
+    }
+}
+
+fn dead_key(output: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(output.len() + 9);
+    k.extend_from_slice(output.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl State {
+    /// Journal a page of events and the cursor that moves past them in one
+    /// transaction, then flush. Returns the sequence numbers given. An empty
+    /// page still stores the cursor (an empty window moves it too).
+    pub async fn append(&self, source: &str, events: &[Event], cursor: &Cursor) -> Result<Range<u64>> {
+        let entries: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| serde_json::to_vec(&StoredEntry::V1(Entry { event: e.clone(), to: None })))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| StateError::Corrupt { what: format!("event of source {source:?}"), detail: e.to_string() })?;
+        let range = self.append_raw(source, &entries, Some(cursor))?;
+        self.flush().await?;
+        self.tail.send_replace(range.end);
+        Ok(range)
+    }
+
+    fn append_raw(&self, source: &str, entries: &[Vec<u8>], cursor: Option<&Cursor>) -> Result<Range<u64>> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let added: u64 = entries.iter().map(|e| e.len() as u64).sum();
+        let cursor_bytes = cursor.map(encode_cursor);
+        let range = (&self.journal, &self.cursors, &self.meta)
+            .transaction(|(journal, cursors, meta)| {
+                let start = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
+                let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
+                for (i, e) in entries.iter().enumerate() {
+                    journal.insert(&(start + i as u64).to_be_bytes(), e.as_slice())?;
+                }
+                let end = start + entries.len() as u64;
+                meta.insert("next_seq", &end.to_be_bytes())?;
+                meta.insert("journal_bytes", &(bytes + added).to_be_bytes())?;
+                if let Some(c) = &cursor_bytes {
+                    cursors.insert(source.as_bytes(), c.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<StateError>>(start..end)
+            })
+            .map_err(tx_err)?;
+        self.journal_bytes.fetch_add(added, Ordering::Relaxed);
+        Ok(range)
+    }
+
+    /// Read up to `max_events` entries (and about `max_bytes`) from `from`,
+    /// with their sequence numbers. The first entry is returned even when it
+    /// alone is larger than `max_bytes`.
+    pub fn read(&self, from: u64, max_events: usize, max_bytes: usize) -> Result<Vec<(u64, Entry)>> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for item in self.journal.range(from.to_be_bytes()..) {
+            let (k, v) = item?;
+            if !out.is_empty() && (out.len() >= max_events || bytes + v.len() > max_bytes) {
+                break;
+            }
+            let seq = be64(&k)
+                .ok_or_else(|| StateError::Corrupt { what: "journal key".into(), detail: "not a u64".into() })?;
+            let entry = decode_entry(seq, &v)?;
+            bytes += v.len();
+            out.push((seq, entry));
+        }
+        Ok(out)
+    }
+
+    /// Move an output's offset to `offset` (every entry below it delivered or
+    /// dead-lettered) together with the dead letters, in one transaction, and
+    /// flush.
+    pub async fn commit(&self, output: &str, offset: u64, dead: &[DeadLetter]) -> Result<()> {
+        let dead_values: Vec<(Vec<u8>, Vec<u8>)> = dead
+            .iter()
+            .map(|d| {
+                serde_json::to_vec(&StoredDeadLetter::V1(d.clone()))
+                    .map(|v| (dead_key(output, d.seq), v))
+                    .map_err(|e| StateError::Corrupt { what: "dead letter".into(), detail: e.to_string() })
+            })
+            .collect::<Result<_>>()?;
+        {
+            let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            (&self.offsets, &self.dead)
+                .transaction(|(offsets, dead_tree)| {
+                    for (k, v) in &dead_values {
+                        dead_tree.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    offsets.insert(output.as_bytes(), &offset.to_be_bytes())?;
+                    Ok::<_, ConflictableTransactionError<StateError>>(())
+                })
+                .map_err(tx_err)?;
+        }
+        self.flush().await
+    }
+
+    /// Delete journal entries every output in `outputs` has committed past.
+    /// Returns how many were deleted. Outputs not listed (removed from the
+    /// config) no longer hold entries back; their offsets are forgotten.
+    pub async fn collect_garbage(&self, outputs: &[String]) -> Result<u64> {
+        let mut low = self.next_seq();
+        for o in outputs {
+            match self.offset(o)? {
+                Some(off) => low = low.min(off),
+                None => return Ok(0), // an output that has not started yet
+            }
+        }
+        for (name, _) in self.offsets()? {
+            if !outputs.contains(&name) {
+                self.offsets.remove(name.as_bytes())?;
+            }
+        }
+        let mut deleted = 0;
+        loop {
+            let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut keys = Vec::new();
+            let mut freed = 0u64;
+            for item in self.journal.range(..low.to_be_bytes()).take(1000) {
+                let (k, v) = item?;
+                freed += v.len() as u64;
+                keys.push(k);
+            }
+            if keys.is_empty() {
+                break;
+            }
+            (&self.journal, &self.meta)
+                .transaction(|(journal, meta)| {
+                    for k in &keys {
+                        journal.remove(k.clone())?;
+                    }
+                    let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
+                    meta.insert("journal_bytes", &bytes.saturating_sub(freed).to_be_bytes())?;
+                    Ok::<_, ConflictableTransactionError<StateError>>(())
+                })
+                .map_err(tx_err)?;
+            let _ = self
+                .journal_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
+            deleted += keys.len() as u64;
+        }
+        if deleted > 0 {
+            self.flush().await?;
+        }
+        Ok(deleted)
+    }
+
+    /// An output's dead letters, oldest first.
+    pub fn dead_letters(&self, output: &str) -> Result<Vec<DeadLetter>> {
+        let mut prefix = output.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.dead.scan_prefix(&prefix) {
+            let (_, v) = item?;
+            match serde_json::from_slice::<StoredDeadLetter>(&v) {
+                Ok(StoredDeadLetter::V1(d)) => out.push(d),
+                Err(e) => {
+                    return Err(StateError::Corrupt {
+                        what: format!("dead letter of {output:?}"),
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many dead letters an output has.
+    pub fn dead_letter_count(&self, output: &str) -> usize {
+        let mut prefix = output.as_bytes().to_vec();
+        prefix.push(0);
+        self.dead.scan_prefix(&prefix).count()
+    }
+
+    /// Put an output's dead letters back into the journal, addressed to that
+    /// output only, and remove them from the dead-letter tree. Returns how
+    /// many.
+    pub async fn retry_dead_letters(&self, output: &str) -> Result<usize> {
+        let letters = self.dead_letters(output)?;
+        let entries: Vec<Vec<u8>> = letters
+            .iter()
+            .map(|d| {
+                serde_json::to_vec(&StoredEntry::V1(Entry { event: d.event.clone(), to: Some(output.to_owned()) }))
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| StateError::Corrupt { what: "dead letter".into(), detail: e.to_string() })?;
+        // Journal first, then delete: a crash in between leaves a duplicate
+        // dead letter, never a lost one.
+        let range = self.append_raw(output, &entries, None)?;
+        self.flush().await?;
+        self.tail.send_replace(range.end);
+        self.purge_dead_letters(output).await?;
+        Ok(letters.len())
+    }
+
+    /// Delete an output's dead letters. Returns how many.
+    pub async fn purge_dead_letters(&self, output: &str) -> Result<usize> {
+        let mut prefix = output.as_bytes().to_vec();
+        prefix.push(0);
+        let keys: Vec<_> = self.dead.scan_prefix(&prefix).keys().collect::<std::result::Result<_, _>>()?;
+        for k in &keys {
+            self.dead.remove(k)?;
+        }
+        self.flush().await?;
+        Ok(keys.len())
+    }
+}
+
+fn decode_entry(seq: u64, v: &[u8]) -> Result<Entry> {
+    match serde_json::from_slice::<StoredEntry>(v) {
+        Ok(StoredEntry::V1(e)) => Ok(e),
+        Err(e) => Err(StateError::Corrupt { what: format!("journal entry {seq}"), detail: e.to_string() }),
+    }
+}

@@ -1,0 +1,361 @@
+//! Durable state in one sled database under `agent.state_dir/db`.
+//!
+//! # On-disk layout
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `journal` | sequence number, u64 big-endian | JSON `{"v":1,"event":{…},"to":null}` |
+//! | `cursors` | source name | JSON `{"v":"1","time":…,"taken":[…],"window":…}` |
+//! | `offsets` | output name | u64 big-endian: the next sequence number the output has not delivered |
+//! | `dead_letters` | output name, `0x00`, u64 big-endian sequence | JSON `{"v":1,"reason":…,"at":…,"event":{…}}` |
+//! | `meta` | `schema_version` | u32 big-endian ([`SCHEMA_VERSION`]) |
+//! | `meta` | `next_seq` | u64 big-endian: the sequence number of the next journal entry |
+//! | `meta` | `journal_bytes` | u64 big-endian: bytes of journal values stored |
+//! | `meta` | `channel/<output>` | the HEC channel GUID of that output |
+//! | `status` | `source/<name>`, `output/<name>` | JSON health, last poll/send, last error (advisory, not flushed) |
+//!
+//! # Invariants
+//!
+//! 1. A page of events and the cursor that moves past it are written in **one
+//!    transaction** (journal, cursors and meta trees), then the database is
+//!    flushed before the source asks for the next page. A crash leaves both or
+//!    neither, so a page is never lost and never journaled twice.
+//! 2. Sequence numbers only grow: `next_seq` is stored, not derived from the
+//!    last key, so an emptied journal never reuses a number an output has
+//!    already committed past.
+//! 3. An output's offset only moves after its receiver confirmed every event
+//!    below it (or the event went to `dead_letters`, in the same transaction
+//!    as the offset move), and is flushed before the next batch is read.
+//! 4. A journal entry is deleted only when every configured output's offset
+//!    is past it.
+//! 5. A state written by a newer schema is refused, never rewritten.
+
+mod cursor;
+mod journal;
+
+pub use cursor::{Cursor, Taken, Window};
+pub use journal::{DeadLetter, Entry};
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+/// The schema this build writes and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// sled's page cache; its default is 1 GiB, far more than an agent needs.
+const CACHE_CAPACITY: u64 = 32 << 20;
+
+/// Errors of the state database. All of them are fatal for the agent: it
+/// exits 1 and systemd restarts it.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The state directory could not be created or secured.
+    #[error("cannot prepare state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// sled could not open the database (locked by a running agent, corrupt, unreadable).
+    #[error("cannot open state database {path}: {source}{hint}")]
+    Open {
+        /// The database directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+        /// A hint for the operator.
+        hint: &'static str,
+    },
+    /// A read, write or flush failed (disk full, IO error).
+    #[error("state database error: {0} (is the disk full or read-only?)")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt state entry {what}: {detail}")]
+    Corrupt {
+        /// Which entry.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The state was written by a newer auditrelay.
+    #[error("state at {path} has schema version {found}, newer than this auditrelay understands ({SCHEMA_VERSION}); upgrade auditrelay or point agent.state_dir elsewhere — the state was not touched")]
+    NewerSchema {
+        /// The database directory.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+}
+
+impl StateError {
+    /// Whether the database is locked by another process (a running agent).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StateError::Open { source: sled::Error::Io(e), .. } if e.kind() == std::io::ErrorKind::WouldBlock)
+            || matches!(self, StateError::Open { source: sled::Error::Io(e), .. } if e.raw_os_error() == Some(11))
+    }
+}
+
+/// Result of state operations.
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// Health and progress of a source or output, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Whether the last attempt succeeded.
+    pub healthy: bool,
+    /// Last successful poll or send (RFC 3339).
+    pub last_ok: Option<String>,
+    /// Last error and when.
+    pub last_error: Option<String>,
+    /// When `last_error` happened.
+    pub last_error_at: Option<String>,
+}
+
+/// The open state database.
+pub struct State {
+    path: PathBuf,
+    db: sled::Db,
+    journal: sled::Tree,
+    cursors: sled::Tree,
+    offsets: sled::Tree,
+    dead: sled::Tree,
+    meta: sled::Tree,
+    status: sled::Tree,
+    /// Serialises appends so concurrent sources do not conflict.
+    append_lock: Mutex<()>,
+    /// Serialises offset commits and garbage collection.
+    commit_lock: Mutex<()>,
+    journal_bytes: AtomicU64,
+    tail: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn be64(v: &[u8]) -> Option<u64> {
+    v.try_into().ok().map(u64::from_be_bytes)
+}
+
+impl State {
+    /// Open (or create) the database in `dir`, creating `dir` with mode 0700.
+    pub fn open(dir: &Path) -> Result<State> {
+        create_private_dir(dir).map_err(|source| StateError::Dir { path: dir.to_path_buf(), source })?;
+        let path = dir.join("db");
+        let db = sled::Config::new().path(&path).cache_capacity(CACHE_CAPACITY).open().map_err(|source| {
+            let hint = match &source {
+                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(11) => {
+                    " (another auditrelay is running on this state directory)"
+                }
+                sled::Error::Corruption { .. } => {
+                    " (the database is damaged; keep a copy of the directory for analysis)"
+                }
+                _ => "",
+            };
+            StateError::Open { path: path.clone(), source, hint }
+        })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema_version")? {
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).map_err(|_| StateError::Corrupt {
+                    what: "meta/schema_version".into(),
+                    detail: "not a u32".into(),
+                })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StateError::NewerSchema { path, found });
+                }
+            }
+            None => {
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+        }
+        let next = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
+        let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
+        let (tail, _) = watch::channel(next);
+        Ok(State {
+            path,
+            journal: db.open_tree("journal")?,
+            cursors: db.open_tree("cursors")?,
+            offsets: db.open_tree("offsets")?,
+            dead: db.open_tree("dead_letters")?,
+            status: db.open_tree("status")?,
+            meta,
+            db,
+            append_lock: Mutex::new(()),
+            commit_lock: Mutex::new(()),
+            journal_bytes: AtomicU64::new(bytes),
+            tail,
+        })
+    }
+
+    /// The schema version stored.
+    pub fn schema_version(&self) -> Result<u32> {
+        Ok(self
+            .meta
+            .get("schema_version")?
+            .and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes))
+            .unwrap_or(SCHEMA_VERSION))
+    }
+
+    /// Flush everything written so far to disk.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// A source's cursor, `None` before its first page.
+    pub fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        match self.cursors.get(source)? {
+            None => Ok(None),
+            Some(v) => decode_cursor(source, &v).map(Some),
+        }
+    }
+
+    /// Every stored cursor, by source name.
+    pub fn cursors(&self) -> Result<Vec<(String, Cursor)>> {
+        let mut out = Vec::new();
+        for item in self.cursors.iter() {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            let c = decode_cursor(&name, &v)?;
+            out.push((name, c));
+        }
+        Ok(out)
+    }
+
+    /// Replace a source's cursor without journaling anything (`replay`), and
+    /// flush.
+    pub async fn set_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        self.cursors.insert(source, encode_cursor(cursor))?;
+        self.flush().await
+    }
+
+    /// The sequence number the next journal entry gets.
+    pub fn next_seq(&self) -> u64 {
+        *self.tail.borrow()
+    }
+
+    /// Watch the journal's tail, to wake outputs when events arrive.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tail.subscribe()
+    }
+
+    /// Bytes of events in the journal.
+    pub fn journal_bytes(&self) -> u64 {
+        self.journal_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of entries in the journal.
+    pub fn journal_len(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// An output's committed offset, `None` if it never ran.
+    pub fn offset(&self, output: &str) -> Result<Option<u64>> {
+        Ok(self.offsets.get(output)?.and_then(|v| be64(&v)))
+    }
+
+    /// An output's committed offset, starting it at the journal tail the first
+    /// time it runs: a new output receives events journaled from now on.
+    pub async fn offset_or_tail(&self, output: &str) -> Result<u64> {
+        if let Some(o) = self.offset(output)? {
+            return Ok(o);
+        }
+        let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let tail = self.next_seq();
+        self.offsets.insert(output, &tail.to_be_bytes())?;
+        drop(_guard);
+        self.flush().await?;
+        Ok(tail)
+    }
+
+    /// Every stored output offset.
+    pub fn offsets(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for item in self.offsets.iter() {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), be64(&v).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
+    /// The HEC channel GUID of an output, created and persisted the first
+    /// time.
+    pub async fn channel(&self, output: &str) -> Result<String> {
+        let key = format!("channel/{output}");
+        if let Some(v) = self.meta.get(&key)? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        self.meta.insert(key, id.as_bytes())?;
+        self.flush().await?;
+        Ok(id)
+    }
+
+    /// Record the health of a source or output (`kind` is `source` or
+    /// `output`). Advisory: not flushed.
+    pub fn set_status(&self, kind: &str, name: &str, status: &Status) -> Result<()> {
+        let v =
+            serde_json::to_vec(status).map_err(|e| StateError::Corrupt { what: name.into(), detail: e.to_string() })?;
+        self.status.insert(format!("{kind}/{name}"), v)?;
+        Ok(())
+    }
+
+    /// The recorded health of a source or output.
+    pub fn status(&self, kind: &str, name: &str) -> Result<Option<Status>> {
+        Ok(self.status.get(format!("{kind}/{name}"))?.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn encode_cursor(c: &Cursor) -> Vec<u8> {
+    serde_json::to_vec(&cursor::StoredCursor::V1(c.clone())).unwrap_or_default()
+}
+
+fn decode_cursor(source: &str, v: &[u8]) -> Result<Cursor> {
+    match serde_json::from_slice::<cursor::StoredCursor>(v) {
+        Ok(cursor::StoredCursor::V1(c)) => Ok(c),
+        Err(e) => Err(StateError::Corrupt { what: format!("cursor of source {source:?}"), detail: e.to_string() }),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    } else {
+        let meta = std::fs::metadata(dir)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            // Tighten an existing directory we own; ignore failure (a
+            // directory managed by systemd's StateDirectory= is already 0700).
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    Ok(())
+}
+
+/// Events and where to send them, decoded from the journal.
+impl Entry {
+    /// Whether this entry goes to `output`, given the routes of its source
+    /// (`None` = every output).
+    pub fn routed_to(&self, output: &str, routes: Option<&[String]>) -> bool {
+        match &self.to {
+            Some(only) => only == output,
+            None => routes.is_none_or(|r| r.iter().any(|o| o == output)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! The HTTP client every source and the HEC output use: rustls with the
+//! configured TLS settings, a request timeout, a user agent, and a bounded
+//! body reader.
+
+use super::tls::{client_config, TlsError};
+use crate::config::TlsConfig;
+use std::time::Duration;
+
+/// The `User-Agent` auditrelay sends.
+pub const USER_AGENT: &str = concat!("auditrelay/", env!("CARGO_PKG_VERSION"));
+
+/// Build a client.
+pub fn client(tls: Option<&TlsConfig>, timeout: Duration) -> Result<reqwest::Client, TlsError> {
+    if tls.is_some_and(|t| t.insecure_skip_verify) {
+        tracing::warn!("tls.insecure_skip_verify = true: certificates are NOT verified; anyone on the path can read and alter this traffic");
+    }
+    let config = client_config(tls)?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Larger than the limit.
+    #[error("response larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The connection failed while reading.
+    #[error("reading the response: {0}")]
+    Read(#[from] reqwest::Error),
+}
+
+/// Read a response body, refusing more than `limit` bytes without reading
+/// them all into memory.
+pub async fn read_body(mut resp: reqwest::Response, limit: u64) -> Result<bytes::Bytes, BodyError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The URL without its query string and credentials, for logs and errors.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// A short, printable excerpt of a body for an error message.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if body.len() > 200 {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
