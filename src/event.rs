@@ -149,8 +149,9 @@ pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, f
     let raw_text = raw.to_string();
     let id = n.id.filter(|s| !s.is_empty()).unwrap_or_else(|| hash_id(&raw_text));
     let timestamp = n.timestamp.unwrap_or(fallback_time);
-    let mut fields = n.fields;
-    set(&mut fields, "@timestamp", Value::String(rfc3339(timestamp)));
+    let mut fields = Map::with_capacity(n.fields.len() + 4);
+    fields.insert("@timestamp".into(), Value::String(rfc3339(timestamp)));
+    fields.extend(n.fields);
     set(&mut fields, "event.id", Value::String(id.clone()));
     if get(&fields, "event.outcome").is_none() {
         set(&mut fields, "event.outcome", Value::String("unknown".into()));

@@ -44,7 +44,9 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let line = inner.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
+        let line = inner
+            .span()
+            .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
         let mut message = inner.message().trim().to_owned();
         if let Some(cut) = message.find(", expected one of") {
             message.truncate(cut);

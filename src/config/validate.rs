@@ -452,3 +452,43 @@ fn validate_syslog(p: &mut Problems, at: &str, o: &OutputConfig) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config.example.toml");
+
+    #[test]
+    fn example_config_is_valid_and_documents_every_key() {
+        crate::config::parse(EXAMPLE).unwrap();
+        let kinds = [
+            SourceType::Opencti,
+            SourceType::Sekoia,
+            SourceType::Invicti,
+            SourceType::Keepnet,
+            SourceType::Guance,
+            SourceType::HttpJson,
+            SourceType::Demo,
+        ];
+        let outputs = [OutputType::SplunkHec, OutputType::Qradar, OutputType::Syslog, OutputType::File];
+        let keys = SOURCE_COMMON
+            .iter()
+            .chain(kinds.iter().flat_map(|k| source_keys(*k)))
+            .chain(outputs.iter().flat_map(|k| output_keys(*k)))
+            .chain(["max_eps", "batch", "payload", "retry_max_interval", "tls"].iter())
+            .chain(
+                ["state_dir", "max_journal_size", "log_format", "log_level", "listen", "shutdown_timeout", "hostname"]
+                    .iter(),
+            );
+        for key in keys {
+            let documented = EXAMPLE.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} "))
+                    || l.starts_with(&format!("{key}="))
+                    || l.contains(&format!(" {key} "))
+            });
+            assert!(documented, "config.example.toml does not document `{key}`");
+        }
+    }
+}

@@ -96,7 +96,12 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     if let Some(ready) = rt.ready.take() {
         let _ = ready.send(());
     }
-    let mut housekeeping = tokio::time::interval(Duration::from_secs(2));
+    crate::telemetry::notify::notify("READY=1");
+    // Housekeeping doubles as the systemd watchdog: it pings at most every
+    // half watchdog interval, and only while the runtime is turning.
+    let tick = crate::telemetry::notify::watchdog_interval()
+        .map_or(Duration::from_secs(2), |w| (w / 2).min(Duration::from_secs(2)));
+    let mut housekeeping = tokio::time::interval(tick);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
         tokio::select! {
@@ -120,6 +125,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
             }
         }
     };
+    crate::telemetry::notify::notify("STOPPING=1");
     tracing::info!("shutting down: sources stop polling, outputs finish their batch");
     tasks.cancel();
     let grace = running.config.agent.shutdown_timeout.get();
@@ -317,5 +323,14 @@ async fn housekeep(running: &Running, rt: &Runtime) -> Result<(), StateError> {
     if let Err(e) = snapshot::write(&running.config, &rt.state) {
         tracing::debug!("status snapshot not written: {e}");
     }
+    let backlog: u64 =
+        outputs.iter().filter_map(|o| rt.state.offset(o).ok().flatten()).map(|off| tail.saturating_sub(off)).sum();
+    let status = format!(
+        "STATUS={} source(s), {} output(s), backlog {backlog} event(s), journal {} KiB\nWATCHDOG=1",
+        running.sources.len(),
+        running.outputs.len(),
+        rt.state.journal_bytes() / 1024
+    );
+    crate::telemetry::notify::notify(&status);
     Ok(())
 }

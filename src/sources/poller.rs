@@ -251,8 +251,20 @@ impl Poller {
             let mut fresh = Vec::new();
             let mut dropped = 0u64;
             let mut past_end = false;
-            for raw in &parsed.events {
+            for (i, raw) in parsed.events.iter().enumerate() {
                 let n = self.api.normalise(raw);
+                if n.timestamp.is_none() {
+                    // Without a time the event cannot be placed against the
+                    // cursor; failing the poll keeps it (and the cursor) safe.
+                    return Err(SourceError::Shape {
+                        source_name: name.into(),
+                        url,
+                        detail: format!(
+                            "event {i} of page {page} has no readable time: {}",
+                            excerpt(raw.to_string().as_bytes())
+                        ),
+                    });
+                }
                 let ev = normalise(name, self.api.observer(), raw, n, now);
                 past_end |= ev.timestamp > window.to;
                 if ev.timestamp < window.from || ev.timestamp > window.to || !taken.insert(ev.id.clone()) {

@@ -2,6 +2,7 @@
 //! registry ([`metrics`]).
 
 pub mod metrics;
+pub mod notify;
 
 use crate::config::LogFormat;
 
