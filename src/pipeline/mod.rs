@@ -28,6 +28,14 @@ pub enum AgentError {
     /// The state database failed (exit 1).
     #[error(transparent)]
     State(#[from] StateError),
+    /// `agent.listen` could not be bound (exit 1).
+    #[error("cannot listen on {addr} (agent.listen): {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// What the agent needs from its surroundings; fields are parameters so
@@ -83,6 +91,14 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         outputs: HashMap::new(),
         routes: Arc::new(RwLock::new(HashMap::new())),
         config: cfg.clone(),
+    };
+    let server = match cfg.agent.listen {
+        Some(addr) => Some(
+            crate::telemetry::server::serve(addr, rt.metrics.clone(), tasks.clone())
+                .await
+                .map_err(|source| AgentError::Listen { addr, source })?,
+        ),
+        None => None,
     };
     // Build everything first: a problem anywhere means nothing starts.
     let built = build_all(&cfg, &rt, &cfg.outputs, &cfg.sources).await.map_err(AgentError::Config)?;
@@ -140,6 +156,9 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         tracing::warn!(
             "shutdown_timeout ({grace:?}) reached; abandoning in-flight sends (they are sent again at next start)"
         );
+    }
+    if let Some(server) = server {
+        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     }
     rt.state.flush().await?;
     let _ = snapshot::write(&running.config, &rt.state);

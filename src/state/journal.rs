@@ -73,7 +73,7 @@ impl State {
             .map_err(|e| StateError::Corrupt { what: format!("event of source {source:?}"), detail: e.to_string() })?;
         let range = self.append_raw(source, &entries, Some(cursor))?;
         self.flush().await?;
-        self.tail.send_replace(range.end);
+        self.publish_tail(range.end);
         Ok(range)
     }
 
@@ -98,6 +98,7 @@ impl State {
             })
             .map_err(tx_err)?;
         self.journal_bytes.fetch_add(added, Ordering::Relaxed);
+        self.next_seq.fetch_max(range.end, Ordering::SeqCst);
         Ok(range)
     }
 
@@ -241,7 +242,7 @@ impl State {
         // dead letter, never a lost one.
         let range = self.append_raw(output, &entries, None)?;
         self.flush().await?;
-        self.tail.send_replace(range.end);
+        self.publish_tail(range.end);
         self.purge_dead_letters(output).await?;
         Ok(letters.len())
     }

@@ -94,8 +94,20 @@ pub enum StateError {
 impl StateError {
     /// Whether the database is locked by another process (a running agent).
     pub fn is_locked(&self) -> bool {
-        matches!(self, StateError::Open { source: sled::Error::Io(e), .. } if e.kind() == std::io::ErrorKind::WouldBlock)
-            || matches!(self, StateError::Open { source: sled::Error::Io(e), .. } if e.raw_os_error() == Some(11))
+        matches!(self, StateError::Open { source, .. } if is_lock_error(source))
+    }
+}
+
+/// sled reports a held lock as an IO error whose text says so (the
+/// underlying `WouldBlock` is only in the message).
+fn is_lock_error(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.raw_os_error() == Some(11)
+                || io.to_string().contains("could not acquire lock")
+        }
+        _ => false,
     }
 }
 
@@ -130,6 +142,9 @@ pub struct State {
     /// Serialises offset commits and garbage collection.
     commit_lock: Mutex<()>,
     journal_bytes: AtomicU64,
+    /// The next sequence number, updated under `append_lock`; authoritative.
+    next_seq: AtomicU64,
+    /// Wakes outputs when entries arrive; only ever moves forward.
     tail: watch::Sender<u64>,
 }
 
@@ -150,9 +165,7 @@ impl State {
         let path = dir.join("db");
         let db = sled::Config::new().path(&path).cache_capacity(CACHE_CAPACITY).open().map_err(|source| {
             let hint = match &source {
-                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(11) => {
-                    " (another auditrelay is running on this state directory)"
-                }
+                e if is_lock_error(e) => " (another auditrelay is running on this state directory)",
                 sled::Error::Corruption { .. } => {
                     " (the database is damaged; keep a copy of the directory for analysis)"
                 }
@@ -191,6 +204,7 @@ impl State {
             append_lock: Mutex::new(()),
             commit_lock: Mutex::new(()),
             journal_bytes: AtomicU64::new(bytes),
+            next_seq: AtomicU64::new(next),
             tail,
         })
     }
@@ -239,7 +253,19 @@ impl State {
 
     /// The sequence number the next journal entry gets.
     pub fn next_seq(&self) -> u64 {
-        *self.tail.borrow()
+        self.next_seq.load(Ordering::SeqCst)
+    }
+
+    /// Tell outputs the journal grew to `end` (never moves the tail back,
+    /// whatever order concurrent appends finish in).
+    fn publish_tail(&self, end: u64) {
+        self.tail.send_if_modified(|t| {
+            let grew = end > *t;
+            if grew {
+                *t = end;
+            }
+            grew
+        });
     }
 
     /// Watch the journal's tail, to wake outputs when events arrive.
@@ -268,10 +294,14 @@ impl State {
         if let Some(o) = self.offset(output)? {
             return Ok(o);
         }
+        // Holding the append lock: no page can be journaled between reading
+        // the tail and storing it as this output's start.
+        let _append = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         let tail = self.next_seq();
         self.offsets.insert(output, &tail.to_be_bytes())?;
         drop(_guard);
+        drop(_append);
         self.flush().await?;
         Ok(tail)
     }

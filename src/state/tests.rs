@@ -139,3 +139,31 @@ async fn channel_is_stable() {
     assert_eq!(st.channel("hec").await.unwrap(), first);
     assert!(uuid::Uuid::parse_str(&first).is_ok());
 }
+
+/// Regression: concurrent appends finishing out of order once moved the
+/// published tail backwards, so a new output started before events it had
+/// never seen... or after events it should get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_never_moves_backwards_under_concurrent_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::sync::Arc::new(State::open(dir.path()).unwrap());
+    let mut tasks = Vec::new();
+    for s in 0..4 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let n = if s % 2 == 0 { 1 } else { 40 };
+                let evs: Vec<Event> = (0..n).map(|j| ev(&format!("{s}-{i}-{j}"))).collect();
+                st.append(&format!("s{s}"), &evs, &cursor_at(i)).await.unwrap();
+                assert!(*st.subscribe().borrow() <= st.next_seq());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = 2 * 25 + 2 * 25 * 40;
+    assert_eq!(st.next_seq(), total);
+    assert_eq!(*st.subscribe().borrow(), total);
+    assert_eq!(st.offset_or_tail("late").await.unwrap(), total);
+}

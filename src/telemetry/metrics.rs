@@ -69,6 +69,12 @@ impl Metrics {
         m.get(&key(name, labels)).copied().unwrap_or(0.0)
     }
 
+    /// Every series of one metric: its labels and value.
+    pub fn series(&self, name: &str) -> Vec<(Vec<(&'static str, String)>, f64)> {
+        let m = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().filter(|((n, _), _)| *n == name).map(|((_, l), v)| (l.clone(), *v)).collect()
+    }
+
     /// Forget every series carrying `label = value` (a removed source or output).
     pub fn forget(&self, label: &'static str, value: &str) {
         let mut m = self.values.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod notify;
+pub mod server;
 
 use crate::config::LogFormat;
 
