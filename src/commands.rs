@@ -282,7 +282,7 @@ fn with_state<T>(
 }
 
 /// `auditrelay replay --source NAME --from TIME`.
-pub fn replay(src: ConfigSource, source: &str, from: &str) -> ExitCode {
+pub fn replay(src: ConfigSource, source: &str, from: &str, force: bool) -> ExitCode {
     let cfg = match load_or_exit(&src) {
         Ok(c) => c,
         Err(code) => return code,
@@ -298,7 +298,26 @@ pub fn replay(src: ConfigSource, source: &str, from: &str) -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     };
-    let result = with_state(&cfg, "replay", |state, rt| {
+    if force {
+        if let Err(e) = State::open(&cfg.agent.state_dir) {
+            if e.is_locked() {
+                return match crate::pipeline::replay::request(&cfg.agent.state_dir, source, at) {
+                    Ok(()) => {
+                        println!(
+                            "source {source}: asked the running agent to replay from {}; it restarts the source within a few seconds (see its log)",
+                            crate::event::rfc3339(at)
+                        );
+                        ExitCode::from(OK)
+                    }
+                    Err(e) => {
+                        eprintln!("auditrelay: cannot write the replay request: {e}");
+                        ExitCode::from(FAILURE)
+                    }
+                };
+            }
+        }
+    }
+    let result = with_state(&cfg, "replay (or --force while it runs)", |state, rt| {
         let old = state.cursor(source)?;
         let cursor = Cursor { time: Some(at), ..Default::default() };
         rt.block_on(state.set_cursor(source, &cursor))?;

@@ -45,7 +45,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Move a source's cursor back so its events are polled and delivered again (agent stopped).
+    /// Move a source's cursor back so its events are polled and delivered again (agent stopped, or --force).
     Replay {
         /// Config file.
         #[arg(long, short)]
@@ -56,6 +56,9 @@ enum Command {
         /// RFC 3339 time, or a duration back from now such as "2h".
         #[arg(long)]
         from: String,
+        /// The agent is running: ask it to replay (it restarts that source from the new cursor).
+        #[arg(long)]
+        force: bool,
     },
     /// List, retry or purge the events an output's receiver rejected (agent stopped for retry/purge).
     DeadLetters {
@@ -93,7 +96,9 @@ fn main() -> ExitCode {
         Command::Run { config } => commands::run(ConfigSource::resolve(config)),
         Command::Check { config, connect } => commands::check(ConfigSource::resolve(config), connect),
         Command::Status { config, json } => commands::status(ConfigSource::resolve(config), json),
-        Command::Replay { config, source, from } => commands::replay(ConfigSource::resolve(config), &source, &from),
+        Command::Replay { config, source, from, force } => {
+            commands::replay(ConfigSource::resolve(config), &source, &from, force)
+        }
         Command::DeadLetters { action, config, output } => {
             let action = match action {
                 Action::List => DeadLetterAction::List,

@@ -281,3 +281,48 @@ fn sigterm_exits_zero_and_the_next_start_sends_nothing_twice() {
     }
     contiguous(&delivered(&out));
 }
+
+#[test]
+fn replay_force_while_running_restarts_the_source_from_the_new_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!("[agent]\nstate_dir = \"state\"\n\n{}{}", demo_source("demo", "20/s"), file_output("out"));
+    let out = dir.path().join("out.jsonl");
+    let agent = Agent::start(dir.path(), &cfg);
+    wait_until("first events", || delivered(&out).len() > 60);
+    let first = delivered(&out);
+    let from_k = first[10].1;
+    let t = chrono::DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z").unwrap()
+        + chrono::Duration::milliseconds((from_k * 50) as i64);
+    let refused = Command::new(BIN)
+        .args(["replay", "--source", "demo", "--from", &t.to_rfc3339(), "--config"])
+        .arg(dir.path().join("agent.toml"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "without --force a running agent is not touched");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("another auditrelay is running"));
+    let forced = Command::new(BIN)
+        .args(["replay", "--force", "--source", "demo", "--from", &t.to_rfc3339(), "--config"])
+        .arg(dir.path().join("agent.toml"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    wait_until("replayed events delivered again", || delivered(&out).iter().filter(|(_, k)| *k == from_k).count() == 2);
+    let (code, log) = agent.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("replaying"), "{log}");
+    let all = delivered(&out);
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for (_, k) in &all {
+        *counts.entry(*k).or_default() += 1;
+    }
+    for (k, n) in &counts {
+        if *k < from_k {
+            assert_eq!(*n, 1, "evt-{k} before the replayed time is delivered once");
+        }
+        assert!(*n <= 2, "evt-{k} delivered {n} times");
+    }
+    let (lo, hi) = (counts.keys().next().copied().unwrap(), counts.keys().last().copied().unwrap());
+    assert_eq!(counts.len() as u64, hi - lo + 1, "no gap");
+}

@@ -3,6 +3,7 @@
 //! components keep running, removed ones stop, new ones start) and drains
 //! on shutdown within `agent.shutdown_timeout`.
 
+pub mod replay;
 pub mod snapshot;
 
 use crate::config::secret::Env;
@@ -134,6 +135,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
                 }
             },
             _ = housekeeping.tick() => {
+                apply_replays(&mut running, &rt, &tasks, &fatal_tx).await;
                 if let Err(e) = housekeep(&running, &rt).await {
                     tracing::error!("fatal state error, stopping: {e}");
                     break Err(AgentError::State(e));
@@ -327,6 +329,48 @@ async fn reload(
         "configuration reloaded"
     );
     running.config = new;
+}
+
+/// Apply `replay --force` requests: stop the source, move its cursor, start
+/// it again.
+async fn apply_replays(
+    running: &mut Running,
+    rt: &Runtime,
+    tasks: &CancellationToken,
+    fatal: &mpsc::UnboundedSender<StateError>,
+) {
+    for req in replay::take(&running.config.agent.state_dir) {
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}");
+                continue;
+            }
+        };
+        let Some(cfg) = running.config.sources.iter().find(|s| s.name == req.source).cloned() else {
+            tracing::error!(source = %req.source, "replay requested for a source that is not configured");
+            continue;
+        };
+        if let Some(t) = running.sources.remove(&req.source) {
+            stop(t, running.config.agent.shutdown_timeout.get()).await;
+        }
+        let cursor = crate::state::Cursor { time: Some(req.from), ..Default::default() };
+        if let Err(e) = rt.state.set_cursor(&req.source, &cursor).await {
+            let _ = fatal.send(e);
+            return;
+        }
+        match build_all(&running.config, rt, &[], std::slice::from_ref(&cfg)).await {
+            Ok(built) => {
+                let config = running.config.clone();
+                start(running, &config, rt, built, tasks, fatal);
+                tracing::info!(source = %req.source, from = %crate::event::rfc3339(req.from), "replaying: cursor moved back, source restarted");
+            }
+            Err(problems) => {
+                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::error!(source = %req.source, "replay: the source could not be restarted: {}", list.join("; "));
+            }
+        }
+    }
 }
 
 async fn housekeep(running: &Running, rt: &Runtime) -> Result<(), StateError> {
