@@ -13,6 +13,71 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Check DNS, TCP and (for `https` or `tls`) the TLS handshake to one
+/// endpoint, printing a line per stage. Returns false at the first failure.
+pub async fn stages(what: &str, host: &str, port: u16, tls: Option<&crate::config::TlsConfig>, use_tls: bool) -> bool {
+    let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            println!("FAIL  {what}: DNS: cannot resolve {host:?}: {e} (check the host name and the resolver)");
+            return false;
+        }
+    };
+    println!("ok    {what}: DNS {host} -> {}", addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    let stream = match tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addrs[..])).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            println!(
+                "FAIL  {what}: TCP connect to {host}:{port}: {e} (is the service listening? a firewall in the way?)"
+            );
+            return false;
+        }
+        Err(_) => {
+            println!("FAIL  {what}: TCP connect to {host}:{port}: no answer within 10s (a firewall dropping packets?)");
+            return false;
+        }
+    };
+    println!("ok    {what}: TCP {host}:{port}");
+    if !use_tls {
+        return true;
+    }
+    let config = match crate::transport::tls::client_config(tls) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            println!("FAIL  {what}: TLS settings: {e}");
+            return false;
+        }
+    };
+    let name = tls.and_then(|t| t.server_name.clone()).unwrap_or_else(|| host.to_owned());
+    let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
+        println!("FAIL  {what}: TLS: {name:?} is not a valid server name");
+        return false;
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(Duration::from_secs(10), connector.connect(server_name, stream)).await {
+        Ok(Ok(_)) => {
+            println!("ok    {what}: TLS handshake, certificate valid for {name}");
+            true
+        }
+        Ok(Err(e)) => {
+            println!("FAIL  {what}: TLS handshake with {host}:{port}: {e} (wrong CA? set tls.ca_file; wrong name? set tls.server_name)");
+            false
+        }
+        Err(_) => {
+            println!("FAIL  {what}: TLS handshake with {host}:{port}: no answer within 10s");
+            false
+        }
+    }
+}
+
+/// The stages of an http(s) URL.
+async fn url_stages(what: &str, url: Option<&str>, tls: Option<&crate::config::TlsConfig>) -> bool {
+    let Some(u) = url.and_then(|u| url::Url::parse(u).ok()) else { return true };
+    let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else { return true };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    stages(what, &host, port, tls, u.scheme() == "https").await
+}
+
 /// Probe everything; returns the number of failures.
 pub async fn probe_all(cfg: &Config) -> usize {
     let dir = std::env::temp_dir().join(format!("auditrelay-check-{}", std::process::id()));
@@ -42,6 +107,12 @@ pub async fn probe_all(cfg: &Config) -> usize {
                 continue;
             }
         };
+        if s.kind != crate::config::SourceType::Demo
+            && !url_stages(&format!("source {}", s.name), s.url.as_deref(), s.tls.as_ref()).await
+        {
+            failures += 1;
+            continue;
+        }
         let cancel = CancellationToken::new();
         let guard = cancel.clone();
         let timer = tokio::spawn(async move {
@@ -50,7 +121,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
         });
         match poller.probe(&cancel).await {
             Ok(n) => println!(
-                "ok    source {} ({}): answered, {n} event(s) in the last hour's first page",
+                "ok    source {} ({}): request answered (credentials accepted), {n} event(s) in the last hour's first page",
                 s.name,
                 s.kind.as_str()
             ),
@@ -68,6 +139,23 @@ pub async fn probe_all(cfg: &Config) -> usize {
     let hostname = crate::pipeline::hostname(cfg);
     for (i, o) in cfg.outputs.iter().enumerate() {
         let at = format!("output[{i}]");
+        let what = format!("output {}", o.name);
+        let reachable = match (&o.url, &o.address) {
+            (Some(_), _) => url_stages(&what, o.url.as_deref(), o.tls.as_ref()).await,
+            (None, Some(addr)) => match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+                Some((h, p)) => {
+                    let h = h.trim_start_matches('[').trim_end_matches(']');
+                    let tcp = o.transport.as_deref() != Some("udp");
+                    !tcp || stages(&what, h, p, o.tls.as_ref(), o.transport.as_deref() == Some("tls")).await
+                }
+                None => true,
+            },
+            _ => true,
+        };
+        if !reachable {
+            failures += 1;
+            continue;
+        }
         let channel = uuid::Uuid::new_v4().to_string();
         let mut sink = match crate::outputs::build(o, &at, &ProcessEnv, &hostname, channel) {
             Ok(s) => s,
