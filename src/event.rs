@@ -47,6 +47,55 @@ impl Event {
         Value::Object(doc)
     }
 
+    /// Write [`Event::document`] as compact JSON without copying the field
+    /// map: `event.original` is appended to the `event` object as it is
+    /// written. Byte-for-byte what `serde_json::to_writer(document())` gives.
+    pub fn write_document(&self, out: &mut Vec<u8>) {
+        fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+            // Serialising strings and `Value`s into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+        out.push(b'{');
+        let mut wrote_original = false;
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json(out, k);
+            out.push(b':');
+            match v {
+                Value::Object(inner) if k == "event" => {
+                    out.push(b'{');
+                    for (j, (ik, iv)) in inner.iter().filter(|(ik, _)| *ik != "original").enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        json(out, ik);
+                        out.push(b':');
+                        json(out, iv);
+                    }
+                    if inner.keys().any(|ik| ik != "original") {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"\"original\":");
+                    json(out, &self.raw);
+                    out.push(b'}');
+                    wrote_original = true;
+                }
+                _ => json(out, v),
+            }
+        }
+        if !wrote_original {
+            if !self.fields.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"event\":{\"original\":");
+            json(out, &self.raw);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+
     /// The representation `payload` asks for.
     pub fn payload(&self, payload: Payload) -> Value {
         match payload {
@@ -238,6 +287,23 @@ mod tests {
         let doc = e.document();
         assert_eq!(doc["event"]["original"], json!(raw.to_string()));
         assert_eq!(e.payload(Payload::Raw), raw);
+    }
+
+    #[test]
+    fn write_document_matches_document() {
+        let raw = json!({"id": 1, "msg": "a \"quote\" and\nnewline"});
+        let mut n = Normalised::default();
+        n.put_str("event.action", Some("login")).put_str("user.name", Some("bob"));
+        n.timestamp = Some(Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap());
+        let e = normalise("src", OBS, &raw, n, Utc::now());
+        let mut out = Vec::new();
+        e.write_document(&mut out);
+        assert_eq!(out, serde_json::to_vec(&e.document()).unwrap());
+        // Without an `event` object in the fields, one is added.
+        let bare = Event { fields: Map::new(), ..e.clone() };
+        let mut out = Vec::new();
+        bare.write_document(&mut out);
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), bare.document());
     }
 
     #[test]

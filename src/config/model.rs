@@ -409,7 +409,7 @@ pub struct OutputConfig {
     /// `splunk_hec`: gzip request bodies (default true).
     #[serde(default)]
     pub compression: Option<bool>,
-    /// `splunk_hec`: HTTP request timeout.
+    /// `splunk_hec`: HTTP request timeout; `syslog`/`qradar`: write timeout.
     #[serde(default)]
     pub timeout: Option<Dur>,
     /// `syslog`/`qradar`: `host:port`.
@@ -430,7 +430,8 @@ pub struct OutputConfig {
     /// `syslog`: APP-NAME.
     #[serde(default)]
     pub app_name: Option<String>,
-    /// `syslog`/`qradar`: longest message; UDP truncates or dead-letters above it.
+    /// `syslog`/`qradar`: longest message, truncated or dead-lettered above it
+    /// (default over UDP only: 8KiB syslog, 4KiB qradar).
     #[serde(default)]
     pub max_message_size: Option<Size>,
     /// `syslog`/`qradar`: truncate oversize UDP messages (true) or dead-letter them.

@@ -113,9 +113,17 @@ fn output_keys(kind: OutputType) -> &'static [&'static str] {
             "compression",
             "timeout",
         ],
-        OutputType::Syslog => {
-            &["address", "transport", "format", "framing", "facility", "app_name", "max_message_size", "truncate"]
-        }
+        OutputType::Syslog => &[
+            "address",
+            "transport",
+            "format",
+            "framing",
+            "facility",
+            "app_name",
+            "max_message_size",
+            "truncate",
+            "timeout",
+        ],
         OutputType::Qradar => {
             &["address", "transport", "framing", "facility", "max_message_size", "truncate", "delimiter"]
         }

@@ -26,7 +26,11 @@ pub fn encode(event: &Event, payload: Payload) -> Vec<u8> {
 
 /// [`encode`], appending to `out` so a batch can reuse one buffer.
 pub fn encode_into(event: &Event, payload: Payload, out: &mut Vec<u8>) {
-    write_value(&event.payload(payload), &event.raw, out);
+    match payload {
+        // Streamed: no copy of the field map, the raw event escaped once.
+        Payload::Normalised => event.write_document(out),
+        Payload::Raw => write_value(&event.payload(payload), &event.raw, out),
+    }
 }
 
 /// Serialising a [`Value`] into a `Vec` cannot fail: keys are strings,

@@ -5,6 +5,7 @@
 pub mod driver;
 pub mod file;
 pub mod splunk_hec;
+pub mod syslog;
 
 use crate::config::secret::Env;
 use crate::config::{OutputConfig, OutputType, Problem};
@@ -85,6 +86,8 @@ pub enum AnySink {
     Hec(splunk_hec::Hec),
     /// JSON lines.
     File(file::FileSink),
+    /// Syslog or QRadar (LEEF over syslog); boxed, it is the largest.
+    Syslog(Box<syslog::SyslogSink>),
 }
 
 impl Sink for AnySink {
@@ -92,12 +95,14 @@ impl Sink for AnySink {
         match self {
             AnySink::Hec(s) => s.send(batch).await,
             AnySink::File(s) => s.send(batch).await,
+            AnySink::Syslog(s) => s.send(batch).await,
         }
     }
     async fn healthcheck(&mut self) -> Result<(), SendError> {
         match self {
             AnySink::Hec(s) => s.healthcheck().await,
             AnySink::File(s) => s.healthcheck().await,
+            AnySink::Syslog(s) => s.healthcheck().await,
         }
     }
 }
@@ -124,10 +129,9 @@ pub fn build(
     match cfg.kind {
         OutputType::SplunkHec => splunk_hec::Hec::build(cfg, at, env, hostname, channel).map(AnySink::Hec),
         OutputType::File => Ok(AnySink::File(file::FileSink::new(cfg))),
-        other => Err(vec![Problem {
-            path: format!("{at}.type"),
-            message: format!("the {} output is not available in this build yet", other.as_str()),
-        }]),
+        OutputType::Syslog | OutputType::Qradar => {
+            syslog::SyslogSink::build(cfg, at, hostname).map(|s| AnySink::Syslog(Box::new(s)))
+        }
     }
 }
 

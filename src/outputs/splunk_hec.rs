@@ -104,25 +104,33 @@ impl Hec {
         u
     }
 
-    /// Encode events as concatenated HEC envelopes.
+    /// Encode events as concatenated HEC envelopes, one per line:
+    /// `{"time":…,"host":…,"source":…,"sourcetype":…,"index":…,"fields":{"event_id":…},"event":…}`.
+    /// Written directly into the buffer (no intermediate `Value`).
     pub fn encode(&self, events: &[&Event]) -> Vec<u8> {
-        let mut body = Vec::with_capacity(events.len() * 1024);
+        fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+            // Serialising strings and numbers into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+        let mut body = Vec::with_capacity(events.iter().map(|e| e.approx_size()).sum::<usize>() + 64);
         for e in events {
-            let mut env = json!({
-                "time": hec_time(e),
-                "host": self.host,
-                "source": self.source.as_deref().unwrap_or(&e.source),
-                "sourcetype": self.sourcetype,
-                "event": e.payload(self.payload),
-                "fields": { "event_id": e.id },
-            });
+            body.extend_from_slice(b"{\"time\":");
+            json(&mut body, &hec_time(e));
+            body.extend_from_slice(b",\"host\":");
+            json(&mut body, &self.host);
+            body.extend_from_slice(b",\"source\":");
+            json(&mut body, self.source.as_deref().unwrap_or(&e.source));
+            body.extend_from_slice(b",\"sourcetype\":");
+            json(&mut body, &self.sourcetype);
             if let Some(index) = &self.index {
-                env["index"] = json!(index);
+                body.extend_from_slice(b",\"index\":");
+                json(&mut body, index);
             }
-            if serde_json::to_writer(&mut body, &env).is_err() {
-                continue;
-            }
-            body.push(b'\n');
+            body.extend_from_slice(b",\"fields\":{\"event_id\":");
+            json(&mut body, &e.id);
+            body.extend_from_slice(b"},\"event\":");
+            crate::encode::json::encode_into(e, self.payload, &mut body);
+            body.extend_from_slice(b"}\n");
         }
         body
     }

@@ -196,8 +196,21 @@ async fn build_all(
                 continue;
             }
         };
+        // Fix a new output's start offset now, before any source of this
+        // build can journal: otherwise the first pages polled at a first
+        // start could land below the offset the output later takes as its
+        // start (its health check runs first) and never reach it.
+        if let Err(e) = rt.state.offset_or_tail(&o.name).await {
+            problems.push(Problem { path: format!("output[{i}]"), message: format!("cannot store the offset: {e}") });
+            continue;
+        }
         match crate::outputs::build(o, &format!("output[{i}]"), rt.env.as_ref(), &octx.hostname, channel) {
-            Ok(sink) => built_outputs.push((o.clone(), sink)),
+            Ok(mut sink) => {
+                if let crate::outputs::AnySink::Syslog(s) = &mut sink {
+                    s.set_metrics(rt.metrics.clone());
+                }
+                built_outputs.push((o.clone(), sink))
+            }
             Err(p) => problems.extend(p),
         }
     }
@@ -235,7 +248,7 @@ fn start(
         let settings = DriverSettings {
             name: o.name.clone(),
             batch: o.batch,
-            max_eps: o.max_eps.filter(|n| *n > 0).or_else(|| crate::outputs::default_max_eps(o.kind)),
+            max_eps: o.max_eps.or_else(|| crate::outputs::default_max_eps(o.kind)).filter(|n| *n > 0),
             retry_max_interval: o.retry_max_interval.get(),
         };
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());

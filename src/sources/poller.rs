@@ -296,6 +296,11 @@ impl Poller {
                 }
                 Next::Page(s) => {
                     page_state = Some(s);
+                    // Oldest first: ids older than `time - lookback` are
+                    // excluded by time already; keeping them would make the
+                    // cursor (rewritten every page) grow with the whole walk.
+                    // (`prune` keeps everything while a desc window is open.)
+                    cursor.prune(self.settings.lookback);
                     false
                 }
                 Next::FromCursor => {

@@ -19,11 +19,72 @@ pub struct Entry {
     pub to: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "v")]
-enum StoredEntry {
-    #[serde(rename = "1")]
-    V1(Entry),
+/// Version byte of the journal entry frame.
+const ENTRY_V1: u8 = 1;
+
+/// Encode an entry as its on-disk frame (see the module layout table):
+/// `0x01`, then `source`, `to` (empty = none), `id` as u32-length-prefixed
+/// UTF-8, the time as i64 seconds and u32 nanoseconds (big-endian), the ECS
+/// fields as u32-length-prefixed JSON, and the raw event's JSON verbatim to
+/// the end. The raw event is neither escaped nor parsed on the way through.
+pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
+    let fields = serde_json::to_vec(&e.event.fields).unwrap_or_else(|_| b"{}".to_vec());
+    let ev = &e.event;
+    let to = e.to.as_deref().unwrap_or("");
+    let mut out =
+        Vec::with_capacity(1 + 16 + ev.source.len() + to.len() + ev.id.len() + 12 + 4 + fields.len() + ev.raw.len());
+    out.push(ENTRY_V1);
+    for part in [ev.source.as_bytes(), to.as_bytes(), ev.id.as_bytes()] {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&ev.timestamp.timestamp().to_be_bytes());
+    out.extend_from_slice(&ev.timestamp.timestamp_subsec_nanos().to_be_bytes());
+    out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
+    out.extend_from_slice(&fields);
+    out.extend_from_slice(ev.raw.as_bytes());
+    out
+}
+
+struct Frame<'a>(&'a [u8]);
+
+impl<'a> Frame<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_be_bytes)
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+}
+
+fn decode_frame(v: &[u8]) -> Option<Result<Entry, String>> {
+    let mut f = Frame(v);
+    if f.take(1)? != [ENTRY_V1] {
+        return Some(Err(format!("unknown entry version {}", v[0])));
+    }
+    let source = f.str()?.to_owned();
+    let to = f.str()?;
+    let id = f.str()?.to_owned();
+    let secs = i64::from_be_bytes(f.take(8)?.try_into().ok()?);
+    let nanos = f.u32()?;
+    let timestamp = chrono::DateTime::from_timestamp(secs, nanos)?;
+    let n = f.u32()? as usize;
+    let fields = match serde_json::from_slice(f.take(n)?) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(format!("fields: {e}"))),
+    };
+    let raw = std::str::from_utf8(f.0).ok()?.to_owned();
+    let to = (!to.is_empty()).then(|| to.to_owned());
+    Some(Ok(Entry { event: Event { source, id, timestamp, fields, raw }, to }))
 }
 
 /// An event an output's receiver rejected for good, with the reason.
@@ -66,11 +127,8 @@ impl State {
     /// transaction, then flush. Returns the sequence numbers given. An empty
     /// page still stores the cursor (an empty window moves it too).
     pub async fn append(&self, source: &str, events: &[Event], cursor: &Cursor) -> Result<Range<u64>> {
-        let entries: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| serde_json::to_vec(&StoredEntry::V1(Entry { event: e.clone(), to: None })))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| StateError::Corrupt { what: format!("event of source {source:?}"), detail: e.to_string() })?;
+        let entries: Vec<Vec<u8>> =
+            events.iter().map(|e| encode_entry(&Entry { event: e.clone(), to: None })).collect();
         let range = self.append_raw(source, &entries, Some(cursor))?;
         self.flush().await?;
         self.publish_tail(range.end);
@@ -233,11 +291,8 @@ impl State {
         let letters = self.dead_letters(output)?;
         let entries: Vec<Vec<u8>> = letters
             .iter()
-            .map(|d| {
-                serde_json::to_vec(&StoredEntry::V1(Entry { event: d.event.clone(), to: Some(output.to_owned()) }))
-            })
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| StateError::Corrupt { what: "dead letter".into(), detail: e.to_string() })?;
+            .map(|d| encode_entry(&Entry { event: d.event.clone(), to: Some(output.to_owned()) }))
+            .collect();
         // Journal first, then delete: a crash in between leaves a duplicate
         // dead letter, never a lost one.
         let range = self.append_raw(output, &entries, None)?;
@@ -261,8 +316,34 @@ impl State {
 }
 
 fn decode_entry(seq: u64, v: &[u8]) -> Result<Entry> {
-    match serde_json::from_slice::<StoredEntry>(v) {
-        Ok(StoredEntry::V1(e)) => Ok(e),
-        Err(e) => Err(StateError::Corrupt { what: format!("journal entry {seq}"), detail: e.to_string() }),
+    match decode_frame(v) {
+        Some(Ok(e)) => Ok(e),
+        Some(Err(detail)) => Err(StateError::Corrupt { what: format!("journal entry {seq}"), detail }),
+        None => Err(StateError::Corrupt { what: format!("journal entry {seq}"), detail: "truncated frame".into() }),
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[test]
+    fn frame_round_trips_and_rejects_damage() {
+        let ev = Event {
+            source: "s".into(),
+            id: "id-é".into(),
+            timestamp: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
+            fields: serde_json::json!({"event": {"action": "login"}}).as_object().unwrap().clone(),
+            raw: "{\"a\":\"line\nbreak \\\" quote\"}".into(),
+        };
+        for to in [None, Some("hec".to_owned())] {
+            let e = Entry { event: ev.clone(), to };
+            let bytes = encode_entry(&e);
+            assert_eq!(decode_entry(0, &bytes).unwrap(), e);
+            for cut in [0, 1, 5, 20, bytes.len() - ev.raw.len() - 3] {
+                assert!(decode_entry(0, &bytes[..cut]).is_err(), "truncated at {cut}");
+            }
+        }
+        assert!(decode_entry(0, &[9, 0, 0]).unwrap_err().to_string().contains("unknown entry version 9"));
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
-//! | `journal` | sequence number, u64 big-endian | JSON `{"v":1,"event":{…},"to":null}` |
+//! | `journal` | sequence number, u64 big-endian | frame: `0x01`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
 //! | `cursors` | source name | JSON `{"v":"1","time":…,"taken":[…],"window":…}` |
 //! | `offsets` | output name | u64 big-endian: the next sequence number the output has not delivered |
 //! | `dead_letters` | output name, `0x00`, u64 big-endian sequence | JSON `{"v":1,"reason":…,"at":…,"event":{…}}` |

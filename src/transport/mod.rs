@@ -1,5 +1,6 @@
-//! Network plumbing shared by sources and outputs: TLS configuration and the
-//! HTTP client.
+//! Network plumbing shared by sources and outputs: TLS configuration, the
+//! HTTP client and the syslog (UDP/TCP/TLS) sender.
 
 pub mod http;
+pub mod syslog;
 pub mod tls;

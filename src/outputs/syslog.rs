@@ -1,0 +1,433 @@
+//! `syslog` and `qradar` outputs: encode each event as one syslog message
+//! and hand the batch to a [`SyslogSender`] (UDP, TCP or TLS).
+//!
+//! `type = "syslog"`, for any syslog receiver (rsyslog, syslog-ng, a SIEM's
+//! syslog listener):
+//!
+//! | key | default | |
+//! | --- | --- | --- |
+//! | `format` | `rfc5424` | or `rfc3164` (BSD) |
+//! | `payload` | `json` | the normalised ECS event with `event.original`; `raw` is the API's JSON as is; `cef` an ArcSight CEF record |
+//! | `facility` | `local0` | see below |
+//! | `app_name` | `auditrelay` | RFC 5424 APP-NAME, RFC 3164 TAG |
+//! | `transport` | `tcp` | `udp`, `tcp` or `tls` |
+//! | `framing` | `octet-counting` | or `newline` (TCP/TLS only) |
+//! | `max_message_size` | UDP: 8192; TCP/TLS: none | longer messages are cut (or dead-lettered with `truncate = false`) |
+//!
+//! `type = "qradar"`, IBM QRadar's syslog listener: LEEF 2.0 after an
+//! RFC 3164 header (`<PRI>Mmm dd hh:mm:ss host LEEF:2.0|…`), which QRadar
+//! and BSD parsers read with TAG `LEEF`; see `encode::leef`. Defaults:
+//! `transport = "tcp"`, `framing = "newline"` (what QRadar's TCP syslog
+//! listener and the forwarders usually pointed at it, rsyslog's and
+//! syslog-ng's, use; LEEF lines never contain a line break),
+//! `delimiter = "x09"` (tab), `max_message_size` 4096 over UDP (QRadar's
+//! usual maximum payload length) and no limit over TCP/TLS, and
+//! `max_eps` 5000 ([`QRADAR_DEFAULT_MAX_EPS`], applied through
+//! `outputs::default_max_eps`), the cap of IBM's own Disconnected Log
+//! Collector, so a backlog does not flood the EPS licence.
+//!
+//! **Facility `local0`.** Audit events of SaaS platforms are not the relay
+//! host's own `auth`/`authpriv` messages, and a receiver that files those
+//! into its local `auth.log` would mix the two. `local0` is the facility a
+//! SIEM engineer routes on (`if $syslogfacility-text == "local0"`), so it is
+//! the default for both types; `facility` changes it. Severity follows
+//! `event.outcome`: failure is `warning`, anything else `notice`.
+//!
+//! HOSTNAME is the agent's host name (`agent.hostname`), which
+//! QRadar uses to pick the log source; PROCID is the agent's process id.
+//! RFC 5424 messages carry `[auditrelay@32473 source="…" id="…"]` so a
+//! receiver can dedupe on `event.id` after a resend.
+
+use super::{Delivery, SendError, Sink};
+use crate::config::{OutputConfig, OutputType, Problem};
+use crate::encode::leef::Delimiter;
+use crate::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, SyslogHeader};
+use crate::event::{Event, Payload};
+use crate::telemetry::metrics::Metrics;
+use crate::transport::syslog::{host_of, Framing, SenderConfig, SyslogError, SyslogSender, Transport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The facility of both output types unless `facility` says otherwise.
+pub const DEFAULT_FACILITY: Facility = Facility::LOCAL0;
+
+/// APP-NAME / TAG of `syslog` outputs unless `app_name` says otherwise.
+pub const DEFAULT_APP_NAME: &str = "auditrelay";
+
+/// `max_eps` of a `qradar` output without one: IBM's Disconnected Log
+/// Collector default (the value `outputs::default_max_eps` gives).
+pub const QRADAR_DEFAULT_MAX_EPS: u32 = 5000;
+
+/// `max_message_size` of a `syslog` output over UDP without one: rsyslog's
+/// default maximum message size.
+pub const SYSLOG_UDP_MAX_MESSAGE_SIZE: usize = 8192;
+
+/// `max_message_size` of a `qradar` output over UDP without one: QRadar's
+/// usual maximum syslog payload length.
+pub const QRADAR_UDP_MAX_MESSAGE_SIZE: usize = 4096;
+
+/// Name of the counter of messages cut to `max_message_size`.
+pub const TRUNCATED_METRIC: &str = "auditrelay_events_truncated_total";
+
+/// The body of a `syslog` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// JSON: the normalised event or the raw API JSON.
+    Json(Payload),
+    /// An ArcSight CEF record.
+    Cef,
+}
+
+/// How one event becomes one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// RFC 5424 with the `auditrelay@…` structured data.
+    Rfc5424(Body),
+    /// RFC 3164.
+    Rfc3164(Body),
+    /// QRadar: RFC 3164 header and LEEF 2.0.
+    Leef(Delimiter),
+}
+
+/// A `syslog` or `qradar` output.
+pub struct SyslogSink {
+    name: String,
+    encoding: Encoding,
+    header: SyslogHeader,
+    device: Device,
+    sender: SyslogSender,
+    metrics: Option<Arc<Metrics>>,
+    truncated: u64,
+}
+
+impl std::fmt::Debug for SyslogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyslogSink")
+            .field("name", &self.name)
+            .field("encoding", &self.encoding)
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `address` with the transport's well-known port added when it has none
+/// (validation asks for `host:port`, so this is only a safety net).
+pub fn with_default_port(address: &str, transport: Transport) -> String {
+    let bracketed_bare = address.starts_with('[') && address.ends_with(']');
+    if host_of(address) != address && !bracketed_bare {
+        return address.to_owned();
+    }
+    let host = address.trim_start_matches('[').trim_end_matches(']');
+    if host.contains(':') {
+        format!("[{host}]:{}", transport.default_port())
+    } else {
+        format!("{host}:{}", transport.default_port())
+    }
+}
+
+fn problem(at: &str, key: &str, message: impl Into<String>) -> Problem {
+    Problem { path: format!("{at}.{key}"), message: message.into() }
+}
+
+impl SyslogSink {
+    /// Build from config: checks the settings and loads the TLS files; the
+    /// connection is made on the first send or health check.
+    pub fn build(cfg: &OutputConfig, at: &str, hostname: &str) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let qradar = cfg.kind == OutputType::Qradar;
+        let transport = match cfg.transport.as_deref().unwrap_or("tcp").parse::<Transport>() {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(problem(at, "transport", e.to_string()));
+                Transport::Tcp
+            }
+        };
+        let default_framing = if qradar { Framing::Newline } else { Framing::OctetCounting };
+        let framing = cfg.framing.as_deref().map_or(Ok(default_framing), str::parse).unwrap_or_else(|e| {
+            problems.push(problem(at, "framing", e.to_string()));
+            default_framing
+        });
+        let facility = cfg.facility.as_deref().map_or(Ok(DEFAULT_FACILITY), str::parse).unwrap_or_else(|e| {
+            problems.push(problem(at, "facility", e.to_string()));
+            DEFAULT_FACILITY
+        });
+        let encoding = if qradar {
+            let delimiter = cfg.delimiter.as_deref().map_or(Ok(Delimiter::TAB), str::parse).unwrap_or_else(|e| {
+                problems.push(problem(at, "delimiter", e.to_string()));
+                Delimiter::TAB
+            });
+            if cfg.payload.as_deref().is_some_and(|p| p != "leef") {
+                problems.push(problem(at, "payload", "a qradar output sends LEEF only (payload = \"leef\")"));
+            }
+            Encoding::Leef(delimiter)
+        } else {
+            let body = match cfg.payload.as_deref() {
+                None | Some("json") | Some("normalised") => Body::Json(Payload::Normalised),
+                Some("raw") => Body::Json(Payload::Raw),
+                Some("cef") => Body::Cef,
+                Some(other) => {
+                    problems.push(problem(at, "payload", format!("{other:?} must be one of json, cef, raw")));
+                    Body::Json(Payload::Normalised)
+                }
+            };
+            match cfg.format.as_deref() {
+                None | Some("rfc5424") => Encoding::Rfc5424(body),
+                Some("rfc3164") => Encoding::Rfc3164(body),
+                Some(other) => {
+                    problems.push(problem(at, "format", format!("{other:?} must be rfc5424 or rfc3164")));
+                    Encoding::Rfc5424(body)
+                }
+            }
+        };
+        let Some(address) = cfg.address.as_deref() else {
+            problems.push(problem(at, "address", "is required (host:port)"));
+            return Err(problems);
+        };
+        let udp_default = if qradar { QRADAR_UDP_MAX_MESSAGE_SIZE } else { SYSLOG_UDP_MAX_MESSAGE_SIZE };
+        let max_message_size = cfg
+            .max_message_size
+            .map(|s| usize::try_from(s.bytes()).unwrap_or(usize::MAX))
+            .or((transport == Transport::Udp).then_some(udp_default));
+        let mut sender_cfg = SenderConfig::new(with_default_port(address, transport), transport);
+        sender_cfg.framing = framing;
+        sender_cfg.max_message_size = max_message_size;
+        sender_cfg.truncate = cfg.truncate.unwrap_or(true);
+        sender_cfg.tls = cfg.tls.clone();
+        if let Some(t) = cfg.timeout {
+            sender_cfg.write_timeout = t.get().max(Duration::from_secs(1));
+        }
+        if transport == Transport::Tls && cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+            tracing::warn!(output = %cfg.name, "tls.insecure_skip_verify = true: the receiver's certificate is NOT verified; anyone on the path can read and alter these events");
+        }
+        if transport == Transport::Udp {
+            tracing::warn!(output = %cfg.name, "transport = \"udp\" has no delivery guarantee: events the network drops are lost; use tcp or tls for audit data");
+        }
+        let sender = SyslogSender::new(sender_cfg).map_err(|e| {
+            let key = if matches!(e, SyslogError::ServerName(_)) { "tls.server_name" } else { "tls" };
+            problems.push(problem(at, key, e.to_string()));
+        });
+        let (Ok(sender), true) = (sender, problems.is_empty()) else {
+            return Err(problems);
+        };
+        let header = SyslogHeader {
+            facility,
+            severity: None,
+            hostname: hostname.to_owned(),
+            app_name: cfg.app_name.clone().unwrap_or_else(|| DEFAULT_APP_NAME.to_owned()),
+            procid: std::process::id().to_string(),
+        };
+        Ok(SyslogSink {
+            name: cfg.name.clone(),
+            encoding,
+            header,
+            device: Device::default(),
+            sender,
+            metrics: None,
+            truncated: 0,
+        })
+    }
+
+    /// Count truncated messages in `metrics` as well
+    /// ([`TRUNCATED_METRIC`], label `output`).
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    /// Messages cut to `max_message_size` since the sink was built.
+    pub fn truncated_total(&self) -> u64 {
+        self.truncated
+    }
+
+    /// The message for one event, without framing.
+    pub fn encode(&self, event: &Event) -> Vec<u8> {
+        let body = |body: Body| match body {
+            Body::Json(payload) => json::encode(event, payload),
+            Body::Cef => cef::encode(event, &self.device),
+        };
+        match self.encoding {
+            Encoding::Rfc5424(b) => rfc5424::encode(event, &self.header, &body(b), Some(rfc5424::SdOptions::default())),
+            Encoding::Rfc3164(b) => rfc3164::encode(event, &self.header, &body(b)),
+            Encoding::Leef(delimiter) => leef::qradar_message(event, &self.header, &self.device, delimiter),
+        }
+    }
+
+    /// The transport settings in force (address with port, limits).
+    pub fn sender_config(&self) -> &SenderConfig {
+        self.sender.config()
+    }
+}
+
+fn send_error(e: SyslogError) -> SendError {
+    if e.is_config() {
+        SendError::config(e.to_string())
+    } else {
+        SendError::transient(e.to_string())
+    }
+}
+
+impl Sink for SyslogSink {
+    async fn send(&mut self, batch: &[Event]) -> Result<Delivery, SendError> {
+        let messages: Vec<Vec<u8>> = batch.iter().map(|e| self.encode(e)).collect();
+        let report = self.sender.send(&messages).await.map_err(send_error)?;
+        if report.truncated > 0 {
+            if let Some(m) = &self.metrics {
+                m.add(TRUNCATED_METRIC, &[("output", &self.name)], report.truncated as u64);
+            }
+            let first = self.truncated == 0;
+            self.truncated += report.truncated as u64;
+            if first {
+                let max = self.sender.config().limit().unwrap_or_default();
+                tracing::warn!(output = %self.name, count = report.truncated, "messages longer than max_message_size ({max} bytes) were cut; counted in {TRUNCATED_METRIC} (logged once)");
+            }
+        }
+        Ok(Delivery { rejected: report.rejected })
+    }
+
+    async fn healthcheck(&mut self) -> Result<(), SendError> {
+        self.sender.check().await.map_err(send_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::{default_max_eps, ErrorKind};
+
+    const HOST: &str = "relay01";
+
+    /// The first output of a validated config (with a demo source, which
+    /// validation requires).
+    fn output(toml_text: &str) -> OutputConfig {
+        let cfg = crate::config::parse(&format!("[[source]]\nname = \"d\"\ntype = \"demo\"\n{toml_text}")).unwrap();
+        cfg.outputs.into_iter().next().unwrap()
+    }
+
+    fn event() -> Event {
+        serde_json::from_value(serde_json::json!({
+            "source": "opencti", "id": "ev-1", "timestamp": "2026-08-22T12:00:00.123456Z",
+            "fields": {"event": {"action": "login", "outcome": "failure"}, "user": {"name": "bob"}},
+            "raw": "{\"id\":\"ev-1\"}"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn syslog_defaults_are_rfc5424_json_local0_tcp_octet_counting() {
+        let cfg = output("[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6601\"\n");
+        let sink = SyslogSink::build(&cfg, "output[0]", HOST).unwrap();
+        let s = sink.sender_config();
+        assert_eq!((s.transport, s.framing, s.max_message_size), (Transport::Tcp, Framing::OctetCounting, None));
+        let msg = String::from_utf8(sink.encode(&event())).unwrap();
+        let pid = std::process::id();
+        let want = format!(
+            "<132>1 2026-08-22T12:00:00.123456Z relay01 auditrelay {pid} login [auditrelay@32473 source=\"opencti\" id=\"ev-1\"] {{"
+        );
+        assert!(msg.starts_with(&want), "{msg}");
+        let body: serde_json::Value = serde_json::from_str(&msg[msg.find("] ").unwrap() + 2..]).unwrap();
+        assert_eq!(body["event"]["original"], "{\"id\":\"ev-1\"}");
+        assert_eq!(default_max_eps(OutputType::Syslog), None);
+    }
+
+    #[test]
+    fn syslog_rfc3164_cef_and_raw() {
+        let base = "[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6601\"\nformat = \"rfc3164\"\n";
+        let cef = SyslogSink::build(
+            &output(&format!("{base}payload = \"cef\"\nfacility = \"auth\"\napp_name = \"x-y\"\n")),
+            "o",
+            HOST,
+        )
+        .unwrap();
+        let msg = String::from_utf8(cef.encode(&event())).unwrap();
+        let pid = std::process::id();
+        assert!(
+            msg.starts_with(&format!("<36>Aug 22 12:00:00 relay01 xy[{pid}]: CEF:0|auditrelay|auditrelay|")),
+            "{msg}"
+        );
+        let raw =
+            SyslogSink::build(&output(&format!("{base}payload = \"raw\"\ntransport = \"udp\"\n")), "o", HOST).unwrap();
+        assert!(String::from_utf8(raw.encode(&event())).unwrap().ends_with(": {\"id\":\"ev-1\"}"));
+        assert_eq!(raw.sender_config().max_message_size, Some(SYSLOG_UDP_MAX_MESSAGE_SIZE));
+    }
+
+    #[test]
+    fn qradar_defaults_are_leef_over_tcp_newline_with_5000_eps() {
+        let cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\n");
+        let sink = SyslogSink::build(&cfg, "output[0]", HOST).unwrap();
+        let s = sink.sender_config();
+        assert_eq!((s.transport, s.framing), (Transport::Tcp, Framing::Newline));
+        let msg = String::from_utf8(sink.encode(&event())).unwrap();
+        assert!(msg.starts_with("<132>Aug 22 12:00:00 relay01 LEEF:2.0|auditrelay|auditrelay|"), "{msg}");
+        assert!(msg.contains("|login|x09|devTime=1787400000123\t"), "{msg}");
+        assert_eq!(default_max_eps(OutputType::Qradar), Some(5000));
+
+        let udp = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\ndelimiter = \"^\"\n");
+        let sink = SyslogSink::build(&udp, "output[0]", HOST).unwrap();
+        assert_eq!(sink.sender_config().max_message_size, Some(QRADAR_UDP_MAX_MESSAGE_SIZE));
+        assert!(String::from_utf8(sink.encode(&event())).unwrap().contains("|x5E|devTime="));
+    }
+
+    #[test]
+    fn build_reports_problems_with_key_paths() {
+        let mut cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\n");
+        cfg.delimiter = Some("abc".into());
+        cfg.transport = Some("sctp".into());
+        let problems = SyslogSink::build(&cfg, "output[3]", HOST).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["output[3].transport", "output[3].delimiter"]);
+        cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"tls\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n");
+        let problems = SyslogSink::build(&cfg, "output[0]", HOST).unwrap_err();
+        assert_eq!(problems[0].path, "output[0].tls");
+        assert!(problems[0].message.contains("/nonexistent/ca.pem"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn default_ports_fill_in_only_when_missing() {
+        assert_eq!(with_default_port("qradar.example.com", Transport::Tls), "qradar.example.com:6514");
+        assert_eq!(with_default_port("qradar.example.com:1514", Transport::Tls), "qradar.example.com:1514");
+        assert_eq!(with_default_port("10.0.0.1", Transport::Udp), "10.0.0.1:514");
+        assert_eq!(with_default_port("[::1]", Transport::Tcp), "[::1]:514");
+        assert_eq!(with_default_port("::1", Transport::Tcp), "[::1]:514");
+        assert_eq!(with_default_port("[::1]:99", Transport::Tcp), "[::1]:99");
+    }
+
+    #[tokio::test]
+    async fn send_counts_truncation_and_dead_letters_oversize_udp() {
+        let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = rx.local_addr().unwrap();
+        let base = format!("[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"{addr}\"\ntransport = \"udp\"\nmax_message_size = 480\n");
+        let mut big = event();
+        big.raw = format!("{{\"pad\":\"{}\"}}", "é".repeat(400));
+        let metrics = Arc::new(Metrics::default());
+        let mut sink = SyslogSink::build(&output(&base), "o", HOST).unwrap();
+        sink.set_metrics(metrics.clone());
+        sink.healthcheck().await.unwrap();
+        let d = sink.send(&[event(), big.clone()]).await.unwrap();
+        assert_eq!(d, Delivery::default());
+        let mut buf = [0u8; 2048];
+        let first = rx.recv(&mut buf).await.unwrap();
+        assert!(first < 480);
+        let second = rx.recv(&mut buf).await.unwrap();
+        assert!(second <= 480 && second > 470, "{second}");
+        assert!(std::str::from_utf8(&buf[..second]).is_ok());
+        assert_eq!(metrics.get(TRUNCATED_METRIC, &[("output", "s")]), 1.0);
+        assert_eq!(sink.truncated_total(), 1);
+
+        let mut sink = SyslogSink::build(&output(&format!("{base}truncate = false\n")), "o", HOST).unwrap();
+        let d = sink.send(&[big, event()]).await.unwrap();
+        assert_eq!(d.rejected.len(), 1);
+        assert_eq!(d.rejected[0].0, 0);
+        let n = rx.recv(&mut buf).await.unwrap();
+        assert!(std::str::from_utf8(&buf[..n]).unwrap().contains("id=\"ev-1\"]"));
+    }
+
+    #[tokio::test]
+    async fn unreachable_receiver_is_a_transient_error() {
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let cfg = output(&format!("[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"{addr}\"\n"));
+        let mut sink = SyslogSink::build(&cfg, "o", HOST).unwrap();
+        let err = sink.send(&[event()]).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient);
+        assert!(err.detail.contains(&addr.to_string()), "{}", err.detail);
+        assert!(sink.healthcheck().await.is_err());
+    }
+}

@@ -1,0 +1,616 @@
+//! The `syslog` and `qradar` outputs against a real rsyslog.
+//!
+//! Each test starts its own `rsyslogd -n` as a child process, with a config
+//! written into a temporary directory (work directory, pid file and output
+//! all inside it) and inputs on free 127.0.0.1 ports: `imudp`, `imptcp`
+//! (plain TCP; it accepts octet-counted and LF-framed messages on one port)
+//! and `imtcp` with the GnuTLS driver for RFC 5425 TLS, using a CA and server
+//! certificate made by the `openssl` CLI at test time. rsyslog writes what it
+//! parsed, property by property, as one JSON object per message
+//! (`option.jsonf`), so the tests check each header field as a receiver saw
+//! it, not as we meant to write it.
+//!
+//! Without `rsyslogd` (or `openssl`, for TLS) a test is skipped with a loud
+//! message, unless the `CI` environment variable is set: then it fails.
+//! Install them with `apt-get install rsyslog rsyslog-gnutls openssl`
+//! (listed in `.ci/packages.txt`).
+
+use auditrelay::config::OutputConfig;
+use auditrelay::event::Event;
+use auditrelay::outputs::syslog::SyslogSink;
+use auditrelay::outputs::{Delivery, Sink};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOST: &str = "relay01";
+
+// ---------------------------------------------------------------------------
+// Tools
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// The path of a tool, or `None` (and a loud skip message) when it is
+/// missing outside CI. In CI a missing tool fails the test.
+fn tool(name: &str, candidates: &[&str], package: &str) -> Option<PathBuf> {
+    let found = candidates.iter().map(PathBuf::from).find(|p| p.is_file()).or_else(|| {
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+    });
+    if found.is_none() {
+        assert!(!in_ci(), "{name} is not installed but CI is set: install {package} (see .ci/packages.txt)");
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: {name} not found; install it (apt-get install {package}) to run this real-rsyslog test !!!!!!!!\n"
+        );
+    }
+    found
+}
+
+fn rsyslogd() -> Option<PathBuf> {
+    tool("rsyslogd", &["/usr/sbin/rsyslogd", "/sbin/rsyslogd"], "rsyslog rsyslog-gnutls")
+}
+
+fn openssl() -> Option<PathBuf> {
+    tool("openssl", &["/usr/bin/openssl"], "openssl")
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A test CA and a server certificate for `localhost` and 127.0.0.1 signed
+/// by it, in `dir`: `ca.pem`, `server.pem`, `server.key`.
+fn make_certs(openssl: &Path, dir: &Path) {
+    let p = |f: &str| dir.join(f);
+    run(Command::new(openssl)
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=auditrelay test CA"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    run(Command::new(openssl)
+        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr")));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new(openssl)
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("ext.cnf"))
+        .arg("-out")
+        .arg(p("server.pem")));
+}
+
+// ---------------------------------------------------------------------------
+// The receiver
+
+/// A running rsyslogd and its directory.
+struct Rsyslog {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    udp: u16,
+    tcp: u16,
+    tls: Option<u16>,
+}
+
+impl Rsyslog {
+    /// Start rsyslog with UDP and plain TCP inputs, plus TLS when `tls`
+    /// (needs `ca.pem`, `server.pem` and `server.key` made by
+    /// [`make_certs`] in `certs`).
+    fn start(bin: PathBuf, certs: Option<&Path>) -> Rsyslog {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Rsyslog { bin, child: None, udp: free_udp_port(), tcp: free_tcp_port(), tls: None, dir };
+        let d = r.dir.path().display().to_string();
+        std::fs::create_dir_all(r.dir.path().join("work")).unwrap();
+        let mut global = format!(
+            "global(workDirectory=\"{d}/work\" maxMessageSize=\"64k\" parser.escapeControlCharactersOnReceive=\"off\""
+        );
+        let mut inputs = format!(
+            "module(load=\"imudp\")\nmodule(load=\"imptcp\")\n\
+             input(type=\"imudp\" address=\"127.0.0.1\" port=\"{}\" ruleset=\"capture\")\n\
+             input(type=\"imptcp\" address=\"127.0.0.1\" port=\"{}\" ruleset=\"capture\")\n",
+            r.udp, r.tcp
+        );
+        if let Some(c) = certs {
+            let c = c.display();
+            global.push_str(&format!(
+                " defaultNetstreamDriverCAFile=\"{c}/ca.pem\" defaultNetstreamDriverCertFile=\"{c}/server.pem\" \
+                 defaultNetstreamDriverKeyFile=\"{c}/server.key\""
+            ));
+            let port = free_tcp_port();
+            r.tls = Some(port);
+            inputs.push_str(&format!(
+                "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n\
+                 input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"capture\")\n"
+            ));
+        }
+        global.push_str(")\n");
+        let template = r#"template(name="fields" type="list" option.jsonf="on") {
+  property(outname="pri" name="pri" format="jsonf")
+  property(outname="hostname" name="hostname" format="jsonf")
+  property(outname="app" name="app-name" format="jsonf")
+  property(outname="procid" name="procid" format="jsonf")
+  property(outname="msgid" name="msgid" format="jsonf")
+  property(outname="sd" name="structured-data" format="jsonf")
+  property(outname="tag" name="syslogtag" format="jsonf")
+  property(outname="program" name="programname" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+  property(outname="input" name="inputname" format="jsonf")
+}
+"#;
+        let conf = format!(
+            "{global}{template}ruleset(name=\"capture\") {{ action(type=\"omfile\" file=\"{d}/parsed.json\" template=\"fields\") }}\n{inputs}"
+        );
+        std::fs::write(r.dir.path().join("rsyslog.conf"), conf).unwrap();
+        r.spawn();
+        r
+    }
+
+    /// Run rsyslogd on the config and wait until its TCP input accepts.
+    fn spawn(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("rsyslogd.out")).unwrap();
+        let child = Command::new(&self.bin)
+            .arg("-n")
+            .arg("-f")
+            .arg(d.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(d.join("work/rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", self.tcp)).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("rsyslogd exited ({status}): {}", self.diagnostics());
+            }
+            assert!(Instant::now() < deadline, "rsyslogd did not listen within 15 s: {}", self.diagnostics());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop rsyslogd gracefully (SIGTERM, as `systemctl restart` would), so
+    /// it writes out what it received, and wait for it to exit.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.wait();
+    }
+
+    fn diagnostics(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("rsyslogd.out")).unwrap_or_default()
+    }
+
+    /// Every message rsyslog wrote, as parsed properties.
+    fn records(&self) -> Vec<BTreeMap<String, String>> {
+        let text = std::fs::read_to_string(self.dir.path().join("parsed.json")).unwrap_or_default();
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<BTreeMap<String, String>>()
+            .map(|r| r.unwrap_or_else(|e| panic!("rsyslog wrote bad JSON ({e}): {text}")))
+            .collect()
+    }
+
+    /// Wait until at least `n` records are written (10 s at most).
+    async fn wait_records(&self, n: usize) -> Vec<BTreeMap<String, String>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = self.records();
+            if records.len() >= n || Instant::now() > deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Events and sinks
+
+fn event(n: usize) -> Event {
+    let outcome = if n % 3 == 0 { "failure" } else { "success" };
+    serde_json::from_value(json!({
+        "source": "opencti",
+        "id": format!("ev-{n}"),
+        "timestamp": "2026-08-22T12:00:00.123456Z",
+        "fields": {
+            "@timestamp": "2026-08-22T12:00:00.123456Z",
+            "event": {"id": format!("ev-{n}"), "action": "login", "outcome": outcome, "category": ["authentication"]},
+            "user": {"name": format!("user{n}"), "email": format!("user{n}@example.com")},
+            "source": {"ip": "192.0.2.7"},
+            "labels": {"source": "opencti"},
+            "message": format!("login by user{n}")
+        },
+        "raw": json!({"id": format!("ev-{n}"), "n": n}).to_string()
+    }))
+    .unwrap()
+}
+
+/// An event whose values try to break framing and escaping: quotes,
+/// brackets, backslashes, line breaks, the LEEF delimiter, non-ASCII.
+fn hostile(n: usize) -> Event {
+    let mut e = event(n);
+    let nasty = "a\"b]c\\d\ne\r\tf|g=h 日本 Zoë";
+    e.id = format!("ev-{n}-\"]\\x");
+    e.fields["user"]["name"] = json!(nasty);
+    e.fields["message"] = json!(format!("line one\nline two {nasty}"));
+    e.raw = json!({"id": e.id, "note": nasty, "pad": "x".repeat(20_000)}).to_string();
+    e
+}
+
+fn output(toml_text: &str) -> OutputConfig {
+    let text = format!("[[source]]\nname = \"demo\"\ntype = \"demo\"\n\n[[output]]\nname = \"out\"\n{toml_text}");
+    let cfg = auditrelay::config::parse(&text).unwrap_or_else(|p| panic!("{p:?}"));
+    cfg.outputs.into_iter().next().unwrap()
+}
+
+fn sink(toml_text: &str) -> SyslogSink {
+    SyslogSink::build(&output(toml_text), "output[0]", HOST).unwrap_or_else(|p| panic!("{p:?}"))
+}
+
+/// Send like the driver would: retry failures (for at most 15 s).
+async fn deliver(sink: &mut SyslogSink, batch: &[Event]) -> Delivery {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match sink.send(batch).await {
+            Ok(d) => return d,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "send kept failing: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The expected RFC 5424 fields of `e` with a JSON body.
+fn check_rfc5424_json(r: &BTreeMap<String, String>, e: &Event) {
+    let severity = if e.fields["event"]["outcome"] == "failure" { 4 } else { 5 };
+    assert_eq!(r["pri"], (16 * 8 + severity).to_string(), "{r:?}");
+    assert_eq!(r["hostname"], HOST);
+    assert_eq!(r["app"], "auditrelay");
+    assert_eq!(r["procid"], std::process::id().to_string());
+    assert_eq!(r["msgid"], "login");
+    let id = e.id.replace('\\', "\\\\").replace('"', "\\\"").replace(']', "\\]");
+    assert_eq!(r["sd"], format!("[auditrelay@32473 source=\"opencti\" id=\"{id}\"]"));
+    let body: Value = serde_json::from_str(&r["msg"]).unwrap_or_else(|err| panic!("msg is not JSON ({err}): {r:?}"));
+    assert_eq!(body["event"]["id"], e.fields["event"]["id"]);
+    assert_eq!(body["user"], e.fields["user"]);
+    assert_eq!(body["message"], e.fields["message"]);
+    assert_eq!(body["labels"]["source"], "opencti");
+    assert_eq!(body["event"]["original"], e.raw);
+}
+
+/// Records by the event id in their structured data.
+fn by_sd_id(records: &[BTreeMap<String, String>]) -> BTreeMap<String, BTreeMap<String, String>> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let start = r["sd"].find(" id=\"")? + 5;
+            let id = r["sd"].get(start..r["sd"].len().checked_sub(2)?)?;
+            Some((id.replace("\\\"", "\"").replace("\\]", "]").replace("\\\\", "\\"), r.clone()))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn udp_rfc5424_json_fields_as_rsyslog_parsed_them() {
+    let Some(bin) = rsyslogd() else { return };
+    let rs = Rsyslog::start(bin, None);
+    let mut s = sink(&format!("type = \"syslog\"\naddress = \"127.0.0.1:{}\"\ntransport = \"udp\"\n", rs.udp));
+    // imudp may start a moment after imptcp: probe until one arrives.
+    for _ in 0..100 {
+        deliver(&mut s, &[event(0)]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if !rs.records().is_empty() {
+            break;
+        }
+    }
+    let events: Vec<Event> = (1..=20).map(event).collect();
+    assert_eq!(deliver(&mut s, &events).await, Delivery::default());
+    let probes = rs.records().len();
+    let records = rs.wait_records(probes + events.len()).await;
+    let got = by_sd_id(&records);
+    for e in &events {
+        let r = got.get(&e.id).unwrap_or_else(|| panic!("{} missing: {records:?}", e.id));
+        assert_eq!(r["input"], "imudp");
+        check_rfc5424_json(r, e);
+    }
+}
+
+#[tokio::test]
+async fn tcp_octet_counting_rfc5424_json_survives_hostile_values() {
+    let Some(bin) = rsyslogd() else { return };
+    let rs = Rsyslog::start(bin, None);
+    let mut s = sink(&format!("type = \"syslog\"\naddress = \"127.0.0.1:{}\"\n", rs.tcp));
+    assert_eq!(s.sender_config().framing.as_str(), "octet-counting");
+    s.healthcheck().await.unwrap();
+    let events: Vec<Event> = (1..=30).map(|n| if n % 10 == 0 { hostile(n) } else { event(n) }).collect();
+    assert_eq!(deliver(&mut s, &events).await, Delivery::default());
+    let more: Vec<Event> = (31..=40).map(event).collect();
+    deliver(&mut s, &more).await;
+    let records = rs.wait_records(40).await;
+    assert_eq!(records.len(), 40, "{records:?}");
+    let got = by_sd_id(&records);
+    for e in events.iter().chain(&more) {
+        let r = got.get(&e.id).unwrap_or_else(|| panic!("{} missing: {records:?}", e.id));
+        assert_eq!(r["input"], "imptcp");
+        check_rfc5424_json(r, e);
+    }
+}
+
+#[tokio::test]
+async fn tcp_newline_framing_keeps_one_message_per_event() {
+    let Some(bin) = rsyslogd() else { return };
+    let rs = Rsyslog::start(bin, None);
+    let mut s = sink(&format!("type = \"syslog\"\naddress = \"127.0.0.1:{}\"\nframing = \"newline\"\n", rs.tcp));
+    let events: Vec<Event> = (1..=25).map(|n| if n % 5 == 0 { hostile(n) } else { event(n) }).collect();
+    deliver(&mut s, &events).await;
+    let records = rs.wait_records(25).await;
+    assert_eq!(records.len(), 25, "a message was split or merged: {records:?}");
+    let got = by_sd_id(&records);
+    for e in &events {
+        check_rfc5424_json(&got[&e.id], e);
+    }
+}
+
+#[tokio::test]
+async fn tls_with_a_test_ca_and_rfc3164_cef() {
+    let Some(bin) = rsyslogd() else { return };
+    let Some(openssl) = openssl() else { return };
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(&openssl, certs.path());
+    let rs = Rsyslog::start(bin, Some(certs.path()));
+    let port = rs.tls.unwrap();
+    let ca = certs.path().join("ca.pem").display().to_string();
+
+    // RFC 5424 + JSON, verified against the test CA by name (SNI localhost).
+    let mut s = sink(&format!(
+        "type = \"syslog\"\naddress = \"127.0.0.1:{port}\"\ntransport = \"tls\"\n\
+         tls = {{ ca_file = \"{ca}\", server_name = \"localhost\" }}\n"
+    ));
+    let events: Vec<Event> = (1..=15).map(|n| if n == 7 { hostile(n) } else { event(n) }).collect();
+    deliver(&mut s, &events).await;
+    s.healthcheck().await.unwrap();
+
+    // RFC 3164 + CEF over the same TLS input, verified by IP address.
+    let mut cef = sink(&format!(
+        "type = \"syslog\"\naddress = \"127.0.0.1:{port}\"\ntransport = \"tls\"\nformat = \"rfc3164\"\n\
+         payload = \"cef\"\ntls = {{ ca_file = \"{ca}\" }}\n"
+    ));
+    deliver(&mut cef, &[event(100)]).await;
+
+    let records = rs.wait_records(16).await;
+    assert_eq!(records.len(), 16, "{records:?}");
+    let got = by_sd_id(&records);
+    for e in &events {
+        let r = &got[&e.id];
+        assert_eq!(r["input"], "imtcp");
+        check_rfc5424_json(r, e);
+    }
+    let r = records.iter().find(|r| r["sd"] == "-").unwrap();
+    assert_eq!(r["pri"], "133");
+    assert_eq!(r["hostname"], HOST);
+    assert_eq!(r["program"], "auditrelay");
+    assert_eq!(r["tag"], format!("auditrelay[{}]:", std::process::id()));
+    // rsyslog keeps the space after "TAG:" in %msg% of a BSD message.
+    assert!(r["msg"].trim_start().starts_with("CEF:0|auditrelay|auditrelay|"), "{r:?}");
+    assert!(r["msg"].contains("suser=user100"), "{r:?}");
+
+    // Without the test CA the certificate is refused: a configuration error.
+    let mut untrusted = sink(&format!("type = \"syslog\"\naddress = \"127.0.0.1:{port}\"\ntransport = \"tls\"\n"));
+    let err = untrusted.send(&[event(200)]).await.unwrap_err();
+    assert_eq!(err.kind, auditrelay::outputs::ErrorKind::Config, "{err}");
+    assert!(err.detail.contains("certificate"), "{err}");
+}
+
+/// The LEEF fields of a QRadar message as rsyslog parsed it.
+fn check_leef(r: &BTreeMap<String, String>, e: &Event) {
+    let severity = if e.fields["event"]["outcome"] == "failure" { 4 } else { 5 };
+    assert_eq!(r["pri"], (16 * 8 + severity).to_string(), "{r:?}");
+    assert_eq!(r["hostname"], HOST);
+    assert_eq!(r["program"], "LEEF");
+    assert_eq!(r["tag"], "LEEF:");
+    let version = env!("CARGO_PKG_VERSION");
+    let head = format!("2.0|auditrelay|auditrelay|{version}|login|x09|");
+    assert!(r["msg"].starts_with(&head), "{r:?}");
+    let attrs: BTreeMap<&str, &str> = r["msg"][head.len()..].split('\t').filter_map(|kv| kv.split_once('=')).collect();
+    assert_eq!(attrs["devTime"], e.epoch_millis().to_string());
+    assert_eq!(attrs["cat"], "authentication");
+    assert_eq!(attrs["src"], "192.0.2.7");
+    assert_eq!(attrs["eventId"], e.id);
+    assert_eq!(attrs["usrName"], e.fields["user"]["name"].as_str().unwrap());
+    assert_eq!(attrs["message"], e.fields["message"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn qradar_leef_over_tcp_and_udp() {
+    let Some(bin) = rsyslogd() else { return };
+    let rs = Rsyslog::start(bin, None);
+    let mut tcp = sink(&format!("type = \"qradar\"\naddress = \"127.0.0.1:{}\"\n", rs.tcp));
+    assert_eq!(tcp.sender_config().framing.as_str(), "newline");
+    let events: Vec<Event> = (1..=20).map(event).collect();
+    deliver(&mut tcp, &events).await;
+    let records = rs.wait_records(20).await;
+    assert_eq!(records.len(), 20, "{records:?}");
+    for (r, e) in records.iter().zip(&events) {
+        assert_eq!(r["input"], "imptcp");
+        check_leef(r, e);
+    }
+
+    let mut udp = sink(&format!("type = \"qradar\"\naddress = \"127.0.0.1:{}\"\ntransport = \"udp\"\n", rs.udp));
+    deliver(&mut udp, &[event(21)]).await;
+    let records = rs.wait_records(21).await;
+    let r = records.iter().find(|r| r["input"] == "imudp").unwrap_or_else(|| panic!("{records:?}"));
+    check_leef(r, &event(21));
+}
+
+/// rsyslog is stopped (SIGTERM) and started again on the same port while a
+/// sender keeps delivering batches with the driver's retry rule: every event
+/// must arrive; duplicates are allowed (at-least-once) and reported.
+async fn restart_mid_stream(mut rs: Rsyslog, mut s: SyslogSink) {
+    const TOTAL: usize = 3000;
+    const BATCH: usize = 25;
+    let sender = tokio::spawn(async move {
+        let mut failures = 0;
+        let events: Vec<Event> = (0..TOTAL).map(event).collect();
+        for batch in events.chunks(BATCH) {
+            loop {
+                match s.send(batch).await {
+                    Ok(d) => {
+                        assert!(d.rejected.is_empty());
+                        break;
+                    }
+                    Err(_) => {
+                        failures += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        failures
+    });
+    // Let a few hundred events through, then restart the receiver.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rs.records().len() < 300 {
+        assert!(Instant::now() < deadline, "nothing arrives: {}", rs.diagnostics());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::task::block_in_place(|| {
+        rs.stop();
+        std::thread::sleep(Duration::from_millis(500));
+        rs.spawn();
+    });
+    let failures = tokio::time::timeout(Duration::from_secs(120), sender).await.unwrap().unwrap();
+    tokio::task::block_in_place(|| rs.stop());
+
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for id in rs.records().iter().filter_map(|r| by_sd_id(std::slice::from_ref(r)).into_keys().next()) {
+        *seen.entry(id).or_default() += 1;
+    }
+    let missing: Vec<usize> = (0..TOTAL).filter(|n| !seen.contains_key(&format!("ev-{n}"))).collect();
+    let duplicates: usize = seen.values().map(|c| c - 1).sum();
+    eprintln!("receiver restart: {failures} failed sends, {duplicates} duplicates, {} missing", missing.len());
+    assert!(failures > 0, "the restart was not noticed by the sender");
+    assert!(missing.is_empty(), "lost {} events: {:?}", missing.len(), &missing[..missing.len().min(50)]);
+    assert_eq!(seen.len(), TOTAL);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_receiver_restarted_mid_stream_loses_nothing() {
+    let Some(bin) = rsyslogd() else { return };
+    let rs = Rsyslog::start(bin, None);
+    let s = sink(&format!("type = \"syslog\"\naddress = \"127.0.0.1:{}\"\n", rs.tcp));
+    restart_mid_stream(rs, s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_receiver_restarted_mid_stream_loses_nothing() {
+    let Some(bin) = rsyslogd() else { return };
+    let Some(openssl) = openssl() else { return };
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(&openssl, certs.path());
+    let rs = Rsyslog::start(bin, Some(certs.path()));
+    let ca = certs.path().join("ca.pem").display().to_string();
+    let s = sink(&format!(
+        "type = \"syslog\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tls\"\ntls = {{ ca_file = \"{ca}\" }}\n",
+        rs.tls.unwrap()
+    ));
+    restart_mid_stream(rs, s).await;
+}
+
+/// The generic driver paces a syslog output to `max_eps`: 2,000 journaled
+/// events at 200 per second take about 9 s (the first second's worth goes
+/// at once) and every one arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_paces_to_max_eps_and_drops_nothing() {
+    use auditrelay::outputs::driver::{self, DriverSettings};
+    use auditrelay::outputs::{AnySink, OutputContext};
+    use auditrelay::state::{Cursor, State};
+    use std::sync::Arc;
+
+    let Some(bin) = rsyslogd() else { return };
+    let rs = Rsyslog::start(bin, None);
+    let cfg = output(&format!("type = \"syslog\"\naddress = \"127.0.0.1:{}\"\nmax_eps = 200\n", rs.tcp));
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(State::open(dir.path()).unwrap());
+    let ctx = OutputContext { state: state.clone(), metrics: Arc::default(), hostname: HOST.into() };
+    // A new output starts at the journal's tail: register it first.
+    state.offset_or_tail(&cfg.name).await.unwrap();
+    const TOTAL: usize = 2000;
+    let events: Vec<Event> = (0..TOTAL).map(event).collect();
+    for page in events.chunks(500) {
+        state.append("opencti", page, &Cursor::default()).await.unwrap();
+    }
+    let settings = DriverSettings {
+        name: cfg.name.clone(),
+        batch: cfg.batch,
+        max_eps: cfg.max_eps,
+        retry_max_interval: Duration::from_secs(1),
+    };
+    let sink = AnySink::Syslog(Box::new(SyslogSink::build(&cfg, "output[0]", HOST).unwrap()));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let started = Instant::now();
+    let task = tokio::spawn(driver::run(settings, sink, Arc::default(), ctx, cancel.clone()));
+    let deadline = started + Duration::from_secs(30);
+    while rs.records().len() < TOTAL && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    let ids: std::collections::BTreeSet<String> = by_sd_id(&rs.records()).into_keys().collect();
+    assert_eq!(ids.len(), TOTAL, "events were dropped");
+    eprintln!("2000 events at max_eps = 200 took {took:?}");
+    assert!(took >= Duration::from_secs(8) && took <= Duration::from_secs(20), "took {took:?}");
+}
