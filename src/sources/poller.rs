@@ -301,6 +301,9 @@ impl Poller {
                     // cursor (rewritten every page) grow with the whole walk.
                     // (`prune` keeps everything while a desc window is open.)
                     cursor.prune(self.settings.lookback);
+                    if !desc {
+                        taken = cursor.taken_ids();
+                    }
                     false
                 }
                 Next::FromCursor => {
@@ -537,5 +540,96 @@ impl Poller {
         let resp = self.fetch(&req, cancel).await?;
         let page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
         Ok(page.events.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::units::Rate;
+    use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+
+    fn demo_poller(state: Arc<State>, now_ms: Arc<AtomicI64>, lag: Duration) -> Poller {
+        let mut cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
+        cfg.rate = Some(Rate::parse("100/s").unwrap());
+        let api = Box::new(crate::sources::demo::Demo::new(&cfg));
+        let t0 = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        let clock: Clock =
+            Arc::new(move || DateTime::from_timestamp_millis(now_ms.load(AtomicOrdering::SeqCst)).unwrap_or_default());
+        let settings = Settings {
+            name: "demo".into(),
+            interval: Duration::from_secs(1),
+            start_at: StartAt::At(t0),
+            page_size: 50,
+            lag,
+            lookback: Duration::ZERO,
+            max_window: None,
+            timeout: Duration::from_secs(5),
+            max_response_size: 1 << 20,
+            rate_limit: None,
+        };
+        let ctx = SourceContext { state, metrics: Arc::new(Metrics::default()), clock, max_journal_bytes: u64::MAX };
+        Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
+    }
+
+    #[tokio::test]
+    async fn long_walk_keeps_the_cursor_small_and_takes_each_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let t0_ms = 1_714_557_600_000i64;
+        let now = Arc::new(AtomicI64::new(t0_ms + 60_000));
+        let p = demo_poller(state.clone(), now.clone(), Duration::ZERO);
+        let cancel = CancellationToken::new();
+        let r = p.poll_once(&cancel).await.unwrap();
+        assert_eq!(r.journaled, 6001, "100/s over [t0, t0+60s], both ends included");
+        assert_eq!(r.requests, 121);
+        let c = state.cursor("demo").unwrap().unwrap();
+        assert!(c.taken.len() <= 2, "cursor keeps only ids at its time, not the walk: {}", c.taken.len());
+        assert_eq!(p.poll_once(&cancel).await.unwrap().journaled, 0, "nothing new, nothing twice");
+        now.fetch_add(10_000, AtomicOrdering::SeqCst);
+        assert_eq!(p.poll_once(&cancel).await.unwrap().journaled, 1000);
+        let ids: std::collections::HashSet<String> =
+            state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+        assert_eq!(ids.len(), 7001, "no duplicate ids in the journal");
+    }
+
+    /// Regression: during an oldest-first walk the cursor committed with
+    /// each page kept every id taken since the walk began, so a catch-up
+    /// rewrote an ever larger cursor per page (quadratic).
+    #[tokio::test]
+    async fn cursor_committed_mid_walk_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let now = Arc::new(AtomicI64::new(1_714_557_600_000 + 600_000));
+        let mut p = demo_poller(state.clone(), now, Duration::ZERO);
+        p.ctx.max_journal_bytes = 200 << 10; // pauses the walk part-way: back-pressure
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stop.cancel();
+        });
+        assert!(matches!(p.poll_once(&cancel).await, Err(SourceError::Cancelled)));
+        let c = state.cursor("demo").unwrap().unwrap();
+        let journaled = state.next_seq();
+        assert!(journaled >= 100 && journaled < 60_001, "stopped part-way: {journaled}");
+        assert!(c.taken.len() <= 2, "mid-walk cursor holds {} ids", c.taken.len());
+        assert!(state.journal_bytes() >= p.ctx.max_journal_bytes, "paused because the journal was full");
+    }
+
+    #[tokio::test]
+    async fn lag_leaves_young_events_and_a_clock_jump_back_polls_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let t0_ms = 1_714_557_600_000i64;
+        let now = Arc::new(AtomicI64::new(t0_ms + 10_000));
+        let p = demo_poller(state.clone(), now.clone(), Duration::from_secs(5));
+        let cancel = CancellationToken::new();
+        assert_eq!(p.poll_once(&cancel).await.unwrap().journaled, 501, "only [t0, now - 5s]");
+        now.store(t0_ms, AtomicOrdering::SeqCst); // the host clock jumps back
+        let r = p.poll_once(&cancel).await.unwrap();
+        assert_eq!((r.journaled, r.requests), (0, 0), "no window before the cursor: nothing asked, nothing lost");
+        now.store(t0_ms + 20_000, AtomicOrdering::SeqCst);
+        assert_eq!(p.poll_once(&cancel).await.unwrap().journaled, 1000, "resumes exactly after the cursor");
     }
 }

@@ -46,7 +46,7 @@ use tokio::sync::watch;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// sled's page cache; its default is 1 GiB, far more than an agent needs.
-const CACHE_CAPACITY: u64 = 32 << 20;
+const CACHE_CAPACITY: u64 = 8 << 20;
 
 /// Errors of the state database. All of them are fatal for the agent: it
 /// exits 1 and systemd restarts it.
