@@ -235,7 +235,10 @@ fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashS
     };
     match s.kind {
         SourceType::Opencti | SourceType::Sekoia | SourceType::Guance => {
-            need_secret(p, "token", s.token.is_some() || s.token_file.is_some())
+            need_secret(p, "token", s.token.is_some() || s.token_file.is_some());
+            if s.kind == SourceType::Opencti && s.page_size.is_some_and(|n| n > 5000) {
+                p.add(format!("{at}.page_size"), "OpenCTI allows at most 5000");
+            }
         }
         SourceType::Invicti => {
             need_secret(p, "user_id", s.user_id.is_some() || s.user_id_file.is_some());

@@ -4,8 +4,13 @@
 pub mod api;
 pub mod auth;
 pub mod demo;
+pub mod guance;
 pub mod http_json;
+pub mod invicti;
+pub mod keepnet;
+pub mod opencti;
 pub mod poller;
+pub mod sekoia;
 
 use crate::config::secret::{self, Env, Secret, SecretRef};
 use crate::config::{Problem, SourceConfig, SourceType};
@@ -131,6 +136,47 @@ pub(crate) fn base_url(problems: &mut Vec<Problem>, at: &str, cfg: &SourceConfig
     }
 }
 
+/// `base` with `path` appended to its path (`https://h/api` + `v1/x` =
+/// `https://h/api/v1/x`); a base that already ends with `path` is kept.
+pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
+    let mut u = base.clone();
+    let head = u.path().trim_end_matches('/').to_owned();
+    let tail = path.trim_matches('/');
+    if !head.ends_with(&format!("/{tail}")) {
+        u.set_path(&format!("{head}/{tail}"));
+    }
+    u.set_query(None);
+    u
+}
+
+/// A vendor's time: RFC 3339, or ISO 8601 without a zone read as UTC
+/// (vendors that leave the zone out; each connector says where it assumes
+/// this).
+pub(crate) fn utc_time(v: Option<&serde_json::Value>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = v?.as_str()?.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc())
+}
+
+/// `t` rounded up to a whole `unit` (a time filter with coarser precision
+/// than the window must not cut the window's end short).
+pub(crate) fn ceil_to(t: chrono::DateTime<chrono::Utc>, unit: chrono::Duration) -> chrono::DateTime<chrono::Utc> {
+    use chrono::DurationRound;
+    match t.duration_trunc(unit) {
+        Ok(down) if down == t => t,
+        Ok(down) => down + unit,
+        Err(_) => t,
+    }
+}
+
+/// `t` rounded down to a whole `unit`.
+pub(crate) fn floor_to(t: chrono::DateTime<chrono::Utc>, unit: chrono::Duration) -> chrono::DateTime<chrono::Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(unit).unwrap_or(t)
+}
+
 /// Build the vendor hooks and authentication of a source. `at` is its key
 /// path (`source[2]`) for problems.
 pub fn build_api(cfg: &SourceConfig, at: &str, env: &dyn Env) -> Result<(Box<dyn SourceApi>, Auth), Vec<Problem>> {
@@ -138,13 +184,11 @@ pub fn build_api(cfg: &SourceConfig, at: &str, env: &dyn Env) -> Result<(Box<dyn
     let built: Option<(Box<dyn SourceApi>, Auth)> = match cfg.kind {
         SourceType::Demo => Some((Box::new(demo::Demo::new(cfg)), Auth::None)),
         SourceType::HttpJson => http_json::build(cfg, at, env, &mut problems),
-        other => {
-            problems.push(Problem {
-                path: format!("{at}.type"),
-                message: format!("the {} connector is not available in this build yet", other.as_str()),
-            });
-            None
-        }
+        SourceType::Opencti => opencti::build(cfg, at, env, &mut problems),
+        SourceType::Sekoia => sekoia::build(cfg, at, env, &mut problems),
+        SourceType::Invicti => invicti::build(cfg, at, env, &mut problems),
+        SourceType::Keepnet => keepnet::build(cfg, at, env, &mut problems),
+        SourceType::Guance => guance::build(cfg, at, env, &mut problems),
     };
     match built {
         Some(b) if problems.is_empty() => Ok(b),
