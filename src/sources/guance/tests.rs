@@ -1,0 +1,183 @@
+use super::*;
+use crate::state::{Cursor, Window};
+use chrono::DateTime;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn api() -> Guance {
+    Guance::new(&url::Url::parse("https://openapi.guance.com").unwrap(), DEFAULT_QUERY)
+}
+
+fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
+    Query {
+        window: Window { from: t("2024-05-01T10:00:00Z"), to: t("2024-05-01T11:00:00.0005Z") },
+        page: 0,
+        offset: 0,
+        state,
+        page_size: 500,
+        cursor,
+    }
+}
+
+fn resp(status: u16, body: &Value) -> ApiResponse {
+    ApiResponse { status, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+}
+
+const COLUMNS: [&str; 12] = [
+    "time",
+    "__docid",
+    "df_event_id",
+    "df_source",
+    "df_status",
+    "df_origin",
+    "df_menu",
+    "df_title",
+    "df_message",
+    "df_user_id",
+    "df_user_name",
+    "df_user_email",
+];
+
+fn row(ms: i64, id: &str, title: &str) -> Value {
+    json!([
+        ms,
+        format!("TAE_{ms}_{id}"),
+        id,
+        "audit",
+        "info",
+        "front",
+        "Management - Members",
+        title,
+        format!("admin@example.com {title}"),
+        "acnt_8d1e",
+        "Admin",
+        "admin@example.com"
+    ])
+}
+
+/// The `query_data_v1` envelope of the docs (`query-data.md`).
+fn answer(rows: Vec<Value>, after: Value) -> Value {
+    json!({
+        "code": 200,
+        "content": { "data": [{ "series": [{ "columns": COLUMNS, "values": rows }], "search_after": after,
+                                "next_cursor_time": -1, "cost": "12ms" }] },
+        "errorCode": "", "message": "", "success": true, "traceId": "123"
+    })
+}
+
+#[test]
+fn request_runs_the_audit_dql_over_the_window_in_milliseconds() {
+    let c = Cursor::default();
+    let req = api().request(&query(&c, None)).unwrap();
+    assert_eq!(req.url.as_str(), "https://openapi.guance.com/api/v1/df/query_data_v1");
+    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
+    let q = &body["queries"][0];
+    assert_eq!(q["qtype"], "dql");
+    assert_eq!(q["query"]["q"], DEFAULT_QUERY);
+    assert_eq!(q["query"]["timeRange"], json!([1_714_557_600_000i64, 1_714_561_200_001i64]), "end rounded up");
+    assert_eq!(q["query"]["orderby"], json!([{ "time": "asc" }]));
+    assert_eq!(q["query"]["limit"], 500);
+    assert!(q["query"].get("search_after").is_none());
+    let after = json!([1_714_557_600_123i64, 82936, "TAE_1_x"]);
+    let req = api().request(&query(&c, Some(&after))).unwrap();
+    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
+    assert_eq!(body["queries"][0]["query"]["search_after"], after);
+}
+
+#[test]
+fn rows_become_objects_and_search_after_pages() {
+    let c = Cursor::default();
+    let after = json!([1_714_557_600_123i64, 82936, "TAE_1714557600123_e2"]);
+    let body = answer(
+        vec![row(1_714_557_600_123, "e1", "Login"), row(1_714_557_600_123, "e2", "Modify member role")],
+        after.clone(),
+    );
+    let p = api().parse(&query(&c, None), &resp(200, &body)).unwrap();
+    assert_eq!(p.events.len(), 2);
+    assert_eq!(p.events[0]["df_event_id"], "e1");
+    assert_eq!(p.events[1]["time"], 1_714_557_600_123i64);
+    assert_eq!(p.next, Next::Page(after.clone()));
+    // An empty page ends the walk even when a token comes back.
+    let p = api().parse(&query(&c, Some(&after)), &resp(200, &answer(vec![], after.clone()))).unwrap();
+    assert_eq!(p.next, Next::Done);
+    let p = api().parse(&query(&c, None), &resp(200, &answer(vec![row(1, "e3", "x")], json!([])))).unwrap();
+    assert_eq!(p.next, Next::Done);
+    let no_series = json!({ "content": { "data": [{ "series": null }] }, "success": true, "errorCode": "" });
+    assert!(api().parse(&query(&c, None), &resp(200, &no_series)).unwrap().events.is_empty());
+}
+
+#[test]
+fn error_bodies_and_odd_shapes_fail_loudly() {
+    let c = Cursor::default();
+    let cases = [
+        (json!({ "success": false, "errorCode": "ft.QueryError", "message": "bad dql" }), "ft.QueryError"),
+        (json!({ "content": {}, "success": true }), "no content.data[0]"),
+        (json!({ "content": { "data": [{ "series": [{ "values": [[1]] }] }] } }), "has no columns"),
+        (
+            json!({ "content": { "data": [{ "series": [{ "columns": ["time", "x"], "values": [[1]] }] }] } }),
+            "does not match",
+        ),
+    ];
+    for (body, want) in cases {
+        let e = api().parse(&query(&c, None), &resp(200, &body)).unwrap_err();
+        assert!(e.0.contains(want), "{e} should contain {want:?}");
+    }
+}
+
+#[test]
+fn throttling_answered_as_401_is_a_back_off_not_an_auth_failure() {
+    let a = api();
+    for code in ["ft.TriggerApiAkCurrentLimiting", "ft.TriggerApiWorkspaceCurrentLimiting"] {
+        let body = json!({ "code": 401, "errorCode": code, "message": "", "success": false });
+        assert_eq!(a.verdict(401, &serde_json::to_vec(&body).unwrap()), Some(Verdict::Throttled(None)));
+    }
+    let bad_key = json!({ "code": 403, "errorCode": "ft.InvalidAPIKey", "message": "invalid key", "success": false });
+    assert!(
+        matches!(a.verdict(403, &serde_json::to_vec(&bad_key).unwrap()), Some(Verdict::Auth(d)) if d.contains("ft.InvalidAPIKey"))
+    );
+    assert!(matches!(a.verdict(401, b"not json"), Some(Verdict::Auth(_))));
+    assert_eq!(a.verdict(500, b"{}"), None);
+}
+
+#[test]
+fn audit_rows_map_to_ecs() {
+    let c = Cursor::default();
+    let a = api();
+    let body = answer(
+        vec![
+            row(1_714_557_600_123, "aud_7f3c", "Login"),
+            row(1_714_557_600_456, "aud_7f3d", "Delete notification target"),
+        ],
+        json!([]),
+    );
+    let p = a.parse(&query(&c, None), &resp(200, &body)).unwrap();
+    let e: Vec<_> = p
+        .events
+        .iter()
+        .map(|raw| crate::event::normalise("g", a.observer(), raw, a.normalise(raw), Utc::now()))
+        .collect();
+    assert_eq!(e[0].id, "aud_7f3c");
+    assert_eq!(e[0].timestamp, t("2024-05-01T10:00:00.123Z"));
+    assert_eq!(e[0].str_field("event.action"), Some("Login"));
+    assert_eq!(e[0].fields["event"]["category"], json!(["authentication"]));
+    assert_eq!(e[0].str_field("user.id"), Some("acnt_8d1e"));
+    assert_eq!(e[0].str_field("user.name"), Some("Admin"));
+    assert_eq!(e[0].str_field("user.email"), Some("admin@example.com"));
+    assert_eq!(e[0].str_field("event.provider"), Some("front"));
+    assert_eq!(e[0].str_field("message"), Some("admin@example.com Login"));
+    assert_eq!(e[1].fields["event"]["category"], json!(["configuration"]));
+    assert_eq!(e[1].str_field("observer.vendor"), Some("Guance"));
+    // Without df_event_id the doc id serves.
+    let raw = json!({ "date": 1_714_557_600_000i64, "__docid": "TAE_x" });
+    assert_eq!(a.normalise(&raw).id.as_deref(), Some("TAE_x"));
+    assert_eq!(a.normalise(&raw).timestamp, Some(t("2024-05-01T10:00:00Z")));
+}
+
+#[test]
+fn defaults_follow_the_documented_limits() {
+    let d = api().defaults();
+    assert_eq!(d.rate_limit, Rate::parse("20/m").ok());
+    assert_eq!(d.max_window, Some(Duration::from_secs(86_400)));
+}

@@ -1,0 +1,176 @@
+use super::*;
+use crate::state::{Cursor, Window};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn api() -> Invicti {
+    Invicti::new(&url::Url::parse("https://www.netsparkercloud.com").unwrap())
+}
+
+fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
+    Query {
+        window: Window { from: t("2024-05-01T09:55:00.250Z"), to: t("2024-05-01T10:59:00.700Z") },
+        page: 0,
+        offset: 0,
+        state,
+        page_size: 500,
+        cursor,
+    }
+}
+
+fn resp(body: &Value) -> ApiResponse {
+    ApiResponse { status: 200, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+}
+
+/// An `AuditLogDto` as the Swagger definitions describe it.
+fn log(id: &str, created: &str, kind: &str) -> Value {
+    json!({
+        "Id": id,
+        "AccountId": "5f0b1c8e-0000-4000-8000-00000000acc1",
+        "CreatedAt": created,
+        "EndpointType": "Web",
+        "Type": kind,
+        "UserEmail": "jane.doe@example.com",
+        "UserId": "a1b2c3d4-0000-4000-8000-000000000001",
+        "UserName": "Jane Doe",
+        "Message": format!("{kind} by Jane Doe"),
+        "RequestData": "{\"ip\":\"203.0.113.9\"}"
+    })
+}
+
+/// An `AuditLogPagedResultDto`.
+fn paged(list: Vec<Value>, page: u64, more: bool) -> Value {
+    json!({
+        "FirstItemOnPage": 1, "HasNextPage": more, "HasPreviousPage": page > 1, "IsFirstPage": page == 1,
+        "IsLastPage": !more, "LastItemOnPage": list.len(), "List": list, "PageCount": 2, "PageNumber": page,
+        "PageSize": 200, "TotalItemCount": 3
+    })
+}
+
+fn walk(page: u64, expect: &[(&str, &str)]) -> Value {
+    json!({ "page": page, "expect": expect })
+}
+
+#[test]
+fn a_walk_starts_undated_then_covers_the_window_with_a_second_to_spare() {
+    let c = Cursor::default();
+    let req = api().request(&query(&c, None)).unwrap();
+    assert_eq!(req.url.path(), "/api/1.0/auditlogs/list");
+    assert_eq!(req.url.query(), Some("page=1&pageSize=200"), "the newest page, capped at Invicti's maximum");
+    let state = walk(3, &[]);
+    let req = api().request(&query(&c, Some(&state))).unwrap();
+    let q: std::collections::BTreeMap<_, _> = req.url.query_pairs().into_owned().collect();
+    assert_eq!(q["page"], "3");
+    assert_eq!(q["startDate"], "05/01/2024 09:54:59");
+    assert_eq!(q["endDate"], "05/01/2024 10:59:01");
+    let on_prem = Invicti::new(&url::Url::parse("https://invicti.corp.example/api/1.0/").unwrap());
+    assert_eq!(on_prem.list.as_str(), "https://invicti.corp.example/api/1.0/auditlogs/list");
+}
+
+#[test]
+fn pages_newest_first_until_has_next_page_is_false() {
+    let c = Cursor::default();
+    let a = api();
+    assert_eq!(a.order(), Order::Desc);
+    let newest =
+        paged(vec![log("d", "2024-05-01T11:00:30Z", "Signin"), log("c", "2024-05-01T10:58:00.1Z", "Signout")], 1, true);
+    let p = a.parse(&query(&c, None), &resp(&newest)).unwrap();
+    assert!(p.events.is_empty(), "the undated page is only a check");
+    assert_eq!(p.next, Next::Page(walk(1, &[("c", "2024-05-01T10:58:00.1Z")])), "d is after the window");
+    let Next::Page(state) = p.next else { unreachable!() };
+    let first = paged(
+        vec![log("c", "2024-05-01T10:58:00.1Z", "Signout"), log("b", "2024-05-01T10:30:00", "UserCreated")],
+        1,
+        true,
+    );
+    let p = a.parse(&query(&c, Some(&state)), &resp(&first)).unwrap();
+    assert_eq!(p.events.len(), 2);
+    assert_eq!(p.next, Next::Page(walk(2, &[])));
+    let last = paged(vec![log("a", "2024-05-01T09:55:00Z", "Signin")], 2, false);
+    let p = a.parse(&query(&c, Some(&walk(2, &[]))), &resp(&last)).unwrap();
+    assert_eq!(p.next, Next::Done);
+}
+
+#[test]
+fn dates_read_in_another_zone_fail_either_way() {
+    let c = Cursor::default();
+    // Read as UTC+2: the API answers logs two hours before the window.
+    let body = paged(vec![log("x", "2024-05-01T08:30:00", "Signin")], 1, false);
+    let e = api().parse(&query(&c, Some(&walk(1, &[]))), &resp(&body)).unwrap_err();
+    assert!(e.0.contains("another time zone"), "{e}");
+    assert!(e.0.contains("05/01/2024 09:54:59"), "{e}");
+    // Read as UTC-5: the dated pages miss a log the newest page placed in
+    // the window.
+    let body = paged(vec![], 1, false);
+    let e = api().parse(&query(&c, Some(&walk(1, &[("c", "2024-05-01T10:58:00Z")]))), &resp(&body)).unwrap_err();
+    assert!(e.0.contains("did not get c created at 2024-05-01T10:58:00") && e.0.contains("another time zone"), "{e}");
+}
+
+#[test]
+fn unexpected_shapes_fail_loudly() {
+    let c = Cursor::default();
+    let state = walk(1, &[]);
+    let cases = [
+        (json!({ "Items": [] }), "no List"),
+        (json!({ "List": [] }), "no HasNextPage"),
+        (paged(vec![], 4, true), "page 1 is empty but HasNextPage is true"),
+    ];
+    for (body, want) in cases {
+        let e = api().parse(&query(&c, Some(&state)), &resp(&body)).unwrap_err();
+        assert!(e.0.contains(want), "{e} should contain {want:?}");
+    }
+    assert!(api().parse(&query(&c, None), &resp(&json!({ "List": [] }))).is_err());
+    assert!(matches!(api().verdict(401, b"Unauthorized"), Some(Verdict::Auth(d)) if d.contains("user_id and token")));
+    assert_eq!(api().verdict(429, b""), None);
+}
+
+#[test]
+fn audit_logs_map_to_ecs() {
+    let a = api();
+    let cases = [
+        ("Signin", "authentication", "start", "success"),
+        ("Signout", "authentication", "end", "success"),
+        ("LoginAttemptFailed", "authentication", "start", "failure"),
+        ("UserCreated", "iam", "creation", "success"),
+        ("DeleteUser", "iam", "deletion", "success"),
+        ("AccessTokenReset", "iam", "change", "success"),
+        ("RoleCreated", "iam", "creation", "success"),
+        ("WebsiteDeleted", "configuration", "deletion", "success"),
+        ("SingleSignOnUpdated", "configuration", "change", "success"),
+        ("ScanStarted", "configuration", "info", "success"),
+        ("TooManyRequests", "configuration", "info", "failure"),
+    ];
+    for (kind, category, ty, outcome) in cases {
+        let raw = log("6f1c2a0e-1111-4222-8333-944455556666", "2024-05-01T10:00:00.123Z", kind);
+        let n = a.normalise(&raw);
+        assert_eq!(n.id.as_deref(), Some("6f1c2a0e-1111-4222-8333-944455556666"));
+        assert_eq!(n.timestamp, Some(t("2024-05-01T10:00:00.123Z")));
+        let e = crate::event::normalise("inv", a.observer(), &raw, n, Utc::now());
+        assert_eq!(e.str_field("event.action"), Some(kind));
+        assert_eq!(e.fields["event"]["category"], json!([category]), "{kind}");
+        assert_eq!(e.fields["event"]["type"], json!([ty]), "{kind}");
+        assert_eq!(e.outcome(), outcome, "{kind}");
+        assert_eq!(e.str_field("event.provider"), Some("Web"));
+        assert_eq!(e.str_field("user.id"), Some("a1b2c3d4-0000-4000-8000-000000000001"));
+        assert_eq!(e.str_field("user.name"), Some("Jane Doe"));
+        assert_eq!(e.str_field("user.email"), Some("jane.doe@example.com"));
+        assert_eq!(e.str_field("message"), Some(format!("{kind} by Jane Doe").as_str()));
+        assert_eq!(e.str_field("observer.product"), Some("Invicti Enterprise"));
+    }
+    let zoneless = log("z", "2024-05-01T10:00:00.5", "Signin");
+    assert_eq!(a.normalise(&zoneless).timestamp, Some(t("2024-05-01T10:00:00.5Z")), "no zone: UTC");
+}
+
+#[test]
+fn build_needs_user_id_and_token() {
+    let env = crate::config::secret::tests::FakeEnv::default();
+    let text = "[[source]]\nname = \"inv\"\ntype = \"invicti\"\nurl = \"https://www.netsparkercloud.com\"\n\
+                user_id = \"${INV_USER}\"\ntoken = \"${INV_TOKEN}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+    let cfg = crate::config::parse(text).unwrap().sources.remove(0);
+    let mut problems = Vec::new();
+    assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
+    let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["source[0].user_id", "source[0].token"]);
+}

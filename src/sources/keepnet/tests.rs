@@ -1,0 +1,175 @@
+use super::*;
+use crate::state::{Cursor, Window};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn api() -> Keepnet {
+    Keepnet::new(&url::Url::parse("https://api.keepnetlabs.com").unwrap())
+}
+
+fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
+    Query {
+        window: Window { from: t("2024-05-01T10:00:00.0004Z"), to: t("2024-05-01T11:00:00Z") },
+        page: 0,
+        offset: 0,
+        state,
+        page_size: 2,
+        cursor,
+    }
+}
+
+fn resp(body: &Value) -> ApiResponse {
+    ApiResponse { status: 200, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+}
+
+/// An `AuditLogSearchView` as the OpenAPI spec describes it.
+fn view(id: &str, date: &str, op: &str) -> Value {
+    json!({
+        "resourceId": id, "userName": "Harold Finch", "entityResourceId": "9f8e7d6c", "entityName": "PhishingCampaign",
+        "oldValue": "{\"Name\":\"Q1\"}", "newValue": "{\"Name\":\"Q2\"}", "operation": op, "ip": "198.51.100.7",
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0", "auditDescription": format!("{op} PhishingCampaign Q2"),
+        "logDate": date
+    })
+}
+
+/// The `ServiceResult` envelope of the spec.
+fn service_result(results: Vec<Value>, pages: u64) -> Value {
+    json!({
+        "data": { "pageNumber": 1, "pageSize": 2, "totalNumberOfPages": pages, "totalNumberOfRecords": 3, "results": results },
+        "status": "Success", "message": null, "validationMessages": []
+    })
+}
+
+fn body_of(req: &ApiRequest) -> Value {
+    match &req.body {
+        Some(crate::sources::api::Body::Json(v)) => v.clone(),
+        other => panic!("expected JSON, got {other:?}"),
+    }
+}
+
+#[test]
+fn request_never_sends_nulls_and_filters_the_window() {
+    let c = Cursor::default();
+    let req = api().request(&query(&c, None)).unwrap();
+    assert_eq!(req.url.as_str(), "https://api.keepnetlabs.com/api/audit-logs/search");
+    let b = body_of(&req);
+    assert_eq!(b["pageNumber"], 1);
+    assert_eq!(b["pageSize"], 2);
+    assert_eq!(b["orderBy"], "LogDate");
+    assert_eq!(b["ascending"], true);
+    assert_eq!(b["filter"]["condition"], "AND");
+    assert_eq!(b["filter"]["searchInputTextValue"], "");
+    let items = &b["filter"]["filterGroups"][0]["filterItems"];
+    assert_eq!(items[0], json!({ "fieldName": "LogDate", "operator": ">=", "value": "2024-05-01T10:00:00.000Z" }));
+    assert_eq!(items[1], json!({ "fieldName": "LogDate", "operator": "<=", "value": "2024-05-01T11:00:00.000Z" }));
+    fn no_nulls(v: &Value) -> bool {
+        match v {
+            Value::Null => false,
+            Value::Array(a) => a.iter().all(no_nulls),
+            Value::Object(o) => o.values().all(no_nulls),
+            _ => true,
+        }
+    }
+    assert!(no_nulls(&b), "{b}");
+    let state = json!({ "page": 3, "last": "2024-05-01T10:10:00Z" });
+    assert_eq!(body_of(&api().request(&query(&c, Some(&state))).unwrap())["pageNumber"], 3);
+}
+
+#[test]
+fn both_envelopes_are_read_and_pages_follow_total_number_of_pages() {
+    let c = Cursor::default();
+    let a = api();
+    let rows = vec![view("r1", "2024-05-01T10:00:00Z", "Create"), view("r2", "2024-05-01T10:00:00Z", "Update")];
+    let p = a.parse(&query(&c, None), &resp(&service_result(rows.clone(), 2))).unwrap();
+    assert_eq!(p.events.len(), 2);
+    assert_eq!(p.next, Next::Page(json!({ "page": 2, "last": "2024-05-01T10:00:00Z" })));
+    let quickstart = json!({
+        "isSuccess": true,
+        "data": { "pageNumber": 2, "pageSize": 2, "totalNumberOfPages": 2, "totalNumberOfRecords": 3,
+                  "results": [view("r3", "2024-05-01T10:30:00Z", "Delete")] },
+        "messages": []
+    });
+    let state = json!({ "page": 2, "last": "2024-05-01T10:00:00Z" });
+    let p = a.parse(&query(&c, Some(&state)), &resp(&quickstart)).unwrap();
+    assert_eq!(p.events.len(), 1);
+    assert_eq!(p.next, Next::Done);
+    // No page count: a full page asks for more, a short one ends.
+    let bare = json!({ "data": { "results": rows } });
+    assert!(matches!(a.parse(&query(&c, None), &resp(&bare)).unwrap().next, Next::Page(_)));
+}
+
+#[test]
+fn wrong_guesses_and_failures_are_loud() {
+    let c = Cursor::default();
+    let a = api();
+    let state = json!({ "page": 2, "last": "2024-05-01T10:40:00Z" });
+    let cases = [
+        (None, service_result(vec![view("old", "2023-01-01T00:00:00Z", "Create")], 1), "filter was ignored"),
+        (None, service_result(vec![view("tz", "2024-05-01T12:00:00", "Create")], 1), "not UTC"),
+        (
+            None,
+            service_result(
+                vec![view("b", "2024-05-01T10:20:00Z", "Create"), view("a", "2024-05-01T10:10:00Z", "Create")],
+                1,
+            ),
+            "sort was ignored",
+        ),
+        (Some(&state), service_result(vec![view("c", "2024-05-01T10:30:00Z", "Create")], 2), "sort was ignored"),
+        (None, json!({ "isSuccess": false, "data": null, "messages": ["INPUT_ERROR"] }), "INPUT_ERROR"),
+        (None, json!({ "status": "Error", "message": "boom", "data": null }), "reported a failure"),
+        (None, json!({ "items": [] }), "no data.results"),
+    ];
+    for (s, body, want) in cases {
+        let e = a.parse(&query(&c, s), &resp(&body)).unwrap_err();
+        assert!(e.0.contains(want), "{e} should contain {want:?}");
+    }
+    assert_eq!(a.verdict(401, b""), None, "401 goes to the poller, which renews the token once");
+    assert!(matches!(a.verdict(403, b""), Some(Verdict::Auth(d)) if d.contains("role")));
+}
+
+#[test]
+fn audit_log_views_map_to_ecs() {
+    let a = api();
+    let raw = view("6c1d0f3e-aaaa-4bbb-8ccc-123456789abc", "2024-05-01T10:00:00.123Z", "Update");
+    let n = a.normalise(&raw);
+    assert_eq!(n.id.as_deref(), Some("6c1d0f3e-aaaa-4bbb-8ccc-123456789abc"));
+    assert_eq!(n.timestamp, Some(t("2024-05-01T10:00:00.123Z")));
+    let e = crate::event::normalise("kn", a.observer(), &raw, n, Utc::now());
+    assert_eq!(e.str_field("event.action"), Some("update"));
+    assert_eq!(e.outcome(), "success");
+    assert_eq!(e.fields["event"]["category"], json!(["configuration"]));
+    assert_eq!(e.fields["event"]["type"], json!(["change"]));
+    assert_eq!(e.str_field("user.name"), Some("Harold Finch"));
+    assert_eq!(e.str_field("source.ip"), Some("198.51.100.7"));
+    assert_eq!(e.str_field("user_agent.original"), Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0"));
+    assert_eq!(e.str_field("keepnet.entity.name"), Some("PhishingCampaign"));
+    assert_eq!(e.str_field("message"), Some("Update PhishingCampaign Q2"));
+    assert_eq!(e.str_field("observer.vendor"), Some("Keepnet Labs"));
+
+    // The plain list's `AuditLogDto`, in PascalCase.
+    let dto = json!({ "LogId": 4711, "UserId": 42, "LogDate": "2024-05-01T10:00:01", "EntityResourceId": "x",
+                      "EntityName": "User", "CompanyId": 7, "Operation": "Delete", "OldValue": "{}", "NewValue": null });
+    let n = a.normalise(&dto);
+    assert_eq!(n.id.as_deref(), Some("4711"));
+    assert_eq!(n.timestamp, Some(t("2024-05-01T10:00:01Z")), "no zone: UTC");
+    let e = crate::event::normalise("kn", a.observer(), &dto, n, Utc::now());
+    assert_eq!(e.str_field("user.id"), Some("42"));
+    assert_eq!(e.fields["event"]["type"], json!(["deletion"]));
+}
+
+#[test]
+fn build_uses_client_credentials_with_scope_api1() {
+    let mut env = crate::config::secret::tests::FakeEnv::default();
+    env.vars.insert("KN_SECRET".into(), "s3cret".into());
+    let text = "[[source]]\nname = \"kn\"\ntype = \"keepnet\"\nurl = \"https://api.keepnetlabs.com\"\n\
+                client_id = \"my-client\"\nclient_secret = \"${KN_SECRET}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+    let cfg = crate::config::parse(text).unwrap().sources.remove(0);
+    let mut problems = Vec::new();
+    let (_, auth) = build(&cfg, "source[0]", &env, &mut problems).unwrap();
+    let Auth::OAuth2(o) = auth else { panic!("oauth2") };
+    assert_eq!(o.token_url.as_str(), "https://api.keepnetlabs.com/connect/token");
+    assert_eq!(o.scope.as_deref(), Some("api1"));
+    assert_eq!(o.client_id.expose(), "my-client");
+}

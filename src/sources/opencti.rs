@@ -1,0 +1,262 @@
+//! `opencti`: the Activity (and optionally History) log of an OpenCTI
+//! platform through GraphQL `audits`, oldest first, filtered on
+//! `timestamp` to the poll window and paged with Relay cursors
+//! (`pageInfo.endCursor` / `hasNextPage`).
+//!
+//! OpenCTI answers GraphQL errors with HTTP 200 and an `errors[]` array;
+//! those fail the poll with the error named (a missing "Security activity"
+//! capability or Enterprise Edition is spelled out). Each node's `raw_data`
+//! (the stored document, a JSON string) is forwarded as the raw event; a node
+//! without a readable `raw_data` is forwarded itself. The activity manager
+//! indexes events late (it batches a Redis stream every few seconds), hence
+//! the default `lookback` of 60 s.
+
+use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Verdict};
+use super::auth::Auth;
+use super::{base_url, ceil_to, endpoint, floor_to, need_secret, utc_time};
+use crate::config::secret::Env;
+use crate::config::{Problem, SourceConfig};
+use crate::event::{Normalised, Observer};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Largest `first` OpenCTI accepts (`elasticsearch:max_pagination_result`).
+pub const MAX_PAGE_SIZE: u32 = 5000;
+
+/// User names remembered from `user { id name }`, which `raw_data` lacks.
+const MAX_USERS: usize = 10_000;
+
+const QUERY: &str = "query AuditrelayAudits($types: [String!], $first: Int, $after: ID, $filters: FilterGroup) {
+  audits(types: $types, first: $first, after: $after, orderBy: timestamp, orderMode: asc, filters: $filters) {
+    pageInfo { endCursor hasNextPage }
+    edges { node { id entity_type event_type event_scope event_status timestamp user_id user { id name }
+                   context_data { entity_id entity_name entity_type message } raw_data } }
+  }
+}";
+
+/// The OpenCTI hooks.
+#[derive(Debug)]
+pub struct OpenCti {
+    url: url::Url,
+    types: Vec<&'static str>,
+    users: Mutex<HashMap<String, String>>,
+}
+
+/// Build from config: `url` (the platform; `/graphql` is appended), `token`,
+/// `include_history`.
+pub fn build(
+    cfg: &SourceConfig,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<(Box<dyn SourceApi>, Auth)> {
+    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
+    let base = base_url(problems, at, cfg);
+    let api = OpenCti::new(&base?, cfg.include_history.unwrap_or(false));
+    Some((Box::new(api), Auth::Bearer(token?)))
+}
+
+impl OpenCti {
+    /// Hooks for the platform at `base`.
+    pub fn new(base: &url::Url, include_history: bool) -> Self {
+        let types = if include_history { vec!["Activity", "History"] } else { vec!["Activity"] };
+        OpenCti { url: endpoint(base, "graphql"), types, users: Mutex::new(HashMap::new()) }
+    }
+
+    fn remember_user(&self, node: &Value) {
+        let (Some(id), Some(name)) = (node.pointer("/user/id"), node.pointer("/user/name")) else { return };
+        let (Some(id), Some(name)) = (id.as_str(), name.as_str()) else { return };
+        if let Ok(mut users) = self.users.lock() {
+            if users.len() >= MAX_USERS {
+                users.clear();
+            }
+            users.insert(id.to_owned(), name.to_owned());
+        }
+    }
+
+    fn user_name(&self, id: &str) -> Option<String> {
+        self.users.lock().ok()?.get(id).cloned()
+    }
+}
+
+/// Explain a GraphQL `errors[]`, naming what the account lacks when it is
+/// a permission error.
+pub fn explain_errors(errors: &[Value]) -> String {
+    let first = errors.first().cloned().unwrap_or(Value::Null);
+    let name = first["name"].as_str().or(first["extensions"]["code"].as_str()).unwrap_or("error");
+    let message = first["message"].as_str().unwrap_or("(no message)");
+    let key = name.to_ascii_lowercase().replace('_', "");
+    let n = errors.len();
+    if key.contains("authrequired") || key.contains("unauthenticated") {
+        return format!(
+            "OpenCTI refused the credentials (GraphQL error {name}: {message}); check `token` (the API token in the \
+             user's profile)"
+        );
+    }
+    let hint = if key.contains("forbidden") {
+        "; the account needs the \"Security activity\" capability (SETTINGS_SECURITYACTIVITY, plus KNOWLEDGE for \
+         include_history) and the platform needs Enterprise Edition"
+    } else {
+        ""
+    };
+    format!("OpenCTI answered GraphQL error {name}: {message}{hint} ({n} error(s))")
+}
+
+impl SourceApi for OpenCti {
+    fn observer(&self) -> Observer {
+        Observer { vendor: "Filigran", product: "OpenCTI" }
+    }
+
+    fn defaults(&self) -> Defaults {
+        Defaults { page_size: 500, lookback: Duration::from_secs(60), ..Defaults::default() }
+    }
+
+    fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
+        let ms = chrono::Duration::milliseconds(1);
+        let (from, to) = (floor_to(q.window.from, ms), ceil_to(q.window.to, ms));
+        let value = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let filters = json!({
+            "mode": "and",
+            "filterGroups": [],
+            "filters": [
+                { "key": ["timestamp"], "operator": "gte", "values": [value(from)], "mode": "or" },
+                { "key": ["timestamp"], "operator": "lte", "values": [value(to)], "mode": "or" },
+            ],
+        });
+        let variables = json!({
+            "types": self.types,
+            "first": q.page_size.min(MAX_PAGE_SIZE),
+            "after": q.state.cloned().unwrap_or(Value::Null),
+            "filters": filters,
+        });
+        Ok(ApiRequest::post_json(self.url.clone(), json!({ "query": QUERY, "variables": variables })))
+    }
+
+    fn parse(&self, _q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
+        let body = json_body(resp)?;
+        if let Some(errors) = body.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()) {
+            return Err(ShapeError(explain_errors(errors)));
+        }
+        let excerpt = || crate::transport::http::excerpt(&resp.body);
+        let audits = body.pointer("/data/audits").filter(|a| a.is_object());
+        let audits = audits.ok_or_else(|| ShapeError(format!("no data.audits in the answer: {}", excerpt())))?;
+        let edges =
+            audits["edges"].as_array().ok_or_else(|| ShapeError(format!("audits.edges missing: {}", excerpt())))?;
+        let more = audits.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool);
+        let more = more.ok_or_else(|| ShapeError(format!("audits.pageInfo.hasNextPage missing: {}", excerpt())))?;
+        let mut events = Vec::with_capacity(edges.len());
+        for (i, edge) in edges.iter().enumerate() {
+            let node = edge.get("node").filter(|n| n.is_object());
+            let node = node.ok_or_else(|| ShapeError(format!("edge {i} has no node: {}", excerpt())))?;
+            self.remember_user(node);
+            events.push(raw_event(node));
+        }
+        let next = match (more, audits.pointer("/pageInfo/endCursor").and_then(Value::as_str)) {
+            (false, _) => Next::Done,
+            (true, _) if events.is_empty() => {
+                // Following it could spin, and stopping could skip what it
+                // announces; fail and retry the window next interval.
+                return Err(ShapeError("OpenCTI sent an empty page with hasNextPage = true".into()));
+            }
+            (true, Some(c)) if !c.is_empty() => Next::Page(Value::String(c.to_owned())),
+            (true, _) => return Err(ShapeError("OpenCTI sent hasNextPage = true without an endCursor".into())),
+        };
+        Ok(ApiPage { events, next })
+    }
+
+    fn normalise(&self, raw: &Value) -> Normalised {
+        let s = |p: &str| raw.pointer(p).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let mut n = Normalised {
+            id: s("/internal_id").or(s("/id")).map(str::to_owned),
+            timestamp: utc_time(raw.get("timestamp")),
+            ..Default::default()
+        };
+        let kind = s("/event_type");
+        let scope = s("/event_scope").or(kind);
+        let user_id = s("/user_id").or(s("/user/id"));
+        let name = s("/user/name")
+            .map(str::to_owned)
+            .or_else(|| user_id.and_then(|id| self.user_name(id)))
+            .or_else(|| s("/context_data/username").map(str::to_owned));
+        let outcome = match s("/event_status").unwrap_or("success") {
+            _ if scope == Some("unauthorized") => "failure",
+            "error" => "failure",
+            "success" => "success",
+            _ => "unknown",
+        };
+        let entity = s("/context_data/entity_type").unwrap_or_default();
+        let (category, kind_ecs) = classify(kind.unwrap_or_default(), scope.unwrap_or_default(), entity);
+        n.put_str("event.action", scope)
+            .put_str("event.outcome", Some(outcome))
+            .put("event.category", category.map(|c| json!([c])))
+            .put("event.type", kind_ecs.map(|t| json!([t])))
+            .put_str(
+                "event.dataset",
+                s("/entity_type").map(|t| format!("opencti.{}", t.to_ascii_lowercase())).as_deref(),
+            )
+            .put_str("user.id", user_id)
+            .put_str("user.name", name.as_deref())
+            .put_str("opencti.event_type", kind)
+            .put_str("opencti.event_access", s("/event_access"))
+            .put_str("opencti.entity.id", s("/context_data/entity_id").or(s("/context_data/id")))
+            .put_str("opencti.entity.type", Some(entity))
+            .put_str("opencti.entity.name", s("/context_data/entity_name"));
+        if let Some(m) = s("/context_data/message") {
+            let who = name.as_deref().or(user_id);
+            n.put_str("message", Some(&who.map_or_else(|| m.to_owned(), |w| format!("{w} {m}"))));
+        }
+        n
+    }
+
+    fn verdict(&self, status: u16, body: &[u8]) -> Option<Verdict> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let errors = v.get("errors")?.as_array().filter(|e| !e.is_empty())?;
+        (status == 401 || status == 403).then(|| Verdict::Auth(explain_errors(errors)))
+    }
+}
+
+/// The event to forward: the node's `raw_data` document when it parses and
+/// carries the id, the node itself otherwise.
+fn raw_event(node: &Value) -> Value {
+    let parsed = node["raw_data"].as_str().and_then(|r| serde_json::from_str::<Value>(r).ok());
+    match parsed {
+        Some(doc) if doc.get("internal_id").is_some_and(|id| *id == node["id"]) && doc.get("timestamp").is_some() => {
+            doc
+        }
+        _ => node.clone(),
+    }
+}
+
+/// ECS `event.category` and `event.type` from OpenCTI's event type, scope
+/// and the entity acted upon.
+fn classify(kind: &str, scope: &str, entity: &str) -> (Option<&'static str>, Option<&'static str>) {
+    const IAM: &[&str] = &["User", "Group", "Role", "Capability", "Organization", "Session"];
+    let change = match scope {
+        "create" => Some("creation"),
+        "update" => Some("change"),
+        "delete" => Some("deletion"),
+        "read" | "download" | "search" | "export" => Some("access"),
+        _ => None,
+    };
+    match kind {
+        "authentication" => {
+            let t = match scope {
+                "login" => "start",
+                "logout" => "end",
+                _ => "info",
+            };
+            (Some("authentication"), Some(t))
+        }
+        _ if scope == "unauthorized" => (Some("iam"), Some("info")),
+        "mutation" if IAM.contains(&entity) => (Some("iam"), change),
+        "mutation" => (Some("configuration"), change),
+        "file" => (Some("file"), change.or(Some("info"))),
+        "read" => (Some("database"), Some("access")),
+        _ => (None, change.or(Some("info"))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+use super::*;
+use crate::state::{Cursor, Window};
+use chrono::{DateTime, Utc};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn api() -> OpenCti {
+    OpenCti::new(&url::Url::parse("https://opencti.example.com/").unwrap(), false)
+}
+
+fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
+    Query {
+        window: Window { from: t("2024-05-01T10:00:00.123456Z"), to: t("2024-05-01T11:00:00.000200Z") },
+        page: 0,
+        offset: 0,
+        state,
+        page_size: 9000,
+        cursor,
+    }
+}
+
+fn resp(status: u16, body: &Value) -> ApiResponse {
+    ApiResponse { status, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+}
+
+/// The document the activity manager indexes (activityManager.ts), as
+/// `raw_data` carries it.
+fn login_doc() -> Value {
+    json!({
+        "internal_id": "1714557600123-0",
+        "base_type": "ENTITY",
+        "created_at": "2024-05-01T10:00:00.123Z",
+        "updated_at": "2024-05-01T10:00:00.123Z",
+        "entity_type": "Activity",
+        "event_type": "authentication",
+        "event_status": "success",
+        "event_access": "administration",
+        "event_scope": "login",
+        "user_id": "88ec0c6a-13ce-5e39-b486-354fe4a7084f",
+        "group_ids": [],
+        "organization_ids": [],
+        "timestamp": "2024-05-01T10:00:00.123Z",
+        "context_data": { "provider": "local", "username": "admin@opencti.io", "message": "login from provider `local`" }
+    })
+}
+
+fn node(doc: &Value) -> Value {
+    json!({
+        "id": doc["internal_id"],
+        "entity_type": doc["entity_type"],
+        "event_type": doc["event_type"],
+        "event_scope": doc["event_scope"],
+        "event_status": doc["event_status"],
+        "timestamp": doc["timestamp"],
+        "user_id": doc["user_id"],
+        "user": { "id": doc["user_id"], "name": "admin" },
+        "context_data": { "entity_id": null, "entity_name": null, "entity_type": null, "message": doc["context_data"]["message"] },
+        "raw_data": doc.to_string(),
+    })
+}
+
+fn page(nodes: Vec<Value>, more: bool, end: Option<&str>) -> Value {
+    let edges: Vec<Value> = nodes.into_iter().map(|n| json!({ "cursor": "x", "node": n })).collect();
+    json!({ "data": { "audits": { "pageInfo": { "endCursor": end, "hasNextPage": more }, "edges": edges } } })
+}
+
+#[test]
+fn request_asks_for_the_window_oldest_first() {
+    let c = Cursor::default();
+    let req = api().request(&query(&c, None)).unwrap();
+    assert_eq!(req.method, reqwest::Method::POST);
+    assert_eq!(req.url.as_str(), "https://opencti.example.com/graphql");
+    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json body") };
+    assert!(body["query"].as_str().unwrap().contains("orderBy: timestamp, orderMode: asc"));
+    let v = &body["variables"];
+    assert_eq!(v["types"], json!(["Activity"]));
+    assert_eq!(v["first"], json!(5000), "first is capped at OpenCTI's maximum");
+    assert_eq!(v["after"], Value::Null);
+    let f = &v["filters"]["filters"];
+    assert_eq!(
+        f[0],
+        json!({ "key": ["timestamp"], "operator": "gte", "values": ["2024-05-01T10:00:00.123Z"], "mode": "or" })
+    );
+    assert_eq!(f[1]["operator"], "lte");
+    assert_eq!(f[1]["values"], json!(["2024-05-01T11:00:00.001Z"]), "the end is rounded up, never cut short");
+    let state = json!("WzE3MTQ1NTc2MDAxMjNd");
+    let req = api().request(&query(&c, Some(&state))).unwrap();
+    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json body") };
+    assert_eq!(body["variables"]["after"], state);
+}
+
+#[test]
+fn history_is_asked_for_when_configured_and_graphql_path_not_doubled() {
+    let a = OpenCti::new(&url::Url::parse("https://cti.example.com/octi/graphql").unwrap(), true);
+    assert_eq!(a.types, vec!["Activity", "History"]);
+    assert_eq!(a.url.as_str(), "https://cti.example.com/octi/graphql");
+}
+
+#[test]
+fn pages_follow_end_cursor_and_forward_raw_data() {
+    let c = Cursor::default();
+    let a = api();
+    let doc = login_doc();
+    let p = a.parse(&query(&c, None), &resp(200, &page(vec![node(&doc)], true, Some("abc")))).unwrap();
+    assert_eq!(p.next, Next::Page(json!("abc")));
+    assert_eq!(p.events, vec![doc.clone()], "raw_data is the raw event");
+    let p = a.parse(&query(&c, None), &resp(200, &page(vec![], false, None))).unwrap();
+    assert_eq!(p.next, Next::Done);
+    assert!(p.events.is_empty());
+}
+
+#[test]
+fn node_is_forwarded_when_raw_data_is_missing_or_unreadable() {
+    let c = Cursor::default();
+    let mut n = node(&login_doc());
+    n["raw_data"] = json!("not json");
+    let p = api().parse(&query(&c, None), &resp(200, &page(vec![n.clone()], false, None))).unwrap();
+    assert_eq!(p.events, vec![n.clone()]);
+    n["raw_data"] = Value::Null;
+    let p = api().parse(&query(&c, None), &resp(200, &page(vec![n.clone()], false, None))).unwrap();
+    assert_eq!(p.events, vec![n]);
+}
+
+#[test]
+fn empty_page_announcing_more_fails_instead_of_spinning() {
+    let c = Cursor::default();
+    let e = api().parse(&query(&c, None), &resp(200, &page(vec![], true, Some("abc")))).unwrap_err();
+    assert!(e.0.contains("empty page with hasNextPage"), "{e}");
+    let e = api().parse(&query(&c, None), &resp(200, &page(vec![node(&login_doc())], true, None))).unwrap_err();
+    assert!(e.0.contains("without an endCursor"), "{e}");
+}
+
+#[test]
+fn graphql_errors_in_http_200_fail_with_the_missing_capability_named() {
+    let c = Cursor::default();
+    let body = json!({
+        "errors": [{ "message": "You are not allowed to do this.", "name": "ForbiddenAccess",
+                     "extensions": { "code": "FORBIDDEN_ACCESS" } }],
+        "data": { "audits": null }
+    });
+    let e = api().parse(&query(&c, None), &resp(200, &body)).unwrap_err();
+    assert!(e.0.contains("ForbiddenAccess"), "{e}");
+    assert!(e.0.contains("SETTINGS_SECURITYACTIVITY"), "{e}");
+    assert!(e.0.contains("Enterprise Edition"), "{e}");
+    let body = json!({ "errors": [{ "message": "You must be logged in", "extensions": { "code": "AUTH_REQUIRED" } }] });
+    let e = api().parse(&query(&c, None), &resp(200, &body)).unwrap_err();
+    assert!(e.0.contains("AUTH_REQUIRED") && e.0.contains("refused the credentials"), "{e}");
+    assert_eq!(
+        api().verdict(401, &serde_json::to_vec(&body).unwrap()).map(|v| matches!(v, Verdict::Auth(_))),
+        Some(true)
+    );
+    assert_eq!(api().verdict(500, b"{}"), None);
+}
+
+#[test]
+fn unexpected_shapes_fail_loudly() {
+    let c = Cursor::default();
+    for body in [json!({ "data": {} }), json!({ "data": { "audits": { "edges": [] } } }), json!([1])] {
+        assert!(api().parse(&query(&c, None), &resp(200, &body)).is_err(), "{body}");
+    }
+    let garbage = ApiResponse { status: 200, headers: Default::default(), body: "<html>".into() };
+    assert!(api().parse(&query(&c, None), &garbage).unwrap_err().0.contains("not JSON"));
+}
+
+#[test]
+fn login_maps_to_ecs_with_the_user_name_from_the_node() {
+    let c = Cursor::default();
+    let a = api();
+    let doc = login_doc();
+    let p = a.parse(&query(&c, None), &resp(200, &page(vec![node(&doc)], false, None))).unwrap();
+    let n = a.normalise(&p.events[0]);
+    assert_eq!(n.id.as_deref(), Some("1714557600123-0"));
+    assert_eq!(n.timestamp, Some(t("2024-05-01T10:00:00.123Z")));
+    let e = crate::event::normalise("octi", a.observer(), &p.events[0], n, Utc::now());
+    assert_eq!(e.str_field("event.action"), Some("login"));
+    assert_eq!(e.str_field("event.outcome"), Some("success"));
+    assert_eq!(e.fields["event"]["category"], json!(["authentication"]));
+    assert_eq!(e.fields["event"]["type"], json!(["start"]));
+    assert_eq!(e.str_field("event.dataset"), Some("opencti.activity"));
+    assert_eq!(e.str_field("user.id"), Some("88ec0c6a-13ce-5e39-b486-354fe4a7084f"));
+    assert_eq!(e.str_field("user.name"), Some("admin"));
+    assert_eq!(e.str_field("message"), Some("admin login from provider `local`"));
+    assert_eq!(e.str_field("observer.vendor"), Some("Filigran"));
+    assert_eq!(e.str_field("observer.product"), Some("OpenCTI"));
+}
+
+#[test]
+fn failed_login_and_user_mutation_map_to_ecs() {
+    let a = api();
+    let mut doc = login_doc();
+    doc["event_status"] = json!("error");
+    doc["user_id"] = json!("6a4b11e1-90ca-4e42-ba42-db7bc7f7d505");
+    doc["context_data"] = json!({ "username": "mallory", "message": "detects `login failure` for `mallory`" });
+    let n = a.normalise(&doc);
+    let e = crate::event::normalise("octi", a.observer(), &doc, n, Utc::now());
+    assert_eq!(e.outcome(), "failure");
+    assert_eq!(e.str_field("user.name"), Some("mallory"), "the attempted user name");
+
+    let update = json!({
+        "id": "1714557700456-1", "entity_type": "Activity", "event_type": "mutation", "event_scope": "update",
+        "event_status": "success", "timestamp": "2024-05-01T10:01:40.456Z", "user_id": "u1",
+        "user": { "id": "u1", "name": "alice" },
+        "context_data": { "entity_id": "u2", "entity_name": "bob", "entity_type": "User",
+                          "message": "updates `bob` (User)" },
+        "raw_data": null
+    });
+    let n = a.normalise(&update);
+    assert_eq!(n.id.as_deref(), Some("1714557700456-1"));
+    let e = crate::event::normalise("octi", a.observer(), &update, n, Utc::now());
+    assert_eq!(e.str_field("event.action"), Some("update"));
+    assert_eq!(e.fields["event"]["category"], json!(["iam"]));
+    assert_eq!(e.fields["event"]["type"], json!(["change"]));
+    assert_eq!(e.str_field("user.name"), Some("alice"));
+    assert_eq!(e.str_field("opencti.entity.name"), Some("bob"));
+    assert_eq!(e.str_field("message"), Some("alice updates `bob` (User)"));
+}
+
+#[test]
+fn build_needs_a_token() {
+    let env = crate::config::secret::tests::FakeEnv::default();
+    let text =
+        "[[source]]\nname = \"octi\"\ntype = \"opencti\"\nurl = \"https://o.example.com\"\ntoken = \"${OCTI}\"\n\
+                [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+    let cfg = crate::config::parse(text).unwrap().sources.remove(0);
+    let mut problems = Vec::new();
+    assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
+    assert_eq!(problems[0].path, "source[0].token");
+}

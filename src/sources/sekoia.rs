@@ -1,0 +1,269 @@
+//! `sekoia`: the SEKOIA.IO activity log. Sekoia has no activity-log list
+//! endpoint; the log is an intake (dialect `41e3ca4e-…`) whose events are
+//! read through the asynchronous event search:
+//!
+//! 1. `POST /v1/sic/conf/events/search/jobs` over a closed window
+//!    (`earliest_time`/`latest_time`, `max_last_events` = [`MAX_LAST_EVENTS`]);
+//! 2. `GET …/jobs/{uuid}` until `status` is 2 (0 and 1: not started,
+//!    running; anything else failed), waiting between polls
+//!    ([`Next::Wait`](super::api::Next::Wait));
+//! 3. `GET …/jobs/{uuid}/events?limit&offset` until `offset >= total`.
+//!
+//! The order of the results is not documented, so the source reads each
+//! window completely before its cursor moves (`order() = Desc`: the poller
+//! keeps the window open with the ids taken so far). A job whose `total`
+//! reaches `max_last_events` may have been truncated: its results are set
+//! aside and the range is split in two and searched again, so a busy window
+//! never loses events. Events reach the API about two minutes late (default
+//! `lag`). Items are already ECS; their fields are kept as they are.
+
+use super::api::{
+    json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
+};
+use super::auth::Auth;
+use super::{base_url, ceil_to, endpoint, floor_to, need_secret, utc_time};
+use crate::config::secret::Env;
+use crate::config::{Problem, SourceConfig};
+use crate::event::{Normalised, Observer};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+/// Dialect uuid of the "SEKOIA.IO activity logs" intake.
+pub const DIALECT_UUID: &str = "41e3ca4e-a714-41aa-ad69-684a0b3835fc";
+/// Results one search job may hold; a job reaching it is split (the cap
+/// Sekoia applies is not documented, so we set our own).
+pub const MAX_LAST_EVENTS: u64 = 10_000;
+/// A range narrower than this is not split further.
+const MIN_SPLIT: Duration = Duration::from_secs(2);
+
+/// The Sekoia hooks.
+#[derive(Debug)]
+pub struct Sekoia {
+    jobs: url::Url,
+    cap: u64,
+}
+
+/// Build from config: `url` (a region's API base, e.g.
+/// `https://api.sekoia.io` or `https://app.sekoia.io/api`) and `token`.
+pub fn build(
+    cfg: &SourceConfig,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<(Box<dyn SourceApi>, Auth)> {
+    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
+    let base = base_url(problems, at, cfg);
+    Some((Box::new(Sekoia::new(&base?, MAX_LAST_EVENTS)), Auth::Bearer(token?)))
+}
+
+/// Where a walk is, carried in [`Query::state`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+enum Step {
+    /// Create a job for `ranges[0]`.
+    Create { ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> },
+    /// Ask how job `job` is doing (`polls` asked so far).
+    Status { ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>, job: String, polls: u32 },
+    /// Read job `job`'s results from `offset`.
+    Events { ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>, job: String, offset: u64 },
+}
+
+impl Sekoia {
+    /// Hooks for the API at `base`; jobs reaching `cap` results are split.
+    pub fn new(base: &url::Url, cap: u64) -> Self {
+        Sekoia { jobs: endpoint(base, "v1/sic/conf/events/search/jobs"), cap }
+    }
+
+    fn step(q: &Query<'_>) -> Result<Step, ShapeError> {
+        match q.state {
+            None => Ok(Step::Create { ranges: vec![(q.window.from, q.window.to)] }),
+            Some(s) => serde_json::from_value(s.clone()).map_err(|e| ShapeError(format!("internal walk state: {e}"))),
+        }
+    }
+
+    fn job_url(&self, job: &str, tail: &str) -> Result<url::Url, ShapeError> {
+        let mut url = self.jobs.clone();
+        url.path_segments_mut().map_err(|()| ShapeError("url cannot be a base".into()))?.push(job);
+        if !tail.is_empty() {
+            url.path_segments_mut().map_err(|()| ShapeError("url cannot be a base".into()))?.push(tail);
+        }
+        Ok(url)
+    }
+}
+
+fn sekoia_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn state(step: &Step) -> Value {
+    serde_json::to_value(step).unwrap_or(Value::Null)
+}
+
+impl SourceApi for Sekoia {
+    fn observer(&self) -> Observer {
+        Observer { vendor: "SEKOIA.IO", product: "SEKOIA.IO activity logs" }
+    }
+
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            page_size: 100,
+            lag: Duration::from_secs(120),
+            lookback: Duration::from_secs(60),
+            max_window: Some(Duration::from_secs(3600)),
+            ..Defaults::default()
+        }
+    }
+
+    fn order(&self) -> Order {
+        Order::Desc
+    }
+
+    fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
+        match Sekoia::step(q)? {
+            Step::Create { ranges } => {
+                let (from, to) = ranges.first().copied().ok_or_else(|| ShapeError("no range to search".into()))?;
+                let us = chrono::Duration::microseconds(1);
+                let body = json!({
+                    "term": format!("sekoiaio.intake.dialect_uuid:\"{DIALECT_UUID}\""),
+                    "earliest_time": sekoia_time(floor_to(from, us)),
+                    "latest_time": sekoia_time(ceil_to(to, us)),
+                    "visible": false,
+                    "max_last_events": self.cap,
+                });
+                Ok(ApiRequest::post_json(self.jobs.clone(), body))
+            }
+            Step::Status { job, .. } => Ok(ApiRequest::get(self.job_url(&job, "")?)),
+            Step::Events { job, offset, .. } => {
+                let mut url = self.job_url(&job, "events")?;
+                url.query_pairs_mut()
+                    .append_pair("limit", &q.page_size.to_string())
+                    .append_pair("offset", &offset.to_string());
+                Ok(ApiRequest::get(url))
+            }
+        }
+    }
+
+    fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
+        let body = json_body(resp)?;
+        let excerpt = || crate::transport::http::excerpt(&resp.body);
+        let page = |next| Ok(ApiPage { events: Vec::new(), next });
+        match Sekoia::step(q)? {
+            Step::Create { ranges } => {
+                let job = body["uuid"].as_str().filter(|u| !u.is_empty());
+                let job = job.ok_or_else(|| ShapeError(format!("search job created without a uuid: {}", excerpt())))?;
+                page(Next::Page(state(&Step::Status { ranges, job: job.to_owned(), polls: 0 })))
+            }
+            Step::Status { ranges, job, polls } => match body["status"].as_i64() {
+                Some(0 | 1) => {
+                    let delay = Duration::from_secs(u64::from(polls.min(9)) + 1);
+                    page(Next::Wait(delay, state(&Step::Status { ranges, job, polls: polls + 1 })))
+                }
+                Some(2) => page(Next::Page(state(&Step::Events { ranges, job, offset: 0 }))),
+                Some(s) => Err(ShapeError(format!("search job {job} ended with status {s} (cancelled or failed)"))),
+                None => Err(ShapeError(format!("search job {job} has no status: {}", excerpt()))),
+            },
+            Step::Events { mut ranges, job, offset } => {
+                let items = body["items"].as_array();
+                let items = items.ok_or_else(|| ShapeError(format!("job results without items: {}", excerpt())))?;
+                let total = body["total"].as_u64();
+                let total = total.ok_or_else(|| ShapeError(format!("job results without total: {}", excerpt())))?;
+                if offset == 0 && total >= self.cap {
+                    let (from, to) = ranges.remove(0);
+                    if (to - from).to_std().unwrap_or_default() < MIN_SPLIT {
+                        return Err(ShapeError(format!(
+                            "{total} events between {} and {}: more than one search job holds ({})",
+                            sekoia_time(from),
+                            sekoia_time(to),
+                            self.cap
+                        )));
+                    }
+                    let mid = from + (to - from) / 2;
+                    ranges.splice(0..0, [(from, mid), (mid, to)]);
+                    return page(Next::Page(state(&Step::Create { ranges })));
+                }
+                let offset = offset + items.len() as u64;
+                if items.is_empty() && offset < total {
+                    return Err(ShapeError(format!(
+                        "search job {job} returned no items at offset {offset} of {total} (results expire after 10 minutes)"
+                    )));
+                }
+                let next = if offset < total {
+                    Next::Page(state(&Step::Events { ranges, job, offset }))
+                } else if ranges.len() > 1 {
+                    Next::Page(state(&Step::Create { ranges: ranges.split_off(1) }))
+                } else {
+                    Next::Done
+                };
+                Ok(ApiPage { events: items.clone(), next })
+            }
+        }
+    }
+
+    fn normalise(&self, raw: &Value) -> Normalised {
+        let map = raw.as_object().cloned().unwrap_or_default();
+        let s = |p: &str| crate::event::get(&map, p).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let inner = match crate::event::get(&map, "message") {
+            Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        let m = |p: &str| inner.pointer(p).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let mut n = Normalised {
+            id: s("event.id").map(str::to_owned),
+            timestamp: utc_time(crate::event::get(&map, "@timestamp")),
+            ..Default::default()
+        };
+        keep_ecs(&mut n, "", &map);
+        let method = s("http.request.method").or(m("/action/method"));
+        let path = s("url.path").or(m("/action/path"));
+        let action = s("sekoiaio.activity.action.name")
+            .or(m("/action/name"))
+            .map(str::to_owned)
+            .or_else(|| Some(format!("{} {}", method?, path?)));
+        let kind = match method.map(str::to_ascii_uppercase).as_deref() {
+            Some("GET" | "HEAD" | "OPTIONS") => Some("access"),
+            Some("DELETE") => Some("deletion"),
+            Some(_) => Some("change"),
+            None => None,
+        };
+        if crate::event::get(&n.fields, "event.category").is_none() {
+            n.put("event.category", Some(json!(["web"]))).put("event.type", kind.map(|k| json!([k])));
+        }
+        n.put_str("event.action", action.as_deref())
+            .put_str("user.id", s("client.user.id").or(m("/identity/user_uuid")).or(s("sekoiaio.activity.client.id")))
+            .put_str("source.ip", s("client.ip").or(m("/visit/ip")))
+            .put_str("user_agent.original", s("user_agent.original").or(m("/visit/user_agent")));
+        n
+    }
+
+    fn verdict(&self, status: u16, body: &[u8]) -> Option<Verdict> {
+        (status == 401 || status == 403).then(|| {
+            Verdict::Auth(format!(
+                "{}; the API key needs a role that can read events (Settings › API keys)",
+                crate::transport::http::excerpt(body)
+            ))
+        })
+    }
+}
+
+/// Copy the item's ECS fields (nested or dotted keys) into the normalised
+/// view, except those the agent writes itself (`@timestamp`, `message`,
+/// which holds the raw record, `event.original`).
+fn keep_ecs(n: &mut Normalised, prefix: &str, map: &Map<String, Value>) {
+    for (k, v) in map {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        if matches!(path.as_str(), "@timestamp" | "message" | "event.original") {
+            continue;
+        }
+        match v {
+            Value::Object(inner) => keep_ecs(n, &path, inner),
+            other => {
+                n.put(&path, Some(other.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

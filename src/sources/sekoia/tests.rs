@@ -1,0 +1,197 @@
+use super::*;
+use crate::state::{Cursor, Window};
+
+/// The three event samples of Sekoia's integration catalogue
+/// (`sekoiaio-activity-logs_do_not_edit_manually.md`), as the intake
+/// normalises them.
+const SAMPLES: &str = include_str!("samples.json");
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn api(cap: u64) -> Sekoia {
+    Sekoia::new(&url::Url::parse("https://app.sekoia.io/api").unwrap(), cap)
+}
+
+const FROM: &str = "2024-05-01T10:00:00.1234567Z";
+const TO: &str = "2024-05-01T11:00:00Z";
+
+fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
+    Query { window: Window { from: t(FROM), to: t(TO) }, page: 0, offset: 0, state, page_size: 100, cursor }
+}
+
+fn resp(body: Value) -> ApiResponse {
+    ApiResponse { status: 200, headers: Default::default(), body: serde_json::to_vec(&body).unwrap().into() }
+}
+
+fn json_of(req: &ApiRequest) -> Value {
+    match &req.body {
+        Some(crate::sources::api::Body::Json(v)) => v.clone(),
+        other => panic!("expected a JSON body, got {other:?}"),
+    }
+}
+
+/// Walk one step: the request, then the page parsed from `answer`.
+fn step(a: &Sekoia, state: Option<&Value>, answer: Value) -> (ApiRequest, ApiPage) {
+    let c = Cursor::default();
+    let q = query(&c, state);
+    let req = a.request(&q).unwrap();
+    let page = a.parse(&q, &resp(answer)).unwrap();
+    (req, page)
+}
+
+fn next_state(p: &ApiPage) -> Value {
+    match &p.next {
+        Next::Page(s) | Next::Wait(_, s) => s.clone(),
+        other => panic!("expected another step, got {other:?}"),
+    }
+}
+
+#[test]
+fn full_job_flow_creates_waits_and_pages() {
+    let a = api(MAX_LAST_EVENTS);
+    let (req, p) = step(&a, None, json!({ "uuid": "job-1" }));
+    assert_eq!(req.method, reqwest::Method::POST);
+    assert_eq!(req.url.as_str(), "https://app.sekoia.io/api/v1/sic/conf/events/search/jobs");
+    let body = json_of(&req);
+    assert_eq!(body["term"], json!(format!("sekoiaio.intake.dialect_uuid:\"{DIALECT_UUID}\"")));
+    assert_eq!(body["earliest_time"], "2024-05-01T10:00:00.123456Z");
+    assert_eq!(body["latest_time"], "2024-05-01T11:00:00.000000Z");
+    assert_eq!(body["visible"], false);
+    assert_eq!(body["max_last_events"], json!(MAX_LAST_EVENTS));
+    assert!(p.events.is_empty());
+
+    let s = next_state(&p);
+    let (req, p) = step(&a, Some(&s), json!({ "uuid": "job-1", "status": 1, "total": 0 }));
+    assert_eq!(req.url.as_str(), "https://app.sekoia.io/api/v1/sic/conf/events/search/jobs/job-1");
+    assert!(matches!(p.next, Next::Wait(d, _) if d == Duration::from_secs(1)));
+    let s = next_state(&p);
+    let (_, p) = step(&a, Some(&s), json!({ "uuid": "job-1", "status": 0 }));
+    assert!(matches!(p.next, Next::Wait(d, _) if d == Duration::from_secs(2)), "waits grow");
+    let s = next_state(&p);
+    let (_, p) = step(&a, Some(&s), json!({ "uuid": "job-1", "status": 2, "total": 3 }));
+
+    let samples: Vec<Value> = serde_json::from_str(SAMPLES).unwrap();
+    let s = next_state(&p);
+    let (req, p) = step(&a, Some(&s), json!({ "items": samples[..2], "total": 3 }));
+    assert_eq!(
+        req.url.as_str(),
+        "https://app.sekoia.io/api/v1/sic/conf/events/search/jobs/job-1/events?limit=100&offset=0"
+    );
+    assert_eq!(p.events.len(), 2);
+    let s = next_state(&p);
+    let (req, p) = step(&a, Some(&s), json!({ "items": samples[2..], "total": 3 }));
+    assert!(req.url.as_str().ends_with("events?limit=100&offset=2"));
+    assert_eq!(p.events.len(), 1);
+    assert_eq!(p.next, Next::Done);
+}
+
+#[test]
+fn an_empty_window_is_done_after_one_results_page() {
+    let a = api(MAX_LAST_EVENTS);
+    let s = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
+    let (_, p) = step(&a, Some(&s), json!({ "items": [], "total": 0 }));
+    assert_eq!(p.next, Next::Done);
+}
+
+#[test]
+fn a_job_at_the_cap_is_split_and_searched_again() {
+    let a = api(5);
+    let s = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
+    let (_, p) = step(&a, Some(&s), json!({ "items": [{ "event": { "id": "x" } }], "total": 5 }));
+    assert!(p.events.is_empty(), "a possibly truncated job is set aside");
+    let s = next_state(&p);
+    let (req, p) = step(&a, Some(&s), json!({ "uuid": "j2" }));
+    let body = json_of(&req);
+    assert_eq!(body["earliest_time"], "2024-05-01T10:00:00.123456Z");
+    assert_eq!(body["latest_time"], "2024-05-01T10:30:00.061729Z");
+    // The second half follows the first once the first is read.
+    let Step::Status { ranges, .. } = serde_json::from_value(next_state(&p)).unwrap() else { panic!() };
+    assert_eq!(ranges.len(), 2);
+    let s = state(&Step::Events { ranges, job: "j2".into(), offset: 0 });
+    let (_, p) = step(&a, Some(&s), json!({ "items": [{ "event": { "id": "y" } }], "total": 1 }));
+    assert_eq!(p.events.len(), 1);
+    let (req, _) = step(&a, Some(&next_state(&p)), json!({ "uuid": "j3" }));
+    assert_eq!(json_of(&req)["earliest_time"], "2024-05-01T10:30:00.061728Z");
+    assert_eq!(json_of(&req)["latest_time"], "2024-05-01T11:00:00.000000Z");
+}
+
+#[test]
+fn failures_of_the_job_are_loud() {
+    let a = api(5);
+    let c = Cursor::default();
+    let status = state(&Step::Status { ranges: vec![(t(FROM), t(TO))], job: "j".into(), polls: 0 });
+    let events = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 2 });
+    let tiny = state(&Step::Events { ranges: vec![(t(TO), t(TO))], job: "j".into(), offset: 0 });
+    let cases = [
+        (None, json!({ "id": "no uuid" }), "without a uuid"),
+        (Some(&status), json!({ "status": 3 }), "ended with status 3"),
+        (Some(&status), json!({ "state": "done" }), "has no status"),
+        (Some(&events), json!({ "items": [], "total": 4 }), "no items at offset 2 of 4"),
+        (Some(&events), json!({ "results": [] }), "without items"),
+        (Some(&events), json!({ "items": [] }), "without total"),
+        (Some(&tiny), json!({ "items": [], "total": 9 }), "more than one search job holds"),
+    ];
+    for (s, body, want) in cases {
+        let e = a.parse(&query(&c, s), &resp(body)).unwrap_err();
+        assert!(e.0.contains(want), "{e} should contain {want:?}");
+    }
+    assert!(
+        matches!(a.verdict(403, b"{\"message\":\"forbidden\"}"), Some(Verdict::Auth(d)) if d.contains("read events"))
+    );
+}
+
+#[test]
+fn samples_keep_their_ecs_fields_and_map_to_ours() {
+    let a = api(MAX_LAST_EVENTS);
+    let samples: Vec<Value> = serde_json::from_str(SAMPLES).unwrap();
+    let e: Vec<_> = samples
+        .iter()
+        .map(|raw| crate::event::normalise("sekoia", a.observer(), raw, a.normalise(raw), Utc::now()))
+        .collect();
+
+    assert_eq!(e[0].id, "25e373f2-83d1-490e-ae7e-133231e0253a");
+    assert_eq!(e[0].timestamp, t("2022-02-22T16:31:58.286485Z"));
+    assert_eq!(e[0].str_field("@timestamp"), Some("2022-02-22T16:31:58.286485Z"));
+    assert_eq!(e[0].str_field("event.action"), Some("intake-format-picture-retrieval"));
+    assert_eq!(e[0].outcome(), "success");
+    assert_eq!(e[0].str_field("source.ip"), Some("1.2.3.4"));
+    assert_eq!(e[0].str_field("client.ip"), Some("1.2.3.4"), "the intake's ECS fields are kept");
+    assert_eq!(e[0].str_field("user.id"), Some("54e0ec48-8430-4ba2-b70b-710341f41447"));
+    assert!(e[0].str_field("user_agent.original").unwrap().starts_with("Mozilla/5.0 (Macintosh"));
+    assert_eq!(e[0].str_field("sekoiaio.intake.dialect_uuid"), Some(DIALECT_UUID));
+    assert_eq!(e[0].fields["event"]["category"], json!(["web"]));
+    assert_eq!(e[0].fields["event"]["type"], json!(["access"]));
+    assert_eq!(e[0].str_field("observer.vendor"), Some("SEKOIA.IO"));
+    assert!(
+        !e[0].str_field("message").unwrap().starts_with('{'),
+        "message is ours, the raw record stays in event.original"
+    );
+
+    // The record nested as an object, no action name: method and path.
+    assert_eq!(e[1].str_field("event.action"), Some("GET /v1/me"));
+    assert_eq!(e[1].outcome(), "failure");
+    assert_eq!(e[1].str_field("source.ip"), Some("141.229.130.228"));
+
+    // An API key acting: no user uuid, the key's identity stands in.
+    assert_eq!(e[2].str_field("event.action"), Some("POST /v2/inthreat/bundles"));
+    assert_eq!(e[2].str_field("user.id"), Some("9cd287a4-4a61-4bf1-998a-74087098adf4"));
+    assert_eq!(e[2].fields["event"]["type"], json!(["change"]));
+    assert_eq!(e[2].str_field("user_agent.original"), Some("python-requests/2.26.0"));
+}
+
+#[test]
+fn flat_dotted_items_are_read_too() {
+    let a = api(MAX_LAST_EVENTS);
+    let raw = json!({
+        "@timestamp": "2024-05-01T10:00:00.5Z", "event.id": "e1", "client.ip": "192.0.2.1",
+        "client.user.id": "u1", "sekoiaio.activity.action.name": "login", "event.outcome": "success"
+    });
+    let e = crate::event::normalise("s", a.observer(), &raw, a.normalise(&raw), Utc::now());
+    assert_eq!(e.id, "e1");
+    assert_eq!(e.str_field("event.action"), Some("login"));
+    assert_eq!(e.str_field("source.ip"), Some("192.0.2.1"));
+    assert_eq!(e.str_field("user.id"), Some("u1"));
+    assert_eq!(e.fields["client"]["ip"], json!("192.0.2.1"), "dotted keys become nested ECS");
+}
