@@ -55,11 +55,24 @@ fn load_or_exit(src: &ConfigSource) -> Result<Config, ExitCode> {
     })
 }
 
+/// Open the state for `run`. A short-lived command (`status`, `replay`,
+/// `dead-letters list`) holds the database's lock for a moment while it
+/// reads; a start that coincides with one waits a few seconds for it
+/// instead of failing. A second agent on the same directory still fails.
 fn open_state(cfg: &Config) -> Result<State, ExitCode> {
-    State::open(&cfg.agent.state_dir).map_err(|e| {
-        eprintln!("auditrelay: {e}");
-        ExitCode::from(FAILURE)
-    })
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match State::open(&cfg.agent.state_dir) {
+            Ok(state) => return Ok(state),
+            Err(e) if e.is_locked() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                eprintln!("auditrelay: {e}");
+                return Err(ExitCode::from(FAILURE));
+            }
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

@@ -56,8 +56,8 @@ pub enum AuthError {
         /// What failed.
         detail: String,
     },
-    /// The endpoint answered with an error status.
-    #[error("token endpoint {url} answered HTTP {status}: {excerpt}")]
+    /// The endpoint refused the client credentials (or answered another error).
+    #[error("token endpoint {url} refused the credentials (HTTP {status}): {excerpt}")]
     Refused {
         /// Endpoint, without query.
         url: String,

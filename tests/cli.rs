@@ -1,0 +1,172 @@
+//! The command line as an operator meets it: config errors name their key
+//! path and exit 2 (`check` and `run`), `status --json` while `run` runs,
+//! and SIGTERM: exit 0 within `shutdown_timeout`, and the next start sends
+//! nothing twice.
+
+mod common;
+
+use common::agent::{command, HecOutput, TestDir, DEADLINE};
+use common::api::FakeApi;
+use common::hec::{FakeHec, Mode};
+use common::{api_config, assert_at_least_once, assert_exactly_once, wait_hec_has};
+use std::time::Duration;
+
+const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
+
+fn source(extra: &str) -> String {
+    format!(
+        "[[source]]\nname = \"api\"\ntype = \"http_json\"\nurl = \"http://127.0.0.1:9/audit\"\nevents = \"/items\"\ntimestamp = \"/t\"\n{extra}\n"
+    )
+}
+
+fn hec_output(token: &str) -> String {
+    format!("[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"{token}\"\n")
+}
+
+#[test]
+fn config_errors_exit_2_and_name_the_key_path() {
+    let cases = [
+        ("unknown key", source("ratte = \"5/s\""), hec_output("t"), "source[0].ratte"),
+        ("missing secret", source(""), hec_output("${NOT_SET_VAR}"), "output[0].token"),
+        ("bad duration", source("interval = \"5 parsecs\""), hec_output("t"), "source[0].interval"),
+    ];
+    for (what, src, out, path) in cases {
+        let dir = TestDir::new();
+        dir.write_config(&format!("{}\n{src}\n{out}", dir.agent_section()));
+        for sub in ["check", "run"] {
+            let mut c = command(&[sub, "--config"]);
+            c.arg(dir.config_path());
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(c.output());
+            });
+            let out = rx
+                .recv_timeout(DEADLINE)
+                .unwrap_or_else(|_| panic!("{what}: `{sub}` did not exit"))
+                .expect("run auditrelay");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what}: `{sub}` exits 2; stderr:\n{stderr}");
+            assert!(stderr.contains(path), "{what}: `{sub}` names {path}; stderr:\n{stderr}");
+            if what == "missing secret" {
+                assert!(stderr.contains("NOT_SET_VAR"), "{what}: `{sub}` names the variable:\n{stderr}");
+            }
+        }
+    }
+}
+
+#[test]
+fn status_json_works_while_run_is_running() {
+    let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
+    let expected = api.add_history(20);
+    let agent = dir.start_with(&api_config(&dir, &api, &HecOutput::new("hec", &hec.url(), HEC_TOKEN).toml()));
+    wait_hec_has(&hec, &expected, "the history", || agent.stderr());
+    let status = std::cell::RefCell::new(serde_json::Value::Null);
+    common::agent::wait_until_or(
+        "status --json to show the output caught up",
+        DEADLINE,
+        || {
+            *status.borrow_mut() = dir.try_status_json().unwrap_or_default();
+            status.borrow()["outputs"][0]["offset"] == 20
+        },
+        || status.borrow().to_string(),
+    );
+    let status = status.into_inner();
+    let s = &status["sources"][0];
+    assert_eq!(s["name"], "api");
+    assert_eq!(s["type"], "http_json");
+    assert_eq!(s["healthy"], true, "{status}");
+    chrono::DateTime::parse_from_rfc3339(s["cursor"].as_str().unwrap()).expect("cursor is RFC 3339");
+    assert!(s["last_poll"].is_string(), "{status}");
+    assert!(s["last_error"].is_null(), "{status}");
+    let o = &status["outputs"][0];
+    assert_eq!(o["name"], "hec");
+    assert_eq!(o["type"], "splunk_hec");
+    assert_eq!(o["backlog"], 0, "{status}");
+    assert_eq!(o["dead_letters"], 0, "{status}");
+    assert_eq!(o["healthy"], true, "{status}");
+    assert_eq!(status["journal"]["next_seq"], 20, "{status}");
+    let table = dir.cli(&["status"]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("running agent's snapshot"));
+    agent.stop();
+}
+
+#[test]
+fn sigterm_exits_0_within_shutdown_timeout_and_the_next_start_sends_nothing_twice() {
+    let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
+    let mut expected = api.add_history(20);
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section_with("shutdown_timeout = \"3s\""),
+        common::compliance::with_test_defaults(&api.source_block("api", "api-token")),
+        HecOutput::new("hec", &hec.url(), HEC_TOKEN).toml()
+    );
+    let mut agent = dir.start_with(&cfg);
+    wait_hec_has(&hec, &expected, "the history", || agent.stderr());
+    for round in 0..3u64 {
+        // Stop while new events are being polled and sent.
+        expected.extend(api.add_now(15));
+        std::thread::sleep(Duration::from_millis(150 * round));
+        let exit = agent.terminate(Duration::from_secs(10));
+        assert_eq!(exit.code, Some(0), "round {round}: {}", exit.stderr);
+        assert!(exit.took < Duration::from_secs(3), "round {round}: took {:?}", exit.took);
+        assert!(exit.stderr.contains("stopped cleanly"), "{}", exit.stderr);
+        agent = dir.start();
+        wait_hec_has(&hec, &expected, "every event after the restart", || agent.stderr());
+    }
+    agent.stop();
+    assert_exactly_once(&hec.event_ids(), &expected, "SIGTERM and restarts");
+}
+
+/// A send that never completes is abandoned at `shutdown_timeout`: exit 0,
+/// and the batch goes again at the next start.
+#[test]
+fn sigterm_with_a_hanging_send_exits_0_at_shutdown_timeout() {
+    let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
+    hec.set_mode(Mode::HangAfterReceive);
+    let mut expected = api.add_history(20);
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section_with("shutdown_timeout = \"2s\""),
+        common::compliance::with_test_defaults(&api.source_block("api", "api-token")),
+        HecOutput::new("hec", &hec.url(), HEC_TOKEN).toml()
+    );
+    let agent = dir.start_with(&cfg);
+    common::agent::wait_until_or("HEC to receive a batch", DEADLINE, || !hec.event_ids().is_empty(), || agent.stderr());
+    let exit = agent.terminate(Duration::from_secs(10));
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    assert!(
+        exit.took >= Duration::from_millis(1900) && exit.took < Duration::from_secs(4),
+        "exits at shutdown_timeout (2s), took {:?}",
+        exit.took
+    );
+    assert!(exit.stderr.contains("shutdown_timeout"), "{}", exit.stderr);
+    let in_flight = hec.event_ids().len();
+
+    hec.set_mode(Mode::Up);
+    let agent = dir.start();
+    expected.extend(api.add_now(3));
+    wait_hec_has(&hec, &expected, "every event after the restart", || agent.stderr());
+    agent.stop();
+    let copies = assert_at_least_once(&hec.event_ids(), &expected, 10, "abandoned send");
+    assert_eq!(copies, in_flight, "the abandoned batch, and only it, was sent again");
+}
+
+/// Regression: `status` holds the database lock for a moment while it reads;
+/// an agent starting at that moment failed with "another auditrelay is
+/// running" and exit 1.
+#[test]
+fn regression_status_at_the_moment_run_starts_does_not_fail_the_start() {
+    let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
+    api.add_history(5);
+    dir.write_config(&api_config(&dir, &api, &HecOutput::new("hec", &hec.url(), HEC_TOKEN).toml()));
+    for round in 0..3 {
+        let mut agent = dir.start();
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_millis(800) {
+            let _ = dir.cli(&["status", "--json"]);
+        }
+        assert!(agent.is_running(), "round {round}: the agent failed to start:\n{}", agent.stderr());
+        agent.stop();
+    }
+}

@@ -1,0 +1,281 @@
+//! The shared integration-test harness. Every server binds `127.0.0.1:0`;
+//! nothing else is ever contacted.
+//!
+//! - [`hec`]: a fake Splunk HTTP Event Collector with indexer acks and
+//!   switchable failure modes (busy, refusing, hanging, losing an ack,
+//!   rejecting one event).
+//! - [`api`]: a fake JSON audit API for the `http_json` source, with a fault
+//!   queue (429, 500, HTML, a repeating page token).
+//! - [`agent`]: the real binary as a child process (SIGTERM, SIGKILL, stderr,
+//!   `status --json`, other subcommands), the agent in-process, config
+//!   snippets and poll-until helpers.
+//! - [`compliance`]: the checks every source must pass, run against a
+//!   [`compliance::FakeVendor`].
+//!
+//! Use it from a test file with `mod common;`. The servers run on one shared
+//! background tokio runtime, so tests themselves are plain blocking `#[test]`s.
+#![allow(dead_code)]
+
+pub mod agent;
+pub mod api;
+pub mod compliance;
+pub mod hec;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::OnceLock;
+
+/// The background runtime every fake server runs on.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fake-servers")
+            .enable_all()
+            .build()
+            .expect("test runtime")
+    })
+}
+
+/// Run a future on the background runtime and wait for it.
+pub fn block_on<F: Future + Send + 'static>(f: F) -> F::Output
+where
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime().spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().expect("background task finished")
+}
+
+/// How often each id occurs.
+pub fn counts(ids: &[String]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for id in ids {
+        *m.entry(id.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Ids delivered more than once, with their count.
+pub fn duplicates(ids: &[String]) -> BTreeMap<String, usize> {
+    counts(ids).into_iter().filter(|(_, n)| *n > 1).collect()
+}
+
+/// Ids of `expected` not in `delivered`.
+pub fn missing(delivered: &[String], expected: &[String]) -> Vec<String> {
+    let have: HashSet<&String> = delivered.iter().collect();
+    expected.iter().filter(|id| !have.contains(id)).cloned().collect()
+}
+
+/// Assert every expected id was delivered exactly once and nothing else was.
+pub fn assert_exactly_once(delivered: &[String], expected: &[String], what: &str) {
+    let lost = missing(delivered, expected);
+    assert!(lost.is_empty(), "{what}: {} event(s) lost: {lost:?}", lost.len());
+    let dup = duplicates(delivered);
+    assert!(dup.is_empty(), "{what}: {} event(s) duplicated: {dup:?}", dup.len());
+    let known: HashSet<&String> = expected.iter().collect();
+    let extra: Vec<&String> = delivered.iter().filter(|id| !known.contains(id)).collect();
+    assert!(extra.is_empty(), "{what}: unexpected events delivered: {extra:?}");
+}
+
+/// Assert nothing expected is missing, nothing unknown arrived, and at most
+/// `max_dups` extra copies in total (at-least-once after a crash or resend:
+/// at most one batch).
+pub fn assert_at_least_once(delivered: &[String], expected: &[String], max_dups: usize, what: &str) -> usize {
+    let lost = missing(delivered, expected);
+    assert!(lost.is_empty(), "{what}: {} event(s) lost: {lost:?}", lost.len());
+    let known: HashSet<&String> = expected.iter().collect();
+    let extra: Vec<&String> = delivered.iter().filter(|id| !known.contains(id)).collect();
+    assert!(extra.is_empty(), "{what}: unexpected events delivered: {extra:?}");
+    let dup = duplicates(delivered);
+    let copies: usize = dup.values().map(|n| n - 1).sum();
+    assert!(copies <= max_dups, "{what}: {copies} duplicate copies, more than one batch ({max_dups}): {dup:?}");
+    copies
+}
+
+/// Connection control shared by a server's listener and its connections:
+/// while `refusing`, new connections are closed at once; bumping the
+/// generation breaks every open connection at its next read or write.
+#[derive(Debug, Default)]
+pub struct Gate {
+    refusing: std::sync::atomic::AtomicBool,
+    generation: std::sync::atomic::AtomicU64,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    /// Refuse (close) new connections and break open ones, or accept again.
+    pub fn set_refusing(&self, on: bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.refusing.store(on, SeqCst);
+        if on {
+            self.generation.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Break every open connection (keep-alive ones included).
+    pub fn break_connections(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Connections closed at once because the server was refusing.
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+struct GatedListener {
+    inner: tokio::net::TcpListener,
+    gate: std::sync::Arc<Gate>,
+}
+
+impl axum::serve::Listener for GatedListener {
+    type Io = GatedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (GatedStream, std::net::SocketAddr) {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    if self.gate.refusing.load(SeqCst) {
+                        self.gate.refused.fetch_add(1, SeqCst);
+                        drop(stream);
+                        continue;
+                    }
+                    let generation = self.gate.generation.load(SeqCst);
+                    return (GatedStream { inner: stream, generation, gate: self.gate.clone() }, addr);
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that fails once its gate's generation moves on.
+struct GatedStream {
+    inner: tokio::net::TcpStream,
+    generation: u64,
+    gate: std::sync::Arc<Gate>,
+}
+
+impl GatedStream {
+    fn broken(&self) -> bool {
+        self.gate.generation.load(std::sync::atomic::Ordering::SeqCst) != self.generation
+    }
+}
+
+fn reset() -> std::io::Error {
+    std::io::Error::from(std::io::ErrorKind::ConnectionReset)
+}
+
+impl tokio::io::AsyncRead for GatedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.broken() {
+            return std::task::Poll::Ready(Err(reset()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for GatedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.broken() {
+            return std::task::Poll::Ready(Err(reset()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A running loopback HTTP server; stops (and breaks its connections) when
+/// dropped.
+pub struct Server {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its connection control.
+    pub gate: std::sync::Arc<Gate>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Server {
+    /// Serve `router` on `127.0.0.1:0` on the background runtime.
+    pub fn start(router: axum::Router) -> Server {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("local addr");
+        let gate = std::sync::Arc::new(Gate::default());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let (g, c) = (gate.clone(), cancel.clone());
+        runtime().spawn(async move {
+            let inner = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
+            let listener = GatedListener { inner, gate: g };
+            tokio::select! {
+                _ = axum::serve(listener, router) => {}
+                _ = c.cancelled() => {}
+            }
+        });
+        Server { addr, gate, cancel }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        self.gate.set_refusing(true);
+    }
+}
+
+/// A config with one `http_json` source named `api` reading `api` (test
+/// defaults: 1 s interval, pages of 7) and the given output block.
+pub fn api_config(dir: &agent::TestDir, api: &api::FakeApi, output: &str) -> String {
+    format!(
+        "{}\n{}{}",
+        dir.agent_section(),
+        compliance::with_test_defaults(&api.source_block("api", &api.token())),
+        output
+    )
+}
+
+/// Wait until every id of `expected` reached the fake HEC.
+pub fn wait_hec_has(hec: &hec::FakeHec, expected: &[String], what: &str, log: impl Fn() -> String) {
+    agent::wait_until_or(
+        what,
+        agent::DEADLINE,
+        || missing(&hec.event_ids(), expected).is_empty(),
+        || format!("missing {:?}\nagent log:\n{}", missing(&hec.event_ids(), expected), agent::tail(&log(), 40)),
+    );
+}
