@@ -115,6 +115,7 @@ pub fn run(src: ConfigSource) -> ExitCode {
         reload: reload_rx,
         ready: None,
     };
+    let cfg_dir = cfg.agent.state_dir.clone();
     match rt.block_on(pipeline::run(cfg, runtime_parts)) {
         Ok(()) => {
             tracing::info!("stopped cleanly");
@@ -128,7 +129,7 @@ pub fn run(src: ConfigSource) -> ExitCode {
             ExitCode::from(BAD_CONFIG)
         }
         Err(e) => {
-            eprintln!("auditrelay: {e}");
+            eprintln!("auditrelay: {e} (state directory {})", cfg_dir.display());
             ExitCode::from(FAILURE)
         }
     }

@@ -31,7 +31,9 @@ pub struct Hec {
     client: reqwest::Client,
     base: url::Url,
     token: Secret,
-    channel: String,
+    /// The channel GUID; replaced when a batch's ack never comes, so a
+    /// channel whose indexer lost its state cannot block the output forever.
+    channel: std::sync::Mutex<String>,
     ack: bool,
     ack_timeout: Duration,
     gzip: bool,
@@ -85,7 +87,7 @@ impl Hec {
             client,
             base,
             token,
-            channel,
+            channel: std::sync::Mutex::new(channel),
             ack: cfg.ack.unwrap_or(false),
             ack_timeout: cfg.ack_timeout.map_or(Duration::from_secs(60), |d| d.get()),
             gzip: cfg.compression.unwrap_or(true),
@@ -135,12 +137,23 @@ impl Hec {
         body
     }
 
-    fn request(&self, url: url::Url, body: Vec<u8>, gzip: bool) -> Result<reqwest::RequestBuilder, SendError> {
+    /// The channel in use.
+    pub fn channel(&self) -> String {
+        self.channel.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn request(
+        &self,
+        url: url::Url,
+        channel: &str,
+        body: Vec<u8>,
+        gzip: bool,
+    ) -> Result<reqwest::RequestBuilder, SendError> {
         let mut rb = self
             .client
             .post(url)
             .header(reqwest::header::AUTHORIZATION, format!("Splunk {}", self.token.expose()))
-            .header("X-Splunk-Request-Channel", &self.channel)
+            .header("X-Splunk-Request-Channel", channel)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         let body = if gzip {
             let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
@@ -155,8 +168,9 @@ impl Hec {
 
     async fn post(&self, events: &[&Event]) -> Result<Posted, SendError> {
         let url = self.endpoint("services/collector/event");
+        let channel = self.channel();
         let resp = self
-            .request(url, self.encode(events), self.gzip)?
+            .request(url, &channel, self.encode(events), self.gzip)?
             .send()
             .await
             .map_err(|e| SendError::transient(format!("HEC {}: {}", self.base, e.without_url())))?;
@@ -169,7 +183,7 @@ impl Hec {
             format!("HEC answered HTTP {status}{}: {text}", code.map(|c| format!(" code {c}")).unwrap_or_default());
         match (status, code) {
             (200..=299, _) => match (self.ack, reply.get("ackId").and_then(Value::as_u64)) {
-                (true, Some(id)) => self.wait_for_ack(id).await.map(|()| Posted::Ok),
+                (true, Some(id)) => self.wait_for_ack(&channel, id).await.map(|()| Posted::Ok),
                 (true, None) => Err(SendError::config(format!(
                     "{what}, without an ackId although ack = true: turn on indexer acknowledgement for the token or set ack = false"
                 ))),
@@ -189,14 +203,17 @@ impl Hec {
     }
 
     /// Poll `/services/collector/ack` until `id` is true or `ack_timeout`.
-    async fn wait_for_ack(&self, id: u64) -> Result<(), SendError> {
+    async fn wait_for_ack(&self, channel: &str, id: u64) -> Result<(), SendError> {
         let deadline = Instant::now() + self.ack_timeout;
         let mut delay = Duration::from_millis(100);
         let mut url = self.endpoint("services/collector/ack");
-        url.query_pairs_mut().append_pair("channel", &self.channel);
+        url.query_pairs_mut().append_pair("channel", channel);
         loop {
             tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
-            let sent = self.request(url.clone(), json!({ "acks": [id] }).to_string().into_bytes(), false)?.send().await;
+            let sent = self
+                .request(url.clone(), channel, json!({ "acks": [id] }).to_string().into_bytes(), false)?
+                .send()
+                .await;
             if let Ok(resp) = sent {
                 let status = resp.status().as_u16();
                 let body = read_body(resp, 1 << 20).await.unwrap_or_default();
@@ -214,8 +231,13 @@ impl Hec {
                 }
             }
             if Instant::now() >= deadline {
+                // A fresh channel: if this one lost its state (indexer
+                // restart, a load balancer without stickiness), its acks
+                // would stay false forever.
+                let fresh = uuid::Uuid::new_v4().to_string();
+                *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
                 return Err(SendError::transient(format!(
-                    "no indexer acknowledgement for ackId {id} within {:?}; sending the batch again",
+                    "no indexer acknowledgement for ackId {id} on channel {channel} within {:?}; sending the batch again on channel {fresh}",
                     self.ack_timeout
                 )));
             }

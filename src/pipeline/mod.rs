@@ -101,6 +101,8 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         ),
         None => None,
     };
+    // `status` reads this snapshot while the agent holds the database.
+    let _ = snapshot::write(&cfg, &rt.state);
     // Build everything first: a problem anywhere means nothing starts.
     let built = build_all(&cfg, &rt, &cfg.outputs, &cfg.sources).await.map_err(AgentError::Config)?;
     start(&mut running, &cfg, &rt, built, &tasks, &fatal_tx);

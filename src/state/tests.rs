@@ -12,6 +12,21 @@ fn ev(id: &str) -> Event {
     }
 }
 
+/// Reopen after a drop: sled's background flusher can hold the file lock
+/// for a moment after the `Db` is dropped.
+fn reopen(dir: &std::path::Path) -> State {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match State::open(dir) {
+            Ok(s) => return s,
+            Err(e) if e.is_locked() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 fn cursor_at(secs: i64) -> Cursor {
     Cursor { time: Some(Utc.timestamp_opt(secs, 0).unwrap()), ..Default::default() }
 }
@@ -49,7 +64,7 @@ async fn state_survives_reopen() {
         st.append("s", &[ev("a"), ev("b")], &cursor_at(5)).await.unwrap();
         st.commit("out", 1, &[]).await.unwrap();
     }
-    let st = State::open(dir.path()).unwrap();
+    let st = reopen(dir.path());
     assert_eq!(st.next_seq(), 2);
     assert_eq!(st.offset("out").unwrap(), Some(1));
     assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(5)));
@@ -103,7 +118,12 @@ async fn newer_schema_is_refused_untouched() {
         st.meta.insert("schema_version", &99u32.to_be_bytes()).unwrap();
         st.flush().await.unwrap();
     }
-    let err = State::open(dir.path()).unwrap_err();
+    let err = loop {
+        match State::open(dir.path()) {
+            Err(e) if e.is_locked() => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => break other.unwrap_err(),
+        }
+    };
     assert!(matches!(err, StateError::NewerSchema { found: 99, .. }), "{err}");
     assert!(err.to_string().contains("upgrade auditrelay"));
 }
@@ -135,7 +155,7 @@ async fn channel_is_stable() {
         let st = State::open(dir.path()).unwrap();
         st.channel("hec").await.unwrap()
     };
-    let st = State::open(dir.path()).unwrap();
+    let st = reopen(dir.path());
     assert_eq!(st.channel("hec").await.unwrap(), first);
     assert!(uuid::Uuid::parse_str(&first).is_ok());
 }
