@@ -9,6 +9,8 @@
 //! cargo bench --bench e2e                 # everything, 3 runs each, medians
 //! cargo bench --bench e2e -- throughput   # only the throughput rows
 //! BENCH_EVENTS=500000 BENCH_RUNS=5 BENCH_IDLE_SECS=300 cargo bench --bench e2e
+//! BENCH_OUTPUT="HEC, no" cargo bench --bench e2e -- throughput   # one output only
+//! BENCH_WRAP="perf record -g -o /tmp/agent.data --" BENCH_RUNS=1 cargo bench --bench e2e -- throughput
 //! ```
 
 use axum::body::Bytes;
@@ -205,7 +207,18 @@ impl Agent {
             .replace("STATE_DIR", &dir.path().join("state").display().to_string())
             .replace("OUT_DIR", &dir.path().display().to_string());
         std::fs::write(dir.path().join("agent.toml"), cfg).unwrap();
-        let child = Command::new(bin)
+        // BENCH_WRAP="perf record -g -o /tmp/agent.data --" profiles the agent alone.
+        let wrap: Vec<String> =
+            std::env::var("BENCH_WRAP").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+        let mut cmd = match wrap.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(dir.path().join("agent.toml"))
             .env("RUST_LOG", "warn")
@@ -246,6 +259,15 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        // SIGINT first so a wrapping profiler writes its data.
+        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -273,10 +295,11 @@ async fn throughput(
     n: usize,
     api_bytes: u64,
 ) -> Row {
+    let journal = std::env::var("BENCH_JOURNAL").unwrap_or_else(|_| "1GiB".into());
     let config = format!(
         r#"[agent]
 state_dir = "STATE_DIR"
-max_journal_size = "4GiB"
+max_journal_size = "{journal}"
 log_level = "warn"
 
 [[source]]
@@ -360,6 +383,8 @@ async fn main() {
         ));
         let file_received = received.clone();
         println!("\n| output | events/s | MiB/s (API bytes) | CPU s per 1M events | peak RSS MiB |\n| --- | ---: | ---: | ---: | ---: |");
+        let only = std::env::var("BENCH_OUTPUT").unwrap_or_default();
+        variants.retain(|(name, _)| name.contains(only.as_str()));
         for (name, out) in &variants {
             let mut rows = Vec::new();
             for _ in 0..runs {
@@ -369,7 +394,7 @@ async fn main() {
         }
         // File output: count lines as they land.
         let mut rows = Vec::new();
-        for _ in 0..runs {
+        for _ in 0..if "file".contains(only.as_str()) { runs } else { 0 } {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("out.jsonl");
             let watcher = {
@@ -386,7 +411,9 @@ async fn main() {
             rows.push(throughput(&bin, "file", &out, file_received.clone(), &api, n, api_bytes).await);
             watcher.abort();
         }
-        print_row(rows);
+        if !rows.is_empty() {
+            print_row(rows);
+        }
     }
 
     if "latency".contains(&filter) || filter.is_empty() {

@@ -122,8 +122,19 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         .map_or(Duration::from_secs(2), |w| (w / 2).min(Duration::from_secs(2)));
     let mut housekeeping = tokio::time::interval(tick);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Journal garbage is collected often so a capped journal frees room
+    // for the sources soon after the outputs commit.
+    let mut gc = tokio::time::interval(Duration::from_millis(250));
+    gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let gc_outputs = |r: &Running| r.config.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
     let result = loop {
         tokio::select! {
+            _ = gc.tick() => {
+                if let Err(e) = rt.state.collect_garbage(&gc_outputs(&running)).await {
+                    tracing::error!("fatal state error, stopping: {e}");
+                    break Err(AgentError::State(e));
+                }
+            }
             _ = rt.shutdown.cancelled() => break Ok(()),
             Some(err) = fatal_rx.recv() => {
                 tracing::error!("fatal state error, stopping: {err}");

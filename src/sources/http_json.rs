@@ -218,10 +218,10 @@ impl SourceApi for HttpJson {
     }
 
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
-        let body = json_body(resp)?;
-        let events = match body.pointer(&self.events) {
-            Some(Value::Array(a)) => a.clone(),
-            Some(Value::Null) | None if body.pointer(&self.events).is_some() || self.events.is_empty() => Vec::new(),
+        let mut body = json_body(resp)?;
+        let events = match body.pointer_mut(&self.events) {
+            Some(Value::Array(a)) => std::mem::take(a),
+            Some(Value::Null) => Vec::new(),
             Some(other) => {
                 return Err(ShapeError(format!("events pointer {:?} is a {}, not an array", self.events, kind(other))))
             }

@@ -18,7 +18,7 @@ use crate::event::normalise;
 use crate::retry::Backoff;
 use crate::state::{Cursor, State, Status, Window};
 use crate::telemetry::metrics::Metrics;
-use crate::transport::http::{excerpt, read_body, redact_url, BodyError};
+use crate::transport::http::{error_chain, excerpt, read_body, redact_url, BodyError};
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::collections::HashSet;
@@ -88,6 +88,9 @@ pub struct Poller {
     auth: Auth,
     limiter: Option<DefaultDirectRateLimiter>,
     ctx: SourceContext,
+    /// When "journal is full" was last logged: at most once a minute across
+    /// pauses (a catch-up into a small journal pauses every few seconds).
+    full_logged: std::sync::Mutex<Option<Instant>>,
 }
 
 /// What one walk did.
@@ -113,7 +116,7 @@ impl Poller {
         let limiter = settings.rate_limit.and_then(|r| {
             Quota::with_period(r.interval()).map(|q| DefaultDirectRateLimiter::direct(q.allow_burst(nonzero_one())))
         });
-        Poller { settings, api, client, auth, limiter, ctx }
+        Poller { settings, api, client, auth, limiter, ctx, full_logged: std::sync::Mutex::new(None) }
     }
 
     /// The source's name.
@@ -352,20 +355,27 @@ impl Poller {
 
     /// Back-pressure: wait while the journal is at its size cap.
     async fn wait_for_room(&self, cancel: &CancellationToken) -> Result<(), SourceError> {
-        let mut logged: Option<Instant> = None;
+        let (mut paused, mut logged) = (false, false);
         while self.ctx.state.journal_bytes() >= self.ctx.max_journal_bytes {
             self.ctx.metrics.set("auditrelay_journal_full", &[], 1.0);
-            if logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                tracing::warn!(source = %self.settings.name, bytes = self.ctx.state.journal_bytes(), "journal is full (agent.max_journal_size); polling paused until outputs catch up");
-                logged = Some(Instant::now());
+            paused = true;
+            {
+                let mut last = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(source = %self.settings.name, bytes = self.ctx.state.journal_bytes(), "journal is full (agent.max_journal_size); polling paused until outputs catch up");
+                    *last = Some(Instant::now());
+                    logged = true;
+                }
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Err(SourceError::Cancelled),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        if logged.is_some() {
+        if paused {
             self.ctx.metrics.set("auditrelay_journal_full", &[], 0.0);
+        }
+        if logged {
             tracing::info!(source = %self.settings.name, "journal has room again; polling resumed");
         }
         Ok(())
@@ -477,12 +487,12 @@ impl Poller {
             None => {}
         }
         let rb = self.auth.apply(&self.client, rb).await.map_err(FetchFailure::Auth)?;
-        let resp = rb.send().await.map_err(|e| FetchFailure::Network(e.without_url().to_string()))?;
+        let resp = rb.send().await.map_err(|e| FetchFailure::Network(error_chain(&e.without_url())))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = read_body(resp, self.settings.max_response_size).await.map_err(|e| match e {
             BodyError::TooLarge { limit } => FetchFailure::TooLarge(limit),
-            BodyError::Read(e) => FetchFailure::Network(e.without_url().to_string()),
+            BodyError::Read(e) => FetchFailure::Network(error_chain(&e.without_url())),
         })?;
         Ok(ApiResponse { status, headers, body })
     }

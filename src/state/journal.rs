@@ -27,10 +27,9 @@ const ENTRY_V1: u8 = 1;
 /// UTF-8, the time as i64 seconds and u32 nanoseconds (big-endian), the ECS
 /// fields as u32-length-prefixed JSON, and the raw event's JSON verbatim to
 /// the end. The raw event is neither escaped nor parsed on the way through.
-pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
-    let fields = serde_json::to_vec(&e.event.fields).unwrap_or_else(|_| b"{}".to_vec());
-    let ev = &e.event;
-    let to = e.to.as_deref().unwrap_or("");
+pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
+    let fields = serde_json::to_vec(&ev.fields).unwrap_or_else(|_| b"{}".to_vec());
+    let to = to.unwrap_or("");
     let mut out =
         Vec::with_capacity(1 + 16 + ev.source.len() + to.len() + ev.id.len() + 12 + 4 + fields.len() + ev.raw.len());
     out.push(ENTRY_V1);
@@ -127,8 +126,7 @@ impl State {
     /// transaction, then flush. Returns the sequence numbers given. An empty
     /// page still stores the cursor (an empty window moves it too).
     pub async fn append(&self, source: &str, events: &[Event], cursor: &Cursor) -> Result<Range<u64>> {
-        let entries: Vec<Vec<u8>> =
-            events.iter().map(|e| encode_entry(&Entry { event: e.clone(), to: None })).collect();
+        let entries: Vec<Vec<u8>> = events.iter().map(|e| encode_entry(e, None)).collect();
         let range = self.append_raw(source, &entries, Some(cursor))?;
         self.flush().await?;
         self.publish_tail(range.end);
@@ -289,10 +287,7 @@ impl State {
     /// many.
     pub async fn retry_dead_letters(&self, output: &str) -> Result<usize> {
         let letters = self.dead_letters(output)?;
-        let entries: Vec<Vec<u8>> = letters
-            .iter()
-            .map(|d| encode_entry(&Entry { event: d.event.clone(), to: Some(output.to_owned()) }))
-            .collect();
+        let entries: Vec<Vec<u8>> = letters.iter().map(|d| encode_entry(&d.event, Some(output))).collect();
         // Journal first, then delete: a crash in between leaves a duplicate
         // dead letter, never a lost one.
         let range = self.append_raw(output, &entries, None)?;
@@ -338,7 +333,7 @@ mod frame_tests {
         };
         for to in [None, Some("hec".to_owned())] {
             let e = Entry { event: ev.clone(), to };
-            let bytes = encode_entry(&e);
+            let bytes = encode_entry(&e.event, e.to.as_deref());
             assert_eq!(decode_entry(0, &bytes).unwrap(), e);
             for cut in [0, 1, 5, 20, bytes.len() - ev.raw.len() - 3] {
                 assert!(decode_entry(0, &bytes[..cut]).is_err(), "truncated at {cut}");
