@@ -19,7 +19,7 @@ use super::{Delivery, SendError, Sink};
 use crate::config::secret::{Env, Secret};
 use crate::config::{OutputConfig, Problem};
 use crate::event::{Event, Payload};
-use crate::transport::http::{excerpt, read_body};
+use crate::transport::http::{error_chain, excerpt, read_body};
 use flate2::write::GzEncoder;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -173,7 +173,7 @@ impl Hec {
             .request(url, &channel, self.encode(events), self.gzip)?
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("HEC {}: {}", self.base, e.without_url())))?;
+            .map_err(|e| SendError::transient(format!("HEC {}: {}", self.base, error_chain(&e.without_url()))))?;
         let status = resp.status().as_u16();
         let body = read_body(resp, 1 << 20).await.map_err(|e| SendError::transient(format!("HEC reply: {e}")))?;
         let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -301,7 +301,7 @@ impl Sink for Hec {
             .header(reqwest::header::AUTHORIZATION, format!("Splunk {}", self.token.expose()))
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("HEC {}: {}", self.base, e.without_url())))?;
+            .map_err(|e| SendError::transient(format!("HEC {}: {}", self.base, error_chain(&e.without_url()))))?;
         let status = resp.status().as_u16();
         let body = read_body(resp, 1 << 16).await.unwrap_or_default();
         match status {

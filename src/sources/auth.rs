@@ -104,12 +104,10 @@ impl OAuth2 {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope.clone()));
         }
-        let resp = client
-            .post(self.token_url.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| AuthError::Network { url: url.clone(), detail: e.without_url().to_string() })?;
+        let resp = client.post(self.token_url.clone()).form(&form).send().await.map_err(|e| AuthError::Network {
+            url: url.clone(),
+            detail: crate::transport::http::error_chain(&e.without_url()),
+        })?;
         let status = resp.status().as_u16();
         let body = crate::transport::http::read_body(resp, 1 << 20)
             .await

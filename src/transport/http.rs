@@ -55,6 +55,25 @@ pub async fn read_body(mut resp: reqwest::Response, limit: u64) -> Result<bytes:
     Ok(buf.freeze())
 }
 
+/// An error followed by its causes (`outer: cause: root cause`), each
+/// cause only when the text so far does not already say it. reqwest's own
+/// message is only "error sending request"; the reason (a certificate that
+/// expired or names another host, a refused connection, a timeout) is in
+/// its sources, and an operator needs it in the log.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let m = c.to_string();
+        if !m.is_empty() && !text.contains(&m) {
+            text.push_str(": ");
+            text.push_str(&m);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// The URL without its query string and credentials, for logs and errors.
 pub fn redact_url(url: &url::Url) -> String {
     let mut u = url.clone();
@@ -72,5 +91,20 @@ pub fn excerpt(body: &[u8]) -> String {
         format!("{clean}…")
     } else {
         clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a TLS failure was logged as only "error sending request".
+    #[test]
+    fn error_chain_names_the_cause_reqwest_hides() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error sending request")]
+        struct Outer(#[source] std::io::Error);
+        let cause = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
+        assert_eq!(error_chain(&Outer(cause)), "error sending request: invalid peer certificate: UnknownIssuer");
     }
 }

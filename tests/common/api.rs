@@ -11,7 +11,14 @@
 //!
 //! A fault queue makes the next request(s) answer 429 (with or without
 //! `Retry-After`), 500, an HTML page, 401, or a page whose next token
-//! repeats forever (a pagination loop).
+//! repeats forever (a pagination loop); and, for the fault-injection suite,
+//! truncated JSON, an oversized body, a page of events older than `since`,
+//! or an empty page that still carries a next token.
+//!
+//! [`FakeApi::start_with_prefix`] gives a second API distinct event ids;
+//! [`FakeApi::add_history_within`] spreads any number of events over a past
+//! span; [`FakeApi::add_at`] stamps events at any time (an API whose clock
+//! jumps), keeping the listing in time order.
 
 use super::compliance::{FakeVendor, Fault};
 use super::Server;
@@ -42,6 +49,23 @@ pub enum ApiFault {
     Unauthorized,
     /// The page as usual, but its next token answers itself as next again.
     RepeatToken,
+    /// 200 with the page's JSON cut off half-way.
+    Truncated,
+    /// 200 with a body of about `bytes` bytes: the real page plus a huge
+    /// padding field (valid JSON, so only its size can refuse it). With
+    /// `chunked`, no `Content-Length`: the reader must stop on its own.
+    Huge {
+        /// Approximate body size.
+        bytes: usize,
+        /// Stream it without a length.
+        chunked: bool,
+    },
+    /// A page that ignores `since`: events from the start of the listing
+    /// (older than the cursor), `limit` of them; the next token goes on as
+    /// usual.
+    OlderThanCursor,
+    /// An empty page whose next token leads to the page that was asked for.
+    EmptyWithNext,
 }
 
 /// One request the API answered.
@@ -57,6 +81,7 @@ pub struct Served {
 
 struct ApiState {
     token: String,
+    prefix: String,
     events: Vec<(DateTime<Utc>, Value)>,
     faults: VecDeque<ApiFault>,
     served: Vec<Served>,
@@ -84,10 +109,10 @@ fn ceil_ms(t: DateTime<Utc>) -> DateTime<Utc> {
 const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 const ACTIONS: [&str; 5] = ["login", "logout", "user.update", "role.grant", "api_key.create"];
 
-fn make_event(k: u64, t: DateTime<Utc>) -> Value {
+fn make_event(prefix: &str, k: u64, t: DateTime<Utc>) -> Value {
     let i = (k % 5) as usize;
     json!({
-        "id": format!("evt-{k:06}"),
+        "id": format!("{prefix}{k:06}"),
         "created_at": ms(t),
         "actor": { "id": format!("u-{i}"), "name": NAMES[i], "email": format!("{}@example.com", NAMES[i]) },
         "action": ACTIONS[i],
@@ -101,8 +126,15 @@ fn make_event(k: u64, t: DateTime<Utc>) -> Value {
 impl FakeApi {
     /// Start an empty API that accepts `Bearer <token>`.
     pub fn start(token: &str) -> FakeApi {
+        Self::start_with_prefix(token, "evt-")
+    }
+
+    /// [`FakeApi::start`], with event ids `{prefix}000001`, … (two APIs
+    /// whose ids must not collide).
+    pub fn start_with_prefix(token: &str, prefix: &str) -> FakeApi {
         let state = Arc::new(Mutex::new(ApiState {
             token: token.to_owned(),
+            prefix: prefix.to_owned(),
             events: Vec::new(),
             faults: VecDeque::new(),
             served: Vec::new(),
@@ -137,7 +169,49 @@ impl FakeApi {
             let t = base + chrono::Duration::milliseconds((i / 3) as i64 * 1001 + 7);
             let k = s.next_id;
             s.next_id += 1;
-            let e = make_event(k, t);
+            let e = make_event(&s.prefix, k, t);
+            ids.push(e["id"].as_str().unwrap().to_owned());
+            s.events.push((t, e));
+        }
+        s.events.sort_by_key(|(t, _)| *t);
+        ids
+    }
+
+    /// Add `n` events spread evenly over `span` up to now (three per
+    /// timestamp). Only before the agent first polls, like
+    /// [`FakeApi::add_history`].
+    pub fn add_history_within(&self, n: usize, span: Duration) -> Vec<String> {
+        let mut s = self.lock();
+        let now = ceil_ms(Utc::now()) - chrono::Duration::milliseconds(1);
+        let span = chrono::Duration::from_std(span).expect("span");
+        let steps = n.div_ceil(3).max(1) as i64;
+        let step_ms = (span.num_milliseconds() / steps).max(1);
+        let base = now - chrono::Duration::milliseconds(step_ms * steps);
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let t = base + chrono::Duration::milliseconds((i / 3) as i64 * step_ms);
+            let k = s.next_id;
+            s.next_id += 1;
+            let e = make_event(&s.prefix, k, t);
+            ids.push(e["id"].as_str().unwrap().to_owned());
+            s.events.push((t, e));
+        }
+        s.events.sort_by_key(|(t, _)| *t);
+        ids
+    }
+
+    /// Add `n` events stamped from `t` on (three per millisecond), whatever
+    /// the events already there: an API whose clock jumps. The listing
+    /// stays in time order (events at equal times keep their order).
+    pub fn add_at(&self, n: usize, t: DateTime<Utc>) -> Vec<String> {
+        let mut s = self.lock();
+        let t0 = ceil_ms(t);
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let t = t0 + chrono::Duration::milliseconds((i / 3) as i64);
+            let k = s.next_id;
+            s.next_id += 1;
+            let e = make_event(&s.prefix, k, t);
             ids.push(e["id"].as_str().unwrap().to_owned());
             s.events.push((t, e));
         }
@@ -156,7 +230,7 @@ impl FakeApi {
             let t = t0 + chrono::Duration::milliseconds((i / 3) as i64);
             let k = s.next_id;
             s.next_id += 1;
-            let e = make_event(k, t);
+            let e = make_event(&s.prefix, k, t);
             ids.push(e["id"].as_str().unwrap().to_owned());
             s.events.push((t, e));
         }
@@ -228,6 +302,7 @@ pagination = {{ type = "next", next = "/next_cursor", param = "cursor" }}
             return err(401, "invalid or missing API token");
         }
         let mut repeat = false;
+        let mut special = None;
         match s.faults.pop_front() {
             None => {}
             Some(ApiFault::TooManyRequests { retry_after }) => {
@@ -246,6 +321,7 @@ pagination = {{ type = "next", next = "/next_cursor", param = "cursor" }}
                 return (200, r, 0);
             }
             Some(ApiFault::RepeatToken) => repeat = true,
+            Some(f) => special = Some(f),
         }
         let Some(since) = q.get("since").and_then(|v| DateTime::parse_from_rfc3339(v).ok()) else {
             return err(400, "since must be an RFC 3339 time");
@@ -257,7 +333,7 @@ pagination = {{ type = "next", next = "/next_cursor", param = "cursor" }}
             Some(tok) => {
                 let (looping, pos) = match tok.strip_prefix("loop-") {
                     Some(rest) => (true, rest),
-                    None => (false, tok.strip_prefix('p').unwrap_or("x")),
+                    None => (false, tok.strip_prefix(['p', 'e']).unwrap_or("x")),
                 };
                 match pos.parse::<usize>() {
                     Ok(p) => (p, looping.then(|| tok.to_owned())),
@@ -265,8 +341,13 @@ pagination = {{ type = "next", next = "/next_cursor", param = "cursor" }}
                 }
             }
         };
+        if special == Some(ApiFault::EmptyWithNext) {
+            let r = Json(json!({ "data": { "items": [] }, "next_cursor": format!("e{start}") })).into_response();
+            return (200, r, 0);
+        }
+        let older = special == Some(ApiFault::OlderThanCursor);
         let matching: Vec<usize> =
-            (start.min(s.events.len())..s.events.len()).filter(|&i| s.events[i].0 >= since).collect();
+            (start.min(s.events.len())..s.events.len()).filter(|&i| older || s.events[i].0 >= since).collect();
         let page: Vec<Value> = matching.iter().take(limit).map(|&i| s.events[i].1.clone()).collect();
         let next_pos = matching.get(limit).copied();
         let next = match (looping, repeat) {
@@ -275,7 +356,36 @@ pagination = {{ type = "next", next = "/next_cursor", param = "cursor" }}
             (None, false) => next_pos.map_or(Value::Null, |p| Value::String(format!("p{p}"))),
         };
         let n = page.len();
-        (200, Json(json!({ "data": { "items": page }, "next_cursor": next })).into_response(), n)
+        let body = json!({ "data": { "items": page }, "next_cursor": next });
+        match special {
+            Some(ApiFault::Truncated) => {
+                let text = body.to_string();
+                let cut = text[..text.len() / 2].to_owned();
+                (200, ([("content-type", "application/json")], cut).into_response(), 0)
+            }
+            Some(ApiFault::Huge { bytes, chunked }) => (200, huge_body(body, bytes, chunked), 0),
+            _ => (200, Json(body).into_response(), n),
+        }
+    }
+}
+
+/// `body` with a `padding` field that makes it about `bytes` long.
+fn huge_body(mut body: Value, bytes: usize, chunked: bool) -> Response {
+    body["padding"] = Value::String(String::new());
+    let text = body.to_string();
+    let (head, tail) = text.rsplit_once("\"padding\":\"\"").expect("padding field");
+    let pad = bytes.saturating_sub(text.len());
+    let parts: Vec<axum::body::Bytes> = std::iter::once(format!("{head}\"padding\":\"").into_bytes())
+        .chain((0..pad.div_ceil(1 << 20)).map(|i| vec![b'x'; (pad - i * (1 << 20)).min(1 << 20)]))
+        .chain(std::iter::once(format!("\"{tail}").into_bytes()))
+        .map(axum::body::Bytes::from)
+        .collect();
+    let ct = [("content-type", "application/json")];
+    if chunked {
+        let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
+        (ct, axum::body::Body::from_stream(stream)).into_response()
+    } else {
+        (ct, parts.concat()).into_response()
     }
 }
 

@@ -19,6 +19,11 @@
 //! ackId never turns true), [`FakeHec::reject`] (an event id answered with
 //! 400 code 6 and its `invalid-event-number`; events before it in that
 //! request count as accepted, as Splunk does).
+//!
+//! For the fault-injection suite: [`Mode::Blackhole`] (every request is
+//! read and never answered, nothing recorded: a wedged proxy) and
+//! [`FakeHec::never_ack_first_channel`] (the first channel GUID seen from
+//! then on never gets a `true` ack: an indexer that lost that channel).
 
 use super::Server;
 use axum::body::Bytes;
@@ -44,6 +49,9 @@ pub enum Mode {
     Refuse,
     /// Records what it receives and never answers.
     HangAfterReceive,
+    /// Reads every request (events, acks, health) and never answers,
+    /// recording nothing but the count ([`FakeHec::blackholed`]).
+    Blackhole,
 }
 
 /// One accepted envelope.
@@ -88,6 +96,9 @@ struct HecState {
     index_delay: Duration,
     health_delay: Duration,
     reject: HashSet<String>,
+    poison_first_channel: bool,
+    poisoned: Option<String>,
+    blackholed: usize,
     received: Vec<Received>,
     posts: Vec<Post>,
     acks: HashMap<(String, u64), Ack>,
@@ -125,6 +136,9 @@ impl FakeHec {
             index_delay: Duration::ZERO,
             health_delay: Duration::ZERO,
             reject: HashSet::new(),
+            poison_first_channel: false,
+            poisoned: None,
+            blackholed: 0,
             received: Vec::new(),
             posts: Vec::new(),
             acks: HashMap::new(),
@@ -182,6 +196,36 @@ impl FakeHec {
     /// Answer 400 code 6 for any request holding this event id.
     pub fn reject(&self, event_id: &str) {
         self.lock().reject.insert(event_id.to_owned());
+    }
+
+    /// From now on, the first channel an event POST names never gets a
+    /// `true` ack (its acks stay `false` forever); other channels are
+    /// acknowledged as usual.
+    pub fn never_ack_first_channel(&self) {
+        self.lock().poison_first_channel = true;
+    }
+
+    /// The channel picked by [`FakeHec::never_ack_first_channel`], once seen.
+    pub fn poisoned_channel(&self) -> Option<String> {
+        self.lock().poisoned.clone()
+    }
+
+    /// Accepted POSTs whose ackId never turns true (lost or poisoned).
+    pub fn lost_ack_posts(&self) -> Vec<Post> {
+        let s = self.lock();
+        s.posts
+            .iter()
+            .filter(|p| {
+                let key = (p.channel.clone().unwrap_or_default(), p.ack_id.unwrap_or(u64::MAX));
+                s.acks.get(&key).is_some_and(|a| a.indexed_at.is_none())
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Requests swallowed by [`Mode::Blackhole`].
+    pub fn blackholed(&self) -> usize {
+        self.lock().blackholed
     }
 
     /// Accepted event ids in arrival order, duplicates included.
@@ -242,6 +286,10 @@ impl FakeHec {
 
     fn handle_event(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>, body: &[u8]) -> Outcome {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.mode == Mode::Blackhole {
+            s.blackholed += 1;
+            return Outcome::Hang;
+        }
         if let Some(refused) = Self::check_auth(&mut s, headers) {
             return refused;
         }
@@ -325,7 +373,12 @@ impl FakeHec {
         let next = s.next_ack.entry(channel.clone()).or_insert(0);
         let id = *next;
         *next += 1;
-        let indexed_at = if std::mem::take(&mut s.lose_next_ack) { None } else { Some(Instant::now() + s.index_delay) };
+        if s.poison_first_channel && s.poisoned.is_none() {
+            s.poisoned = Some(channel.clone());
+        }
+        let poisoned = s.poisoned.as_deref() == Some(channel.as_str());
+        let lost = poisoned || std::mem::take(&mut s.lose_next_ack);
+        let indexed_at = if lost { None } else { Some(Instant::now() + s.index_delay) };
         s.acks.insert((channel, id), Ack { indexed_at, reported: false });
         post.ack_id = Some(id);
         reply(200, json!({"text": "Success", "code": 0, "ackId": id}))
@@ -333,6 +386,10 @@ impl FakeHec {
 
     fn handle_ack(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>, body: &[u8]) -> Outcome {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.mode == Mode::Blackhole {
+            s.blackholed += 1;
+            return Outcome::Hang;
+        }
         if let Some(refused) = Self::check_auth(&mut s, headers) {
             return refused;
         }
@@ -399,7 +456,15 @@ async fn ack(
 }
 
 async fn health(State(s): State<Shared>) -> Response {
-    let delay = s.lock().unwrap_or_else(|p| p.into_inner()).health_delay;
+    let (delay, blackhole) = {
+        let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
+        let blackhole = g.mode == Mode::Blackhole;
+        g.blackholed += usize::from(blackhole);
+        (g.health_delay, blackhole)
+    };
+    if blackhole {
+        return std::future::pending().await;
+    }
     tokio::time::sleep(delay).await;
     let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
     s.health_checks += 1;
