@@ -71,7 +71,7 @@ pub enum StateError {
         hint: &'static str,
     },
     /// A read, write or flush failed (disk full, IO error).
-    #[error("state database error: {0} (is the disk full or read-only?)")]
+    #[error("state database error: {} (is the disk full or read-only?)", sled_text(.0))]
     Sled(#[from] sled::Error),
     /// A stored value could not be decoded.
     #[error("corrupt state entry {what}: {detail}")]
@@ -95,6 +95,15 @@ impl StateError {
     /// Whether the database is locked by another process (a running agent).
     pub fn is_locked(&self) -> bool {
         matches!(self, StateError::Open { source, .. } if is_lock_error(source))
+    }
+}
+
+/// sled's IO errors print in debug form (`Os { code: 28, … }`); show the
+/// operating system's sentence instead.
+fn sled_text(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
     }
 }
 
