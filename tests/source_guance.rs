@@ -228,3 +228,8 @@ fn guance_rate_limit_401s_are_a_back_off_not_an_auth_failure() {
     assert_eq!(e["user"]["email"], "admin@example.com");
     assert_eq!(e["observer"]["vendor"], "Guance");
 }
+
+#[test]
+fn guance_check_connect_reports_success_and_refused_credentials() {
+    compliance::check_connect(&FakeGuance::start());
+}

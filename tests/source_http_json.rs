@@ -60,3 +60,8 @@ fn repeating_next_token_is_reported_as_a_pagination_loop() {
     assert!(line.contains("loopy"), "the loop report names the source: {line}");
     common::assert_exactly_once(&file_ids(&dir.file("out.jsonl")), &expected, "after a pagination loop");
 }
+
+#[test]
+fn http_json_check_connect_reports_success_and_refused_credentials() {
+    compliance::check_connect(&FakeApi::start("api-token"));
+}

@@ -262,3 +262,8 @@ fn invicti_reads_a_newest_first_backlog_across_pages() {
     assert_eq!(first["user"]["email"], "jane.doe@example.com");
     assert_eq!(first["observer"]["vendor"], "Invicti");
 }
+
+#[test]
+fn invicti_check_connect_reports_success_and_refused_credentials() {
+    compliance::check_connect(&FakeInvicti::start());
+}

@@ -296,3 +296,8 @@ fn keepnet_renews_expiring_and_revoked_tokens() {
     assert!(!log.contains("refused"), "one 401 is renewed, not reported: {}", tail(&log, 20));
     common::assert_exactly_once(&file_ids(&out), &expected, "across token renewals");
 }
+
+#[test]
+fn keepnet_check_connect_reports_success_and_refused_credentials() {
+    compliance::check_connect(&FakeKeepnet::start());
+}

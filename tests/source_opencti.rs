@@ -300,3 +300,8 @@ fn opencti_include_history_delivers_knowledge_events_too() {
     assert!(original.get("internal_id").is_some(), "raw_data is the raw event: {original}");
     assert_eq!(lines[0]["observer"]["product"], "OpenCTI");
 }
+
+#[test]
+fn opencti_check_connect_reports_success_and_refused_credentials() {
+    compliance::check_connect(&FakeOpencti::start());
+}

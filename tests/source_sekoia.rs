@@ -268,3 +268,8 @@ fn sekoia_reads_a_backlog_through_jobs_and_keeps_the_intake_ecs() {
     assert_eq!(e["observer"]["vendor"], "SEKOIA.IO");
     assert!(api.state.lock().unwrap().created >= 1);
 }
+
+#[test]
+fn sekoia_check_connect_reports_success_and_refused_credentials() {
+    compliance::check_connect(&FakeSekoia::start());
+}

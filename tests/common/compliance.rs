@@ -257,8 +257,27 @@ pub fn check_wrong_credentials(vendor: &dyn FakeVendor) {
     assert!(file_ids(&dir.file("out.jsonl")).is_empty(), "nothing can be delivered without credentials");
 }
 
+/// Check 7: `check --connect` reports the API reachable with accepted
+/// credentials, and the wrong credentials as a failure naming the source.
+pub fn check_connect(vendor: &dyn FakeVendor) {
+    let dir = TestDir::new();
+    vendor.add_events(2);
+    dir.write_config(&config(&dir, &vendor.source_toml(SOURCE)));
+    let out = dir.cli(&["check", "--connect"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "check --connect failed:\n{text}");
+    assert!(text.contains(&format!("ok    source {SOURCE}")) && text.contains("credentials accepted"), "{text}");
+    assert!(text.contains("ok    source") && text.contains("TCP"), "the TCP stage is reported: {text}");
+    dir.write_config(&config(&dir, &vendor.wrong_credentials_toml(SOURCE)));
+    let out = dir.cli(&["check", "--connect"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "wrong credentials must fail check --connect:\n{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains(SOURCE)), "{text}");
+}
+
 /// Every check.
 pub fn run_source_compliance(vendor: &dyn FakeVendor) {
     check_delivery(vendor);
     check_wrong_credentials(vendor);
+    check_connect(vendor);
 }
