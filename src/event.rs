@@ -201,6 +201,10 @@ pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, f
     let mut fields = Map::with_capacity(n.fields.len() + 4);
     fields.insert("@timestamp".into(), Value::String(rfc3339(timestamp)));
     fields.extend(n.fields);
+    // A vendor key under `@timestamp.` must not replace the event's time
+    // (insert keeps the key first and overwrites the value).
+    fields.insert("@timestamp".into(), Value::String(rfc3339(timestamp)));
+    sanitise(&mut fields, 1);
     set(&mut fields, "event.id", Value::String(id.clone()));
     if get(&fields, "event.outcome").is_none() {
         set(&mut fields, "event.outcome", Value::String("unknown".into()));
@@ -214,6 +218,42 @@ pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, f
         set(&mut event.fields, "message", Value::String(m));
     }
     event
+}
+
+/// Deepest nesting kept in the ECS fields; deeper values are kept as their
+/// JSON text. The journal reads fields back with serde_json, whose recursion
+/// limit is 128: an event nested past it could be journaled but never read,
+/// and would block its outputs.
+const MAX_DEPTH: usize = 64;
+
+/// serde_json (with its `raw_value` feature, which axum turns on) gives this
+/// key a special meaning when reading a map back.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Make the fields safe to journal and read back: cap the nesting depth and
+/// rename keys serde_json would misread.
+fn sanitise(map: &mut Map<String, Value>, depth: usize) {
+    if map.contains_key(RAW_VALUE_TOKEN) {
+        if let Some(v) = map.remove(RAW_VALUE_TOKEN) {
+            map.insert(format!("_{RAW_VALUE_TOKEN}"), v);
+        }
+    }
+    for v in map.values_mut() {
+        sanitise_value(v, depth + 1);
+    }
+}
+
+fn sanitise_value(v: &mut Value, depth: usize) {
+    let nested = matches!(v, Value::Object(_) | Value::Array(_));
+    if nested && depth >= MAX_DEPTH {
+        *v = Value::String(v.to_string());
+        return;
+    }
+    match v {
+        Value::Object(m) => sanitise(m, depth),
+        Value::Array(a) => a.iter_mut().for_each(|x| sanitise_value(x, depth + 1)),
+        _ => {}
+    }
 }
 
 /// A stable id for an event the API gives none for: the SHA-256 of its JSON

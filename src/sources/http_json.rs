@@ -38,7 +38,11 @@ impl TimeFormat {
             "rfc3339" => Ok(TimeFormat::Rfc3339),
             "unix" => Ok(TimeFormat::Unix),
             "unix_ms" => Ok(TimeFormat::UnixMs),
-            p if p.contains('%') => Ok(TimeFormat::Pattern(p.to_owned())),
+            p if p.contains('%')
+                && !chrono::format::StrftimeItems::new(p).any(|i| matches!(i, chrono::format::Item::Error)) =>
+            {
+                Ok(TimeFormat::Pattern(p.to_owned()))
+            }
             other => Err(other.to_owned()),
         }
     }
@@ -70,7 +74,16 @@ impl TimeFormat {
             TimeFormat::Rfc3339 => crate::event::rfc3339(t),
             TimeFormat::Unix => t.timestamp().to_string(),
             TimeFormat::UnixMs => t.timestamp_millis().to_string(),
-            TimeFormat::Pattern(p) => t.format(p).to_string(),
+            TimeFormat::Pattern(p) => {
+                // `parse` rejected patterns chrono cannot format; should one
+                // slip through, write RFC 3339 rather than panic.
+                use std::fmt::Write as _;
+                let mut out = String::new();
+                match write!(out, "{}", t.format(p)) {
+                    Ok(()) => out,
+                    Err(_) => crate::event::rfc3339(t),
+                }
+            }
         }
     }
 }

@@ -77,9 +77,22 @@ fn decode_frame(v: &[u8]) -> Option<Result<Entry, String>> {
     let nanos = f.u32()?;
     let timestamp = chrono::DateTime::from_timestamp(secs, nanos)?;
     let n = f.u32()? as usize;
+    // Fields that cannot be read back must not block the output: the event
+    // is delivered with its raw original and the reason in `error.message`.
     let fields = match serde_json::from_slice(f.take(n)?) {
         Ok(m) => m,
-        Err(e) => return Some(Err(format!("fields: {e}"))),
+        Err(e) => {
+            let mut m = serde_json::Map::new();
+            crate::event::set(&mut m, "@timestamp", serde_json::Value::String(crate::event::rfc3339(timestamp)));
+            crate::event::set(&mut m, "event.id", serde_json::Value::String(id.clone()));
+            crate::event::set(&mut m, "labels.source", serde_json::Value::String(source.clone()));
+            crate::event::set(
+                &mut m,
+                "error.message",
+                serde_json::Value::String(format!("ECS fields unreadable: {e}")),
+            );
+            m
+        }
     };
     let raw = std::str::from_utf8(f.0).ok()?.to_owned();
     let to = (!to.is_empty()).then(|| to.to_owned());

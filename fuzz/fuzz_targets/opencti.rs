@@ -1,0 +1,7 @@
+//! `opencti`: see `targets_common::opencti` and fuzz/README.md.
+#![no_main]
+
+#[path = "../targets_common.rs"]
+mod targets_common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets_common::opencti(data));

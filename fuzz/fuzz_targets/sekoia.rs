@@ -1,0 +1,7 @@
+//! `sekoia`: see `targets_common::sekoia` and fuzz/README.md.
+#![no_main]
+
+#[path = "../targets_common.rs"]
+mod targets_common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets_common::sekoia(data));
