@@ -59,11 +59,12 @@ fn load_or_exit(src: &ConfigSource) -> Result<Config, ExitCode> {
 /// `dead-letters list`) holds the database's lock for a moment while it
 /// reads; a start that coincides with one waits a few seconds for it
 /// instead of failing. A second agent on the same directory still fails.
-fn open_state(cfg: &Config) -> Result<State, ExitCode> {
+fn open_state(cfg: &Config, shutdown: &CancellationToken) -> Result<Option<State>, ExitCode> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match State::open(&cfg.agent.state_dir) {
-            Ok(state) => return Ok(state),
+            Ok(state) => return Ok(Some(state)),
+            Err(_) if shutdown.is_cancelled() => return Ok(None),
             Err(e) if e.is_locked() && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
@@ -92,20 +93,26 @@ pub fn run(src: ConfigSource) -> ExitCode {
     if let ConfigSource::Demo = src {
         tracing::info!("no --config and no {}: running the embedded demo configuration", config::DEFAULT_PATH);
     }
-    let state = match open_state(&cfg) {
-        Ok(s) => Arc::new(s),
-        Err(code) => return code,
-    };
-    let rt = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    // Signals first: a SIGTERM while the state is still being opened must
+    // end the start cleanly, not kill the process with the default action.
     let shutdown = CancellationToken::new();
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     if let Err(e) = crate::signals::install(shutdown.clone(), reload_tx, src.clone()) {
         eprintln!("auditrelay: cannot install signal handlers: {e}");
         return ExitCode::from(FAILURE);
     }
+    let state = match open_state(&cfg, &shutdown) {
+        Ok(Some(s)) => Arc::new(s),
+        Ok(None) => {
+            tracing::info!("stopped before start");
+            return ExitCode::from(OK);
+        }
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let runtime_parts = Runtime {
         state,
         metrics: Arc::new(Metrics::default()),
