@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 use common::agent::{file_output, read_jsonl, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{self, with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, FakeVendor, Fault};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -184,16 +184,6 @@ impl FakeVendor for FakeGuance {
     }
 }
 
-#[test]
-fn guance_delivers_history_live_events_through_faults_and_restarts() {
-    compliance::check_delivery(&FakeGuance::start());
-}
-
-#[test]
-fn guance_reports_refused_credentials() {
-    compliance::check_wrong_credentials(&FakeGuance::start());
-}
-
 /// A run of rate-limit 401s is waited out: the source stays healthy, no
 /// credentials error is reported, and every event arrives once, mapped.
 #[test]
@@ -229,7 +219,4 @@ fn guance_rate_limit_401s_are_a_back_off_not_an_auth_failure() {
     assert_eq!(e["observer"]["vendor"], "Guance");
 }
 
-#[test]
-fn guance_check_connect_reports_success_and_refused_credentials() {
-    compliance::check_connect(&FakeGuance::start());
-}
+compliance_tests!(FakeGuance::start());

@@ -5,19 +5,7 @@ mod common;
 
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
 use common::api::{ApiFault, FakeApi};
-use common::compliance::{self, with_test_defaults};
-
-#[test]
-fn http_json_delivers_history_live_events_through_faults_and_restarts() {
-    let api = FakeApi::start("api-token");
-    compliance::check_delivery(&api);
-}
-
-#[test]
-fn http_json_reports_refused_credentials() {
-    let api = FakeApi::start("api-token");
-    compliance::check_wrong_credentials(&api);
-}
+use common::compliance::with_test_defaults;
 
 /// A next-page token that answers itself is a loop: the poll stops, stderr
 /// says "pagination loop", and the next poll goes on from the cursor
@@ -61,7 +49,4 @@ fn repeating_next_token_is_reported_as_a_pagination_loop() {
     common::assert_exactly_once(&file_ids(&dir.file("out.jsonl")), &expected, "after a pagination loop");
 }
 
-#[test]
-fn http_json_check_connect_reports_success_and_refused_credentials() {
-    compliance::check_connect(&FakeApi::start("api-token"));
-}
+compliance_tests!(FakeApi::start("api-token"));

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{self, with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, FakeVendor, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -174,16 +174,6 @@ impl FakeVendor for FakeInvicti {
     }
 }
 
-#[test]
-fn invicti_delivers_history_live_events_through_faults_and_restarts() {
-    compliance::check_delivery(&FakeInvicti::start());
-}
-
-#[test]
-fn invicti_reports_refused_credentials() {
-    compliance::check_wrong_credentials(&FakeInvicti::start());
-}
-
 /// An account that reads query dates in another zone answers the wrong
 /// range, which misses the logs of the last minutes that the undated
 /// newest page shows: the poll fails saying so, nothing is delivered or
@@ -263,7 +253,4 @@ fn invicti_reads_a_newest_first_backlog_across_pages() {
     assert_eq!(first["observer"]["vendor"], "Invicti");
 }
 
-#[test]
-fn invicti_check_connect_reports_success_and_refused_credentials() {
-    compliance::check_connect(&FakeInvicti::start());
-}
+compliance_tests!(FakeInvicti::start());

@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{self, with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, FakeVendor, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -220,16 +220,6 @@ impl FakeVendor for FakeKeepnet {
     }
 }
 
-#[test]
-fn keepnet_delivers_history_live_events_through_faults_and_restarts() {
-    compliance::check_delivery(&FakeKeepnet::start());
-}
-
-#[test]
-fn keepnet_reports_refused_credentials() {
-    compliance::check_wrong_credentials(&FakeKeepnet::start());
-}
-
 /// Wrong client credentials: the token endpoint's `invalid_client` is
 /// reported naming the source, in stderr and in status, and the agent
 /// keeps running.
@@ -297,7 +287,4 @@ fn keepnet_renews_expiring_and_revoked_tokens() {
     common::assert_exactly_once(&file_ids(&out), &expected, "across token renewals");
 }
 
-#[test]
-fn keepnet_check_connect_reports_success_and_refused_credentials() {
-    compliance::check_connect(&FakeKeepnet::start());
-}
+compliance_tests!(FakeKeepnet::start());

@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{self, with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, FakeVendor, Fault};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -235,16 +235,6 @@ impl FakeVendor for FakeOpencti {
     }
 }
 
-#[test]
-fn opencti_delivers_history_live_events_through_faults_and_restarts() {
-    compliance::check_delivery(&FakeOpencti::start());
-}
-
-#[test]
-fn opencti_reports_refused_credentials() {
-    compliance::check_wrong_credentials(&FakeOpencti::start());
-}
-
 /// The account lacks the capability: the error (stderr and status) says
 /// which capability and that Enterprise Edition is needed.
 #[test]
@@ -301,7 +291,4 @@ fn opencti_include_history_delivers_knowledge_events_too() {
     assert_eq!(lines[0]["observer"]["product"], "OpenCTI");
 }
 
-#[test]
-fn opencti_check_connect_reports_success_and_refused_credentials() {
-    compliance::check_connect(&FakeOpencti::start());
-}
+compliance_tests!(FakeOpencti::start());

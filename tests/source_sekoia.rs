@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{file_output, read_jsonl, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{self, with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, FakeVendor, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -222,16 +222,6 @@ impl FakeVendor for FakeSekoia {
     }
 }
 
-#[test]
-fn sekoia_delivers_history_live_events_through_faults_and_restarts() {
-    compliance::check_delivery(&FakeSekoia::start());
-}
-
-#[test]
-fn sekoia_reports_refused_credentials() {
-    compliance::check_wrong_credentials(&FakeSekoia::start());
-}
-
 /// A backlog read through jobs, pages of 100 at most whatever is asked,
 /// newest first: every event once, with the intake's ECS kept and ours
 /// added.
@@ -269,7 +259,4 @@ fn sekoia_reads_a_backlog_through_jobs_and_keeps_the_intake_ecs() {
     assert!(api.state.lock().unwrap().created >= 1);
 }
 
-#[test]
-fn sekoia_check_connect_reports_success_and_refused_credentials() {
-    compliance::check_connect(&FakeSekoia::start());
-}
+compliance_tests!(FakeSekoia::start());

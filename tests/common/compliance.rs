@@ -281,3 +281,26 @@ pub fn run_source_compliance(vendor: &dyn FakeVendor) {
     check_wrong_credentials(vendor);
     check_connect(vendor);
 }
+
+/// The three compliance tests (`check_delivery`, `check_wrong_credentials`,
+/// `check_connect`) for a fake vendor, each on a freshly started fake:
+/// `compliance_tests!(FakeX::start());` in a `tests/source_*.rs` file.
+#[macro_export]
+macro_rules! compliance_tests {
+    ($start:expr) => {
+        #[test]
+        fn compliance_delivers_history_live_events_through_faults_and_restarts() {
+            $crate::common::compliance::check_delivery(&$start);
+        }
+
+        #[test]
+        fn compliance_reports_refused_credentials() {
+            $crate::common::compliance::check_wrong_credentials(&$start);
+        }
+
+        #[test]
+        fn compliance_check_connect_reports_success_and_refused_credentials() {
+            $crate::common::compliance::check_connect(&$start);
+        }
+    };
+}
