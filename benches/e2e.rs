@@ -373,8 +373,9 @@ async fn main() {
         )
         .await;
         let tcp = tcp_sink(received.clone()).await;
+        let in_flight = env_usize("BENCH_IN_FLIGHT", 4);
         let hec_out = |ack: bool| {
-            format!("[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"{hec}\"\ntoken = \"bench\"\nack = {ack}\nbatch = {{ max_events = 1000, max_bytes = \"2MiB\", timeout = \"1s\" }}\n")
+            format!("[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"{hec}\"\ntoken = \"bench\"\nack = {ack}\nmax_in_flight = {in_flight}\nbatch = {{ max_events = 1000, max_bytes = \"2MiB\", timeout = \"1s\" }}\n")
         };
         let mut variants: Vec<(&str, String)> = vec![("HEC, no acks", hec_out(false)), ("HEC, acks", hec_out(true))];
         variants.push((

@@ -94,6 +94,10 @@ fn op() -> impl Strategy<Value = Op> {
 struct Model {
     /// Entries not yet collected, by sequence number.
     journal: BTreeMap<u64, Entry>,
+    /// The journal's chunks (first sequence number → one past the last):
+    /// each append (and each dead-letter retry) of these small events is one
+    /// chunk, and a chunk is collected only once every entry in it is passed.
+    chunks: BTreeMap<u64, u64>,
     next_seq: u64,
     offsets: BTreeMap<&'static str, u64>,
     dead: BTreeMap<&'static str, Vec<DeadLetter>>,
@@ -188,6 +192,9 @@ impl Harness {
                 }
                 let range = self.rt.block_on(self.st().append(source, &events, &cursor)).expect("append");
                 assert_eq!(range, self.model.next_seq..self.model.next_seq + events.len() as u64, "append range");
+                if !range.is_empty() {
+                    self.model.chunks.insert(range.start, range.end);
+                }
                 for e in events {
                     self.model.journal.insert(self.model.next_seq, Entry { event: e, to: None });
                     self.model.next_seq += 1;
@@ -239,6 +246,9 @@ impl Harness {
                 let n = self.rt.block_on(self.st().retry_dead_letters(output)).expect("retry_dead_letters");
                 let letters = self.model.dead.remove(output).unwrap_or_default();
                 assert_eq!(n, letters.len(), "retry_dead_letters count");
+                if n > 0 {
+                    self.model.chunks.insert(self.model.next_seq, self.model.next_seq + n as u64);
+                }
                 for d in letters {
                     self.model
                         .journal
@@ -254,8 +264,13 @@ impl Harness {
                 } else {
                     0
                 };
-                let keep = self.model.journal.split_off(&low);
-                let gone = std::mem::replace(&mut self.model.journal, keep).len() as u64;
+                let passed: Vec<(u64, u64)> =
+                    self.model.chunks.iter().filter(|(_, end)| **end <= low).map(|(s, e)| (*s, *e)).collect();
+                let mut gone = 0u64;
+                for (start, end) in passed {
+                    self.model.chunks.remove(&start);
+                    gone += (start..end).filter(|q| self.model.journal.remove(q).is_some()).count() as u64;
+                }
                 assert_eq!(deleted, gone, "collect_garbage deleted count");
             }
             Op::Reopen => {

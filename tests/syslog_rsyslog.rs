@@ -597,6 +597,7 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
         batch: cfg.batch,
         max_eps: cfg.max_eps,
         retry_max_interval: Duration::from_secs(1),
+        max_in_flight: 1,
     };
     let sink = AnySink::Syslog(Box::new(SyslogSink::build(&cfg, "output[0]", HOST).unwrap()));
     let cancel = tokio_util::sync::CancellationToken::new();

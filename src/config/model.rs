@@ -406,6 +406,9 @@ pub struct OutputConfig {
     /// `splunk_hec`: resend a batch not acknowledged by then.
     #[serde(default)]
     pub ack_timeout: Option<Dur>,
+    /// `splunk_hec`: batches sent before the first is confirmed (default 1).
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
     /// `splunk_hec`: gzip request bodies (default true).
     #[serde(default)]
     pub compression: Option<bool>,

@@ -110,6 +110,7 @@ fn output_keys(kind: OutputType) -> &'static [&'static str] {
             "source",
             "ack",
             "ack_timeout",
+            "max_in_flight",
             "compression",
             "timeout",
         ],
@@ -132,7 +133,7 @@ fn output_keys(kind: OutputType) -> &'static [&'static str] {
 }
 
 fn output_set_keys(o: &OutputConfig) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 20] = [
+    let pairs: [(&'static str, bool); 21] = [
         ("url", o.url.is_some()),
         ("token", o.token.is_some()),
         ("token_file", o.token_file.is_some()),
@@ -141,6 +142,7 @@ fn output_set_keys(o: &OutputConfig) -> Vec<&'static str> {
         ("source", o.source.is_some()),
         ("ack", o.ack.is_some()),
         ("ack_timeout", o.ack_timeout.is_some()),
+        ("max_in_flight", o.max_in_flight.is_some()),
         ("compression", o.compression.is_some()),
         ("timeout", o.timeout.is_some()),
         ("address", o.address.is_some()),
@@ -407,6 +409,9 @@ fn validate_output(p: &mut Problems, at: &str, o: &OutputConfig) {
             }
             if o.ack_timeout.is_some_and(|d| d.get() < std::time::Duration::from_secs(1)) {
                 p.add(format!("{at}.ack_timeout"), "must be at least 1s");
+            }
+            if o.max_in_flight.is_some_and(|n| !(1..=64).contains(&n)) {
+                p.add(format!("{at}.max_in_flight"), "must be between 1 and 64");
             }
         }
         OutputType::Syslog | OutputType::Qradar => validate_syslog(p, at, o),

@@ -14,8 +14,11 @@ use crate::config::BatchConfig;
 use crate::event::Event;
 use crate::retry::Backoff;
 use crate::state::{DeadLetter, Entry, StateError, Status};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -37,6 +40,9 @@ pub struct DriverSettings {
     pub max_eps: Option<u32>,
     /// Longest wait between retries.
     pub retry_max_interval: Duration,
+    /// Batches sent before the first is confirmed (1 = one at a time); more
+    /// only where the sink can [`Sink::fork`].
+    pub max_in_flight: usize,
 }
 
 /// Run an output until cancelled. Returns an error only for a state failure
@@ -51,14 +57,36 @@ pub async fn run(
     Driver::new(settings, sink, routes, ctx).run(cancel).await
 }
 
-struct Driver<S> {
+/// What the driver and its send tasks share.
+struct Shared {
     settings: DriverSettings,
-    sink: S,
-    routes: Routes,
     ctx: super::OutputContext,
-    limiter: Option<governor::DefaultDirectRateLimiter>,
-    healthy: Option<bool>,
+    /// Last health reported, to log once per change.
+    healthy: std::sync::Mutex<Option<bool>>,
 }
+
+struct Driver<S> {
+    shared: Arc<Shared>,
+    /// Idle handles on the receiver; one per batch in flight.
+    pool: Vec<S>,
+    routes: Routes,
+    limiter: Option<governor::DefaultDirectRateLimiter>,
+}
+
+/// A batch handed to the receiver, in journal order.
+struct Flight<S> {
+    /// The handle it went out on (`None` for a batch with nothing routed here).
+    sink: Option<S>,
+    /// Journal sequence numbers of `events`.
+    seqs: Vec<u64>,
+    events: Vec<Event>,
+    /// The last sequence number the batch covers (routed elsewhere or not).
+    last: u64,
+    /// The receiver's confirmation; `None` when cancelled before it came.
+    delivery: Option<Delivery>,
+}
+
+type InFlight<S> = FuturesOrdered<Pin<Box<dyn Future<Output = Flight<S>> + Send>>>;
 
 /// Pacing is done in chunks no larger than one second's worth.
 fn limiter(max_eps: Option<u32>) -> Option<governor::DefaultDirectRateLimiter> {
@@ -69,87 +97,141 @@ fn limiter(max_eps: Option<u32>) -> Option<governor::DefaultDirectRateLimiter> {
 impl<S: Sink> Driver<S> {
     fn new(settings: DriverSettings, sink: S, routes: Routes, ctx: super::OutputContext) -> Self {
         let limiter = limiter(settings.max_eps);
-        Driver { settings, sink, routes, ctx, limiter, healthy: None }
+        let mut pool = Vec::with_capacity(settings.max_in_flight.max(1));
+        while pool.len() + 1 < settings.max_in_flight {
+            match sink.fork() {
+                Some(f) => pool.push(f),
+                None => break,
+            }
+        }
+        pool.push(sink);
+        let shared = Arc::new(Shared { settings, ctx, healthy: std::sync::Mutex::new(None) });
+        Driver { shared, pool, routes, limiter }
     }
 
+    /// Read batches from the journal and hand each to an idle sink handle;
+    /// commit offsets strictly in journal order as confirmations come back,
+    /// so a batch confirmed early waits for the ones before it.
     async fn run(mut self, cancel: CancellationToken) -> Result<(), StateError> {
-        let name = self.settings.name.clone();
-        let state = self.ctx.state.clone();
+        let name = self.shared.settings.name.clone();
+        let batch = self.shared.settings.batch;
+        let state = self.shared.ctx.state.clone();
         let mut offset = state.offset_or_tail(&name).await?;
+        // Where the next batch starts: past every batch handed out.
+        let mut read_from = offset;
         let mut tail = state.subscribe();
+        let mut in_flight: InFlight<S> = FuturesOrdered::new();
+        let mut deadline: Option<Instant> = None;
         loop {
-            // Gather a batch: wait for the first entry, then up to
-            // batch.timeout for the batch to fill.
-            let mut deadline: Option<Instant> = None;
-            let entries = loop {
-                let entries = state.read(
-                    offset,
-                    self.settings.batch.max_events,
-                    self.settings.batch.max_bytes.bytes() as usize,
-                )?;
-                let full = entries.len() >= self.settings.batch.max_events
+            // Gather a batch while a handle is idle: wait for the first
+            // entry, then up to batch.timeout for the batch to fill.
+            if !self.pool.is_empty() {
+                let entries = state.read(read_from, batch.max_events, batch.max_bytes.bytes() as usize)?;
+                let full = entries.len() >= batch.max_events
                     || entries.iter().map(|(_, e)| e.event.approx_size()).sum::<usize>() as u64
-                        >= self.settings.batch.max_bytes.bytes();
+                        >= batch.max_bytes.bytes();
                 let now = Instant::now();
                 if !entries.is_empty() && (full || deadline.is_some_and(|d| now >= d)) {
-                    break entries;
+                    deadline = None;
+                    read_from = entries.last().map_or(read_from, |(seq, _)| *seq + 1);
+                    self.dispatch(entries, &mut in_flight, &cancel).await;
+                    continue;
                 }
                 if !entries.is_empty() && deadline.is_none() {
-                    deadline = Some(now + self.settings.batch.timeout.get());
+                    deadline = Some(now + batch.timeout.get());
                 }
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tail.changed() => {}
-                    _ = sleep_until(deadline) => {}
+            }
+            let gathering = !self.pool.is_empty();
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    // Batches already sent finish (each bounded by the
+                    // shutdown timeout); what was confirmed is committed.
+                    while let Some(flight) = in_flight.next().await {
+                        if !self.land(flight, &mut offset).await? {
+                            break;
+                        }
+                    }
+                    return Ok(());
                 }
-            };
-            let last = entries.last().map_or(offset, |(seq, _)| *seq);
-            let (seqs, events): (Vec<u64>, Vec<Event>) =
-                entries.into_iter().filter(|(_, e)| self.routed(e)).map(|(s, e)| (s, e.event)).unzip();
-            if events.is_empty() {
-                state.commit(&name, last + 1, &[]).await?;
-                offset = last + 1;
-                continue;
+                Some(flight) = in_flight.next(), if !in_flight.is_empty() => {
+                    if !self.land(flight, &mut offset).await? {
+                        return Ok(()); // cancelled while retrying: the offset stays
+                    }
+                }
+                _ = tail.changed(), if gathering => {}
+                _ = sleep_until(deadline), if gathering => {}
             }
-            self.pace(events.len(), &cancel).await;
-            let Some(delivery) = self.send_until_confirmed(&events, &cancel).await else {
-                return Ok(()); // cancelled while retrying: the offset stays, the batch is sent again next start
-            };
-            let at = crate::event::rfc3339(chrono::Utc::now());
-            let dead: Vec<DeadLetter> = delivery
-                .rejected
-                .iter()
-                .filter_map(|(i, reason)| {
-                    let event = events.get(*i)?.clone();
-                    Some(DeadLetter { seq: seqs[*i], reason: reason.clone(), at: at.clone(), event })
-                })
-                .collect();
-            state.commit(&name, last + 1, &dead).await?;
-            offset = last + 1;
-            let m = &self.ctx.metrics;
-            m.add("auditrelay_events_sent_total", &[("output", &name)], (events.len() - dead.len()) as u64);
-            if !dead.is_empty() {
-                tracing::error!(output = %name, count = dead.len(), reason = %dead[0].reason, "receiver rejected events; they are in the dead-letter queue (auditrelay dead-letters list --output {name})");
-                m.add("auditrelay_events_dead_lettered_total", &[("output", &name)], dead.len() as u64);
-            }
-            m.set(
-                "auditrelay_last_send_timestamp_seconds",
-                &[("output", &name)],
-                chrono::Utc::now().timestamp() as f64,
-            );
-            m.set("auditrelay_backlog_events", &[("output", &name)], state.next_seq().saturating_sub(offset) as f64);
         }
+    }
+
+    /// Hand a batch to an idle handle, as a task of its own.
+    async fn dispatch(&mut self, entries: Vec<(u64, Entry)>, in_flight: &mut InFlight<S>, cancel: &CancellationToken) {
+        let last = entries.last().map_or(0, |(seq, _)| *seq);
+        let (seqs, events): (Vec<u64>, Vec<Event>) =
+            entries.into_iter().filter(|(_, e)| self.routed(e)).map(|(s, e)| (s, e.event)).unzip();
+        if events.is_empty() {
+            let flight = Flight { sink: None, seqs, events, last, delivery: Some(Delivery::default()) };
+            in_flight.push_back(Box::pin(std::future::ready(flight)));
+            return;
+        }
+        self.pace(events.len(), cancel).await;
+        let Some(mut sink) = self.pool.pop() else { return };
+        let (shared, cancel) = (self.shared.clone(), cancel.clone());
+        let task = tokio::spawn(async move {
+            let delivery = send_until_confirmed(&shared, &mut sink, &events, &cancel).await;
+            Flight { sink: Some(sink), seqs, events, last, delivery }
+        });
+        in_flight.push_back(Box::pin(async move {
+            match task.await {
+                Ok(flight) => flight,
+                // A send task only ends early by panicking: re-raise it.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }));
+    }
+
+    /// Commit a confirmed batch (the next in journal order) with its dead
+    /// letters. `false` when it was cancelled before being confirmed.
+    async fn land(&mut self, flight: Flight<S>, offset: &mut u64) -> Result<bool, StateError> {
+        if let Some(sink) = flight.sink {
+            self.pool.push(sink);
+        }
+        let Some(delivery) = flight.delivery else { return Ok(false) };
+        let (name, state) = (&self.shared.settings.name, &self.shared.ctx.state);
+        let at = crate::event::rfc3339(chrono::Utc::now());
+        let dead: Vec<DeadLetter> = delivery
+            .rejected
+            .iter()
+            .filter_map(|(i, reason)| {
+                let event = flight.events.get(*i)?.clone();
+                Some(DeadLetter { seq: flight.seqs[*i], reason: reason.clone(), at: at.clone(), event })
+            })
+            .collect();
+        state.commit(name, flight.last + 1, &dead).await?;
+        *offset = flight.last + 1;
+        if flight.events.is_empty() {
+            return Ok(true);
+        }
+        let m = &self.shared.ctx.metrics;
+        m.add("auditrelay_events_sent_total", &[("output", name)], (flight.events.len() - dead.len()) as u64);
+        if !dead.is_empty() {
+            tracing::error!(output = %name, count = dead.len(), reason = %dead[0].reason, "receiver rejected events; they are in the dead-letter queue (auditrelay dead-letters list --output {name})");
+            m.add("auditrelay_events_dead_lettered_total", &[("output", name)], dead.len() as u64);
+        }
+        m.set("auditrelay_last_send_timestamp_seconds", &[("output", name)], chrono::Utc::now().timestamp() as f64);
+        m.set("auditrelay_backlog_events", &[("output", name)], state.next_seq().saturating_sub(*offset) as f64);
+        Ok(true)
     }
 
     fn routed(&self, e: &Entry) -> bool {
         let map = self.routes.read().unwrap_or_else(|p| p.into_inner());
         let routes = map.get(&e.event.source).and_then(|r| r.as_deref());
-        e.routed_to(&self.settings.name, routes)
+        e.routed_to(&self.shared.settings.name, routes)
     }
 
     /// Wait for `max_eps` to allow `n` events; delays, never drops.
     async fn pace(&self, n: usize, cancel: &CancellationToken) {
-        let (Some(l), Some(eps)) = (&self.limiter, self.settings.max_eps) else { return };
+        let (Some(l), Some(eps)) = (&self.limiter, self.shared.settings.max_eps) else { return };
         let mut left = n as u32;
         while left > 0 {
             let chunk = left.min(eps.max(1));
@@ -161,53 +243,63 @@ impl<S: Sink> Driver<S> {
             left -= chunk;
         }
     }
+}
 
-    /// Send until the receiver confirms; `None` when cancelled first.
-    async fn send_until_confirmed(&mut self, events: &[Event], cancel: &CancellationToken) -> Option<Delivery> {
-        let name = self.settings.name.clone();
-        let mut backoff = Backoff::new(Duration::from_secs(1), self.settings.retry_max_interval);
-        let mut slow = Backoff::new(
-            Duration::from_secs(30).min(self.settings.retry_max_interval),
-            self.settings.retry_max_interval.max(Duration::from_secs(300)),
-        );
-        loop {
-            match self.sink.send(events).await {
-                Ok(d) => {
-                    self.set_health(true, None);
-                    return Some(d);
-                }
-                Err(e) => {
-                    let delay = match e.kind {
-                        ErrorKind::Transient => backoff.next_delay(),
-                        ErrorKind::Auth | ErrorKind::Config => slow.next_delay(),
-                    };
-                    self.ctx.metrics.add("auditrelay_retries_total", &[("output", &name)], 1);
-                    self.ctx.metrics.add("auditrelay_errors_total", &[("output", &name)], 1);
-                    self.set_health(false, Some((&e, delay)));
-                    tokio::select! {
-                        _ = cancel.cancelled() => return None,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+/// Send until the receiver confirms; `None` when cancelled first.
+async fn send_until_confirmed<S: Sink>(
+    shared: &Shared,
+    sink: &mut S,
+    events: &[Event],
+    cancel: &CancellationToken,
+) -> Option<Delivery> {
+    let settings = &shared.settings;
+    let mut backoff = Backoff::new(Duration::from_secs(1), settings.retry_max_interval);
+    let mut slow = Backoff::new(
+        Duration::from_secs(30).min(settings.retry_max_interval),
+        settings.retry_max_interval.max(Duration::from_secs(300)),
+    );
+    loop {
+        match sink.send(events).await {
+            Ok(d) => {
+                shared.set_health(None);
+                return Some(d);
+            }
+            Err(e) => {
+                let delay = match e.kind {
+                    ErrorKind::Transient => backoff.next_delay(),
+                    ErrorKind::Auth | ErrorKind::Config => slow.next_delay(),
+                };
+                let name = settings.name.as_str();
+                shared.ctx.metrics.add("auditrelay_retries_total", &[("output", name)], 1);
+                shared.ctx.metrics.add("auditrelay_errors_total", &[("output", name)], 1);
+                shared.set_health(Some((&e, delay)));
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
     }
+}
 
+impl Shared {
     /// Record health; log once per change (and when the error changes).
-    fn set_health(&mut self, ok: bool, err: Option<(&SendError, Duration)>) {
+    fn set_health(&self, err: Option<(&SendError, Duration)>) {
         let name = &self.settings.name;
+        let mut healthy = self.healthy.lock().unwrap_or_else(|p| p.into_inner());
         let mut status = self.ctx.state.status("output", name).ok().flatten().unwrap_or_default();
         let now = crate::event::rfc3339(chrono::Utc::now());
+        let ok = err.is_none();
         match err {
             None => {
-                if self.healthy == Some(false) {
+                if *healthy == Some(false) {
                     tracing::info!(output = %name, "output is healthy again; delivery resumed");
                 }
                 status = Status { healthy: true, last_ok: Some(now), ..status };
             }
             Some((e, delay)) => {
                 let changed = status.last_error.as_deref() != Some(e.detail.as_str());
-                if self.healthy != Some(false) || changed {
+                if *healthy != Some(false) || changed {
                     let what = match e.kind {
                         ErrorKind::Transient => "receiver unavailable",
                         ErrorKind::Auth => "receiver refused the credentials",
@@ -220,7 +312,7 @@ impl<S: Sink> Driver<S> {
                 status.last_error_at = Some(now);
             }
         }
-        self.healthy = Some(ok);
+        *healthy = Some(ok);
         self.ctx.metrics.set("auditrelay_up", &[("output", name)], if ok { 1.0 } else { 0.0 });
         let _ = self.ctx.state.set_status("output", name, &status);
     }

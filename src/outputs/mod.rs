@@ -67,6 +67,15 @@ pub trait Sink: Send + 'static {
     fn send(&mut self, batch: &[Event]) -> impl Future<Output = Result<Delivery, SendError>> + Send;
     /// Check that the receiver is reachable and accepts our credentials.
     fn healthcheck(&mut self) -> impl Future<Output = Result<(), SendError>> + Send;
+    /// Another handle on the same receiver, so the driver can send a batch
+    /// while an earlier one waits for its confirmation; `None` (the default)
+    /// when batches must go one at a time (a syslog stream, a file).
+    fn fork(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// What outputs share with the rest of the agent.
@@ -103,6 +112,12 @@ impl Sink for AnySink {
             AnySink::Hec(s) => s.healthcheck().await,
             AnySink::File(s) => s.healthcheck().await,
             AnySink::Syslog(s) => s.healthcheck().await,
+        }
+    }
+    fn fork(&self) -> Option<Self> {
+        match self {
+            AnySink::Hec(s) => Some(AnySink::Hec(s.clone())),
+            AnySink::File(_) | AnySink::Syslog(_) => None,
         }
     }
 }

@@ -26,14 +26,16 @@ use std::io::Write;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The HEC output.
+/// The HEC output. A clone shares the client and the channel: it is how the
+/// driver sends several batches at once (`max_in_flight`).
+#[derive(Clone)]
 pub struct Hec {
     client: reqwest::Client,
     base: url::Url,
     token: Secret,
     /// The channel GUID; replaced when a batch's ack never comes, so a
     /// channel whose indexer lost its state cannot block the output forever.
-    channel: std::sync::Mutex<String>,
+    channel: std::sync::Arc<std::sync::Mutex<String>>,
     ack: bool,
     ack_timeout: Duration,
     gzip: bool,
@@ -87,7 +89,7 @@ impl Hec {
             client,
             base,
             token,
-            channel: std::sync::Mutex::new(channel),
+            channel: std::sync::Arc::new(std::sync::Mutex::new(channel)),
             ack: cfg.ack.unwrap_or(false),
             ack_timeout: cfg.ack_timeout.map_or(Duration::from_secs(60), |d| d.get()),
             gzip: cfg.compression.unwrap_or(true),

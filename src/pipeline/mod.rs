@@ -263,6 +263,7 @@ fn start(
             batch: o.batch,
             max_eps: o.max_eps.or_else(|| crate::outputs::default_max_eps(o.kind)).filter(|n| *n > 0),
             retry_max_interval: o.retry_max_interval.get(),
+            max_in_flight: o.max_in_flight.unwrap_or(1) as usize,
         };
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());
         let name = o.name.clone();

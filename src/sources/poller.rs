@@ -14,7 +14,7 @@ use super::api::{ApiRequest, ApiResponse, Body, Next, Order, Query, SourceApi, V
 use super::auth::Auth;
 use super::SourceError;
 use crate::config::units::{Rate, StartAt};
-use crate::event::normalise;
+use crate::event::{normalise, Event};
 use crate::retry::Backoff;
 use crate::state::{Cursor, State, Status, Window};
 use crate::telemetry::metrics::Metrics;
@@ -207,6 +207,15 @@ impl Poller {
 
     /// Walk one window: every page, each committed with its cursor.
     pub async fn poll_once(&self, cancel: &CancellationToken) -> Result<PollReport, SourceError> {
+        let mut writer = Writer::default();
+        let walked = self.walk(cancel, &mut writer).await;
+        // The walk ends only once its last page is journaled; a state
+        // failure there outranks whatever the walk itself met.
+        writer.wait().await?;
+        walked
+    }
+
+    async fn walk(&self, cancel: &CancellationToken, writer: &mut Writer) -> Result<PollReport, SourceError> {
         let name = self.settings.name.as_str();
         let state = &self.ctx.state;
         let now = (self.ctx.clock)();
@@ -221,6 +230,9 @@ impl Poller {
         let (mut page, mut offset, mut waits, mut journaled) = (0u64, 0u64, 0u32, 0u64);
         let mut waiting = false;
         loop {
+            if state.journal_bytes().saturating_add(writer.pending_bytes) >= self.ctx.max_journal_bytes {
+                writer.wait().await?;
+            }
             self.wait_for_room(cancel).await?;
             let q = Query {
                 window,
@@ -339,9 +351,8 @@ impl Poller {
                 }
             };
             if done || !fresh.is_empty() {
-                state.append(name, &fresh, &cursor).await?;
                 journaled += fresh.len() as u64;
-                self.ctx.metrics.add("auditrelay_events_journaled_total", &[("source", name)], fresh.len() as u64);
+                writer.write(&self.ctx, name, fresh, cursor.clone()).await?;
             }
             if done {
                 let caught_up = window.to + chrono_dur(self.settings.interval) >= now - chrono_dur(self.settings.lag);
@@ -505,6 +516,50 @@ enum FetchFailure {
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
+/// Journals a walk's pages on a task of its own, one page behind the walk:
+/// the next page is fetched and normalised while the previous one is
+/// written. Pages are written in order, each with the cursor that moves past
+/// it, so a crash at any point leaves a cursor that matches the journal.
+#[derive(Default)]
+struct Writer {
+    pending: Option<tokio::task::JoinHandle<Result<(), crate::state::StateError>>>,
+    /// A generous estimate of the bytes the pending page adds to the journal.
+    pending_bytes: u64,
+}
+
+impl Writer {
+    /// Wait for the page being written.
+    async fn wait(&mut self) -> Result<(), crate::state::StateError> {
+        self.pending_bytes = 0;
+        match self.pending.take() {
+            None => Ok(()),
+            Some(task) => match task.await {
+                Ok(result) => result,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            },
+        }
+    }
+
+    /// Start journaling a page once the previous one is written.
+    async fn write(
+        &mut self,
+        ctx: &SourceContext,
+        name: &str,
+        events: Vec<Event>,
+        cursor: Cursor,
+    ) -> Result<(), crate::state::StateError> {
+        self.wait().await?;
+        self.pending_bytes = events.iter().map(|e| e.approx_size() as u64).sum();
+        let (state, metrics, name) = (ctx.state.clone(), ctx.metrics.clone(), name.to_owned());
+        self.pending = Some(tokio::spawn(async move {
+            state.append(&name, &events, &cursor).await?;
+            metrics.add("auditrelay_events_journaled_total", &[("source", &name)], events.len() as u64);
+            Ok(())
+        }));
+        Ok(())
+    }
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {

@@ -99,6 +99,69 @@ fn decode_frame(v: &[u8]) -> Option<Result<Entry, String>> {
     Some(Ok(Entry { event: Event { source, id, timestamp, fields, raw }, to }))
 }
 
+/// Version byte of a chunk: several entry frames under one key.
+const CHUNK_V2: u8 = 2;
+
+/// A chunk holds consecutive entries up to about this many bytes. One sled
+/// key per chunk instead of per event cuts the store's per-key cost (insert,
+/// read, delete) by the number of events in a chunk, while staying well
+/// below the size at which sled moves a value out to a blob file.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// Group entry frames into chunks: `0x02`, the entry count as u32, then each
+/// frame with its u32 length (big-endian). An entry larger than a chunk gets
+/// a chunk of its own.
+fn chunk(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::new();
+    let mut rest = frames;
+    while !rest.is_empty() {
+        let mut size = 5;
+        let n = rest
+            .iter()
+            .take_while(|f| {
+                size += 4 + f.len();
+                size <= CHUNK_BYTES
+            })
+            .count()
+            .max(1);
+        let (take, tail) = rest.split_at(n);
+        let mut out = Vec::with_capacity(5 + take.iter().map(|f| 4 + f.len()).sum::<usize>());
+        out.push(CHUNK_V2);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+        for f in take {
+            out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            out.extend_from_slice(f);
+        }
+        chunks.push(out);
+        rest = tail;
+    }
+    chunks
+}
+
+/// How many entries a stored value holds: a chunk says; a schema-1 value is
+/// one entry frame.
+fn chunk_len(v: &[u8]) -> Option<u64> {
+    match v.first()? {
+        &CHUNK_V2 => v.get(1..5)?.try_into().ok().map(u32::from_be_bytes).map(u64::from),
+        _ => Some(1),
+    }
+}
+
+/// The entry frames of a stored value, in order.
+fn chunk_frames(v: &[u8]) -> Option<Vec<&[u8]>> {
+    if v.first() != Some(&CHUNK_V2) {
+        return Some(vec![v]);
+    }
+    let mut f = Frame(&v[1..]);
+    let n = f.u32()? as usize;
+    let mut frames = Vec::with_capacity(n.min(v.len() / 4));
+    for _ in 0..n {
+        let len = f.u32()? as usize;
+        frames.push(f.take(len)?);
+    }
+    f.0.is_empty().then_some(frames)
+}
+
 /// An event an output's receiver rejected for good, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -148,14 +211,23 @@ impl State {
 
     fn append_raw(&self, source: &str, entries: &[Vec<u8>], cursor: Option<&Cursor>) -> Result<Range<u64>> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let added: u64 = entries.iter().map(|e| e.len() as u64).sum();
+        let chunks: Vec<(Vec<u8>, u64)> = chunk(entries)
+            .into_iter()
+            .map(|c| {
+                let n = chunk_len(&c).unwrap_or(1);
+                (c, n)
+            })
+            .collect();
+        let added: u64 = chunks.iter().map(|(c, _)| c.len() as u64).sum();
         let cursor_bytes = cursor.map(encode_cursor);
         let range = (&self.journal, &self.cursors, &self.meta)
             .transaction(|(journal, cursors, meta)| {
                 let start = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
                 let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
-                for (i, e) in entries.iter().enumerate() {
-                    journal.insert(&(start + i as u64).to_be_bytes(), e.as_slice())?;
+                let mut seq = start;
+                for (c, n) in &chunks {
+                    journal.insert(&seq.to_be_bytes(), c.as_slice())?;
+                    seq += n;
                 }
                 let end = start + entries.len() as u64;
                 meta.insert("next_seq", &end.to_be_bytes())?;
@@ -177,16 +249,30 @@ impl State {
     pub fn read(&self, from: u64, max_events: usize, max_bytes: usize) -> Result<Vec<(u64, Entry)>> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for item in self.journal.range(from.to_be_bytes()..) {
+        // The chunk holding `from` starts at or before it.
+        let start = match self.journal.range(..=from.to_be_bytes()).next_back() {
+            Some(item) => item?.0,
+            None => sled::IVec::from(&from.to_be_bytes()),
+        };
+        'chunks: for item in self.journal.range(start..) {
             let (k, v) = item?;
-            if !out.is_empty() && (out.len() >= max_events || bytes + v.len() > max_bytes) {
-                break;
-            }
-            let seq = be64(&k)
+            let first = be64(&k)
                 .ok_or_else(|| StateError::Corrupt { what: "journal key".into(), detail: "not a u64".into() })?;
-            let entry = decode_entry(seq, &v)?;
-            bytes += v.len();
-            out.push((seq, entry));
+            let frames = chunk_frames(&v).ok_or_else(|| StateError::Corrupt {
+                what: format!("journal chunk {first}"),
+                detail: "truncated chunk".into(),
+            })?;
+            for (seq, frame) in (first..).zip(frames) {
+                if seq < from {
+                    continue;
+                }
+                if !out.is_empty() && (out.len() >= max_events || bytes + frame.len() > max_bytes) {
+                    break 'chunks;
+                }
+                let entry = decode_entry(seq, frame)?;
+                bytes += frame.len();
+                out.push((seq, entry));
+            }
         }
         Ok(out)
     }
@@ -218,8 +304,9 @@ impl State {
         self.flush().await
     }
 
-    /// Delete journal entries every output in `outputs` has committed past.
-    /// Returns how many were deleted. Outputs not listed (removed from the
+    /// Delete journal chunks every output in `outputs` has committed past
+    /// (a chunk goes once all its entries are passed). Returns how many
+    /// entries were deleted. Outputs not listed (removed from the
     /// config) no longer hold entries back; their offsets are forgotten.
     pub async fn collect_garbage(&self, outputs: &[String]) -> Result<u64> {
         let mut low = self.next_seq();
@@ -237,30 +324,38 @@ impl State {
         let mut deleted = 0;
         loop {
             let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let mut keys = Vec::new();
-            let mut freed = 0u64;
+            let mut batch = sled::Batch::default();
+            let (mut keys, mut entries, mut freed) = (0u64, 0u64, 0u64);
             for item in self.journal.range(..low.to_be_bytes()).take(1000) {
                 let (k, v) = item?;
+                // A chunk goes only once every entry in it is below `low`.
+                let first = be64(&k).unwrap_or(u64::MAX);
+                if first.saturating_add(chunk_len(&v).unwrap_or(1)) > low {
+                    break;
+                }
                 freed += v.len() as u64;
-                keys.push(k);
+                keys += 1;
+                entries += chunk_len(&v).unwrap_or(1);
+                batch.remove(k);
             }
-            if keys.is_empty() {
+            if keys == 0 {
                 break;
             }
-            (&self.journal, &self.meta)
-                .transaction(|(journal, meta)| {
-                    for k in &keys {
-                        journal.remove(k.clone())?;
-                    }
-                    let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
-                    meta.insert("journal_bytes", &bytes.saturating_sub(freed).to_be_bytes())?;
-                    Ok::<_, ConflictableTransactionError<StateError>>(())
-                })
-                .map_err(tx_err)?;
-            let _ = self
-                .journal_bytes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
-            deleted += keys.len() as u64;
+            // A batch on one tree is atomic and far cheaper than a
+            // transaction. The byte count follows under the append lock (so
+            // no append's count is lost); a crash in between leaves it high,
+            // which only pauses sources early, and `open` resets it once the
+            // journal is empty.
+            self.journal.apply_batch(batch)?;
+            {
+                let _append = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+                let bytes = self.meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
+                self.meta.insert("journal_bytes", &bytes.saturating_sub(freed).to_be_bytes())?;
+                let _ = self
+                    .journal_bytes
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
+            }
+            deleted += entries;
         }
         if deleted > 0 {
             self.flush().await?;

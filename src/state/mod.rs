@@ -4,7 +4,8 @@
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
-//! | `journal` | sequence number, u64 big-endian | frame: `0x01`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
+//! | `journal` | sequence number of its first entry, u64 big-endian | chunk of consecutive entries (up to ~64 KiB): `0x02`, the entry count as u32, then each entry frame with its u32 length; schema 1 stored one bare entry frame per key, still read |
+//! | (entry frame) | | `0x01`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
 //! | `cursors` | source name | JSON `{"v":"1","time":…,"taken":[…],"window":…}` |
 //! | `offsets` | output name | u64 big-endian: the next sequence number the output has not delivered |
 //! | `dead_letters` | output name, `0x00`, u64 big-endian sequence | JSON `{"v":1,"reason":…,"at":…,"event":{…}}` |
@@ -43,7 +44,7 @@ use std::sync::Mutex;
 use tokio::sync::watch;
 
 /// The schema this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// sled's page cache; its default is 1 GiB, far more than an agent needs.
 const CACHE_CAPACITY: u64 = 8 << 20;
@@ -192,6 +193,12 @@ impl State {
                 if found > SCHEMA_VERSION {
                     return Err(StateError::NewerSchema { path, found });
                 }
+                if found < SCHEMA_VERSION {
+                    // Schema 2 reads schema 1 as it is (one entry per key);
+                    // the mark keeps an older build from misreading chunks.
+                    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                    db.flush()?;
+                }
             }
             None => {
                 meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
@@ -199,11 +206,17 @@ impl State {
             }
         }
         let next = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
-        let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
+        let journal = db.open_tree("journal")?;
+        // Garbage collection lowers the byte count just after deleting; a
+        // crash in between leaves it high. An empty journal holds nothing.
+        let bytes = match journal.is_empty() {
+            true => 0,
+            false => meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0),
+        };
         let (tail, _) = watch::channel(next);
         Ok(State {
             path,
-            journal: db.open_tree("journal")?,
+            journal,
             cursors: db.open_tree("cursors")?,
             offsets: db.open_tree("offsets")?,
             dead: db.open_tree("dead_letters")?,
@@ -289,7 +302,11 @@ impl State {
 
     /// Number of entries in the journal.
     pub fn journal_len(&self) -> usize {
-        self.journal.len()
+        // Entries are numbered without gaps from the first key on.
+        match self.journal.first() {
+            Ok(Some((k, _))) => self.next_seq().saturating_sub(be64(&k).unwrap_or(0)) as usize,
+            _ => 0,
+        }
     }
 
     /// An output's committed offset, `None` if it never ran.
