@@ -94,6 +94,8 @@ struct HecState {
     use_ack: bool,
     lose_next_ack: bool,
     index_delay: Duration,
+    /// Index delay varies by ackId so acks come back out of order.
+    index_spread: bool,
     health_delay: Duration,
     reject: HashSet<String>,
     poison_first_channel: bool,
@@ -134,6 +136,7 @@ impl FakeHec {
             use_ack: true,
             lose_next_ack: false,
             index_delay: Duration::ZERO,
+            index_spread: false,
             health_delay: Duration::ZERO,
             reject: HashSet::new(),
             poison_first_channel: false,
@@ -186,6 +189,13 @@ impl FakeHec {
     /// Acks turn true this long after the batch arrived.
     pub fn set_index_delay(&self, d: Duration) {
         self.lock().index_delay = d;
+    }
+
+    /// Acks turn true after 3, 2, 1 and 0 times the index delay for ackIds
+    /// 0, 1, 2, 3, 4, … (repeating): batches sent together are
+    /// acknowledged in reverse order.
+    pub fn set_index_delay_spread(&self, on: bool) {
+        self.lock().index_spread = on;
     }
 
     /// `/health` answers this late (a slow collector at the agent's start).
@@ -378,7 +388,8 @@ impl FakeHec {
         }
         let poisoned = s.poisoned.as_deref() == Some(channel.as_str());
         let lost = poisoned || std::mem::take(&mut s.lose_next_ack);
-        let indexed_at = if lost { None } else { Some(Instant::now() + s.index_delay) };
+        let delay = if s.index_spread { s.index_delay * (3 - (id % 4) as u32) } else { s.index_delay };
+        let indexed_at = if lost { None } else { Some(Instant::now() + delay) };
         s.acks.insert((channel, id), Ack { indexed_at, reported: false });
         post.ack_id = Some(id);
         reply(200, json!({"text": "Success", "code": 0, "ackId": id}))
