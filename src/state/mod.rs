@@ -149,6 +149,8 @@ pub struct State {
     status: sled::Tree,
     /// Serialises appends so concurrent sources do not conflict.
     append_lock: Mutex<()>,
+    /// Serialises flushes (see [`State::flush`]).
+    flush_lock: tokio::sync::Mutex<()>,
     /// Serialises offset commits and garbage collection.
     commit_lock: Mutex<()>,
     journal_bytes: AtomicU64,
@@ -224,6 +226,7 @@ impl State {
             meta,
             db,
             append_lock: Mutex::new(()),
+            flush_lock: tokio::sync::Mutex::new(()),
             commit_lock: Mutex::new(()),
             journal_bytes: AtomicU64::new(bytes),
             next_seq: AtomicU64::new(next),
@@ -241,7 +244,14 @@ impl State {
     }
 
     /// Flush everything written so far to disk.
+    ///
+    /// One flush at a time: sled 0.34 runs each `flush_async` on its own
+    /// small thread pool, where it blocks a thread until the log is written;
+    /// enough concurrent flushes (a hundred sources) left no thread to write
+    /// the log and hung every one of them. Waiting here costs nothing extra:
+    /// the flush that runs makes everything written before it durable.
     pub async fn flush(&self) -> Result<()> {
+        let _one = self.flush_lock.lock().await;
         self.db.flush_async().await?;
         Ok(())
     }

@@ -292,3 +292,51 @@ async fn tail_never_moves_backwards_under_concurrent_appends() {
     assert_eq!(*st.subscribe().borrow(), total);
     assert_eq!(st.offset_or_tail("late").await.unwrap(), total);
 }
+
+/// Many sources flushing at once while outputs commit and collect: sled
+/// 0.34 runs each `flush_async` on its own small thread pool, and enough of
+/// them at once starved the pool of the thread that writes the log, so
+/// every flush (and the agent) hung. Flushes now go one at a time.
+#[test]
+fn a_hundred_concurrent_writers_never_hang() {
+    // A hang blocks the runtime's threads (a tokio timeout could not fire):
+    // run it on a thread of its own and give up waiting after two minutes.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+        rt.block_on(hundred_writers());
+        let _ = done.send(());
+    });
+    finished.recv_timeout(std::time::Duration::from_secs(120)).expect("writers hung");
+}
+
+async fn hundred_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::sync::Arc::new(State::open(dir.path()).unwrap());
+    st.offset_or_tail("out").await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..100 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let page: Vec<Event> = (0..5).map(|k| ev(&format!("w{w}-{i}-{k}"))).collect();
+                st.append(&format!("s{w}"), &page, &cursor_at(i)).await.unwrap();
+            }
+        }));
+    }
+    let committer = {
+        let st = st.clone();
+        tokio::spawn(async move {
+            while st.next_seq() < 100 * 20 * 5 {
+                st.commit("out", st.next_seq(), &[]).await.unwrap();
+                st.collect_garbage(&["out".into()]).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+    };
+    for t in tasks {
+        t.await.unwrap();
+    }
+    committer.await.unwrap();
+    assert_eq!(st.next_seq(), 10_000);
+}
