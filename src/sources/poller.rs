@@ -255,6 +255,10 @@ impl Poller {
                 });
             }
             let resp = self.fetch(&req, cancel).await?;
+            // Held until the page is journaled: bounds the pages being
+            // parsed, normalised and written at once, whatever the number of
+            // sources (a parsed page weighs several times its body).
+            let permit = PAGES.acquire().await.map_err(|_| SourceError::Cancelled)?;
             let parsed = self.api.parse(&q, &resp).map_err(|e| SourceError::Shape {
                 source_name: name.into(),
                 url: url.clone(),
@@ -352,7 +356,7 @@ impl Poller {
             };
             if done || !fresh.is_empty() {
                 journaled += fresh.len() as u64;
-                writer.write(&self.ctx, name, fresh, cursor.clone()).await?;
+                writer.write(&self.ctx, name, fresh, cursor.clone(), permit).await?;
             }
             if done {
                 let caught_up = window.to + chrono_dur(self.settings.interval) >= now - chrono_dur(self.settings.lag);
@@ -516,6 +520,9 @@ enum FetchFailure {
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
+/// Pages being handled at once across all sources (see `Poller::walk`).
+static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// Journals a walk's pages on a task of its own, one page behind the walk:
 /// the next page is fetched and normalised while the previous one is
 /// written. Pages are written in order, each with the cursor that moves past
@@ -547,11 +554,13 @@ impl Writer {
         name: &str,
         events: Vec<Event>,
         cursor: Cursor,
+        permit: tokio::sync::SemaphorePermit<'static>,
     ) -> Result<(), crate::state::StateError> {
         self.wait().await?;
         self.pending_bytes = events.iter().map(|e| e.approx_size() as u64).sum();
         let (state, metrics, name) = (ctx.state.clone(), ctx.metrics.clone(), name.to_owned());
         self.pending = Some(tokio::spawn(async move {
+            let _permit = permit;
             state.append(&name, &events, &cursor).await?;
             metrics.add("auditrelay_events_journaled_total", &[("source", &name)], events.len() as u64);
             Ok(())
