@@ -291,6 +291,11 @@ pub fn set(map: &mut Map<String, Value>, path: &str, value: Value) {
             map.insert(path.to_owned(), value);
         }
         Some((head, rest)) => {
+            // Look up before `entry`, which wants an owned key: most calls
+            // add to an object that is already there.
+            if let Some(Value::Object(inner)) = map.get_mut(head) {
+                return set(inner, rest, value);
+            }
             let slot = map.entry(head.to_owned()).or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());

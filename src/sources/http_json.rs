@@ -348,28 +348,28 @@ fn resolve(base: &str, target: &str) -> String {
 
 /// Common field names of audit APIs, used when no `fields` mapping is set.
 fn guess_fields(raw: &Value, n: &mut Normalised) {
-    let first = |keys: &[&str]| keys.iter().find_map(|k| raw.get(*k).filter(|v| !v.is_null()).cloned());
+    let first = |keys: &[&str]| keys.iter().find_map(|k| raw.get(*k).filter(|v| !v.is_null()));
     if let Some(a) = first(&["action", "event_type", "eventType", "event", "type", "activity"]) {
-        n.put("event.action", a.as_str().map(|s| Value::String(s.to_owned())).or(Some(a)));
+        n.put("event.action", a.clone());
     }
     match first(&["user", "actor", "username", "user_name", "userName"]) {
         Some(Value::String(s)) => {
-            n.put_str("user.name", Some(&s));
+            n.put_str("user.name", Some(s));
         }
         Some(Value::Object(o)) => {
-            let s = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            n.put_str("user.name", s("name").or(s("username")).as_deref());
-            n.put_str("user.email", s("email").as_deref());
-            n.put_str("user.id", s("id").as_deref());
+            let s = |k: &str| o.get(k).and_then(Value::as_str);
+            n.put_str("user.name", s("name").or(s("username")));
+            n.put_str("user.email", s("email"));
+            n.put_str("user.id", s("id"));
         }
         _ => {}
     }
     if let Some(Value::String(ip)) = first(&["ip", "ip_address", "ipAddress", "source_ip", "client_ip", "remote_addr"])
     {
-        n.put_str("source.ip", Some(&ip));
+        n.put_str("source.ip", Some(ip));
     }
     if let Some(Value::String(ua)) = first(&["user_agent", "userAgent"]) {
-        n.put_str("user_agent.original", Some(&ua));
+        n.put_str("user_agent.original", Some(ua));
     }
     if let Some(Value::String(o)) = first(&["outcome", "status", "result"]) {
         let outcome = match o.to_ascii_lowercase().as_str() {
