@@ -18,6 +18,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::Datelike;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Read;
@@ -56,6 +57,9 @@ fn event(i: usize, ts: chrono::DateTime<chrono::Utc>) -> Value {
 struct Api {
     pages: Arc<Vec<Bytes>>,
     live: Option<Arc<LiveFeed>>,
+    /// Serve this many events in pages of 1,000 built on request (the soak
+    /// run: too many to hold in memory).
+    generate: Option<usize>,
 }
 
 /// Events that become visible at a steady rate (latency test).
@@ -80,6 +84,15 @@ async fn api_audit(State(api): State<Api>, Query(q): Query<HashMap<String, Strin
         return (StatusCode::OK, body.into());
     }
     let page: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    // A new poll from a cursor past the history's start: nothing new (the
+    // history starts at 2025-01-01; the first poll asks from 2024-12-31).
+    let since = q.get("since").and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+    if !q.contains_key("cursor") && since.is_some_and(|s| s.year() >= 2025) {
+        return (StatusCode::OK, Bytes::from_static(b"{\"data\":{\"items\":[]},\"next_cursor\":null}"));
+    }
+    if let Some(total) = api.generate {
+        return (StatusCode::OK, page_body(page * 1000, (page * 1000 + 1000).min(total), total, page).into());
+    }
     match api.pages.get(page) {
         Some(b) => (StatusCode::OK, b.clone()),
         None => (StatusCode::OK, Bytes::from_static(b"{\"data\":{\"items\":[]},\"next_cursor\":null}")),
@@ -87,22 +100,27 @@ async fn api_audit(State(api): State<Api>, Query(q): Query<HashMap<String, Strin
 }
 
 fn prebuild_pages(n: usize, page_size: usize) -> (Vec<Bytes>, u64) {
-    let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
     let mut pages = Vec::new();
     let mut bytes = 0u64;
     let mut i = 0;
     while i < n {
         let end = (i + page_size).min(n);
-        // Several events share each millisecond, as in real audit logs.
-        let items: Vec<Value> =
-            (i..end).map(|k| event(k, start + chrono::Duration::milliseconds((k / 3) as i64))).collect();
-        let next = if end < n { json!((pages.len() + 1).to_string()) } else { Value::Null };
-        let body = serde_json::to_vec(&json!({"data": {"items": items}, "next_cursor": next})).unwrap();
+        let body = page_body(i, end, n, pages.len());
         bytes += body.len() as u64;
         pages.push(Bytes::from(body));
         i = end;
     }
     (pages, bytes)
+}
+
+/// Page `index` of the fake API: events `from..to` of `n`.
+fn page_body(from: usize, to: usize, n: usize, index: usize) -> Vec<u8> {
+    let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    // Several events share each millisecond, as in real audit logs.
+    let items: Vec<Value> =
+        (from..to).map(|k| event(k, start + chrono::Duration::milliseconds((k / 3) as i64))).collect();
+    let next = if to < n { json!((index + 1).to_string()) } else { Value::Null };
+    serde_json::to_vec(&json!({"data": {"items": items}, "next_cursor": next})).unwrap()
 }
 
 // ---------------------------------------------------------------- fake receivers
@@ -286,24 +304,11 @@ struct Row {
     rss_mib: f64,
 }
 
-async fn throughput(
-    bin: &Path,
-    name: &str,
-    output: &str,
-    received: Arc<Received>,
-    api: &str,
-    n: usize,
-    api_bytes: u64,
-) -> Row {
-    let journal = std::env::var("BENCH_JOURNAL").unwrap_or_else(|_| "1GiB".into());
-    let config = format!(
-        r#"[agent]
-state_dir = "STATE_DIR"
-max_journal_size = "{journal}"
-log_level = "warn"
-
-[[source]]
-name = "bench"
+/// A source block reading the fake API from the start.
+fn source(name: &str, api: &str) -> String {
+    format!(
+        r#"[[source]]
+name = "{name}"
 type = "http_json"
 url = "{api}/audit"
 events = "/data/items"
@@ -314,14 +319,50 @@ pagination = {{ type = "next", next = "/next_cursor", param = "cursor" }}
 page_size = 1000
 start_at = "2024-12-31T00:00:00Z"
 interval = "1s"
+"#
+    )
+}
 
+async fn throughput(
+    bin: &Path,
+    name: &str,
+    output: &str,
+    received: Arc<Received>,
+    api: &str,
+    n: usize,
+    api_bytes: u64,
+) -> Row {
+    run_to_count(bin, name, &source("bench", api), output, received, n, api_bytes, |_, _| {}).await
+}
+
+/// Run the agent with `sources` and `output` until `n` events arrived;
+/// `sample(events so far, RSS KiB)` is called every 20 ms.
+#[allow(clippy::too_many_arguments)]
+async fn run_to_count(
+    bin: &Path,
+    name: &str,
+    sources: &str,
+    output: &str,
+    received: Arc<Received>,
+    n: usize,
+    api_bytes: u64,
+    mut sample: impl FnMut(u64, u64),
+) -> Row {
+    let journal = std::env::var("BENCH_JOURNAL").unwrap_or_else(|_| "1GiB".into());
+    let config = format!(
+        r#"[agent]
+state_dir = "STATE_DIR"
+max_journal_size = "{journal}"
+log_level = "warn"
+
+{sources}
 {output}
 "#
     );
     received.events.store(0, Ordering::Relaxed);
     let mut agent = Agent::start(bin, &config);
     let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(600);
+    let deadline = t0 + Duration::from_secs(600.max(n as u64 / 5_000));
     let mut peak = 0;
     while (received.events.load(Ordering::Relaxed) as usize) < n {
         assert!(
@@ -333,6 +374,7 @@ interval = "1s"
             panic!("{name}: the agent exited early with {status}");
         }
         peak = peak.max(agent.usage().1);
+        sample(received.events.load(Ordering::Relaxed), agent.rss_now());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
@@ -357,9 +399,12 @@ async fn main() {
 
     if "throughput".contains(&filter) || filter.is_empty() {
         let (pages, api_bytes) = prebuild_pages(n, 1000);
-        let api =
-            serve(Router::new().route("/audit", get(api_audit)).with_state(Api { pages: Arc::new(pages), live: None }))
-                .await;
+        let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
+            pages: Arc::new(pages),
+            live: None,
+            generate: None,
+        }))
+        .await;
         let received = Arc::new(Received::default());
         let hec = serve(
             Router::new()
@@ -417,6 +462,13 @@ async fn main() {
         }
     }
 
+    if "scale".contains(&filter) || filter.is_empty() {
+        scale(&bin, runs).await;
+    }
+    // Minutes long: only when asked for by name.
+    if filter == "soak" {
+        soak(&bin).await;
+    }
     if "latency".contains(&filter) || filter.is_empty() {
         latency(&bin).await;
     }
@@ -440,9 +492,11 @@ fn print_row(rows: Vec<Row>) {
 async fn latency(bin: &Path) {
     let secs = env_usize("BENCH_LATENCY_SECS", 20);
     let live = Arc::new(LiveFeed { start: Instant::now(), start_ts: chrono::Utc::now(), eps: 1000.0 });
-    let api = serve(
-        Router::new().route("/audit", get(api_audit)).with_state(Api { pages: Arc::new(Vec::new()), live: Some(live) }),
-    )
+    let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
+        pages: Arc::new(Vec::new()),
+        live: Some(live),
+        generate: None,
+    }))
     .await;
     let received = Arc::new(Received { track_latency: true, ..Default::default() });
     let hec = serve(
@@ -501,9 +555,12 @@ batch = {{ max_events = 500, timeout = "1s" }}
 async fn idle(bin: &Path) {
     let secs = env_usize("BENCH_IDLE_SECS", 60);
     let (pages, _) = prebuild_pages(0, 1);
-    let api =
-        serve(Router::new().route("/audit", get(api_audit)).with_state(Api { pages: Arc::new(pages), live: None }))
-            .await;
+    let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
+        pages: Arc::new(pages),
+        live: None,
+        generate: None,
+    }))
+    .await;
     let mut config = String::from("[agent]\nstate_dir = \"STATE_DIR\"\nlog_level = \"warn\"\n");
     for i in 0..10 {
         config.push_str(&format!(
@@ -521,5 +578,77 @@ async fn idle(bin: &Path) {
         "\nidle, 10 sources polling every 60s, nothing new, over {secs}s: RSS {:.1} MiB, CPU {:.3} % of one core",
         rss as f64 / 1024.0,
         (cpu1 - cpu0) / secs as f64 * 100.0
+    );
+}
+
+/// A fake HEC (no acks) counting into `received`.
+async fn fast_hec(received: Arc<Received>) -> String {
+    serve(
+        Router::new()
+            .route("/services/collector/event", post(hec_event))
+            .route("/services/collector/ack", post(hec_ack))
+            .route("/services/collector/health", get(|| async { Json(json!({"code": 17})) }))
+            .with_state(received),
+    )
+    .await
+}
+
+fn hec_block(hec: &str) -> String {
+    format!("[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"{hec}\"\ntoken = \"bench\"\nbatch = {{ max_events = 1000, max_bytes = \"2MiB\", timeout = \"1s\" }}\n")
+}
+
+/// 100 sources in one agent, each catching up on its own copy of the
+/// history (`BENCH_SCALE_EVENTS` per source), to HEC without acks.
+async fn scale(bin: &Path, runs: usize) {
+    let per = env_usize("BENCH_SCALE_EVENTS", 2_000);
+    let (pages, bytes) = prebuild_pages(per, 1000);
+    let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
+        pages: Arc::new(pages),
+        live: None,
+        generate: None,
+    }))
+    .await;
+    let received = Arc::new(Received::default());
+    let hec = fast_hec(received.clone()).await;
+    let sources: String = (0..100).map(|i| source(&format!("s{i:03}"), &api)).collect();
+    let name = format!("100 sources × {per} events, HEC no acks");
+    let mut rows = Vec::new();
+    for _ in 0..runs {
+        rows.push(
+            run_to_count(bin, &name, &sources, &hec_block(&hec), received.clone(), per * 100, bytes * 100, |_, _| {})
+                .await,
+        );
+    }
+    println!("\n| scale | events/s | MiB/s (API bytes) | CPU s per 1M events | peak RSS MiB |\n| --- | ---: | ---: | ---: | ---: |");
+    print_row(rows);
+}
+
+/// `BENCH_SOAK_EVENTS` (10 million) events through one agent to HEC
+/// without acks, pages built on request; RSS sampled along the way to show
+/// it does not grow with the number of events.
+async fn soak(bin: &Path) {
+    let n = env_usize("BENCH_SOAK_EVENTS", 10_000_000);
+    let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
+        pages: Arc::new(Vec::new()),
+        live: None,
+        generate: Some(n),
+    }))
+    .await;
+    let received = Arc::new(Received::default());
+    let hec = fast_hec(received.clone()).await;
+    // RSS (MiB) at each tenth of the run.
+    let mut marks: Vec<f64> = Vec::new();
+    let row = run_to_count(bin, "soak", &source("soak", &api), &hec_block(&hec), received, n, 0, |done, rss| {
+        while marks.len() < 10 && done as usize >= n / 10 * (marks.len() + 1) {
+            marks.push(rss as f64 / 1024.0);
+        }
+    })
+    .await;
+    let shown: Vec<String> = marks.iter().map(|m| format!("{m:.0}")).collect();
+    println!(
+        "\nsoak: {n} events, HEC no acks: {:.0} events/s, peak RSS {:.1} MiB; RSS (MiB) at each tenth: {}",
+        row.eps,
+        row.rss_mib,
+        shown.join(", ")
     );
 }
