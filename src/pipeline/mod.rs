@@ -127,9 +127,12 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     let mut gc = tokio::time::interval(Duration::from_millis(250));
     gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let gc_outputs = |r: &Running| r.config.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+    let mut kept = Kept::default();
     let result = loop {
         tokio::select! {
-            _ = gc.tick() => {
+            // An empty journal has nothing to collect: an idle agent skips
+            // the store reads.
+            _ = gc.tick(), if rt.state.journal_bytes() > 0 => {
                 if let Err(e) = rt.state.collect_garbage(&gc_outputs(&running)).await {
                     tracing::error!("fatal state error, stopping: {e}");
                     break Err(AgentError::State(e));
@@ -149,7 +152,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
             },
             _ = housekeeping.tick() => {
                 apply_replays(&mut running, &rt, &tasks, &fatal_tx).await;
-                if let Err(e) = housekeep(&running, &rt).await {
+                if let Err(e) = housekeep(&running, &rt, &mut kept).await {
                     tracing::error!("fatal state error, stopping: {e}");
                     break Err(AgentError::State(e));
                 }
@@ -400,9 +403,26 @@ async fn apply_replays(
     }
 }
 
-async fn housekeep(running: &Running, rt: &Runtime) -> Result<(), StateError> {
+/// What housekeeping remembers from one tick to the next.
+#[derive(Default)]
+struct Kept {
+    ticks: u64,
+    /// Journal tail and status generation at the last snapshot, and when.
+    snapshot: Option<((u64, u64), tokio::time::Instant)>,
+}
+
+/// The status snapshot is rewritten when something changed, and at least
+/// this often (so `status` shows a recent time on an idle agent).
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(30);
+
+async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(), StateError> {
+    kept.ticks += 1;
     let outputs: Vec<String> = running.config.outputs.iter().map(|o| o.name.clone()).collect();
-    rt.state.collect_garbage(&outputs).await?;
+    // An empty journal has nothing to collect; now and then it still runs,
+    // to forget the offsets of outputs removed from the config.
+    if rt.state.journal_bytes() > 0 || kept.ticks % 15 == 1 {
+        rt.state.collect_garbage(&outputs).await?;
+    }
     rt.metrics.set("auditrelay_journal_bytes", &[], rt.state.journal_bytes() as f64);
     let tail = rt.state.next_seq();
     for o in &outputs {
@@ -410,8 +430,13 @@ async fn housekeep(running: &Running, rt: &Runtime) -> Result<(), StateError> {
             rt.metrics.set("auditrelay_backlog_events", &[("output", o)], tail.saturating_sub(off) as f64);
         }
     }
-    if let Err(e) = snapshot::write(&running.config, &rt.state) {
-        tracing::debug!("status snapshot not written: {e}");
+    let key = (tail, rt.state.status_generation());
+    let now = tokio::time::Instant::now();
+    if kept.snapshot.is_none_or(|(k, at)| k != key || now - at >= SNAPSHOT_REFRESH) {
+        if let Err(e) = snapshot::write(&running.config, &rt.state) {
+            tracing::debug!("status snapshot not written: {e}");
+        }
+        kept.snapshot = Some((key, now));
     }
     let backlog: u64 =
         outputs.iter().filter_map(|o| rt.state.offset(o).ok().flatten()).map(|off| tail.saturating_sub(off)).sum();

@@ -154,6 +154,8 @@ pub struct State {
     /// Serialises offset commits and garbage collection.
     commit_lock: Mutex<()>,
     journal_bytes: AtomicU64,
+    /// Bumped by every status write.
+    status_gen: AtomicU64,
     /// The next sequence number, updated under `append_lock`; authoritative.
     next_seq: AtomicU64,
     /// Wakes outputs when entries arrive; only ever moves forward.
@@ -175,7 +177,12 @@ impl State {
     pub fn open(dir: &Path) -> Result<State> {
         create_private_dir(dir).map_err(|source| StateError::Dir { path: dir.to_path_buf(), source })?;
         let path = dir.join("db");
-        let db = sled::Config::new().path(&path).cache_capacity(CACHE_CAPACITY).open().map_err(|source| {
+        // Every durable write is flushed explicitly; sled's own periodic
+        // flush (roll the log, clean segments, fsync) only has to keep up
+        // with advisory status writes, so it runs every 2 s instead of 0.5 s
+        // (an idle agent's main cost).
+        let config = sled::Config::new().path(&path).cache_capacity(CACHE_CAPACITY).flush_every_ms(Some(2000));
+        let db = config.open().map_err(|source| {
             let hint = match &source {
                 e if is_lock_error(e) => " (another auditrelay is running on this state directory)",
                 sled::Error::Corruption { .. } => {
@@ -229,6 +236,7 @@ impl State {
             flush_lock: tokio::sync::Mutex::new(()),
             commit_lock: Mutex::new(()),
             journal_bytes: AtomicU64::new(bytes),
+            status_gen: AtomicU64::new(0),
             next_seq: AtomicU64::new(next),
             tail,
         })
@@ -371,7 +379,14 @@ impl State {
         let v =
             serde_json::to_vec(status).map_err(|e| StateError::Corrupt { what: name.into(), detail: e.to_string() })?;
         self.status.insert(format!("{kind}/{name}"), v)?;
+        self.status_gen.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Changes with every [`State::set_status`]: a cheap "anything new?"
+    /// for the status snapshot.
+    pub fn status_generation(&self) -> u64 {
+        self.status_gen.load(Ordering::Relaxed)
     }
 
     /// The recorded health of a source or output.
