@@ -222,8 +222,11 @@ impl Rsyslog {
 
     /// Every message rsyslog wrote, as parsed properties.
     fn records(&self) -> Vec<BTreeMap<String, String>> {
-        let text = std::fs::read_to_string(self.dir.path().join("parsed.json")).unwrap_or_default();
-        serde_json::Deserializer::from_str(&text)
+        let all = std::fs::read_to_string(self.dir.path().join("parsed.json")).unwrap_or_default();
+        // rsyslog may be mid-way through writing the last record: only
+        // whole lines count.
+        let text = &all[..all.rfind('\n').map_or(0, |i| i + 1)];
+        serde_json::Deserializer::from_str(text)
             .into_iter::<BTreeMap<String, String>>()
             .map(|r| r.unwrap_or_else(|e| panic!("rsyslog wrote bad JSON ({e}): {text}")))
             .collect()
