@@ -137,6 +137,12 @@ pub fn run(src: ConfigSource) -> ExitCode {
         }
         Err(e) => {
             eprintln!("auditrelay: {e} (state directory {})", cfg_dir.display());
+            if matches!(e, AgentError::State(_)) {
+                // The database failed (a full disk): closing it would wait
+                // on a log write sled cannot finish. Everything confirmed
+                // was flushed before; exit now.
+                std::process::exit(i32::from(FAILURE));
+            }
             ExitCode::from(FAILURE)
         }
     }

@@ -162,6 +162,13 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     crate::telemetry::notify::notify("STOPPING=1");
     tracing::info!("shutting down: sources stop polling, outputs finish their batch");
     tasks.cancel();
+    // After a state failure (a full disk) tasks may be stuck inside sled on
+    // a log write it never completes, holding the runtime's threads: do not
+    // wait for them (nothing they do now can be made durable; whatever was
+    // sent and not committed is sent again at the next start).
+    if matches!(result, Err(AgentError::State(_))) {
+        return result;
+    }
     let grace = running.config.agent.shutdown_timeout.get();
     let handles: Vec<JoinHandle<()>> = running
         .sources

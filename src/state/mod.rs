@@ -43,6 +43,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::watch;
 
+/// Flushes running at once (see [`State::flush`]); well under the
+/// threads sled keeps ready in its pool.
+const FLUSH_SLOTS: usize = 4;
+
 /// The schema this build writes and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -149,8 +153,8 @@ pub struct State {
     status: sled::Tree,
     /// Serialises appends so concurrent sources do not conflict.
     append_lock: Mutex<()>,
-    /// Serialises flushes (see [`State::flush`]).
-    flush_lock: tokio::sync::Mutex<()>,
+    /// Bounds concurrent flushes (see [`State::flush`]).
+    flush_slots: tokio::sync::Semaphore,
     /// Serialises offset commits and garbage collection.
     commit_lock: Mutex<()>,
     journal_bytes: AtomicU64,
@@ -233,7 +237,7 @@ impl State {
             meta,
             db,
             append_lock: Mutex::new(()),
-            flush_lock: tokio::sync::Mutex::new(()),
+            flush_slots: tokio::sync::Semaphore::new(FLUSH_SLOTS),
             commit_lock: Mutex::new(()),
             journal_bytes: AtomicU64::new(bytes),
             status_gen: AtomicU64::new(0),
@@ -253,13 +257,18 @@ impl State {
 
     /// Flush everything written so far to disk.
     ///
-    /// One flush at a time: sled 0.34 runs each `flush_async` on its own
+    /// A few flushes at a time: sled 0.34 runs each `flush_async` on its own
     /// small thread pool, where it blocks a thread until the log is written;
     /// enough concurrent flushes (a hundred sources) left no thread to write
     /// the log and hung every one of them. Waiting here costs nothing extra:
-    /// the flush that runs makes everything written before it durable.
+    /// a flush that runs makes everything written before it durable.
+    ///
+    /// When the log write fails (a full disk), sled never wakes the flushes
+    /// already waiting; a new flush returns the error at once. So a flush
+    /// that cannot get a slot within 10 s goes ahead without one, rather
+    /// than queue forever behind flushes that will never return.
     pub async fn flush(&self) -> Result<()> {
-        let _one = self.flush_lock.lock().await;
+        let _slot = tokio::time::timeout(std::time::Duration::from_secs(10), self.flush_slots.acquire()).await;
         self.db.flush_async().await?;
         Ok(())
     }

@@ -296,7 +296,7 @@ async fn tail_never_moves_backwards_under_concurrent_appends() {
 /// Many sources flushing at once while outputs commit and collect: sled
 /// 0.34 runs each `flush_async` on its own small thread pool, and enough of
 /// them at once starved the pool of the thread that writes the log, so
-/// every flush (and the agent) hung. Flushes now go one at a time.
+/// every flush (and the agent) hung. At most 4 flushes now run at once.
 #[test]
 fn a_hundred_concurrent_writers_never_hang() {
     // A hang blocks the runtime's threads (a tokio timeout could not fire):
