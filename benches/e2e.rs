@@ -406,17 +406,7 @@ async fn main() {
         }))
         .await;
         let received = Arc::new(Received::default());
-        let hec = serve(
-            Router::new()
-                .route("/services/collector/event", post(hec_event))
-                .route("/services/collector/ack", post(hec_ack))
-                .route(
-                    "/services/collector/health",
-                    get(|| async { Json(json!({"text": "HEC is healthy", "code": 17})) }),
-                )
-                .with_state(received.clone()),
-        )
-        .await;
+        let hec = fast_hec(received.clone()).await;
         let tcp = tcp_sink(received.clone()).await;
         let in_flight = env_usize("BENCH_IN_FLIGHT", 4);
         let hec_out = |ack: bool| {
