@@ -6,6 +6,16 @@
 //! the dotted-path helpers [`set`] and [`get`]. The raw event is kept as JSON
 //! text and only spliced into the document as `event.original` when an output
 //! renders it, so it is stored once.
+//!
+//! An event read back from the journal carries its fields as the JSON text
+//! that was journaled (a [`Template`]: the document without `event.original`
+//! and where that goes). HEC and file outputs copy that text and splice in
+//! the escaped raw event, so the fields are never parsed on the way out; the
+//! map is only built when something asks for a field (syslog, CEF, LEEF).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +23,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// One audit event, as journaled and delivered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "EventRepr", into = "EventRepr")]
 pub struct Event {
     /// `labels.source`: the `name` of the configured source.
     pub source: String,
@@ -21,10 +32,203 @@ pub struct Event {
     pub id: String,
     /// `@timestamp`: when the action happened.
     pub timestamp: DateTime<Utc>,
-    /// The normalised ECS document, without `event.original`.
-    pub fields: Map<String, Value>,
     /// The raw event exactly as the API returned it, as JSON text.
     pub raw: String,
+    /// The normalised ECS document, without `event.original`.
+    fields: Fields,
+}
+
+/// The ECS fields: a map built by a source, or the journaled text of the
+/// document, parsed into a map only when a field is asked for.
+#[derive(Clone)]
+enum Fields {
+    Built(Map<String, Value>),
+    Journaled { template: Template, parsed: OnceLock<Map<String, Value>> },
+}
+
+/// The serialised shape of an [`Event`] (dead letters are stored as JSON).
+#[derive(Clone, Serialize, Deserialize)]
+struct EventRepr {
+    source: String,
+    id: String,
+    timestamp: DateTime<Utc>,
+    fields: Map<String, Value>,
+    raw: String,
+}
+
+impl From<EventRepr> for Event {
+    fn from(r: EventRepr) -> Self {
+        Event::new(r.source, r.id, r.timestamp, r.fields, r.raw)
+    }
+}
+
+impl From<Event> for EventRepr {
+    fn from(e: Event) -> Self {
+        let fields = e.fields().clone();
+        EventRepr { source: e.source, id: e.id, timestamp: e.timestamp, fields, raw: e.raw }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("source", &self.source)
+            .field("id", &self.id)
+            .field("timestamp", &self.timestamp)
+            .field("fields", self.fields())
+            .field("raw", &self.raw)
+            .finish()
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+            && self.id == other.id
+            && self.timestamp == other.timestamp
+            && self.raw == other.raw
+            && self.fields() == other.fields()
+    }
+}
+
+/// Where `event.original` goes in a [`Template`], and what surrounds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Hole {
+    /// Before the closing brace of a non-empty `event` object:
+    /// `,"original":…`.
+    AfterEventFields = 0,
+    /// Inside an empty `event` object: `"original":…`.
+    EmptyEvent = 1,
+    /// Before the closing brace of a document without an `event` object:
+    /// `,"event":{"original":…}`.
+    AfterFields = 2,
+    /// Inside an empty document: `"event":{"original":…}`.
+    EmptyDocument = 3,
+}
+
+impl Hole {
+    /// The hole a journal frame names, if the byte is one.
+    pub fn from_byte(b: u8) -> Option<Hole> {
+        [Hole::AfterEventFields, Hole::EmptyEvent, Hole::AfterFields, Hole::EmptyDocument]
+            .into_iter()
+            .find(|h| *h as u8 == b)
+    }
+
+    fn before(self) -> &'static [u8] {
+        match self {
+            Hole::AfterEventFields => b",\"original\":",
+            Hole::EmptyEvent => b"\"original\":",
+            Hole::AfterFields => b",\"event\":{\"original\":",
+            Hole::EmptyDocument => b"\"event\":{\"original\":",
+        }
+    }
+
+    fn after(self) -> &'static [u8] {
+        match self {
+            Hole::AfterEventFields | Hole::EmptyEvent => b"",
+            Hole::AfterFields | Hole::EmptyDocument => b"}",
+        }
+    }
+}
+
+/// The ECS fields as compact JSON (a valid object, `event.original` left
+/// out) plus the byte offset where the raw event goes: the normalised
+/// document is `text[..at]`, the hole's opening, the raw event as a JSON
+/// string, the hole's closing, `text[at..]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    text: Vec<u8>,
+    at: usize,
+    hole: Hole,
+}
+
+impl Template {
+    /// Render a field map. A non-object `event` value is left out: the
+    /// document's `event` is the object that carries `event.original`, as
+    /// [`set`] would make it.
+    pub fn of(fields: &Map<String, Value>) -> Template {
+        fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+            // Serialising strings and `Value`s into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+        let mut text = Vec::with_capacity(512);
+        text.push(b'{');
+        let mut hole = None;
+        let mut first = true;
+        for (k, v) in fields {
+            if k == "event" && !v.is_object() {
+                continue;
+            }
+            if !first {
+                text.push(b',');
+            }
+            first = false;
+            json(&mut text, k);
+            text.push(b':');
+            match v {
+                Value::Object(inner) if k == "event" => {
+                    text.push(b'{');
+                    let mut empty = true;
+                    for (ik, iv) in inner.iter().filter(|(ik, _)| *ik != "original") {
+                        if !empty {
+                            text.push(b',');
+                        }
+                        empty = false;
+                        json(&mut text, ik);
+                        text.push(b':');
+                        json(&mut text, iv);
+                    }
+                    hole = Some((text.len(), if empty { Hole::EmptyEvent } else { Hole::AfterEventFields }));
+                    text.push(b'}');
+                }
+                _ => json(&mut text, v),
+            }
+        }
+        let (at, hole) = hole.unwrap_or((text.len(), if first { Hole::EmptyDocument } else { Hole::AfterFields }));
+        text.push(b'}');
+        Template { text, at, hole }
+    }
+
+    /// A template read back from the journal, checked: the text is one JSON
+    /// object and the hole sits on a closing brace of the right kind. `None`
+    /// when it is not (the caller falls back to parsing).
+    pub fn from_parts(text: Vec<u8>, at: usize, hole: Hole) -> Option<Template> {
+        let brace = text.get(at) == Some(&b'}');
+        let opened = at.checked_sub(1).and_then(|i| text.get(i)) == Some(&b'{');
+        let empty = matches!(hole, Hole::EmptyEvent | Hole::EmptyDocument);
+        let top_level = matches!(hole, Hole::AfterFields | Hole::EmptyDocument);
+        let shape = brace && opened == empty && (!top_level || at + 1 == text.len());
+        let object = text.first() == Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(&text).is_ok();
+        (shape && object).then_some(Template { text, at, hole })
+    }
+
+    /// The fields' JSON text (`event.original` left out).
+    pub fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// Byte offset of the hole in [`Template::text`].
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
+    /// What surrounds the raw event at the hole.
+    pub fn hole(&self) -> Hole {
+        self.hole
+    }
+
+    /// Append the normalised document with `raw` as `event.original`.
+    pub fn splice(&self, raw: &str, out: &mut Vec<u8>) {
+        let (head, tail) = self.text.split_at(self.at.min(self.text.len()));
+        out.reserve(self.text.len() + raw.len() + raw.len() / 8 + 32);
+        out.extend_from_slice(head);
+        out.extend_from_slice(self.hole.before());
+        // Serialising a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, raw);
+        out.extend_from_slice(self.hole.after());
+        out.extend_from_slice(tail);
+    }
 }
 
 /// Which representation an output sends.
@@ -39,61 +243,55 @@ pub enum Payload {
 }
 
 impl Event {
+    /// An event with the fields a source built.
+    pub fn new(source: String, id: String, timestamp: DateTime<Utc>, fields: Map<String, Value>, raw: String) -> Event {
+        Event { source, id, timestamp, raw, fields: Fields::Built(fields) }
+    }
+
+    /// An event read from the journal: its fields stay JSON text until a
+    /// field is asked for.
+    pub fn journaled(source: String, id: String, timestamp: DateTime<Utc>, template: Template, raw: String) -> Event {
+        Event { source, id, timestamp, raw, fields: Fields::Journaled { template, parsed: OnceLock::new() } }
+    }
+
+    /// The normalised ECS fields, without `event.original`.
+    pub fn fields(&self) -> &Map<String, Value> {
+        match &self.fields {
+            Fields::Built(map) => map,
+            Fields::Journaled { template, parsed } => parsed.get_or_init(|| {
+                serde_json::from_slice(template.text()).unwrap_or_else(|e| {
+                    unreadable_fields(&self.source, &self.id, self.timestamp, &format!("ECS fields unreadable: {e}"))
+                })
+            }),
+        }
+    }
+
+    /// Replace the ECS fields.
+    pub fn set_fields(&mut self, fields: Map<String, Value>) {
+        self.fields = Fields::Built(fields);
+    }
+
+    /// The fields as journal text with the place of `event.original`:
+    /// borrowed when the event came from the journal.
+    pub fn template(&self) -> Cow<'_, Template> {
+        match &self.fields {
+            Fields::Built(map) => Cow::Owned(Template::of(map)),
+            Fields::Journaled { template, .. } => Cow::Borrowed(template),
+        }
+    }
+
     /// The ECS document an output sends by default: the normalised fields
     /// plus `event.original`.
     pub fn document(&self) -> Value {
-        let mut doc = self.fields.clone();
+        let mut doc = self.fields().clone();
         set(&mut doc, "event.original", Value::String(self.raw.clone()));
         Value::Object(doc)
     }
 
-    /// Write [`Event::document`] as compact JSON without copying the field
-    /// map: `event.original` is appended to the `event` object as it is
-    /// written. Byte-for-byte what `serde_json::to_writer(document())` gives.
+    /// Write [`Event::document`] as compact JSON: the journaled text of the
+    /// fields with the raw event spliced in as `event.original`, no parsing.
     pub fn write_document(&self, out: &mut Vec<u8>) {
-        fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-            // Serialising strings and `Value`s into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, v);
-        }
-        out.push(b'{');
-        let mut wrote_original = false;
-        for (i, (k, v)) in self.fields.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            json(out, k);
-            out.push(b':');
-            match v {
-                Value::Object(inner) if k == "event" => {
-                    out.push(b'{');
-                    for (j, (ik, iv)) in inner.iter().filter(|(ik, _)| *ik != "original").enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
-                        json(out, ik);
-                        out.push(b':');
-                        json(out, iv);
-                    }
-                    if inner.keys().any(|ik| ik != "original") {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(b"\"original\":");
-                    json(out, &self.raw);
-                    out.push(b'}');
-                    wrote_original = true;
-                }
-                _ => json(out, v),
-            }
-        }
-        if !wrote_original {
-            if !self.fields.is_empty() {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"\"event\":{\"original\":");
-            json(out, &self.raw);
-            out.push(b'}');
-        }
-        out.push(b'}');
+        self.template().splice(&self.raw, out);
     }
 
     /// The representation `payload` asks for.
@@ -106,7 +304,7 @@ impl Event {
 
     /// A string field of the ECS view by dotted path (`user.name`).
     pub fn str_field(&self, path: &str) -> Option<&str> {
-        get(&self.fields, path).and_then(Value::as_str)
+        get(self.fields(), path).and_then(Value::as_str)
     }
 
     /// `event.action`, or `"event"` when the source did not say.
@@ -121,15 +319,7 @@ impl Event {
 
     /// `message`, or a one-liner made from the action, user and outcome.
     pub fn message(&self) -> String {
-        if let Some(m) = self.str_field("message") {
-            return m.to_owned();
-        }
-        let user = self
-            .str_field("user.name")
-            .or_else(|| self.str_field("user.email"))
-            .or_else(|| self.str_field("user.id"))
-            .unwrap_or("unknown user");
-        format!("{} by {} ({})", self.action(), user, self.outcome())
+        message_of(self.fields())
     }
 
     /// `@timestamp` in epoch seconds with a fraction, as HEC's `time` wants.
@@ -199,11 +389,12 @@ pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, f
     let id = n.id.filter(|s| !s.is_empty()).unwrap_or_else(|| hash_id(&raw_text));
     let timestamp = n.timestamp.unwrap_or(fallback_time);
     let mut fields = Map::with_capacity(n.fields.len() + 4);
-    fields.insert("@timestamp".into(), Value::String(rfc3339(timestamp)));
+    let time = Value::String(rfc3339(timestamp));
+    fields.insert("@timestamp".into(), time.clone());
     fields.extend(n.fields);
     // A vendor key under `@timestamp.` must not replace the event's time
     // (insert keeps the key first and overwrites the value).
-    fields.insert("@timestamp".into(), Value::String(rfc3339(timestamp)));
+    fields.insert("@timestamp".into(), time);
     sanitise(&mut fields, 1);
     set(&mut fields, "event.id", Value::String(id.clone()));
     if get(&fields, "event.outcome").is_none() {
@@ -212,12 +403,36 @@ pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, f
     set(&mut fields, "labels.source", Value::String(source.to_owned()));
     set(&mut fields, "observer.vendor", Value::String(observer.vendor.to_owned()));
     set(&mut fields, "observer.product", Value::String(observer.product.to_owned()));
-    let mut event = Event { source: source.to_owned(), id, timestamp, fields, raw: raw_text };
-    if event.str_field("message").is_none() {
-        let m = event.message();
-        set(&mut event.fields, "message", Value::String(m));
+    if get(&fields, "message").and_then(Value::as_str).is_none() {
+        let m = message_of(&fields);
+        set(&mut fields, "message", Value::String(m));
     }
-    event
+    Event::new(source.to_owned(), id, timestamp, fields, raw_text)
+}
+
+/// `message`, or a one-liner made from the action, user and outcome.
+fn message_of(fields: &Map<String, Value>) -> String {
+    let field = |path| get(fields, path).and_then(Value::as_str);
+    if let Some(m) = field("message") {
+        return m.to_owned();
+    }
+    let user =
+        field("user.name").or_else(|| field("user.email")).or_else(|| field("user.id")).unwrap_or("unknown user");
+    let action = field("event.action").unwrap_or("event");
+    let outcome = field("event.outcome").unwrap_or("unknown");
+    format!("{action} by {user} ({outcome})")
+}
+
+/// The fields of an event whose journaled fields cannot be read back: the
+/// event is still delivered, with its raw original and the reason in
+/// `error.message`, rather than blocking its outputs.
+pub fn unreadable_fields(source: &str, id: &str, timestamp: DateTime<Utc>, reason: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    set(&mut m, "@timestamp", Value::String(rfc3339(timestamp)));
+    set(&mut m, "event.id", Value::String(id.to_owned()));
+    set(&mut m, "labels.source", Value::String(source.to_owned()));
+    set(&mut m, "error.message", Value::String(reason.to_owned()));
+    m
 }
 
 /// Deepest nesting kept in the ECS fields; deeper values are kept as their
@@ -345,7 +560,8 @@ mod tests {
         e.write_document(&mut out);
         assert_eq!(out, serde_json::to_vec(&e.document()).unwrap());
         // Without an `event` object in the fields, one is added.
-        let bare = Event { fields: Map::new(), ..e.clone() };
+        let mut bare = e.clone();
+        bare.set_fields(Map::new());
         let mut out = Vec::new();
         bare.write_document(&mut out);
         assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), bare.document());
@@ -361,7 +577,7 @@ mod tests {
     fn timestamps_keep_source_precision() {
         let t = Utc.timestamp_opt(1_700_000_000, 123_000_000).unwrap();
         assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123Z");
-        let e = Event { source: "s".into(), id: "1".into(), timestamp: t, fields: Map::new(), raw: "{}".into() };
+        let e = Event::new("s".into(), "1".into(), t, Map::new(), "{}".into());
         assert!((e.epoch_seconds() - 1_700_000_000.123).abs() < 1e-6);
         assert_eq!(e.epoch_millis(), 1_700_000_000_123);
     }
@@ -377,5 +593,83 @@ mod tests {
         assert_eq!(get(&m, "user.name"), Some(&json!("flat")));
         set(&mut m, "a.d.e", json!(2));
         assert_eq!(get(&m, "a.d.e"), Some(&json!(2)), "a scalar in the way is replaced");
+    }
+    fn journaled(e: &Event) -> Event {
+        let t = e.template().into_owned();
+        let t = Template::from_parts(t.text().to_vec(), t.at(), t.hole()).expect("a template of ours passes its check");
+        Event::journaled(e.source.clone(), e.id.clone(), e.timestamp, t, e.raw.clone())
+    }
+
+    /// The spliced document is the serde document, whatever the fields.
+    fn check_splice(fields: Map<String, Value>, raw: &str) {
+        let e = Event::new("s".into(), "1".into(), Utc::now(), fields, raw.into());
+        let j = journaled(&e);
+        let mut spliced = Vec::new();
+        j.write_document(&mut spliced);
+        let doc: Value = serde_json::from_slice(&spliced).expect("spliced document is JSON");
+        assert_eq!(doc, e.document(), "{}", String::from_utf8_lossy(&spliced));
+        let mut without = e.fields().clone();
+        if let Some(Value::Object(ev)) = without.get_mut("event") {
+            ev.remove("original");
+        } else {
+            without.remove("event");
+        }
+        assert_eq!(j.fields(), &without, "the journaled text parses back to the fields");
+    }
+
+    #[test]
+    fn splice_covers_every_hole() {
+        check_splice(Map::new(), "{}");
+        check_splice(json!({"a": 1}).as_object().unwrap().clone(), "x\"y");
+        check_splice(json!({"event": {}}).as_object().unwrap().clone(), "{}");
+        check_splice(json!({"event": {"original": "stale"}, "z": [1]}).as_object().unwrap().clone(), "{}");
+        check_splice(json!({"a": {"event": {}}, "event": {"id": "1"}, "b": null}).as_object().unwrap().clone(), "\n");
+        check_splice(json!({"event": "scalar", "b": 2}).as_object().unwrap().clone(), "r");
+        check_splice(json!({"event": "scalar"}).as_object().unwrap().clone(), "r");
+    }
+
+    #[test]
+    fn damaged_templates_are_refused() {
+        let t = Template::of(json!({"event": {"id": "1"}, "a": 2}).as_object().unwrap());
+        assert_eq!(t.hole(), Hole::AfterEventFields);
+        assert!(Template::from_parts(t.text().to_vec(), t.at(), t.hole()).is_some());
+        assert!(Template::from_parts(t.text().to_vec(), t.at() + 1, t.hole()).is_none(), "off the brace");
+        assert!(Template::from_parts(t.text().to_vec(), t.at(), Hole::EmptyEvent).is_none(), "wrong kind");
+        assert!(Template::from_parts(t.text().to_vec(), t.at(), Hole::AfterFields).is_none(), "not the end");
+        assert!(Template::from_parts(t.text().to_vec(), 10_000, t.hole()).is_none(), "past the end");
+        let mut cut = t.text().to_vec();
+        cut.truncate(t.at() + 1);
+        assert!(Template::from_parts(cut, t.at(), t.hole()).is_none(), "not JSON");
+        assert!(Template::from_parts(b"[1,{}]".to_vec(), 4, Hole::EmptyDocument).is_none(), "not an object");
+        assert_eq!(Hole::from_byte(3), Some(Hole::EmptyDocument));
+        assert_eq!(Hole::from_byte(4), None);
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key =
+            prop::sample::select(vec!["event", "original", "a", "b\"\\", "ü\n", "", "id"]).prop_map(str::to_owned);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splice_equals_the_serialised_document(v in json_value(), raw in ".{0,12}") {
+            if let Value::Object(m) = v {
+                check_splice(m, &raw);
+            }
+        }
     }
 }

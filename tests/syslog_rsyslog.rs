@@ -282,8 +282,10 @@ fn hostile(n: usize) -> Event {
     let mut e = event(n);
     let nasty = "a\"b]c\\d\ne\r\tf|g=h 日本 Zoë";
     e.id = format!("ev-{n}-\"]\\x");
-    e.fields["user"]["name"] = json!(nasty);
-    e.fields["message"] = json!(format!("line one\nline two {nasty}"));
+    let mut fields = e.fields().clone();
+    fields["user"]["name"] = json!(nasty);
+    fields["message"] = json!(format!("line one\nline two {nasty}"));
+    e.set_fields(fields);
     e.raw = json!({"id": e.id, "note": nasty, "pad": "x".repeat(20_000)}).to_string();
     e
 }
@@ -314,7 +316,7 @@ async fn deliver(sink: &mut SyslogSink, batch: &[Event]) -> Delivery {
 
 /// The expected RFC 5424 fields of `e` with a JSON body.
 fn check_rfc5424_json(r: &BTreeMap<String, String>, e: &Event) {
-    let severity = if e.fields["event"]["outcome"] == "failure" { 4 } else { 5 };
+    let severity = if e.fields()["event"]["outcome"] == "failure" { 4 } else { 5 };
     assert_eq!(r["pri"], (16 * 8 + severity).to_string(), "{r:?}");
     assert_eq!(r["hostname"], HOST);
     assert_eq!(r["app"], "auditrelay");
@@ -323,9 +325,9 @@ fn check_rfc5424_json(r: &BTreeMap<String, String>, e: &Event) {
     let id = e.id.replace('\\', "\\\\").replace('"', "\\\"").replace(']', "\\]");
     assert_eq!(r["sd"], format!("[auditrelay@32473 source=\"opencti\" id=\"{id}\"]"));
     let body: Value = serde_json::from_str(&r["msg"]).unwrap_or_else(|err| panic!("msg is not JSON ({err}): {r:?}"));
-    assert_eq!(body["event"]["id"], e.fields["event"]["id"]);
-    assert_eq!(body["user"], e.fields["user"]);
-    assert_eq!(body["message"], e.fields["message"]);
+    assert_eq!(body["event"]["id"], e.fields()["event"]["id"]);
+    assert_eq!(body["user"], e.fields()["user"]);
+    assert_eq!(body["message"], e.fields()["message"]);
     assert_eq!(body["labels"]["source"], "opencti");
     assert_eq!(body["event"]["original"], e.raw);
 }
@@ -458,7 +460,7 @@ async fn tls_with_a_test_ca_and_rfc3164_cef() {
 
 /// The LEEF fields of a QRadar message as rsyslog parsed it.
 fn check_leef(r: &BTreeMap<String, String>, e: &Event) {
-    let severity = if e.fields["event"]["outcome"] == "failure" { 4 } else { 5 };
+    let severity = if e.fields()["event"]["outcome"] == "failure" { 4 } else { 5 };
     assert_eq!(r["pri"], (16 * 8 + severity).to_string(), "{r:?}");
     assert_eq!(r["hostname"], HOST);
     assert_eq!(r["program"], "LEEF");
@@ -471,8 +473,8 @@ fn check_leef(r: &BTreeMap<String, String>, e: &Event) {
     assert_eq!(attrs["cat"], "authentication");
     assert_eq!(attrs["src"], "192.0.2.7");
     assert_eq!(attrs["eventId"], e.id);
-    assert_eq!(attrs["usrName"], e.fields["user"]["name"].as_str().unwrap());
-    assert_eq!(attrs["message"], e.fields["message"].as_str().unwrap());
+    assert_eq!(attrs["usrName"], e.fields()["user"]["name"].as_str().unwrap());
+    assert_eq!(attrs["message"], e.fields()["message"].as_str().unwrap());
 }
 
 #[tokio::test]

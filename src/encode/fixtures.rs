@@ -11,13 +11,13 @@ pub const HOSTILE: &str = "a\"b]c\\d|e=f\tg\r\nh Zoë 日本";
 /// encoders cut to their own precision) with these ECS fields.
 pub fn event(fields: Value) -> Event {
     let fields = fields.as_object().cloned().unwrap_or_default();
-    Event {
-        source: "opencti".into(),
-        id: "ev-1".into(),
-        timestamp: Utc.timestamp_opt(1_787_400_000, 123_456_789).unwrap(),
+    Event::new(
+        "opencti".into(),
+        "ev-1".into(),
+        Utc.timestamp_opt(1_787_400_000, 123_456_789).unwrap(),
         fields,
-        raw: r#"{"id":"ev-1"}"#.into(),
-    }
+        r#"{"id":"ev-1"}"#.into(),
+    )
 }
 
 /// A login by bob from 10.0.0.1 that failed.

@@ -119,7 +119,7 @@ pub(crate) fn header_token(s: &str, max: usize) -> String {
 /// A field of the ECS view as text: strings as they are, numbers and
 /// booleans printed, arrays of those joined with `,`. Empty gives `None`.
 pub(crate) fn field_text<'a>(event: &'a Event, path: &str) -> Option<Cow<'a, str>> {
-    let text = match event::get(&event.fields, path)? {
+    let text = match event::get(event.fields(), path)? {
         Value::String(s) => Cow::Borrowed(s.as_str()),
         Value::Array(items) => {
             let parts: Vec<Cow<'_, str>> = items.iter().filter_map(scalar_text).collect();

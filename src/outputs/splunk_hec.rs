@@ -119,7 +119,7 @@ impl Hec {
         let mut body = Vec::with_capacity(events.iter().map(|e| e.approx_size()).sum::<usize>() + 64);
         for e in events {
             body.extend_from_slice(b"{\"time\":");
-            json(&mut body, &hec_time(e));
+            write_hec_time(e, &mut body);
             body.extend_from_slice(b",\"host\":");
             json(&mut body, &self.host);
             body.extend_from_slice(b",\"source\":");
@@ -250,15 +250,18 @@ impl Hec {
 
 /// `@timestamp` as epoch seconds with up to microseconds, trailing zeros
 /// trimmed (`1714557600.123`).
-fn hec_time(e: &Event) -> Value {
+fn write_hec_time(e: &Event, out: &mut Vec<u8>) {
+    use std::io::Write;
     let secs = e.timestamp.timestamp();
     let micros = e.timestamp.timestamp_subsec_micros();
-    if micros == 0 {
-        return json!(secs);
+    // Writing numbers into a Vec cannot fail.
+    let _ = write!(out, "{secs}");
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
+        while out.last() == Some(&b'0') {
+            out.pop();
+        }
     }
-    let text = format!("{secs}.{micros:06}");
-    let text = text.trim_end_matches('0');
-    serde_json::from_str(text).unwrap_or_else(|_| json!(e.epoch_seconds()))
 }
 
 impl Sink for Hec {
@@ -321,17 +324,26 @@ mod tests {
 
     #[test]
     fn time_keeps_sub_second_precision() {
-        let mut e = Event {
-            source: "s".into(),
-            id: "1".into(),
-            timestamp: Utc.timestamp_opt(1_714_557_600, 123_000_000).unwrap(),
-            fields: Default::default(),
-            raw: "{}".into(),
+        let mut e = Event::new(
+            "s".into(),
+            "1".into(),
+            Utc.timestamp_opt(1_714_557_600, 123_000_000).unwrap(),
+            Default::default(),
+            "{}".into(),
+        );
+        let time = |e: &Event| {
+            let mut out = Vec::new();
+            write_hec_time(e, &mut out);
+            String::from_utf8(out).unwrap()
         };
-        assert_eq!(hec_time(&e).to_string(), "1714557600.123");
+        assert_eq!(time(&e), "1714557600.123");
         e.timestamp = Utc.timestamp_opt(1_714_557_600, 0).unwrap();
-        assert_eq!(hec_time(&e).to_string(), "1714557600");
+        assert_eq!(time(&e), "1714557600");
         e.timestamp = Utc.timestamp_opt(1_714_557_600, 5_000).unwrap();
-        assert_eq!(hec_time(&e).to_string(), "1714557600.000005");
+        assert_eq!(time(&e), "1714557600.000005");
+        e.timestamp = Utc.timestamp_opt(1_714_557_600, 100_000_000).unwrap();
+        assert_eq!(time(&e), "1714557600.1", "trailing zeros of the fraction only");
+        e.timestamp = Utc.timestamp_opt(1_714_557_000, 0).unwrap();
+        assert_eq!(time(&e), "1714557000", "never the integer's zeros");
     }
 }

@@ -2,7 +2,7 @@
 //! an offset with its dead letters, delete what every output has passed.
 
 use super::{be64, encode_cursor, Cursor, Result, State, StateError};
-use crate::event::Event;
+use crate::event::{unreadable_fields, Event, Hole, Template};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::ops::Range;
@@ -19,20 +19,28 @@ pub struct Entry {
     pub to: Option<String>,
 }
 
-/// Version byte of the journal entry frame.
+/// Version byte of the schema-1 and -2 entry frame: fields as plain JSON.
 const ENTRY_V1: u8 = 1;
 
+/// Version byte of the schema-3 entry frame: fields as a [`Template`] (the
+/// document's JSON with the place of `event.original`). 3, not 2, so that
+/// an entry frame never starts like a chunk.
+const ENTRY_V3: u8 = 3;
+
 /// Encode an entry as its on-disk frame (see the module layout table):
-/// `0x01`, then `source`, `to` (empty = none), `id` as u32-length-prefixed
+/// `0x03`, then `source`, `to` (empty = none), `id` as u32-length-prefixed
 /// UTF-8, the time as i64 seconds and u32 nanoseconds (big-endian), the ECS
-/// fields as u32-length-prefixed JSON, and the raw event's JSON verbatim to
-/// the end. The raw event is neither escaped nor parsed on the way through.
+/// fields as u32-length-prefixed JSON text, the u32 offset in that text
+/// where `event.original` goes and a byte for what surrounds it ([`Hole`]),
+/// and the raw event's JSON verbatim to the end. Neither the raw event nor
+/// the fields are parsed on the way out: outputs splice the two.
 pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
-    let fields = serde_json::to_vec(&ev.fields).unwrap_or_else(|_| b"{}".to_vec());
+    let template = ev.template();
+    let fields = template.text();
     let to = to.unwrap_or("");
     let mut out =
-        Vec::with_capacity(1 + 16 + ev.source.len() + to.len() + ev.id.len() + 12 + 4 + fields.len() + ev.raw.len());
-    out.push(ENTRY_V1);
+        Vec::with_capacity(1 + 16 + ev.source.len() + to.len() + ev.id.len() + 12 + 9 + fields.len() + ev.raw.len());
+    out.push(ENTRY_V3);
     for part in [ev.source.as_bytes(), to.as_bytes(), ev.id.as_bytes()] {
         out.extend_from_slice(&(part.len() as u32).to_be_bytes());
         out.extend_from_slice(part);
@@ -40,7 +48,9 @@ pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
     out.extend_from_slice(&ev.timestamp.timestamp().to_be_bytes());
     out.extend_from_slice(&ev.timestamp.timestamp_subsec_nanos().to_be_bytes());
     out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
-    out.extend_from_slice(&fields);
+    out.extend_from_slice(fields);
+    out.extend_from_slice(&(template.at() as u32).to_be_bytes());
+    out.push(template.hole() as u8);
     out.extend_from_slice(ev.raw.as_bytes());
     out
 }
@@ -56,6 +66,9 @@ impl<'a> Frame<'a> {
         self.0 = rest;
         Some(head)
     }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
     fn u32(&mut self) -> Option<u32> {
         self.take(4)?.try_into().ok().map(u32::from_be_bytes)
     }
@@ -67,8 +80,9 @@ impl<'a> Frame<'a> {
 
 fn decode_frame(v: &[u8]) -> Option<Result<Entry, String>> {
     let mut f = Frame(v);
-    if f.take(1)? != [ENTRY_V1] {
-        return Some(Err(format!("unknown entry version {}", v[0])));
+    let version = f.u8()?;
+    if version != ENTRY_V1 && version != ENTRY_V3 {
+        return Some(Err(format!("unknown entry version {version}")));
     }
     let source = f.str()?.to_owned();
     let to = f.str()?;
@@ -77,26 +91,23 @@ fn decode_frame(v: &[u8]) -> Option<Result<Entry, String>> {
     let nanos = f.u32()?;
     let timestamp = chrono::DateTime::from_timestamp(secs, nanos)?;
     let n = f.u32()? as usize;
-    // Fields that cannot be read back must not block the output: the event
-    // is delivered with its raw original and the reason in `error.message`.
-    let fields = match serde_json::from_slice(f.take(n)?) {
-        Ok(m) => m,
-        Err(e) => {
-            let mut m = serde_json::Map::new();
-            crate::event::set(&mut m, "@timestamp", serde_json::Value::String(crate::event::rfc3339(timestamp)));
-            crate::event::set(&mut m, "event.id", serde_json::Value::String(id.clone()));
-            crate::event::set(&mut m, "labels.source", serde_json::Value::String(source.clone()));
-            crate::event::set(
-                &mut m,
-                "error.message",
-                serde_json::Value::String(format!("ECS fields unreadable: {e}")),
-            );
-            m
-        }
-    };
+    let text = f.take(n)?;
+    let hole = if version == ENTRY_V3 { Some((f.u32()? as usize, f.u8()?)) } else { None };
     let raw = std::str::from_utf8(f.0).ok()?.to_owned();
     let to = (!to.is_empty()).then(|| to.to_owned());
-    Some(Ok(Entry { event: Event { source, id, timestamp, fields, raw }, to }))
+    // A template that fails its check is parsed instead; fields that cannot
+    // be read back must not block the output: the event is delivered with
+    // its raw original and the reason in `error.message`.
+    let template = hole.and_then(|(at, b)| Template::from_parts(text.to_vec(), at, Hole::from_byte(b)?));
+    let event = match template {
+        Some(t) => Event::journaled(source, id, timestamp, t, raw),
+        None => {
+            let fields = serde_json::from_slice(text)
+                .unwrap_or_else(|e| unreadable_fields(&source, &id, timestamp, &format!("ECS fields unreadable: {e}")));
+            Event::new(source, id, timestamp, fields, raw)
+        }
+    };
+    Some(Ok(Entry { event, to }))
 }
 
 /// Version byte of a chunk: several entry frames under one key.
@@ -426,27 +437,89 @@ fn decode_entry(seq: u64, v: &[u8]) -> Result<Entry> {
     }
 }
 
+/// A frame as schemas 1 and 2 wrote it: fields as plain JSON.
+#[cfg(test)]
+pub(crate) fn encode_entry_v1(ev: &Event) -> Vec<u8> {
+    let fields = serde_json::to_vec(ev.fields()).unwrap_or_default();
+    let mut out = vec![ENTRY_V1];
+    for part in [ev.source.as_bytes(), b"", ev.id.as_bytes()] {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&ev.timestamp.timestamp().to_be_bytes());
+    out.extend_from_slice(&ev.timestamp.timestamp_subsec_nanos().to_be_bytes());
+    out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
+    out.extend_from_slice(&fields);
+    out.extend_from_slice(ev.raw.as_bytes());
+    out
+}
+
 #[cfg(test)]
 mod frame_tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    fn login() -> Event {
+        Event::new(
+            "s".into(),
+            "id-é".into(),
+            chrono::DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
+            json!({"event": {"action": "login"}, "user": {"name": "bob"}}).as_object().unwrap().clone(),
+            "{\"a\":\"line\nbreak \\\" quote\"}".into(),
+        )
+    }
+
+    fn document(e: &Event) -> Value {
+        let mut out = Vec::new();
+        e.write_document(&mut out);
+        serde_json::from_slice(&out).expect("the document is JSON")
+    }
 
     #[test]
     fn frame_round_trips_and_rejects_damage() {
-        let ev = Event {
-            source: "s".into(),
-            id: "id-é".into(),
-            timestamp: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
-            fields: serde_json::json!({"event": {"action": "login"}}).as_object().unwrap().clone(),
-            raw: "{\"a\":\"line\nbreak \\\" quote\"}".into(),
-        };
+        let ev = login();
         for to in [None, Some("hec".to_owned())] {
             let e = Entry { event: ev.clone(), to };
             let bytes = encode_entry(&e.event, e.to.as_deref());
-            assert_eq!(decode_entry(0, &bytes).unwrap(), e);
+            let back = decode_entry(0, &bytes).unwrap();
+            assert_eq!(back, e);
+            assert_eq!(document(&back.event), ev.document(), "spliced from the journaled text");
+            assert_eq!(encode_entry(&back.event, back.to.as_deref()), bytes, "re-journaled as it was read");
             for cut in [0, 1, 5, 20, bytes.len() - ev.raw.len() - 3] {
                 assert!(decode_entry(0, &bytes[..cut]).is_err(), "truncated at {cut}");
             }
         }
         assert!(decode_entry(0, &[9, 0, 0]).unwrap_err().to_string().contains("unknown entry version 9"));
+    }
+
+    #[test]
+    fn schema_2_frames_are_read() {
+        let ev = login();
+        let old = encode_entry_v1(&ev);
+        let back = decode_entry(0, &old).unwrap();
+        assert_eq!(back.event, ev);
+        assert_eq!(document(&back.event), ev.document());
+    }
+
+    #[test]
+    fn a_damaged_template_is_parsed_or_delivered_with_the_reason() {
+        let ev = login();
+        let bytes = encode_entry(&ev, None);
+        let hole_byte = bytes.len() - ev.raw.len() - 1;
+        // The place of event.original is wrong: the text is parsed instead.
+        let mut moved = bytes.clone();
+        moved[hole_byte - 1] ^= 1;
+        let back = decode_entry(0, &moved).unwrap().event;
+        assert_eq!(back, ev);
+        assert_eq!(document(&back), ev.document());
+        // The text itself is damaged: delivered with the raw event and why.
+        let text_at = bytes.len() - ev.raw.len() - 5 - 2;
+        let mut broken = bytes.clone();
+        broken[text_at] = b'[';
+        let back = decode_entry(0, &broken).unwrap().event;
+        assert!(back.str_field("error.message").unwrap().starts_with("ECS fields unreadable"));
+        let doc = document(&back);
+        assert_eq!(doc["event"]["original"], json!(ev.raw));
+        assert_eq!(doc["event"]["id"], json!("id-é"));
     }
 }

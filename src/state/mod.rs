@@ -5,7 +5,8 @@
 //! | tree | key | value |
 //! | --- | --- | --- |
 //! | `journal` | sequence number of its first entry, u64 big-endian | chunk of consecutive entries (up to ~64 KiB): `0x02`, the entry count as u32, then each entry frame with its u32 length; schema 1 stored one bare entry frame per key, still read |
-//! | (entry frame) | | `0x01`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
+//! | (entry frame, schema 3) | | `0x03`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, the ECS fields as u32-length-prefixed JSON text without `event.original`, the u32 byte offset in that text where `event.original` goes and one byte for what surrounds it (`Hole`: 0 `,"original":…` before the `event` object's closing brace, 1 the same in an empty `event`, 2 `,"event":{"original":…}` before the document's closing brace, 3 the same in an empty document), raw event JSON verbatim to the end; outputs splice the raw event into the text without parsing either |
+//! | (entry frame, schemas 1–2, still read) | | `0x01`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
 //! | `cursors` | source name | JSON `{"v":"1","time":…,"taken":[…],"window":…}` |
 //! | `offsets` | output name | u64 big-endian: the next sequence number the output has not delivered |
 //! | `dead_letters` | output name, `0x00`, u64 big-endian sequence | JSON `{"v":1,"reason":…,"at":…,"event":{…}}` |
@@ -43,12 +44,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::watch;
 
-/// Flushes running at once (see [`State::flush`]); well under the
-/// threads sled keeps ready in its pool.
+/// Flushes running at once (see [`State::flush`]).
 const FLUSH_SLOTS: usize = 4;
 
 /// The schema this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// sled's page cache; its default is 1 GiB, far more than an agent needs.
 const CACHE_CAPACITY: u64 = 8 << 20;
@@ -207,8 +207,9 @@ impl State {
                     return Err(StateError::NewerSchema { path, found });
                 }
                 if found < SCHEMA_VERSION {
-                    // Schema 2 reads schema 1 as it is (one entry per key);
-                    // the mark keeps an older build from misreading chunks.
+                    // Schema 3 reads schemas 1 (one entry per key) and 2
+                    // (chunks of `0x01` entry frames) as they are; the mark
+                    // keeps an older build from misreading what it writes.
                     meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                     db.flush()?;
                 }
@@ -257,19 +258,24 @@ impl State {
 
     /// Flush everything written so far to disk.
     ///
-    /// A few flushes at a time: sled 0.34 runs each `flush_async` on its own
-    /// small thread pool, where it blocks a thread until the log is written;
-    /// enough concurrent flushes (a hundred sources) left no thread to write
-    /// the log and hung every one of them. Waiting here costs nothing extra:
-    /// a flush that runs makes everything written before it durable.
+    /// On a thread of tokio's blocking pool, never on sled's own pool:
+    /// sled 0.34's `flush_async` blocks a thread of its small shared pool
+    /// until the log is written, and the log write itself needs a thread of
+    /// that pool. Enough concurrent flushes (a hundred sources, or several
+    /// databases in one process) took every thread and hung them all.
     ///
-    /// When the log write fails (a full disk), sled never wakes the flushes
-    /// already waiting; a new flush returns the error at once. So a flush
-    /// that cannot get a slot within 10 s goes ahead without one, rather
-    /// than queue forever behind flushes that will never return.
+    /// A few flushes at a time: a flush that runs makes everything written
+    /// before it durable, so waiting costs nothing extra and saves an fsync
+    /// storm. When the log write fails (a full disk), sled never wakes the
+    /// flushes already waiting; a new flush returns the error at once. So a
+    /// flush that cannot get a slot within 10 s goes ahead without one,
+    /// rather than queue forever behind flushes that will never return.
     pub async fn flush(&self) -> Result<()> {
         let _slot = tokio::time::timeout(std::time::Duration::from_secs(10), self.flush_slots.acquire()).await;
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| sled::Error::ReportableBug(format!("flush task ended: {e}")))??;
         Ok(())
     }
 

@@ -1,16 +1,16 @@
-use super::journal::encode_entry;
+use super::journal::encode_entry_v1;
 use super::*;
 use crate::event::Event;
 use chrono::{TimeZone, Utc};
 
 fn ev(id: &str) -> Event {
-    Event {
-        source: "s".into(),
-        id: id.into(),
-        timestamp: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
-        fields: serde_json::Map::new(),
-        raw: format!("{{\"id\":\"{id}\"}}"),
-    }
+    Event::new(
+        "s".into(),
+        id.into(),
+        Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+        serde_json::Map::new(),
+        format!("{{\"id\":\"{id}\"}}"),
+    )
 }
 
 /// Reopen after a drop: sled's background flusher can hold the file lock
@@ -83,7 +83,7 @@ async fn a_schema_1_journal_is_read_and_extended() {
         st.offset_or_tail("out").await.unwrap();
         let mut bytes = 0u64;
         for (seq, id) in ["a", "b", "c"].iter().enumerate() {
-            let frame = encode_entry(&ev(id), None);
+            let frame = encode_entry_v1(&ev(id));
             bytes += frame.len() as u64;
             st.journal.insert((seq as u64).to_be_bytes(), frame).unwrap();
         }
@@ -117,7 +117,11 @@ async fn a_schema_1_journal_is_read_and_extended() {
 async fn chunks_are_read_from_any_entry() {
     let dir = tempfile::tempdir().unwrap();
     let st = State::open(dir.path()).unwrap();
-    let big = |i: usize| Event { raw: format!("{{\"pad\":\"{}\"}}", "x".repeat(9000 + i)), ..ev(&format!("e{i}")) };
+    let big = |i: usize| {
+        let mut e = ev(&format!("e{i}"));
+        e.raw = format!("{{\"pad\":\"{}\"}}", "x".repeat(9000 + i));
+        e
+    };
     let page: Vec<Event> = (0..40).map(big).collect();
     assert_eq!(st.append("s", &page, &cursor_at(1)).await.unwrap(), 0..40);
     assert!(st.journal.len() > 3, "40 entries of 9 KiB make several chunks");
@@ -133,7 +137,8 @@ async fn chunks_are_read_from_any_entry() {
     }
     assert!(st.read(40, 10, usize::MAX).unwrap().is_empty());
     // A huge entry gets a chunk of its own and is still returned first.
-    let huge = Event { raw: format!("{{\"pad\":\"{}\"}}", "y".repeat(200_000)), ..ev("huge") };
+    let mut huge = ev("huge");
+    huge.raw = format!("{{\"pad\":\"{}\"}}", "y".repeat(200_000));
     assert_eq!(st.append("s", &[huge], &cursor_at(2)).await.unwrap(), 40..41);
     assert_eq!(st.read(40, 10, 1000).unwrap()[0].1.event.id, "huge");
 }
@@ -293,10 +298,13 @@ async fn tail_never_moves_backwards_under_concurrent_appends() {
     assert_eq!(st.offset_or_tail("late").await.unwrap(), total);
 }
 
-/// Many sources flushing at once while outputs commit and collect: sled
-/// 0.34 runs each `flush_async` on its own small thread pool, and enough of
-/// them at once starved the pool of the thread that writes the log, so
-/// every flush (and the agent) hung. At most 4 flushes now run at once.
+/// Many sources flushing at once while outputs commit and collect, in two
+/// databases of one process: sled 0.34 runs each `flush_async` on its own
+/// small shared thread pool, and enough of them at once starved the pool of
+/// the thread that writes the log, so every flush (and the agent) hung.
+/// Bounding flushes per database was not enough once two databases shared
+/// the pool (this test with another state test); flushes now run on
+/// tokio's blocking threads.
 #[test]
 fn a_hundred_concurrent_writers_never_hang() {
     // A hang blocks the runtime's threads (a tokio timeout could not fire):
@@ -304,7 +312,7 @@ fn a_hundred_concurrent_writers_never_hang() {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
-        rt.block_on(hundred_writers());
+        rt.block_on(async { tokio::join!(hundred_writers(), hundred_writers()) });
         let _ = done.send(());
     });
     finished.recv_timeout(std::time::Duration::from_secs(120)).expect("writers hung");

@@ -161,13 +161,13 @@ fn audit_rows_map_to_ecs() {
     assert_eq!(e[0].id, "aud_7f3c");
     assert_eq!(e[0].timestamp, t("2024-05-01T10:00:00.123Z"));
     assert_eq!(e[0].str_field("event.action"), Some("Login"));
-    assert_eq!(e[0].fields["event"]["category"], json!(["authentication"]));
+    assert_eq!(e[0].fields()["event"]["category"], json!(["authentication"]));
     assert_eq!(e[0].str_field("user.id"), Some("acnt_8d1e"));
     assert_eq!(e[0].str_field("user.name"), Some("Admin"));
     assert_eq!(e[0].str_field("user.email"), Some("admin@example.com"));
     assert_eq!(e[0].str_field("event.provider"), Some("front"));
     assert_eq!(e[0].str_field("message"), Some("admin@example.com Login"));
-    assert_eq!(e[1].fields["event"]["category"], json!(["configuration"]));
+    assert_eq!(e[1].fields()["event"]["category"], json!(["configuration"]));
     assert_eq!(e[1].str_field("observer.vendor"), Some("Guance"));
     // Without df_event_id the doc id serves.
     let raw = json!({ "date": 1_714_557_600_000i64, "__docid": "TAE_x" });

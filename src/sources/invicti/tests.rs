@@ -149,8 +149,8 @@ fn audit_logs_map_to_ecs() {
         assert_eq!(n.timestamp, Some(t("2024-05-01T10:00:00.123Z")));
         let e = crate::event::normalise("inv", a.observer(), &raw, n, Utc::now());
         assert_eq!(e.str_field("event.action"), Some(kind));
-        assert_eq!(e.fields["event"]["category"], json!([category]), "{kind}");
-        assert_eq!(e.fields["event"]["type"], json!([ty]), "{kind}");
+        assert_eq!(e.fields()["event"]["category"], json!([category]), "{kind}");
+        assert_eq!(e.fields()["event"]["type"], json!([ty]), "{kind}");
         assert_eq!(e.outcome(), outcome, "{kind}");
         assert_eq!(e.str_field("event.provider"), Some("Web"));
         assert_eq!(e.str_field("user.id"), Some("a1b2c3d4-0000-4000-8000-000000000001"));

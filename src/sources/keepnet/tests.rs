@@ -139,8 +139,8 @@ fn audit_log_views_map_to_ecs() {
     let e = crate::event::normalise("kn", a.observer(), &raw, n, Utc::now());
     assert_eq!(e.str_field("event.action"), Some("update"));
     assert_eq!(e.outcome(), "success");
-    assert_eq!(e.fields["event"]["category"], json!(["configuration"]));
-    assert_eq!(e.fields["event"]["type"], json!(["change"]));
+    assert_eq!(e.fields()["event"]["category"], json!(["configuration"]));
+    assert_eq!(e.fields()["event"]["type"], json!(["change"]));
     assert_eq!(e.str_field("user.name"), Some("Harold Finch"));
     assert_eq!(e.str_field("source.ip"), Some("198.51.100.7"));
     assert_eq!(e.str_field("user_agent.original"), Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0"));
@@ -156,7 +156,7 @@ fn audit_log_views_map_to_ecs() {
     assert_eq!(n.timestamp, Some(t("2024-05-01T10:00:01Z")), "no zone: UTC");
     let e = crate::event::normalise("kn", a.observer(), &dto, n, Utc::now());
     assert_eq!(e.str_field("user.id"), Some("42"));
-    assert_eq!(e.fields["event"]["type"], json!(["deletion"]));
+    assert_eq!(e.fields()["event"]["type"], json!(["deletion"]));
 }
 
 #[test]

@@ -176,8 +176,8 @@ fn login_maps_to_ecs_with_the_user_name_from_the_node() {
     let e = crate::event::normalise("octi", a.observer(), &p.events[0], n, Utc::now());
     assert_eq!(e.str_field("event.action"), Some("login"));
     assert_eq!(e.str_field("event.outcome"), Some("success"));
-    assert_eq!(e.fields["event"]["category"], json!(["authentication"]));
-    assert_eq!(e.fields["event"]["type"], json!(["start"]));
+    assert_eq!(e.fields()["event"]["category"], json!(["authentication"]));
+    assert_eq!(e.fields()["event"]["type"], json!(["start"]));
     assert_eq!(e.str_field("event.dataset"), Some("opencti.activity"));
     assert_eq!(e.str_field("user.id"), Some("88ec0c6a-13ce-5e39-b486-354fe4a7084f"));
     assert_eq!(e.str_field("user.name"), Some("admin"));
@@ -210,8 +210,8 @@ fn failed_login_and_user_mutation_map_to_ecs() {
     assert_eq!(n.id.as_deref(), Some("1714557700456-1"));
     let e = crate::event::normalise("octi", a.observer(), &update, n, Utc::now());
     assert_eq!(e.str_field("event.action"), Some("update"));
-    assert_eq!(e.fields["event"]["category"], json!(["iam"]));
-    assert_eq!(e.fields["event"]["type"], json!(["change"]));
+    assert_eq!(e.fields()["event"]["category"], json!(["iam"]));
+    assert_eq!(e.fields()["event"]["type"], json!(["change"]));
     assert_eq!(e.str_field("user.name"), Some("alice"));
     assert_eq!(e.str_field("opencti.entity.name"), Some("bob"));
     assert_eq!(e.str_field("message"), Some("alice updates `bob` (User)"));
