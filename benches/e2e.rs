@@ -170,6 +170,16 @@ async fn hec_ack(body: Bytes) -> Json<Value> {
     Json(json!({ "acks": acks }))
 }
 
+/// The fake API serving pre-serialised pages, its base URL.
+async fn serve_api(pages: Vec<Bytes>) -> String {
+    serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
+        pages: Arc::new(pages),
+        live: None,
+        generate: None,
+    }))
+    .await
+}
+
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -399,12 +409,7 @@ async fn main() {
 
     if "throughput".contains(&filter) || filter.is_empty() {
         let (pages, api_bytes) = prebuild_pages(n, 1000);
-        let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
-            pages: Arc::new(pages),
-            live: None,
-            generate: None,
-        }))
-        .await;
+        let api = serve_api(pages).await;
         let received = Arc::new(Received::default());
         let hec = fast_hec(received.clone()).await;
         let tcp = tcp_sink(received.clone()).await;
@@ -545,12 +550,7 @@ batch = {{ max_events = 500, timeout = "1s" }}
 async fn idle(bin: &Path) {
     let secs = env_usize("BENCH_IDLE_SECS", 60);
     let (pages, _) = prebuild_pages(0, 1);
-    let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
-        pages: Arc::new(pages),
-        live: None,
-        generate: None,
-    }))
-    .await;
+    let api = serve_api(pages).await;
     let mut config = String::from("[agent]\nstate_dir = \"STATE_DIR\"\nlog_level = \"warn\"\n");
     for i in 0..10 {
         config.push_str(&format!(
@@ -592,12 +592,7 @@ fn hec_block(hec: &str) -> String {
 async fn scale(bin: &Path, runs: usize) {
     let per = env_usize("BENCH_SCALE_EVENTS", 2_000);
     let (pages, bytes) = prebuild_pages(per, 1000);
-    let api = serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
-        pages: Arc::new(pages),
-        live: None,
-        generate: None,
-    }))
-    .await;
+    let api = serve_api(pages).await;
     let received = Arc::new(Received::default());
     let hec = fast_hec(received.clone()).await;
     let sources: String = (0..100).map(|i| source(&format!("s{i:03}"), &api)).collect();

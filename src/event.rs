@@ -110,9 +110,13 @@ pub enum Hole {
 impl Hole {
     /// The hole a journal frame names, if the byte is one.
     pub fn from_byte(b: u8) -> Option<Hole> {
-        [Hole::AfterEventFields, Hole::EmptyEvent, Hole::AfterFields, Hole::EmptyDocument]
-            .into_iter()
-            .find(|h| *h as u8 == b)
+        match b {
+            0 => Some(Hole::AfterEventFields),
+            1 => Some(Hole::EmptyEvent),
+            2 => Some(Hole::AfterFields),
+            3 => Some(Hole::EmptyDocument),
+            _ => None,
+        }
     }
 
     fn before(self) -> &'static [u8] {

@@ -425,9 +425,10 @@ const SNAPSHOT_REFRESH: Duration = Duration::from_secs(30);
 async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(), StateError> {
     kept.ticks += 1;
     let outputs: Vec<String> = running.config.outputs.iter().map(|o| o.name.clone()).collect();
-    // An empty journal has nothing to collect; now and then it still runs,
-    // to forget the offsets of outputs removed from the config.
-    if rt.state.journal_bytes() > 0 || kept.ticks % 15 == 1 {
+    // The 250 ms tick collects while the journal holds anything; this one
+    // runs now and then on an empty journal too, to forget the offsets of
+    // outputs removed from the config.
+    if rt.state.journal_bytes() == 0 && kept.ticks % 15 == 1 {
         rt.state.collect_garbage(&outputs).await?;
     }
     rt.metrics.set("auditrelay_journal_bytes", &[], rt.state.journal_bytes() as f64);

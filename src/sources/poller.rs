@@ -519,7 +519,6 @@ enum FetchFailure {
     Network(String),
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
 /// Pages being handled at once across all sources (see `Poller::walk`).
 static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
@@ -569,6 +568,7 @@ impl Writer {
     }
 }
 
+/// `Retry-After` in seconds or as an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {

@@ -36,11 +36,21 @@ const ENTRY_V3: u8 = 3;
 /// the fields are parsed on the way out: outputs splice the two.
 pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
     let template = ev.template();
-    let fields = template.text();
-    let to = to.unwrap_or("");
-    let mut out =
-        Vec::with_capacity(1 + 16 + ev.source.len() + to.len() + ev.id.len() + 12 + 9 + fields.len() + ev.raw.len());
-    out.push(ENTRY_V3);
+    let mut out = frame_head(ENTRY_V3, ev, to.unwrap_or(""), template.text(), 5);
+    out.extend_from_slice(&(template.at() as u32).to_be_bytes());
+    out.push(template.hole() as u8);
+    out.extend_from_slice(ev.raw.as_bytes());
+    out
+}
+
+/// What every entry frame version starts with: the version byte, `source`,
+/// `to` and `id` length-prefixed, the time, and the fields text
+/// length-prefixed; room is reserved for `extra` bytes and the raw event.
+fn frame_head(version: u8, ev: &Event, to: &str, fields: &[u8], extra: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        1 + 16 + ev.source.len() + to.len() + ev.id.len() + 12 + fields.len() + extra + ev.raw.len(),
+    );
+    out.push(version);
     for part in [ev.source.as_bytes(), to.as_bytes(), ev.id.as_bytes()] {
         out.extend_from_slice(&(part.len() as u32).to_be_bytes());
         out.extend_from_slice(part);
@@ -49,9 +59,6 @@ pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
     out.extend_from_slice(&ev.timestamp.timestamp_subsec_nanos().to_be_bytes());
     out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
     out.extend_from_slice(fields);
-    out.extend_from_slice(&(template.at() as u32).to_be_bytes());
-    out.push(template.hole() as u8);
-    out.extend_from_slice(ev.raw.as_bytes());
     out
 }
 
@@ -441,15 +448,7 @@ fn decode_entry(seq: u64, v: &[u8]) -> Result<Entry> {
 #[cfg(test)]
 pub(crate) fn encode_entry_v1(ev: &Event) -> Vec<u8> {
     let fields = serde_json::to_vec(ev.fields()).unwrap_or_default();
-    let mut out = vec![ENTRY_V1];
-    for part in [ev.source.as_bytes(), b"", ev.id.as_bytes()] {
-        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        out.extend_from_slice(part);
-    }
-    out.extend_from_slice(&ev.timestamp.timestamp().to_be_bytes());
-    out.extend_from_slice(&ev.timestamp.timestamp_subsec_nanos().to_be_bytes());
-    out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
-    out.extend_from_slice(&fields);
+    let mut out = frame_head(ENTRY_V1, ev, "", &fields, 0);
     out.extend_from_slice(ev.raw.as_bytes());
     out
 }
