@@ -258,6 +258,19 @@ impl Event {
         Event { source, id, timestamp, raw, fields: Fields::Journaled { template, parsed: OnceLock::new() } }
     }
 
+    /// The same event with its fields rendered as they are journaled (the
+    /// map is dropped): done where events are built, in parallel, so the
+    /// journal writer only copies bytes.
+    pub fn into_journaled(self) -> Event {
+        match self.fields {
+            Fields::Built(map) => {
+                let template = Template::of(&map);
+                Event::journaled(self.source, self.id, self.timestamp, template, self.raw)
+            }
+            Fields::Journaled { .. } => self,
+        }
+    }
+
     /// The normalised ECS fields, without `event.original`.
     pub fn fields(&self) -> &Map<String, Value> {
         match &self.fields {
@@ -389,7 +402,9 @@ pub struct Observer {
 /// the API has no id), `@timestamp`, `labels.source`, `observer.*` and
 /// defaults for `event.outcome` and `message`.
 pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, fallback_time: DateTime<Utc>) -> Event {
-    let raw_text = raw.to_string();
+    // `to_string` writes to a buffer directly (`Display` goes through a
+    // formatter, several times slower); it cannot fail for a `Value`.
+    let raw_text = serde_json::to_string(raw).unwrap_or_else(|_| raw.to_string());
     let id = n.id.filter(|s| !s.is_empty()).unwrap_or_else(|| hash_id(&raw_text));
     let timestamp = n.timestamp.unwrap_or(fallback_time);
     let mut fields = Map::with_capacity(n.fields.len() + 4);
@@ -569,6 +584,19 @@ mod tests {
         let mut out = Vec::new();
         bare.write_document(&mut out);
         assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), bare.document());
+    }
+
+    #[test]
+    fn into_journaled_keeps_the_document_and_the_fields() {
+        let raw = json!({"who": "bob", "what": "login", "deep": {"a": [1, 2, {"b": null}]}});
+        let mut n = Normalised::default();
+        n.put_str("user.name", Some("bob")).put("labels.deep", raw["deep"].clone());
+        let built = normalise("src", OBS, &raw, n, Utc::now());
+        let frozen = built.clone().into_journaled();
+        assert!(matches!(frozen.fields, Fields::Journaled { .. }));
+        assert_eq!(frozen, built);
+        assert_eq!(frozen.document(), built.document());
+        assert_eq!(frozen.clone().into_journaled(), frozen);
     }
 
     #[test]

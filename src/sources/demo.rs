@@ -98,7 +98,7 @@ fn pick<T>(items: &[T], h: u64) -> &T {
 }
 
 impl Demo {
-    fn event(&self, k: i64) -> Value {
+    pub(crate) fn event(&self, k: i64) -> Value {
         let h = mix(k as u64);
         let (uid, name, email) = pick(USERS, h);
         let (action, category, kind, outcome) = pick(ACTIONS, h >> 8);

@@ -21,6 +21,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::transport::http::{error_chain, excerpt, read_body, redact_url, BodyError};
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota};
+use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,7 +84,7 @@ pub struct SourceContext {
 /// One configured source, ready to run.
 pub struct Poller {
     settings: Settings,
-    api: Box<dyn SourceApi>,
+    api: Arc<dyn SourceApi>,
     client: reqwest::Client,
     auth: Auth,
     limiter: Option<DefaultDirectRateLimiter>,
@@ -116,6 +117,7 @@ impl Poller {
         let limiter = settings.rate_limit.and_then(|r| {
             Quota::with_period(r.interval()).map(|q| DefaultDirectRateLimiter::direct(q.allow_burst(nonzero_one())))
         });
+        let api = Arc::from(api);
         Poller { settings, api, client, auth, limiter, ctx, full_logged: std::sync::Mutex::new(None) }
     }
 
@@ -270,21 +272,7 @@ impl Poller {
             let mut fresh = Vec::new();
             let mut dropped = 0u64;
             let mut past_end = false;
-            for (i, raw) in parsed.events.iter().enumerate() {
-                let n = self.api.normalise(raw);
-                if n.timestamp.is_none() {
-                    // Without a time the event cannot be placed against the
-                    // cursor; failing the poll keeps it (and the cursor) safe.
-                    return Err(SourceError::Shape {
-                        source_name: name.into(),
-                        url,
-                        detail: format!(
-                            "event {i} of page {page} has no readable time: {}",
-                            excerpt(raw.to_string().as_bytes())
-                        ),
-                    });
-                }
-                let ev = normalise(name, self.api.observer(), raw, n, now);
+            for ev in self.normalise_page(parsed.events, page, &url, now).await? {
                 past_end |= ev.timestamp > window.to;
                 if ev.timestamp < window.from || ev.timestamp > window.to || !taken.insert(ev.id.clone()) {
                     dropped += 1;
@@ -366,6 +354,54 @@ impl Poller {
                 return Err(SourceError::Cancelled);
             }
         }
+    }
+
+    /// Normalise a page's events, in order. A large page (a catch-up's) is
+    /// cut into one part per core, each normalised on the blocking pool, so
+    /// a single source uses every core; a small one is done in place.
+    async fn normalise_page(
+        &self,
+        events: Vec<Value>,
+        page: u64,
+        url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, SourceError> {
+        let name = self.settings.name.as_str();
+        let unplaced = |(i, text): (usize, String)| SourceError::Shape {
+            source_name: name.into(),
+            url: url.to_owned(),
+            // Without a time the event cannot be placed against the cursor;
+            // failing the poll keeps it (and the cursor) safe.
+            detail: format!("event {i} of page {page} has no readable time: {text}"),
+        };
+        let parts = cores().min(events.len() / PART_MIN).max(1);
+        if parts == 1 {
+            return normalise_part(&*self.api, name, events, 0, now).map_err(unplaced);
+        }
+        let per = events.len().div_ceil(parts);
+        let mut rest = events;
+        let mut tasks = Vec::with_capacity(parts);
+        let mut first = 0;
+        while !rest.is_empty() {
+            let tail = rest.split_off(per.min(rest.len()));
+            let part = std::mem::replace(&mut rest, tail);
+            let (api, name) = (self.api.clone(), name.to_owned());
+            let at = first;
+            first += part.len();
+            tasks.push(tokio::task::spawn_blocking(move || normalise_part(&*api, &name, part, at, now)));
+        }
+        let mut out = Vec::with_capacity(first);
+        for task in tasks {
+            match task.await {
+                Ok(part) => out.extend(part.map_err(unplaced)?),
+                Err(e) => match e.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    // Only when the runtime is shutting down.
+                    Err(_) => return Err(SourceError::Cancelled),
+                },
+            }
+        }
+        Ok(out)
     }
 
     /// Back-pressure: wait while the journal is at its size cap.
@@ -568,6 +604,35 @@ impl Writer {
     }
 }
 
+/// Events per part below which a page is not cut further.
+const PART_MIN: usize = 128;
+
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Normalise consecutive events of a page; `first` is the page index of the
+/// first. Err: the index and an excerpt of an event without a readable time.
+fn normalise_part(
+    api: &dyn SourceApi,
+    name: &str,
+    events: Vec<Value>,
+    first: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, (usize, String)> {
+    let observer = api.observer();
+    let mut out = Vec::with_capacity(events.len());
+    for (i, raw) in events.iter().enumerate() {
+        let n = api.normalise(raw);
+        if n.timestamp.is_none() {
+            return Err((first + i, excerpt(raw.to_string().as_bytes())));
+        }
+        out.push(normalise(name, observer, raw, n, now).into_journaled());
+    }
+    Ok(out)
+}
+
 /// `Retry-After` in seconds or as an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -644,6 +709,36 @@ mod tests {
         };
         let ctx = SourceContext { state, metrics: Arc::new(Metrics::default()), clock, max_journal_bytes: u64::MAX };
         Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
+    }
+
+    /// A page large enough to be cut into parts comes back whole, in the
+    /// API's order, each event as the one-by-one path builds it; an event
+    /// without a time in a later part is reported with its page index.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_page_is_normalised_in_parts_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let p = demo_poller(state, Arc::new(AtomicI64::new(1_714_557_660_000)), Duration::ZERO);
+        let cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
+        let demo = crate::sources::demo::Demo::new(&cfg);
+        let events: Vec<Value> = (0..PART_MIN as i64 * 4 + 3).map(|k| demo.event(k)).collect();
+        let now = Utc::now();
+        let got = p.normalise_page(events.clone(), 1, "u", now).await.unwrap();
+        assert_eq!(got.len(), events.len());
+        for (raw, ev) in events.iter().zip(&got) {
+            let one = normalise("demo", demo.observer(), raw, demo.normalise(raw), now);
+            assert_eq!((&ev.id, ev.timestamp, &ev.raw), (&one.id, one.timestamp, &one.raw));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            ev.write_document(&mut a);
+            one.write_document(&mut b);
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
+
+        let mut bad = events;
+        let last = bad.len() - 2;
+        bad[last]["time"] = Value::String("yesterday".into());
+        let err = p.normalise_page(bad, 3, "u", now).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("event {last} of page 3 has no readable time")), "{err}");
     }
 
     #[tokio::test]
