@@ -256,6 +256,7 @@ impl State {
                 Ok::<_, ConflictableTransactionError<StateError>>(start..end)
             })
             .map_err(tx_err)?;
+        super::release_garbage();
         self.journal_bytes.fetch_add(added, Ordering::Relaxed);
         self.next_seq.fetch_max(range.end, Ordering::SeqCst);
         Ok(range)
@@ -318,6 +319,7 @@ impl State {
                     Ok::<_, ConflictableTransactionError<StateError>>(())
                 })
                 .map_err(tx_err)?;
+            super::release_garbage();
         }
         self.flush().await
     }
@@ -365,6 +367,7 @@ impl State {
             // which only pauses sources early, and `open` resets it once the
             // journal is empty.
             self.journal.apply_batch(batch)?;
+            super::release_garbage();
             {
                 let _append = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
                 let bytes = self.meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
