@@ -124,15 +124,12 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Journal garbage is collected often so a capped journal frees room
     // for the sources soon after the outputs commit.
-    let mut gc = tokio::time::interval(Duration::from_millis(250));
-    gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut gc = GcClock::new(&rt.state, Duration::from_millis(250));
     let gc_outputs = |r: &Running| r.config.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
     let mut kept = Kept::default();
     let result = loop {
         tokio::select! {
-            // An empty journal has nothing to collect: an idle agent skips
-            // the store reads.
-            _ = gc.tick(), if rt.state.journal_bytes() > 0 => {
+            _ = gc.due(&rt.state) => {
                 if let Err(e) = rt.state.collect_garbage(&gc_outputs(&running)).await {
                     tracing::error!("fatal state error, stopping: {e}");
                     break Err(AgentError::State(e));
@@ -456,4 +453,75 @@ async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(
     );
     crate::telemetry::notify::notify(&status);
     Ok(())
+}
+
+/// When journal garbage collection is due: every `interval` while the
+/// journal holds events; while it is empty (an idle agent), not until the
+/// next append, so an idle agent does no store reads.
+///
+/// The wait re-checks the journal each time it is entered: a catch-up's
+/// journal is empty for a moment after each collection, and a guard
+/// evaluated once when the agent's `select!` was entered kept collection
+/// off until another branch (the 2 s housekeeping) fired, so a source at
+/// `max_journal_size` waited ~2 s per journal-full of events.
+struct GcClock {
+    tick: tokio::time::Interval,
+    tail: tokio::sync::watch::Receiver<u64>,
+}
+
+impl GcClock {
+    fn new(state: &State, interval: Duration) -> Self {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        GcClock { tick, tail: state.subscribe() }
+    }
+
+    /// Resolves when a collection is due. Cancel-safe.
+    async fn due(&mut self, state: &State) {
+        while state.journal_bytes() == 0 {
+            // An append moves the tail; a closed channel cannot happen
+            // while the state lives, but would fall back to ticking.
+            if self.tail.changed().await.is_err() {
+                break;
+            }
+        }
+        self.tick.tick().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::state::Cursor;
+
+    async fn append_one(state: &State, id: &str) {
+        let ev = Event::new("s".into(), id.into(), chrono::Utc::now(), serde_json::Map::new(), "{}".into());
+        state.append("s", &[ev], &Cursor::default()).await.unwrap();
+    }
+
+    /// Collection is never due on an empty journal, due within a tick of an
+    /// append, and again after the journal was emptied and refilled (a
+    /// catch-up at `max_journal_size` does this every few hundred ms).
+    #[tokio::test]
+    async fn gc_is_due_while_the_journal_holds_events_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let mut gc = GcClock::new(&state, Duration::from_millis(50));
+        let quiet = Duration::from_millis(300);
+        let soon = Duration::from_secs(5);
+        assert!(tokio::time::timeout(quiet, gc.due(&state)).await.is_err(), "due on an empty journal");
+
+        append_one(&state, "1").await;
+        tokio::time::timeout(soon, gc.due(&state)).await.expect("not due after an append");
+        tokio::time::timeout(soon, gc.due(&state)).await.expect("not due again while events remain");
+
+        state.commit("o", 1, &[]).await.unwrap();
+        assert_eq!(state.collect_garbage(&["o".to_owned()]).await.unwrap(), 1);
+        assert_eq!(state.journal_bytes(), 0);
+        assert!(tokio::time::timeout(quiet, gc.due(&state)).await.is_err(), "due once emptied");
+
+        append_one(&state, "2").await;
+        tokio::time::timeout(soon, gc.due(&state)).await.expect("not due after the journal refilled");
+    }
 }
