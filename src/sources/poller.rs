@@ -378,19 +378,15 @@ impl Poller {
         if parts == 1 {
             return normalise_part(&*self.api, name, events, 0, now).map_err(unplaced);
         }
-        let per = events.len().div_ceil(parts);
-        let mut rest = events;
+        let (len, per) = (events.len(), events.len().div_ceil(parts));
+        let mut events = events.into_iter();
         let mut tasks = Vec::with_capacity(parts);
-        let mut first = 0;
-        while !rest.is_empty() {
-            let tail = rest.split_off(per.min(rest.len()));
-            let part = std::mem::replace(&mut rest, tail);
+        for at in (0..len).step_by(per) {
+            let part: Vec<Value> = events.by_ref().take(per).collect();
             let (api, name) = (self.api.clone(), name.to_owned());
-            let at = first;
-            first += part.len();
             tasks.push(tokio::task::spawn_blocking(move || normalise_part(&*api, &name, part, at, now)));
         }
-        let mut out = Vec::with_capacity(first);
+        let mut out = Vec::with_capacity(len);
         for task in tasks {
             match task.await {
                 Ok(part) => out.extend(part.map_err(unplaced)?),
