@@ -49,4 +49,35 @@ fn repeating_next_token_is_reported_as_a_pagination_loop() {
     common::assert_exactly_once(&file_ids(&dir.file("out.jsonl")), &expected, "after a pagination loop");
 }
 
+/// An event without a readable time fails its poll before anything of
+/// the page is journaled; stderr names the source, the event, the pointer
+/// and the format; the next poll takes the page again and nothing is lost
+/// or repeated.
+#[test]
+fn an_event_without_a_readable_time_fails_the_poll_and_loses_nothing() {
+    let api = FakeApi::start("api-token");
+    let dir = TestDir::new();
+    let expected = api.add_history(12);
+    api.push_fault(ApiFault::Untimed);
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section(),
+        with_test_defaults(&api.source_block("untimed", "api-token")),
+        file_output("out", &dir.file("out.jsonl"), 5)
+    );
+    let agent = dir.start_with(&cfg);
+    wait_until_or(
+        "every event after the failed poll",
+        DEADLINE,
+        || common::missing(&file_ids(&dir.file("out.jsonl")), &expected).is_empty(),
+        || format!("{}\ndelivered {:?}", tail(&agent.stderr(), 30), file_ids(&dir.file("out.jsonl"))),
+    );
+    let log = agent.stop();
+    let line = log.lines().find(|l| l.contains("has no readable time")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("untimed") && line.contains("of page 1"), "names the source and the page: {line}");
+    assert!(line.contains(r#"no "rfc3339" time at "/created_at""#), "says what was looked for: {line}");
+    assert!(line.contains("yesterday"), "and what was found: {line}");
+    common::assert_exactly_once(&file_ids(&dir.file("out.jsonl")), &expected, "after an untimed event");
+}
+
 compliance_tests!(FakeApi::start("api-token"));

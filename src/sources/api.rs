@@ -99,8 +99,65 @@ pub enum Next {
 pub struct ApiPage {
     /// Raw events in the order the API gave them.
     pub events: Vec<Value>,
+    /// Further events still as JSON text in the body, after `events`: the
+    /// poller parses them with their normalisation, a large page in parallel
+    /// parts (see [`json_body_split`]).
+    pub unparsed: Option<Unparsed>,
     /// What comes next.
     pub next: Next,
+}
+
+impl ApiPage {
+    /// A page of parsed events.
+    pub fn parsed(events: Vec<Value>, next: Next) -> ApiPage {
+        ApiPage { events, unparsed: None, next }
+    }
+
+    /// How many events the page holds.
+    pub fn len(&self) -> usize {
+        self.events.len() + self.unparsed.as_ref().map_or(0, Unparsed::len)
+    }
+
+    /// Whether the page holds no events.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Events of a response left as JSON text: each a byte range of the body
+/// holding one syntactically valid JSON value.
+#[derive(Debug, Clone)]
+pub struct Unparsed {
+    body: bytes::Bytes,
+    spans: Vec<std::ops::Range<usize>>,
+}
+
+impl Unparsed {
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The JSON text of event `i`.
+    pub fn text(&self, i: usize) -> &[u8] {
+        &self.body[self.spans[i].clone()]
+    }
+
+    /// Event `i`, parsed. The text is valid JSON, but may still nest deeper
+    /// than serde_json reads.
+    pub fn parse(&self, i: usize) -> Result<Value, serde_json::Error> {
+        parse_value(self.text(i))
+    }
+
+    /// Events `range`, sharing the body.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Unparsed {
+        Unparsed { body: self.body.clone(), spans: self.spans[range].to_vec() }
+    }
 }
 
 /// A vendor's verdict on an unsuccessful status, when it differs from the
@@ -170,6 +227,11 @@ pub trait SourceApi: Send + Sync + 'static {
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError>;
     /// Map one raw event to ECS fields, its id and its time.
     fn normalise(&self, raw: &Value) -> Normalised;
+    /// Why a raw event that [`SourceApi::normalise`] found no time in has
+    /// none (the poll fails on it): by default an excerpt of the event.
+    fn untimed(&self, raw: &Value) -> String {
+        crate::transport::http::excerpt(raw.to_string().as_bytes())
+    }
     /// A vendor-specific reading of an unsuccessful status.
     fn verdict(&self, _status: u16, _body: &[u8]) -> Option<Verdict> {
         None
@@ -182,6 +244,338 @@ pub trait SourceApi: Send + Sync + 'static {
 
 /// Parse a JSON body with a short excerpt in the error.
 pub fn json_body(resp: &ApiResponse) -> Result<Value, ShapeError> {
-    serde_json::from_slice(&resp.body)
-        .map_err(|e| ShapeError(format!("body is not JSON ({e}): {}", crate::transport::http::excerpt(&resp.body))))
+    serde_json::from_slice(&resp.body).map_err(|e| not_json(resp, e))
+}
+
+fn not_json(resp: &ApiResponse, e: serde_json::Error) -> ShapeError {
+    ShapeError(format!("body is not JSON ({e}): {}", crate::transport::http::excerpt(&resp.body)))
+}
+
+/// Parse a JSON body except the array of events at `pointer` (a JSON
+/// pointer through objects only, `""` for the whole body): its elements are
+/// only checked and left as text, and the array in the returned body is
+/// empty. Building a `Value` tree is most of the cost of reading a page;
+/// this lets the poller do it in parallel parts. When the pointer does not
+/// name an array (or goes through an array index), the whole body is parsed
+/// and `None` returned, so the caller reports the shape as [`json_body`]'s
+/// callers do.
+pub fn json_body_split(resp: &ApiResponse, pointer: &str) -> Result<(Value, Option<Unparsed>), ShapeError> {
+    let path: Vec<String> = match pointer.strip_prefix('/') {
+        _ if pointer.is_empty() => Vec::new(),
+        Some(p) => p.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect(),
+        None => return Ok((json_body(resp)?, None)),
+    };
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(&resp.body);
+    let body = serde::de::DeserializeSeed::deserialize(Seek { path: &path, found: &mut found }, &mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| not_json(resp, e))?;
+    let unparsed = found.map(|items| {
+        let base = resp.body.as_ptr() as usize;
+        let spans = items
+            .iter()
+            .map(|raw| {
+                let at = raw.get().as_ptr() as usize - base;
+                at..at + raw.get().len()
+            })
+            .collect();
+        Unparsed { body: resp.body.clone(), spans }
+    });
+    Ok((body, unparsed))
+}
+
+/// The `Visitor` methods that read JSON scalars into a `Value`.
+macro_rules! json_scalars {
+    () => {
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+    };
+}
+
+/// Parse JSON text into a `Value`, as `serde_json::from_slice` does but
+/// with each object's map sized for a typical audit object up front:
+/// growing maps key by key (a new allocation and a rehash at 4, 8, 16
+/// keys) is much of the cost of reading an event. One difference: a key
+/// named like serde_json's private raw-value marker is an ordinary key.
+pub fn parse_value(text: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = serde::de::DeserializeSeed::deserialize(Tree, &mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Entries an object's map has room for before it grows.
+const MAP_ROOM: usize = 8;
+
+/// Reads any JSON value into a `Value` (see [`parse_value`]).
+#[derive(Clone, Copy)]
+struct Tree;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Tree {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Tree {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::with_capacity(MAP_ROOM);
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Tree)?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Tree)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    json_scalars!();
+}
+
+/// Reads a JSON value into a `Value`, except the array at `path`, whose
+/// elements it leaves as borrowed raw text in `found` (the last array at
+/// that path wins, as the last duplicate key does in a `Value`).
+struct Seek<'p, 'f, 'de> {
+    path: &'p [String],
+    found: &'f mut Option<Vec<&'de serde_json::value::RawValue>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seek<'_, '_, 'de> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Seek<'_, '_, 'de> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::with_capacity(MAP_ROOM);
+        while let Some(key) = map.next_key::<String>()? {
+            let value = match self.path.split_first() {
+                Some((head, rest)) if *head == key => {
+                    *self.found = None;
+                    map.next_value_seed(Seek { path: rest, found: &mut *self.found })?
+                }
+                _ => map.next_value_seed(Tree)?,
+            };
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if self.path.is_empty() {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(raw) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+                items.push(raw);
+            }
+            *self.found = Some(items);
+            return Ok(Value::Array(Vec::new()));
+        }
+        serde::de::Visitor::visit_seq(Tree, seq)
+    }
+
+    json_scalars!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resp(body: &str) -> ApiResponse {
+        ApiResponse { status: 200, headers: Default::default(), body: bytes::Bytes::copy_from_slice(body.as_bytes()) }
+    }
+
+    /// The split body with its events parsed and put back, for comparing
+    /// with a whole parse.
+    fn rejoined(body: &str, pointer: &str) -> (Value, bool) {
+        let (mut rest, unparsed) = json_body_split(&resp(body), pointer).unwrap();
+        let Some(text) = unparsed else { return (rest, false) };
+        let events: Vec<Value> = (0..text.len()).map(|i| text.parse(i).unwrap()).collect();
+        match rest.pointer_mut(pointer) {
+            Some(Value::Array(a)) if a.is_empty() => *a = events,
+            other => panic!("the events array is left empty in the body, found {other:?}"),
+        }
+        (rest, true)
+    }
+
+    #[test]
+    fn events_are_left_as_text_and_the_rest_is_parsed() {
+        let body = r#" {"next_cursor": "c2", "data": {"total": 3, "items": [ {"id": 1, "a": [1, {"b": "x\"y"}]},
+            "s", 2.5e3, null, {"nested": {"items": [9]}} ], "after": true}, "items": [7]} "#;
+        let (rest, unparsed) = json_body_split(&resp(body), "/data/items").unwrap();
+        let text = unparsed.unwrap();
+        let texts: Vec<&str> = (0..text.len()).map(|i| std::str::from_utf8(text.text(i)).unwrap()).collect();
+        assert_eq!(
+            texts,
+            [r#"{"id": 1, "a": [1, {"b": "x\"y"}]}"#, r#""s""#, "2.5e3", "null", r#"{"nested": {"items": [9]}}"#],
+            "each event is its own text, as sent"
+        );
+        assert_eq!(text.parse(2).unwrap(), json!(2500.0));
+        assert_eq!(rest, json!({"next_cursor": "c2", "data": {"total": 3, "items": [], "after": true}, "items": [7]}));
+        assert_eq!(text.slice(1..3).len(), 2);
+        assert_eq!(text.slice(1..3).parse(1).unwrap(), json!(2500.0));
+
+        for (body, pointer) in [
+            (body, "/data/items"),
+            (r#"[{"id": 1}, {"id": 2}]"#, ""),
+            (r#"{"a/b": {"m~n": [1, 2]}}"#, "/a~1b/m~0n"),
+            (r#"{"items": [1], "items": [2, 3]}"#, "/items"),
+            (r#"{"items": [], "n": -1, "u": 18446744073709551615, "f": 0.1, "e": {}}"#, "/items"),
+        ] {
+            let (got, split) = rejoined(body, pointer);
+            assert!(split, "{pointer} names an array in {body}");
+            assert_eq!(got, json_body(&resp(body)).unwrap(), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_pointer_that_names_no_array_parses_the_whole_body() {
+        for (body, pointer) in [
+            (r#"{"data": {"items": {"a": 1}}}"#, "/data/items"),
+            (r#"{"data": {}}"#, "/data/items"),
+            (r#"{"data": [{"items": [1]}]}"#, "/data/0/items"),
+            (r#"{"items": [1], "items": null}"#, "/items"),
+            (r#"{"items": [1]}"#, "items"),
+            (r#""text""#, "/items"),
+        ] {
+            let (got, split) = rejoined(body, pointer);
+            assert!(!split, "{pointer} in {body}");
+            assert_eq!(got, json_body(&resp(body)).unwrap(), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_broken_body_is_refused_as_a_whole_parse_refuses_it() {
+        for body in [
+            "<html>proxy</html>",
+            r#"{"data": {"items": [{"id": 1}, {"id": ]}}"#,
+            r#"{"data": {"items": [1]}} trailing"#,
+            "{\"data\": {\"items\": [\"\\ud800 lone\", \"\u{7f}\"]}, \"x\": tru}",
+            "",
+        ] {
+            let whole = json_body(&resp(body)).unwrap_err().0;
+            let split = json_body_split(&resp(body), "/data/items").unwrap_err().0;
+            assert!(split.contains("body is not JSON") && split.contains(&body[..body.len().min(10)]), "{split}");
+            assert_eq!(split.split(" (").next(), whole.split(" (").next(), "{body}");
+        }
+        // Bytes that are not UTF-8 inside an event are refused with the body.
+        let mut bad = br#"{"data": {"items": [{"s": "#.to_vec();
+        bad.extend_from_slice(&[b'"', 0xff, b'"', b'}', b']', b'}', b'}']);
+        let resp = ApiResponse { status: 200, headers: Default::default(), body: bad.into() };
+        assert!(json_body_split(&resp, "/data/items").is_err());
+    }
+
+    /// `parse_value` reads what `serde_json::from_slice` reads, into the
+    /// same `Value` (key order and duplicate keys included), and refuses
+    /// what it refuses.
+    #[test]
+    fn parse_value_reads_as_serde_json_does() {
+        let texts = [
+            r#"{"b": 1, "a": [true, false, null], "c": {"x": -1, "y": 18446744073709551615, "z": 1.5e300}}"#,
+            r#"{"k": 1, "k": 2, "j": "\u00e9\n\"", "e": {}, "l": [], "n": -0.0, "m": 0.1}"#,
+            r#"[1, "two", {"three": [3]}]"#,
+            r#"  "text"  "#,
+            "12345678901234567890123",
+            r#"{"$serde_json::private::Number": 1}"#,
+            r#"{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "j": 10, "k": 11}"#,
+        ];
+        for text in texts {
+            let want: Value = serde_json::from_str(text).unwrap();
+            let got = parse_value(text.as_bytes()).unwrap();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(got.to_string(), want.to_string(), "same order: {text}");
+        }
+        for text in ["", "{", r#"{"a": 1,}"#, "1e400", "[1] 2", "\"\\x\"", "nul"] {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+            assert!(parse_value(text.as_bytes()).is_err(), "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse_value(deep.as_bytes()).unwrap_err().to_string().contains("recursion limit"));
+        // serde_json's own reading turns this one into the string's JSON.
+        let marker = r#"{"$serde_json::private::RawValue": "[1]"}"#;
+        assert_eq!(parse_value(marker.as_bytes()).unwrap(), json!({"$serde_json::private::RawValue": "[1]"}));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_value_round_trips_any_value(v in json_value()) {
+            let text = serde_json::to_string(&v).unwrap();
+            proptest::prop_assert_eq!(parse_value(text.as_bytes()).unwrap(), v.clone());
+            let pretty = serde_json::to_string_pretty(&v).unwrap();
+            proptest::prop_assert_eq!(parse_value(pretty.as_bytes()).unwrap(), v);
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec!["a", "b\"\\", "ü\n", "", "id", "$serde_json::private::RawValue"])
+            .prop_map(str::to_owned);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 12, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..12)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
 }

@@ -158,7 +158,7 @@ impl SourceApi for Demo {
             Some(k) => Next::Page(json!(k)),
             None => Next::Done,
         };
-        Ok(ApiPage { events, next })
+        Ok(ApiPage::parsed(events, next))
     }
 
     fn normalise(&self, raw: &Value) -> Normalised {

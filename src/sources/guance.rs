@@ -131,7 +131,7 @@ impl SourceApi for Guance {
             Some(a) if !events.is_empty() => Next::Page(a.clone()),
             _ => Next::Done,
         };
-        Ok(ApiPage { events, next })
+        Ok(ApiPage::parsed(events, next))
     }
 
     fn normalise(&self, raw: &Value) -> Normalised {

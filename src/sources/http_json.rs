@@ -7,7 +7,7 @@
 //! and the pointer: a wrong `timestamp` guess is loud, never a silent skip.
 
 use super::api::{
-    json_body, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Query, ShapeError, SourceApi,
+    json_body_split, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Query, ShapeError, SourceApi,
 };
 use super::auth::{Auth, OAuth2};
 use super::{base_url, need_secret};
@@ -231,8 +231,12 @@ impl SourceApi for HttpJson {
     }
 
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
-        let mut body = json_body(resp)?;
+        // The events stay text here; each is parsed, timed and normalised by
+        // the poller (a large page in parallel parts), which reports an
+        // event without a readable time through `untimed`.
+        let (mut body, unparsed) = json_body_split(resp, &self.events)?;
         let events = match body.pointer_mut(&self.events) {
+            _ if unparsed.is_some() => Vec::new(),
             Some(Value::Array(a)) => std::mem::take(a),
             Some(Value::Null) => Vec::new(),
             Some(other) => {
@@ -246,21 +250,11 @@ impl SourceApi for HttpJson {
                 )))
             }
         };
-        for (i, e) in events.iter().enumerate() {
-            let raw = e.pointer(&self.timestamp);
-            if raw.and_then(|v| self.format.read(v)).is_none() {
-                return Err(ShapeError(format!(
-                    "event {i} has no {:?} time at {:?} (found {}); check `timestamp` and `timestamp_format`",
-                    format_name(&self.format),
-                    self.timestamp,
-                    raw.map_or("nothing".to_owned(), |v| crate::transport::http::excerpt(v.to_string().as_bytes()))
-                )));
-            }
-        }
+        let count = events.len() + unparsed.as_ref().map_or(0, |u| u.len());
         let next = match &self.pagination {
-            PaginationConfig::None if self.short_page(events.len(), q) => Next::Done,
+            PaginationConfig::None if self.short_page(count, q) => Next::Done,
             PaginationConfig::None => Next::FromCursor,
-            PaginationConfig::Page { .. } | PaginationConfig::Offset if self.short_page(events.len(), q) => Next::Done,
+            PaginationConfig::Page { .. } | PaginationConfig::Offset if self.short_page(count, q) => Next::Done,
             PaginationConfig::Page { .. } | PaginationConfig::Offset => Next::Page(Value::Null),
             PaginationConfig::Next { next, .. } => match body.pointer(next) {
                 None | Some(Value::Null) | Some(Value::Bool(false)) => Next::Done,
@@ -272,7 +266,17 @@ impl SourceApi for HttpJson {
                 None => Next::Done,
             },
         };
-        Ok(ApiPage { events, next })
+        Ok(ApiPage { events, unparsed, next })
+    }
+
+    fn untimed(&self, raw: &Value) -> String {
+        let found = raw.pointer(&self.timestamp);
+        format!(
+            "no {:?} time at {:?} (found {}); check `timestamp` and `timestamp_format`",
+            format_name(&self.format),
+            self.timestamp,
+            found.map_or("nothing".to_owned(), |v| crate::transport::http::excerpt(v.to_string().as_bytes()))
+        )
     }
 
     fn normalise(&self, raw: &Value) -> Normalised {

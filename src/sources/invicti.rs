@@ -142,7 +142,7 @@ impl SourceApi for Invicti {
                 .map(|e| (id(e), e["CreatedAt"].as_str().unwrap_or_default().to_owned()))
                 .collect();
             let walk = serde_json::to_value(Walk { page: 1, expect }).unwrap_or_default();
-            return Ok(ApiPage { events: Vec::new(), next: Next::Page(walk) });
+            return Ok(ApiPage::parsed(Vec::new(), Next::Page(walk)));
         };
         let mut walk: Walk =
             serde_json::from_value(state.clone()).map_err(|e| ShapeError(format!("walk state: {e}")))?;
@@ -170,7 +170,7 @@ impl SourceApi for Invicti {
                 Next::Page(serde_json::to_value(&walk).unwrap_or_default())
             }
         };
-        Ok(ApiPage { events: list.clone(), next })
+        Ok(ApiPage::parsed(list.clone(), next))
     }
 
     fn normalise(&self, raw: &Value) -> Normalised {

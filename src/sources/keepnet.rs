@@ -157,7 +157,7 @@ impl SourceApi for Keepnet {
         } else {
             Next::Done
         };
-        Ok(ApiPage { events: results.clone(), next })
+        Ok(ApiPage::parsed(results.clone(), next))
     }
 
     fn normalise(&self, raw: &Value) -> Normalised {

@@ -163,7 +163,7 @@ impl SourceApi for OpenCti {
             (true, Some(c)) if !c.is_empty() => Next::Page(Value::String(c.to_owned())),
             (true, _) => return Err(ShapeError("OpenCTI sent hasNextPage = true without an endCursor".into())),
         };
-        Ok(ApiPage { events, next })
+        Ok(ApiPage::parsed(events, next))
     }
 
     fn normalise(&self, raw: &Value) -> Normalised {

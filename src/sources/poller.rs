@@ -10,7 +10,7 @@
 //! the ids taken so far) until its last page, then move the cursor to the
 //! window's end. Each commit is one journal transaction, flushed.
 
-use super::api::{ApiRequest, ApiResponse, Body, Next, Order, Query, SourceApi, Verdict};
+use super::api::{ApiPage, ApiRequest, ApiResponse, Body, Next, Order, Query, SourceApi, Unparsed, Verdict};
 use super::auth::Auth;
 use super::SourceError;
 use crate::config::units::{Rate, StartAt};
@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota};
 use serde_json::Value;
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -231,6 +233,7 @@ impl Poller {
         let mut page_state = None;
         let (mut page, mut offset, mut waits, mut journaled) = (0u64, 0u64, 0u32, 0u64);
         let mut waiting = false;
+        let mut ahead: Option<ReadAhead<'_>> = None;
         loop {
             if state.journal_bytes().saturating_add(writer.pending_bytes) >= self.ctx.max_journal_bytes {
                 writer.wait().await?;
@@ -250,29 +253,63 @@ impl Poller {
                 detail: e.0,
             })?;
             let url = redact_url(&req.url);
-            if !seen.insert(req.fingerprint()) && !waiting {
+            let fingerprint = req.fingerprint();
+            if !seen.insert(fingerprint.clone()) && !waiting {
                 return Err(SourceError::Loop {
                     source_name: name.into(),
                     detail: format!("request to {url} repeats within one poll (page {page}); the API returned the same page or cursor again"),
                 });
             }
-            let resp = self.fetch(&req, cancel).await?;
-            // Held until the page is journaled: bounds the pages being
-            // parsed, normalised and written at once, whatever the number of
-            // sources (a parsed page weighs several times its body).
-            let permit = PAGES.acquire().await.map_err(|_| SourceError::Cancelled)?;
+            // The permit is held until the page is journaled: it bounds the
+            // pages being read ahead, parsed, normalised and written at
+            // once, whatever the number of sources (a parsed page weighs
+            // several times its body).
+            let (resp, permit) = match ahead.take() {
+                // Read ahead: the very request this step makes.
+                Some(read) if read.fingerprint == fingerprint => match read.done {
+                    Some(done) => done?,
+                    None => read.fetch.await?,
+                },
+                // None, or one the page's events made obsolete (dropping it
+                // cancels it).
+                _ => {
+                    let resp = self.fetch(&req, cancel).await?;
+                    (resp, PAGES.acquire().await.map_err(|_| SourceError::Cancelled)?)
+                }
+            };
             let parsed = self.api.parse(&q, &resp).map_err(|e| SourceError::Shape {
                 source_name: name.into(),
                 url: url.clone(),
                 detail: e.0,
             })?;
             page += 1;
-            offset += parsed.events.len() as u64;
-            self.ctx.metrics.add("auditrelay_events_polled_total", &[("source", name)], parsed.events.len() as u64);
+            offset += parsed.len() as u64;
+            self.ctx.metrics.add("auditrelay_events_polled_total", &[("source", name)], parsed.len() as u64);
+            let ApiPage { events, unparsed, next } = parsed;
+            if let Next::Page(s) = &next {
+                let room = state.journal_bytes().saturating_add(writer.pending_bytes) < self.ctx.max_journal_bytes;
+                let q =
+                    Query { window, page, offset, state: Some(s), page_size: self.settings.page_size, cursor: &cursor };
+                ahead = room.then(|| self.read_ahead(&q, cancel)).flatten();
+            }
+            let normalised = self.normalise_page(events, unparsed, page, &url, now);
+            let normalised = match ahead.as_mut() {
+                None => normalised.await?,
+                Some(read) => {
+                    tokio::pin!(normalised);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            events = &mut normalised => break events?,
+                            done = &mut read.fetch, if read.done.is_none() => read.done = Some(done),
+                        }
+                    }
+                }
+            };
             let mut fresh = Vec::new();
             let mut dropped = 0u64;
             let mut past_end = false;
-            for ev in self.normalise_page(parsed.events, page, &url, now).await? {
+            for ev in normalised {
                 past_end |= ev.timestamp > window.to;
                 if ev.timestamp < window.from || ev.timestamp > window.to || !taken.insert(ev.id.clone()) {
                     dropped += 1;
@@ -293,7 +330,7 @@ impl Poller {
             waiting = false;
             // An oldest-first API that has reached past the window's end has
             // nothing more for this window.
-            let next = if past_end && !desc { Next::Done } else { parsed.next };
+            let next = if past_end && !desc { Next::Done } else { next };
             let done = match next {
                 Next::Done => {
                     cursor.window = None;
@@ -356,40 +393,56 @@ impl Poller {
         }
     }
 
-    /// Normalise a page's events, in order. A large page (a catch-up's) is
-    /// cut into one part per core, each normalised on the blocking pool, so
-    /// a single source uses every core; a small one is done in place.
+    /// Parse (where the API left them as text) and normalise a page's
+    /// events, in order. A large page (a catch-up's) is cut into one part
+    /// per core, each done on the blocking pool, so a single source uses
+    /// every core; a small one is done in place.
     async fn normalise_page(
         &self,
         events: Vec<Value>,
-        page: u64,
+        unparsed: Option<Unparsed>,
+        index: u64,
         url: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, SourceError> {
         let name = self.settings.name.as_str();
-        let unplaced = |(i, text): (usize, String)| SourceError::Shape {
+        let failed = |(i, detail): (usize, String)| SourceError::Shape {
             source_name: name.into(),
             url: url.to_owned(),
-            // Without a time the event cannot be placed against the cursor;
-            // failing the poll keeps it (and the cursor) safe.
-            detail: format!("event {i} of page {page} has no readable time: {text}"),
+            // An event that cannot be read or placed against the cursor
+            // fails the poll, which keeps it (and the cursor) safe.
+            detail: format!("event {i} of page {index} {detail}"),
         };
-        let parts = cores().min(events.len() / PART_MIN).max(1);
-        if parts == 1 {
-            return normalise_part(&*self.api, name, events, 0, now).map_err(unplaced);
-        }
-        let (len, per) = (events.len(), events.len().div_ceil(parts));
+        let len = events.len() + unparsed.as_ref().map_or(0, Unparsed::len);
+        let parts = cores().min(len / PART_MIN).max(1);
+        let mut pieces = Vec::with_capacity(parts + 1);
+        let per = len.div_ceil(parts).max(1);
+        let (mut at, parsed) = (0, events.len());
         let mut events = events.into_iter();
-        let mut tasks = Vec::with_capacity(parts);
-        for at in (0..len).step_by(per) {
+        while at < parsed {
             let part: Vec<Value> = events.by_ref().take(per).collect();
+            let n = part.len();
+            pieces.push((at, Raw::Parsed(part)));
+            at += n;
+        }
+        if let Some(text) = unparsed {
+            for from in (0..text.len()).step_by(per) {
+                pieces.push((at + from, Raw::Text(text.slice(from..(from + per).min(text.len())))));
+            }
+        }
+        if pieces.len() <= 1 {
+            let Some((first, raw)) = pieces.pop() else { return Ok(Vec::new()) };
+            return normalise_part(&*self.api, name, raw, first, now).map_err(failed);
+        }
+        let mut tasks = Vec::with_capacity(pieces.len());
+        for (first, raw) in pieces {
             let (api, name) = (self.api.clone(), name.to_owned());
-            tasks.push(tokio::task::spawn_blocking(move || normalise_part(&*api, &name, part, at, now)));
+            tasks.push(tokio::task::spawn_blocking(move || normalise_part(&*api, &name, raw, first, now)));
         }
         let mut out = Vec::with_capacity(len);
         for task in tasks {
             match task.await {
-                Ok(part) => out.extend(part.map_err(unplaced)?),
+                Ok(part) => out.extend(part.map_err(failed)?),
                 Err(e) => match e.try_into_panic() {
                     Ok(panic) => std::panic::resume_unwind(panic),
                     // Only when the runtime is shutting down.
@@ -398,6 +451,18 @@ impl Poller {
             }
         }
         Ok(out)
+    }
+
+    /// Start fetching the page `q` asks for, to be read while the current
+    /// one is normalised; `None` when the pages in hand across all sources
+    /// are at their bound. The walk uses the response only if it then makes
+    /// the same request (the cursor the current page moves can change it).
+    fn read_ahead<'a>(&'a self, q: &Query<'_>, cancel: &'a CancellationToken) -> Option<ReadAhead<'a>> {
+        let req = self.api.request(q).ok()?;
+        let permit = PAGES.try_acquire().ok()?;
+        let fingerprint = req.fingerprint();
+        let fetch = Box::pin(async move { Ok((self.fetch(&req, cancel).await?, permit)) });
+        Some(ReadAhead { fingerprint, fetch, done: None })
     }
 
     /// Back-pressure: wait while the journal is at its size cap.
@@ -551,6 +616,18 @@ enum FetchFailure {
     Network(String),
 }
 
+/// A fetch of the next page started while the current one is read.
+struct ReadAhead<'a> {
+    /// The request's fingerprint.
+    fingerprint: String,
+    /// The fetch, with the page permit it holds.
+    fetch: Pin<Box<dyn Future<Output = Fetched> + Send + 'a>>,
+    /// Its outcome once it finished.
+    done: Option<Fetched>,
+}
+
+type Fetched = Result<(ApiResponse, tokio::sync::SemaphorePermit<'static>), SourceError>;
+
 /// Pages being handled at once across all sources (see `Poller::walk`).
 static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
@@ -608,25 +685,43 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Normalise consecutive events of a page; `first` is the page index of the
-/// first. Err: the index and an excerpt of an event without a readable time.
+/// Consecutive raw events of a page.
+enum Raw {
+    /// Parsed by the API's `parse`.
+    Parsed(Vec<Value>),
+    /// Left as text by it.
+    Text(Unparsed),
+}
+
+/// Normalise consecutive events of a page (parsing them first if they are
+/// text); `first` is the page index of the first. Err: the index of an event
+/// that cannot be read or has no readable time, and what is wrong with it.
 fn normalise_part(
     api: &dyn SourceApi,
     name: &str,
-    events: Vec<Value>,
+    raw: Raw,
     first: usize,
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, (usize, String)> {
     let observer = api.observer();
-    let mut out = Vec::with_capacity(events.len());
-    for (i, raw) in events.iter().enumerate() {
+    let one = |i: usize, raw: &Value| {
         let n = api.normalise(raw);
         if n.timestamp.is_none() {
-            return Err((first + i, excerpt(raw.to_string().as_bytes())));
+            return Err((first + i, format!("has no readable time: {}", api.untimed(raw))));
         }
-        out.push(normalise(name, observer, raw, n, now).into_journaled());
+        Ok(normalise(name, observer, raw, n, now).into_journaled())
+    };
+    match raw {
+        Raw::Parsed(events) => events.iter().enumerate().map(|(i, raw)| one(i, raw)).collect(),
+        Raw::Text(text) => (0..text.len())
+            .map(|i| {
+                let raw = text
+                    .parse(i)
+                    .map_err(|e| (first + i, format!("is not readable JSON ({e}): {}", excerpt(text.text(i)))))?;
+                one(i, &raw)
+            })
+            .collect(),
     }
-    Ok(out)
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
@@ -674,7 +769,7 @@ impl Poller {
         let url = redact_url(&req.url);
         let resp = self.fetch(&req, cancel).await?;
         let page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
-        Ok(page.events.len())
+        Ok(page.len())
     }
 }
 
@@ -719,7 +814,7 @@ mod tests {
         let demo = crate::sources::demo::Demo::new(&cfg);
         let events: Vec<Value> = (0..PART_MIN as i64 * 4 + 3).map(|k| demo.event(k)).collect();
         let now = Utc::now();
-        let got = p.normalise_page(events.clone(), 1, "u", now).await.unwrap();
+        let got = p.normalise_page(events.clone(), None, 1, "u", now).await.unwrap();
         assert_eq!(got.len(), events.len());
         for (raw, ev) in events.iter().zip(&got) {
             let one = normalise("demo", demo.observer(), raw, demo.normalise(raw), now);
@@ -733,8 +828,156 @@ mod tests {
         let mut bad = events;
         let last = bad.len() - 2;
         bad[last]["time"] = Value::String("yesterday".into());
-        let err = p.normalise_page(bad, 3, "u", now).await.unwrap_err().to_string();
+        let err = p.normalise_page(bad, None, 3, "u", now).await.unwrap_err().to_string();
         assert!(err.contains(&format!("event {last} of page 3 has no readable time")), "{err}");
+    }
+
+    /// Events an API left as text are read in parts too: the same events,
+    /// in order, byte for byte, as from parsed events; one that cannot be
+    /// read or has no time fails the page with its index.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_left_as_text_is_read_in_parts_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let p = demo_poller(state, Arc::new(AtomicI64::new(1_714_557_660_000)), Duration::ZERO);
+        let cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
+        let demo = crate::sources::demo::Demo::new(&cfg);
+        let split = |events: &[Value]| {
+            let body = serde_json::to_vec_pretty(&serde_json::json!({"events": events})).unwrap();
+            let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into() };
+            super::super::api::json_body_split(&resp, "/events").unwrap().1.unwrap()
+        };
+        let now = Utc::now();
+        for n in [0, 1, PART_MIN * 2 - 1, PART_MIN * 4 + 3] {
+            let events: Vec<Value> = (0..n as i64).map(|k| demo.event(k)).collect();
+            let want = p.normalise_page(events.clone(), None, 1, "u", now).await.unwrap();
+            let got = p.normalise_page(Vec::new(), Some(split(&events)), 1, "u", now).await.unwrap();
+            assert_eq!(got.len(), n);
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!((&a.id, a.timestamp, &a.raw), (&b.id, b.timestamp, &b.raw));
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                a.write_document(&mut x);
+                b.write_document(&mut y);
+                assert_eq!(x, y);
+            }
+        }
+
+        let mut events: Vec<Value> = (0..PART_MIN as i64 * 4).map(|k| demo.event(k)).collect();
+        let late = events.len() - 3;
+        events[late]["time"] = Value::Null;
+        let err = p.normalise_page(Vec::new(), Some(split(&events)), 2, "u", now).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("event {late} of page 2 has no readable time")), "{err}");
+
+        // Valid JSON nested deeper than serde_json builds a tree for.
+        let mut items: Vec<String> = (0..PART_MIN as i64 * 4).map(|k| demo.event(k).to_string()).collect();
+        let deep = PART_MIN * 3 + 1;
+        let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        items.insert(deep, nested.clone());
+        let body = format!("{{\"events\": [{}]}}", items.join(","));
+        let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into_bytes().into() };
+        let text = super::super::api::json_body_split(&resp, "/events").unwrap().1.unwrap();
+        assert_eq!(text.text(deep), nested.as_bytes());
+        let err = p.normalise_page(Vec::new(), Some(text), 4, "u", now).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("event {deep} of page 4 is not readable JSON (recursion limit")), "{err}");
+    }
+
+    /// A paged API answering locally: page `k` of `pages` holds events
+    /// `k * per ..`, one per millisecond from `T0`; each body names the
+    /// request it answers, and `parse` refuses one that is not the request
+    /// this step of the walk makes. With `by_cursor` the request also
+    /// names the cursor's time, which each page moves: a page read ahead
+    /// is then always stale.
+    struct Paged {
+        pages: u64,
+        per: u64,
+        by_cursor: bool,
+        fetched: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    const T0_MS: i64 = 1_714_557_600_000;
+
+    impl SourceApi for Paged {
+        fn observer(&self) -> crate::event::Observer {
+            crate::event::Observer { vendor: "test", product: "paged" }
+        }
+        fn request(&self, q: &Query<'_>) -> Result<ApiRequest, super::super::api::ShapeError> {
+            let k = q.state.and_then(Value::as_u64).unwrap_or(0);
+            let after = if self.by_cursor { q.cursor.time.map(|t| t.timestamp_millis()).unwrap_or(0) } else { 0 };
+            Ok(ApiRequest::get(url::Url::parse(&format!("test://local/p?k={k}&after={after}")).unwrap()))
+        }
+        fn local(&self, req: &ApiRequest, _now: DateTime<Utc>) -> Option<ApiResponse> {
+            self.fetched.fetch_add(1, AtomicOrdering::SeqCst);
+            let k: u64 = req.url.query_pairs().find(|(n, _)| n == "k").and_then(|(_, v)| v.parse().ok()).unwrap();
+            let events: Vec<Value> = (k * self.per..(k + 1) * self.per)
+                .map(|i| {
+                    let t = DateTime::from_timestamp_millis(T0_MS + i as i64).unwrap();
+                    serde_json::json!({"id": format!("e{i}"), "t": crate::event::rfc3339(t)})
+                })
+                .collect();
+            let next = if k + 1 < self.pages { serde_json::json!(k + 1) } else { Value::Null };
+            let body = serde_json::json!({"asked": req.url.as_str(), "events": events, "next": next});
+            Some(ApiResponse { status: 200, headers: Default::default(), body: body.to_string().into() })
+        }
+        fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, super::super::api::ShapeError> {
+            let (body, unparsed) = super::super::api::json_body_split(resp, "/events")?;
+            let asked = self.request(q)?.url.to_string();
+            if body["asked"] != asked.as_str() {
+                return Err(super::super::api::ShapeError(format!("answer to {} used for {asked}", body["asked"])));
+            }
+            let next = if body["next"].is_null() { Next::Done } else { Next::Page(body["next"].clone()) };
+            Ok(ApiPage { events: Vec::new(), unparsed, next })
+        }
+        fn normalise(&self, raw: &Value) -> crate::event::Normalised {
+            crate::event::Normalised {
+                id: raw["id"].as_str().map(str::to_owned),
+                timestamp: raw["t"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()),
+                ..Default::default()
+            }
+        }
+    }
+
+    /// The next page is fetched while the current one is normalised, and
+    /// used only when the walk then makes that very request: with requests
+    /// the cursor does not change, one fetch per page; with requests it
+    /// does, every read-ahead is dropped and the page fetched again. Either
+    /// way every event is journaled once, in the API's order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_read_ahead_is_used_only_for_the_request_it_answers() {
+        for by_cursor in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = Arc::new(State::open(dir.path()).unwrap());
+            let (pages, per) = (6, PART_MIN as u64 * 2 + 5);
+            let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let api = Paged { pages, per, by_cursor, fetched: fetched.clone() };
+            let now = DateTime::from_timestamp_millis(T0_MS + 3_600_000).unwrap();
+            let settings = Settings {
+                name: "paged".into(),
+                interval: Duration::from_secs(60),
+                start_at: StartAt::At(DateTime::from_timestamp_millis(T0_MS).unwrap()),
+                page_size: per as u32,
+                lag: Duration::ZERO,
+                lookback: Duration::ZERO,
+                max_window: None,
+                timeout: Duration::from_secs(5),
+                max_response_size: 1 << 24,
+                rate_limit: None,
+            };
+            let ctx = SourceContext {
+                state: state.clone(),
+                metrics: Arc::new(Metrics::default()),
+                clock: Arc::new(move || now),
+                max_journal_bytes: u64::MAX,
+            };
+            let p = Poller::new(settings, Box::new(api), reqwest::Client::new(), Auth::None, ctx);
+            let report = p.poll_once(&CancellationToken::new()).await.unwrap();
+            assert_eq!((report.journaled, report.requests), (pages * per, pages), "by_cursor {by_cursor}");
+            let ids: Vec<String> =
+                state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+            let want: Vec<String> = (0..pages * per).map(|i| format!("e{i}")).collect();
+            assert_eq!(ids, want, "every event once, in order (by_cursor {by_cursor})");
+            let want = if by_cursor { 2 * pages - 1 } else { pages };
+            assert_eq!(fetched.load(AtomicOrdering::SeqCst), want, "fetches (by_cursor {by_cursor})");
+        }
     }
 
     #[tokio::test]

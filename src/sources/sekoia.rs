@@ -147,7 +147,7 @@ impl SourceApi for Sekoia {
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
         let body = json_body(resp)?;
         let excerpt = || crate::transport::http::excerpt(&resp.body);
-        let page = |next| Ok(ApiPage { events: Vec::new(), next });
+        let page = |next| Ok(ApiPage::parsed(Vec::new(), next));
         match Sekoia::step(q)? {
             Step::Create { ranges } => {
                 let job = body["uuid"].as_str().filter(|u| !u.is_empty());
@@ -195,7 +195,7 @@ impl SourceApi for Sekoia {
                 } else {
                     Next::Done
                 };
-                Ok(ApiPage { events: items.clone(), next })
+                Ok(ApiPage::parsed(items.clone(), next))
             }
         }
     }

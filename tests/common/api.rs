@@ -66,6 +66,8 @@ pub enum ApiFault {
     OlderThanCursor,
     /// An empty page whose next token leads to the page that was asked for.
     EmptyWithNext,
+    /// The page as usual, but its last event's `created_at` is a word.
+    Untimed,
 }
 
 /// One request the API answered.
@@ -348,7 +350,10 @@ pagination = {{ type = "next", next = "/next_cursor", param = "cursor" }}
         let older = special == Some(ApiFault::OlderThanCursor);
         let matching: Vec<usize> =
             (start.min(s.events.len())..s.events.len()).filter(|&i| older || s.events[i].0 >= since).collect();
-        let page: Vec<Value> = matching.iter().take(limit).map(|&i| s.events[i].1.clone()).collect();
+        let mut page: Vec<Value> = matching.iter().take(limit).map(|&i| s.events[i].1.clone()).collect();
+        if let (Some(ApiFault::Untimed), Some(last)) = (&special, page.last_mut()) {
+            last["created_at"] = json!("yesterday");
+        }
         let next_pos = matching.get(limit).copied();
         let next = match (looping, repeat) {
             (Some(tok), _) => Value::String(tok),
