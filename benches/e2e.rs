@@ -8,7 +8,7 @@
 //! ```sh
 //! cargo bench --bench e2e                 # everything, 3 runs each, medians
 //! cargo bench --bench e2e -- throughput   # only the throughput rows
-//! BENCH_EVENTS=500000 BENCH_RUNS=5 BENCH_IDLE_SECS=300 cargo bench --bench e2e
+//! BENCH_EVENTS=500000 BENCH_RUNS=5 BENCH_IDLE_SECS=60 cargo bench --bench e2e
 //! BENCH_OUTPUT="HEC, no" cargo bench --bench e2e -- throughput   # one output only
 //! BENCH_WRAP="perf record -g -o /tmp/agent.data --" BENCH_RUNS=1 cargo bench --bench e2e -- throughput
 //! ```
@@ -548,7 +548,7 @@ batch = {{ max_events = 500, timeout = "1s" }}
 
 /// RSS and CPU of 10 sources polling every 60 s with nothing new.
 async fn idle(bin: &Path) {
-    let secs = env_usize("BENCH_IDLE_SECS", 60);
+    let secs = env_usize("BENCH_IDLE_SECS", 300);
     let (pages, _) = prebuild_pages(0, 1);
     let api = serve_api(pages).await;
     let mut config = String::from("[agent]\nstate_dir = \"STATE_DIR\"\nlog_level = \"warn\"\n");

@@ -94,6 +94,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
         metrics: Arc::new(Metrics::default()),
         clock: crate::sources::poller::system_clock(),
         max_journal_bytes: u64::MAX,
+        run_ahead_bytes: u64::MAX,
     };
     for (i, s) in cfg.sources.iter().enumerate() {
         let at = format!("source[{i}]");

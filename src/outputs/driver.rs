@@ -313,6 +313,7 @@ impl Shared {
             }
         }
         *healthy = Some(ok);
+        self.ctx.state.set_output_down(name, !ok);
         self.ctx.metrics.set("auditrelay_up", &[("output", name)], if ok { 1.0 } else { 0.0 });
         let _ = self.ctx.state.set_status("output", name, &status);
     }

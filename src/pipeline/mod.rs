@@ -201,6 +201,7 @@ async fn build_all(
         metrics: rt.metrics.clone(),
         clock: rt.clock.clone(),
         max_journal_bytes: cfg.agent.max_journal_size.bytes(),
+        run_ahead_bytes: crate::sources::poller::RUN_AHEAD,
     };
     let mut problems = Vec::new();
     let mut built_outputs = Vec::new();

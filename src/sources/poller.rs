@@ -81,6 +81,9 @@ pub struct SourceContext {
     pub clock: Clock,
     /// Journal size at which the source pauses.
     pub max_journal_bytes: u64,
+    /// Journal size at which the source pauses while every output delivers
+    /// (normally [`RUN_AHEAD`]).
+    pub run_ahead_bytes: u64,
 }
 
 /// One configured source, ready to run.
@@ -235,7 +238,7 @@ impl Poller {
         let mut waiting = false;
         let mut ahead: Option<ReadAhead<'_>> = None;
         loop {
-            if state.journal_bytes().saturating_add(writer.pending_bytes) >= self.ctx.max_journal_bytes {
+            if state.journal_bytes().saturating_add(writer.pending_bytes) >= self.journal_limit() {
                 writer.wait().await?;
             }
             self.wait_for_room(cancel).await?;
@@ -287,7 +290,7 @@ impl Poller {
             self.ctx.metrics.add("auditrelay_events_polled_total", &[("source", name)], parsed.len() as u64);
             let ApiPage { events, unparsed, next } = parsed;
             if let Next::Page(s) = &next {
-                let room = state.journal_bytes().saturating_add(writer.pending_bytes) < self.ctx.max_journal_bytes;
+                let room = state.journal_bytes().saturating_add(writer.pending_bytes) < self.journal_limit();
                 let q =
                     Query { window, page, offset, state: Some(s), page_size: self.settings.page_size, cursor: &cursor };
                 ahead = room.then(|| self.read_ahead(&q, cancel)).flatten();
@@ -465,13 +468,26 @@ impl Poller {
         Some(ReadAhead { fingerprint, fetch, done: None })
     }
 
-    /// Back-pressure: wait while the journal is at its size cap.
+    /// Journal bytes at which this source waits: `max_journal_size` while
+    /// an output is down (the journal holds the outage), and at most
+    /// `run_ahead_bytes` while every output delivers (a catch-up does not pile
+    /// up ahead of outputs that are merely slower than the API).
+    fn journal_limit(&self) -> u64 {
+        if self.ctx.state.an_output_is_down() {
+            self.ctx.max_journal_bytes
+        } else {
+            self.ctx.max_journal_bytes.min(self.ctx.run_ahead_bytes)
+        }
+    }
+
+    /// Back-pressure: wait while the journal is at its limit (see
+    /// [`Poller::journal_limit`]); only a full journal is reported.
     async fn wait_for_room(&self, cancel: &CancellationToken) -> Result<(), SourceError> {
         let (mut paused, mut logged) = (false, false);
-        while self.ctx.state.journal_bytes() >= self.ctx.max_journal_bytes {
-            self.ctx.metrics.set("auditrelay_journal_full", &[], 1.0);
-            paused = true;
-            {
+        while self.ctx.state.journal_bytes() >= self.journal_limit() {
+            if self.ctx.state.journal_bytes() >= self.ctx.max_journal_bytes {
+                self.ctx.metrics.set("auditrelay_journal_full", &[], 1.0);
+                paused = true;
                 let mut last = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
                 if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                     tracing::warn!(source = %self.settings.name, bytes = self.ctx.state.journal_bytes(), "journal is full (agent.max_journal_size); polling paused until outputs catch up");
@@ -627,6 +643,12 @@ struct ReadAhead<'a> {
 }
 
 type Fetched = Result<(ApiResponse, tokio::sync::SemaphorePermit<'static>), SourceError>;
+
+/// Journal bytes sources may hold ahead of outputs that all deliver: a
+/// few hundred batches, enough to keep every output busy, without a
+/// catch-up filling the whole journal (and memory) when an output is only
+/// slower than the API.
+pub const RUN_AHEAD: u64 = 32 << 20;
 
 /// Pages being handled at once across all sources (see `Poller::walk`).
 static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
@@ -798,7 +820,13 @@ mod tests {
             max_response_size: 1 << 20,
             rate_limit: None,
         };
-        let ctx = SourceContext { state, metrics: Arc::new(Metrics::default()), clock, max_journal_bytes: u64::MAX };
+        let ctx = SourceContext {
+            state,
+            metrics: Arc::new(Metrics::default()),
+            clock,
+            max_journal_bytes: u64::MAX,
+            run_ahead_bytes: u64::MAX,
+        };
         Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
     }
 
@@ -967,6 +995,7 @@ mod tests {
                 metrics: Arc::new(Metrics::default()),
                 clock: Arc::new(move || now),
                 max_journal_bytes: u64::MAX,
+                run_ahead_bytes: u64::MAX,
             };
             let p = Poller::new(settings, Box::new(api), reqwest::Client::new(), Auth::None, ctx);
             let report = p.poll_once(&CancellationToken::new()).await.unwrap();
@@ -1023,6 +1052,47 @@ mod tests {
         assert!((100..60_001).contains(&journaled), "stopped part-way: {journaled}");
         assert!(c.taken.len() <= 2, "mid-walk cursor holds {} ids", c.taken.len());
         assert!(state.journal_bytes() >= p.ctx.max_journal_bytes, "paused because the journal was full");
+    }
+
+    /// While every output delivers, a catch-up stops `run_ahead_bytes`
+    /// ahead of them (quietly: the journal is not full); once an output is
+    /// down the same walk goes on towards `max_journal_size`, and it ends
+    /// with every event journaled once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let now = Arc::new(AtomicI64::new(1_714_557_600_000 + 60_000));
+        let mut p = demo_poller(state.clone(), now, Duration::ZERO);
+        p.ctx.run_ahead_bytes = 200 << 10;
+        state.set_output_down("hec", false);
+        let walk = tokio::spawn(async move {
+            let r = p.poll_once(&CancellationToken::new()).await;
+            (r, p)
+        });
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let seq = state.next_seq();
+            if seq == last {
+                break;
+            }
+            last = seq;
+        }
+        assert!(!walk.is_finished(), "paused part-way");
+        let bytes = state.journal_bytes();
+        assert!(((200 << 10)..(400 << 10)).contains(&bytes), "paused at the lead, within a page or two: {bytes}");
+        assert!(last < 6001, "not everything journaled yet: {last}");
+
+        state.set_output_down("hec", true);
+        let (r, p) = tokio::time::timeout(Duration::from_secs(30), walk).await.unwrap().unwrap();
+        assert_eq!(r.unwrap().journaled, 6001, "the whole window once an output is down");
+        assert!(p.ctx.metrics.series("auditrelay_journal_full").is_empty(), "never reported as full");
+        let ids: std::collections::HashSet<String> =
+            state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+        assert_eq!(ids.len(), 6001, "every event once");
+        state.set_output_down("hec", false);
+        assert!(!state.an_output_is_down());
     }
 
     #[tokio::test]
