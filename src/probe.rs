@@ -95,6 +95,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
         clock: crate::sources::poller::system_clock(),
         max_journal_bytes: u64::MAX,
         run_ahead_bytes: u64::MAX,
+        pages: crate::sources::poller::pages_in_hand(),
     };
     for (i, s) in cfg.sources.iter().enumerate() {
         let at = format!("source[{i}]");

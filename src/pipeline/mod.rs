@@ -202,6 +202,7 @@ async fn build_all(
         clock: rt.clock.clone(),
         max_journal_bytes: cfg.agent.max_journal_size.bytes(),
         run_ahead_bytes: crate::sources::poller::RUN_AHEAD,
+        pages: crate::sources::poller::pages_in_hand(),
     };
     let mut problems = Vec::new();
     let mut built_outputs = Vec::new();

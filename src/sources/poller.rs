@@ -84,6 +84,9 @@ pub struct SourceContext {
     /// Journal size at which the source pauses while every output delivers
     /// (normally [`RUN_AHEAD`]).
     pub run_ahead_bytes: u64,
+    /// Permits for the pages being handled at once, shared by all the
+    /// sources of an agent (normally [`pages_in_hand`]).
+    pub pages: Arc<tokio::sync::Semaphore>,
 }
 
 /// One configured source, ready to run.
@@ -277,7 +280,7 @@ impl Poller {
                 // cancels it).
                 _ => {
                     let resp = self.fetch(&req, cancel).await?;
-                    (resp, PAGES.acquire().await.map_err(|_| SourceError::Cancelled)?)
+                    (resp, self.ctx.pages.clone().acquire_owned().await.map_err(|_| SourceError::Cancelled)?)
                 }
             };
             let parsed = self.api.parse(&q, &resp).map_err(|e| SourceError::Shape {
@@ -301,10 +304,12 @@ impl Poller {
                 Some(read) => {
                     tokio::pin!(normalised);
                     loop {
+                        // The fetch first: its request goes out before
+                        // the normalising is waited on.
                         tokio::select! {
                             biased;
-                            events = &mut normalised => break events?,
                             done = &mut read.fetch, if read.done.is_none() => read.done = Some(done),
+                            events = &mut normalised => break events?,
                         }
                     }
                 }
@@ -462,7 +467,7 @@ impl Poller {
     /// the same request (the cursor the current page moves can change it).
     fn read_ahead<'a>(&'a self, q: &Query<'_>, cancel: &'a CancellationToken) -> Option<ReadAhead<'a>> {
         let req = self.api.request(q).ok()?;
-        let permit = PAGES.try_acquire().ok()?;
+        let permit = self.ctx.pages.clone().try_acquire_owned().ok()?;
         let fingerprint = req.fingerprint();
         let fetch = Box::pin(async move { Ok((self.fetch(&req, cancel).await?, permit)) });
         Some(ReadAhead { fingerprint, fetch, done: None })
@@ -642,7 +647,7 @@ struct ReadAhead<'a> {
     done: Option<Fetched>,
 }
 
-type Fetched = Result<(ApiResponse, tokio::sync::SemaphorePermit<'static>), SourceError>;
+type Fetched = Result<(ApiResponse, tokio::sync::OwnedSemaphorePermit), SourceError>;
 
 /// Journal bytes sources may hold ahead of outputs that all deliver: a
 /// few hundred batches, enough to keep every output busy, without a
@@ -650,8 +655,17 @@ type Fetched = Result<(ApiResponse, tokio::sync::SemaphorePermit<'static>), Sour
 /// slower than the API.
 pub const RUN_AHEAD: u64 = 32 << 20;
 
-/// Pages being handled at once across all sources (see `Poller::walk`).
-static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// Pages being handled at once across all the sources of an agent (see
+/// `Poller::walk`).
+pub const PAGES_IN_HAND: usize = 4;
+
+/// The page permits the sources of this process share: one set, so a
+/// config reload's new sources count against the same bound as the old.
+pub fn pages_in_hand() -> Arc<tokio::sync::Semaphore> {
+    static PAGES: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+        std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)));
+    PAGES.clone()
+}
 
 /// Journals a walk's pages on a task of its own, one page behind the walk:
 /// the next page is fetched and normalised while the previous one is
@@ -684,7 +698,7 @@ impl Writer {
         name: &str,
         events: Vec<Event>,
         cursor: Cursor,
-        permit: tokio::sync::SemaphorePermit<'static>,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(), crate::state::StateError> {
         self.wait().await?;
         self.pending_bytes = events.iter().map(|e| e.approx_size() as u64).sum();
@@ -826,6 +840,7 @@ mod tests {
             clock,
             max_journal_bytes: u64::MAX,
             run_ahead_bytes: u64::MAX,
+            pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
         };
         Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
     }
@@ -996,6 +1011,9 @@ mod tests {
                 clock: Arc::new(move || now),
                 max_journal_bytes: u64::MAX,
                 run_ahead_bytes: u64::MAX,
+                // Its own permits: other tests' pages must not decide
+                // whether this walk reads ahead.
+                pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
             };
             let p = Poller::new(settings, Box::new(api), reqwest::Client::new(), Auth::None, ctx);
             let report = p.poll_once(&CancellationToken::new()).await.unwrap();
