@@ -1,0 +1,110 @@
+//! Micro-benchmarks of the functions every event passes through, on the
+//! same ~700-byte audit events and `http_json` source as the end-to-end
+//! benchmark, a page of 1,000 at a time (criterion reports events/s):
+//!
+//! ```sh
+//! cargo bench --bench hot              # every group
+//! cargo bench --bench hot -- normalise # one group
+//! ```
+//!
+//! `page`: the body cut into the rest and the events' text; `parse`: each
+//! event's text into a JSON tree; `normalise`: the vendor mapping and the
+//! ECS document; `journal_text`: the document's compact text kept in the
+//! journal; `journal_append`: one page written to a sled journal with its
+//! cursor; `hec_encode`: a batch of journaled events into a HEC body.
+
+use auditrelay::event::{self, Event};
+use auditrelay::sources::api::{json_body_split, ApiResponse, Unparsed};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::Value;
+
+#[path = "common/payload.rs"]
+mod payload;
+
+const PAGE: usize = 1000;
+
+struct Fixture {
+    api: Box<dyn auditrelay::sources::api::SourceApi>,
+    hec: auditrelay::outputs::splunk_hec::Hec,
+    body: ApiResponse,
+}
+
+fn fixture() -> Fixture {
+    let text = format!(
+        "{}\n[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9/\"\ntoken = \"bench\"\n",
+        payload::source("bench", "http://127.0.0.1:9")
+    );
+    let cfg = auditrelay::config::parse(&text).unwrap_or_else(|p| panic!("bench config: {p:?}"));
+    let env = auditrelay::config::secret::ProcessEnv;
+    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0], "source[0]", &env).unwrap();
+    let hec = auditrelay::outputs::splunk_hec::Hec::build(&cfg.outputs[0], "output[0]", &env, "bench-host", "c".into())
+        .unwrap();
+    let body =
+        ApiResponse { status: 200, headers: Default::default(), body: payload::page_body(0, PAGE, 2 * PAGE, 0).into() };
+    Fixture { api, hec, body }
+}
+
+fn events_text(f: &Fixture) -> Unparsed {
+    json_body_split(&f.body, "/data/items").unwrap().1.expect("the events array is left as text")
+}
+
+fn parsed(f: &Fixture) -> Vec<Value> {
+    let text = events_text(f);
+    (0..text.len()).map(|i| text.parse(i).unwrap()).collect()
+}
+
+/// What a source part does with one parsed event (see `poller::normalise_part`).
+fn normalise(f: &Fixture, raw: &Value) -> Event {
+    let n = f.api.normalise(raw);
+    event::normalise("bench", f.api.observer(), raw, n, chrono::Utc::now())
+}
+
+fn hot(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("event_path");
+    g.throughput(Throughput::Elements(PAGE as u64));
+
+    g.bench_function("page", |b| b.iter(|| json_body_split(&f.body, "/data/items").unwrap()));
+
+    let text = events_text(&f);
+    g.bench_function("parse", |b| b.iter(|| (0..text.len()).map(|i| text.parse(i).unwrap()).collect::<Vec<_>>()));
+
+    let raws = parsed(&f);
+    g.bench_function("normalise", |b| b.iter(|| raws.iter().map(|r| normalise(&f, r)).collect::<Vec<_>>()));
+
+    let built: Vec<Event> = raws.iter().map(|r| normalise(&f, r)).collect();
+    g.bench_function("journal_text", |b| {
+        b.iter_batched(
+            || built.clone(),
+            |events| events.into_iter().map(Event::into_journaled).collect::<Vec<_>>(),
+            BatchSize::LargeInput,
+        )
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = auditrelay::state::State::open(dir.path()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let journaled: Vec<Event> = built.iter().cloned().map(Event::into_journaled).collect();
+    let cursor = auditrelay::state::Cursor::default();
+    g.bench_function("journal_append", |b| {
+        b.iter_custom(|pages| {
+            let mut took = std::time::Duration::ZERO;
+            for _ in 0..pages {
+                let start = std::time::Instant::now();
+                rt.block_on(state.append("bench", &journaled, &cursor)).unwrap();
+                took += start.elapsed();
+                // Delivered and collected, untimed: the journal stays the
+                // size it has while outputs keep up.
+                rt.block_on(state.collect_garbage(&[])).unwrap();
+            }
+            took
+        })
+    });
+
+    let refs: Vec<&Event> = journaled.iter().collect();
+    g.bench_function("hec_encode", |b| b.iter(|| f.hec.encode(&refs)));
+    g.finish();
+}
+
+criterion_group!(benches, hot);
+criterion_main!(benches);
