@@ -10,6 +10,7 @@
 //! cargo bench --bench e2e -- throughput   # only the throughput rows
 //! BENCH_EVENTS=500000 BENCH_RUNS=5 BENCH_IDLE_SECS=60 cargo bench --bench e2e
 //! BENCH_OUTPUT="HEC, no" cargo bench --bench e2e -- throughput   # one output only
+//! BENCH_BIN=/tmp/auditrelay-old cargo bench --bench e2e -- throughput   # another build
 //! BENCH_WRAP="perf record -g -o /tmp/agent.data --" BENCH_RUNS=1 cargo bench --bench e2e -- throughput
 //! ```
 
@@ -194,7 +195,12 @@ struct Agent {
     _dir: tempfile::TempDir,
 }
 
+/// The release binary, built first; `BENCH_BIN` names another one instead
+/// (to compare two builds in one sitting).
 fn binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BENCH_BIN") {
+        return PathBuf::from(bin);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status =
         Command::new(env!("CARGO")).args(["build", "--release", "--quiet"]).current_dir(root).status().unwrap();

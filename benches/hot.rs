@@ -53,10 +53,11 @@ fn parsed(f: &Fixture) -> Vec<Value> {
     (0..text.len()).map(|i| text.parse(i).unwrap()).collect()
 }
 
-/// What a source part does with one parsed event (see `poller::normalise_part`).
-fn normalise(f: &Fixture, raw: &Value) -> Event {
+/// What a source part does with one event, parsed from `text` (see
+/// `poller::normalise_part`).
+fn normalise(f: &Fixture, raw: &Value, text: &[u8]) -> Event {
     let n = f.api.normalise(raw);
-    event::normalise("bench", f.api.observer(), raw, n, chrono::Utc::now())
+    event::normalise_text("bench", f.api.observer(), raw, Some(text), n, chrono::Utc::now())
 }
 
 fn hot(c: &mut Criterion) {
@@ -70,9 +71,10 @@ fn hot(c: &mut Criterion) {
     g.bench_function("parse", |b| b.iter(|| (0..text.len()).map(|i| text.parse(i).unwrap()).collect::<Vec<_>>()));
 
     let raws = parsed(&f);
-    g.bench_function("normalise", |b| b.iter(|| raws.iter().map(|r| normalise(&f, r)).collect::<Vec<_>>()));
+    let normalise_all = || raws.iter().enumerate().map(|(i, r)| normalise(&f, r, text.text(i))).collect::<Vec<_>>();
+    g.bench_function("normalise", |b| b.iter(normalise_all));
 
-    let built: Vec<Event> = raws.iter().map(|r| normalise(&f, r)).collect();
+    let built: Vec<Event> = normalise_all();
     g.bench_function("journal_text", |b| {
         b.iter_batched(
             || built.clone(),

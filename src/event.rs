@@ -402,10 +402,32 @@ pub struct Observer {
 /// the API has no id), `@timestamp`, `labels.source`, `observer.*` and
 /// defaults for `event.outcome` and `message`.
 pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, fallback_time: DateTime<Utc>) -> Event {
+    normalise_text(source, observer, raw, None, n, fallback_time)
+}
+
+/// [`normalise`] for an event whose JSON text the API sent is at hand
+/// (`text`, the bytes `raw` was parsed from): `event.original` is that
+/// text as sent, unless it spans lines (a pretty-printed body), which is
+/// written compact. An id made by hashing is always the hash of the compact
+/// text, so it does not depend on how the event was read.
+pub fn normalise_text(
+    source: &str,
+    observer: Observer,
+    raw: &Value,
+    text: Option<&[u8]>,
+    n: Normalised,
+    fallback_time: DateTime<Utc>,
+) -> Event {
     // `to_string` writes to a buffer directly (`Display` goes through a
     // formatter, several times slower); it cannot fail for a `Value`.
-    let raw_text = serde_json::to_string(raw).unwrap_or_else(|_| raw.to_string());
-    let id = n.id.filter(|s| !s.is_empty()).unwrap_or_else(|| hash_id(&raw_text));
+    let compact = || serde_json::to_string(raw).unwrap_or_else(|_| raw.to_string());
+    // JSON strings cannot hold a raw line feed: one in the text is layout.
+    let sent = text.filter(|t| !t.contains(&b'\n')).and_then(|t| std::str::from_utf8(t).ok());
+    let raw_text = sent.map_or_else(compact, str::to_owned);
+    let id = n.id.filter(|s| !s.is_empty()).unwrap_or_else(|| match sent {
+        Some(_) => hash_id(&compact()),
+        None => hash_id(&raw_text),
+    });
     let timestamp = n.timestamp.unwrap_or(fallback_time);
     let mut fields = Map::with_capacity(n.fields.len() + 4);
     let time = Value::String(rfc3339(timestamp));
@@ -597,6 +619,40 @@ mod tests {
         assert_eq!(frozen, built);
         assert_eq!(frozen.document(), built.document());
         assert_eq!(frozen.clone().into_journaled(), frozen);
+    }
+
+    /// An event read from the API's text keeps that text as
+    /// `event.original` (numbers, escapes and spacing as sent), except
+    /// a pretty-printed one, written compact; a hashed id is the same
+    /// whichever way the event was read, and so is everything else.
+    #[test]
+    fn normalise_text_keeps_the_text_as_sent_and_the_id_of_the_parsed_path() {
+        let obs = Observer { vendor: "V", product: "P" };
+        let t = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        for (text, verbatim) in [
+            (r#"{"a":1,"b":"x"}"#, true),
+            (r#"{"a": 1.0e3, "b": "caf\u00e9", "c": [1, 2]}"#, true),
+            ("{\n  \"a\": 1,\n  \"b\": \"x\"\n}", false),
+        ] {
+            let raw: Value = serde_json::from_str(text).unwrap();
+            let compact = serde_json::to_string(&raw).unwrap();
+            for id in [None, Some("api-id".to_owned())] {
+                let n = || Normalised { id: id.clone(), ..Default::default() };
+                let parsed = normalise("s", obs, &raw, n(), t);
+                let sent = normalise_text("s", obs, &raw, Some(text.as_bytes()), n(), t);
+                assert_eq!(sent.raw, if verbatim { text } else { compact.as_str() }, "{text}");
+                assert_eq!(parsed.raw, compact);
+                assert_eq!(sent.id, parsed.id, "{text}");
+                assert_eq!(sent.id, id.clone().unwrap_or_else(|| hash_id(&compact)));
+                assert_eq!(sent.fields(), parsed.fields());
+                assert_eq!(sent.document()["event"]["original"], Value::String(sent.raw.clone()));
+            }
+        }
+        // Text that is not UTF-8 (never the case for text that parsed) is
+        // written compact rather than lost.
+        let raw = json!({"a": 1});
+        let e = normalise_text("s", obs, &raw, Some(b"{\"a\":\xff}"), Normalised::default(), t);
+        assert_eq!(e.raw, r#"{"a":1}"#);
     }
 
     #[test]

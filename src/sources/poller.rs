@@ -14,7 +14,7 @@ use super::api::{ApiPage, ApiRequest, ApiResponse, Body, Next, Order, Query, Sou
 use super::auth::Auth;
 use super::SourceError;
 use crate::config::units::{Rate, StartAt};
-use crate::event::{normalise, Event};
+use crate::event::{normalise_text, Event};
 use crate::retry::Backoff;
 use crate::state::{Cursor, State, Status, Window};
 use crate::telemetry::metrics::Metrics;
@@ -740,21 +740,21 @@ fn normalise_part(
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, (usize, String)> {
     let observer = api.observer();
-    let one = |i: usize, raw: &Value| {
+    let one = |i: usize, raw: &Value, text: Option<&[u8]>| {
         let n = api.normalise(raw);
         if n.timestamp.is_none() {
             return Err((first + i, format!("has no readable time: {}", api.untimed(raw))));
         }
-        Ok(normalise(name, observer, raw, n, now).into_journaled())
+        Ok(normalise_text(name, observer, raw, text, n, now).into_journaled())
     };
     match raw {
-        Raw::Parsed(events) => events.iter().enumerate().map(|(i, raw)| one(i, raw)).collect(),
+        Raw::Parsed(events) => events.iter().enumerate().map(|(i, raw)| one(i, raw, None)).collect(),
         Raw::Text(text) => (0..text.len())
             .map(|i| {
                 let raw = text
                     .parse(i)
                     .map_err(|e| (first + i, format!("is not readable JSON ({e}): {}", excerpt(text.text(i)))))?;
-                one(i, &raw)
+                one(i, &raw, Some(text.text(i)))
             })
             .collect(),
     }
@@ -860,7 +860,7 @@ mod tests {
         let got = p.normalise_page(events.clone(), None, 1, "u", now).await.unwrap();
         assert_eq!(got.len(), events.len());
         for (raw, ev) in events.iter().zip(&got) {
-            let one = normalise("demo", demo.observer(), raw, demo.normalise(raw), now);
+            let one = crate::event::normalise("demo", demo.observer(), raw, demo.normalise(raw), now);
             assert_eq!((&ev.id, ev.timestamp, &ev.raw), (&one.id, one.timestamp, &one.raw));
             let (mut a, mut b) = (Vec::new(), Vec::new());
             ev.write_document(&mut a);
