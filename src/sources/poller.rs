@@ -905,6 +905,21 @@ mod tests {
             }
         }
 
+        // Text on one line but not compact is journaled as the API sent it.
+        let events: Vec<Value> = (0..PART_MIN as i64 * 2 + 1).map(|k| demo.event(k)).collect();
+        let sent: Vec<String> = events.iter().map(|e| format!("{{ {}", &e.to_string()[1..])).collect();
+        let body = format!("{{\"events\": [{}]}}", sent.join(", "));
+        let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into_bytes().into() };
+        let text = super::super::api::json_body_split(&resp, "/events").unwrap().1.unwrap();
+        let want = p.normalise_page(events.clone(), None, 3, "u", now).await.unwrap();
+        let got = p.normalise_page(Vec::new(), Some(text), 3, "u", now).await.unwrap();
+        assert_eq!(got.len(), sent.len());
+        for ((a, b), sent) in got.iter().zip(&want).zip(&sent) {
+            assert_eq!(&a.raw, sent);
+            assert_ne!(a.raw, b.raw, "the parsed path writes it compact");
+            assert_eq!((&a.id, a.timestamp, a.fields()), (&b.id, b.timestamp, b.fields()));
+        }
+
         let mut events: Vec<Value> = (0..PART_MIN as i64 * 4).map(|k| demo.event(k)).collect();
         let late = events.len() - 3;
         events[late]["time"] = Value::Null;
