@@ -7,6 +7,18 @@ use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLIN
 use common::api::{ApiFault, FakeApi};
 use common::compliance::with_test_defaults;
 
+/// An agent with one `http_json` source named `name` on `api`, delivering
+/// to `out.jsonl` in `dir`.
+fn start_agent(dir: &TestDir, api: &FakeApi, name: &str) -> common::agent::Agent {
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section(),
+        with_test_defaults(&api.source_block(name, "api-token")),
+        file_output("out", &dir.file("out.jsonl"), 5)
+    );
+    dir.start_with(&cfg)
+}
+
 /// A next-page token that answers itself is a loop: the poll stops, stderr
 /// says "pagination loop", and the next poll goes on from the cursor
 /// without losing or repeating an event.
@@ -16,13 +28,7 @@ fn repeating_next_token_is_reported_as_a_pagination_loop() {
     let dir = TestDir::new();
     let mut expected = api.add_history(12);
     api.push_fault(ApiFault::RepeatToken);
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&api.source_block("loopy", "api-token")),
-        file_output("out", &dir.file("out.jsonl"), 5)
-    );
-    let agent = dir.start_with(&cfg);
+    let agent = start_agent(&dir, &api, "loopy");
     wait_until_or(
         "the pagination loop to be logged",
         DEADLINE,
@@ -59,13 +65,7 @@ fn an_event_without_a_readable_time_fails_the_poll_and_loses_nothing() {
     let dir = TestDir::new();
     let expected = api.add_history(12);
     api.push_fault(ApiFault::Untimed);
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&api.source_block("untimed", "api-token")),
-        file_output("out", &dir.file("out.jsonl"), 5)
-    );
-    let agent = dir.start_with(&cfg);
+    let agent = start_agent(&dir, &api, "untimed");
     wait_until_or(
         "every event after the failed poll",
         DEADLINE,

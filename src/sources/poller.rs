@@ -241,7 +241,7 @@ impl Poller {
         let mut waiting = false;
         let mut ahead: Option<ReadAhead<'_>> = None;
         loop {
-            if state.journal_bytes().saturating_add(writer.pending_bytes) >= self.journal_limit() {
+            if !self.room_for(writer) {
                 writer.wait().await?;
             }
             self.wait_for_room(cancel).await?;
@@ -293,7 +293,7 @@ impl Poller {
             self.ctx.metrics.add("auditrelay_events_polled_total", &[("source", name)], parsed.len() as u64);
             let ApiPage { events, unparsed, next } = parsed;
             if let Next::Page(s) = &next {
-                let room = state.journal_bytes().saturating_add(writer.pending_bytes) < self.journal_limit();
+                let room = self.room_for(writer);
                 let q =
                     Query { window, page, offset, state: Some(s), page_size: self.settings.page_size, cursor: &cursor };
                 ahead = room.then(|| self.read_ahead(&q, cancel)).flatten();
@@ -483,6 +483,12 @@ impl Poller {
         } else {
             self.ctx.max_journal_bytes.min(self.ctx.run_ahead_bytes)
         }
+    }
+
+    /// Whether the journal, with the page `writer` is writing, is below
+    /// [`Poller::journal_limit`].
+    fn room_for(&self, writer: &Writer) -> bool {
+        self.ctx.state.journal_bytes().saturating_add(writer.pending_bytes) < self.journal_limit()
     }
 
     /// Back-pressure: wait while the journal is at its limit (see
@@ -845,27 +851,37 @@ mod tests {
         Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
     }
 
+    /// A demo-source poller on a scratch state, and the demo API itself.
+    fn demo_parts() -> (tempfile::TempDir, Poller, crate::sources::demo::Demo) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let p = demo_poller(state, Arc::new(AtomicI64::new(1_714_557_660_000)), Duration::ZERO);
+        let cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
+        (dir, p, crate::sources::demo::Demo::new(&cfg))
+    }
+
+    /// Same id, time and raw event, and the same document byte for byte.
+    fn assert_same_event(a: &Event, b: &Event) {
+        assert_eq!((&a.id, a.timestamp, &a.raw), (&b.id, b.timestamp, &b.raw));
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        a.write_document(&mut x);
+        b.write_document(&mut y);
+        assert_eq!(String::from_utf8(x).unwrap(), String::from_utf8(y).unwrap());
+    }
+
     /// A page large enough to be cut into parts comes back whole, in the
     /// API's order, each event as the one-by-one path builds it; an event
     /// without a time in a later part is reported with its page index.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_large_page_is_normalised_in_parts_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = Arc::new(State::open(dir.path()).unwrap());
-        let p = demo_poller(state, Arc::new(AtomicI64::new(1_714_557_660_000)), Duration::ZERO);
-        let cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
-        let demo = crate::sources::demo::Demo::new(&cfg);
+        let (_dir, p, demo) = demo_parts();
         let events: Vec<Value> = (0..PART_MIN as i64 * 4 + 3).map(|k| demo.event(k)).collect();
         let now = Utc::now();
         let got = p.normalise_page(events.clone(), None, 1, "u", now).await.unwrap();
         assert_eq!(got.len(), events.len());
         for (raw, ev) in events.iter().zip(&got) {
             let one = crate::event::normalise("demo", demo.observer(), raw, demo.normalise(raw), now);
-            assert_eq!((&ev.id, ev.timestamp, &ev.raw), (&one.id, one.timestamp, &one.raw));
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            ev.write_document(&mut a);
-            one.write_document(&mut b);
-            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+            assert_same_event(ev, &one);
         }
 
         let mut bad = events;
@@ -880,11 +896,7 @@ mod tests {
     /// read or has no time fails the page with its index.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_page_left_as_text_is_read_in_parts_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = Arc::new(State::open(dir.path()).unwrap());
-        let p = demo_poller(state, Arc::new(AtomicI64::new(1_714_557_660_000)), Duration::ZERO);
-        let cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
-        let demo = crate::sources::demo::Demo::new(&cfg);
+        let (_dir, p, demo) = demo_parts();
         let split = |events: &[Value]| {
             let body = serde_json::to_vec_pretty(&serde_json::json!({"events": events})).unwrap();
             let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into() };
@@ -897,11 +909,7 @@ mod tests {
             let got = p.normalise_page(Vec::new(), Some(split(&events)), 1, "u", now).await.unwrap();
             assert_eq!(got.len(), n);
             for (a, b) in got.iter().zip(&want) {
-                assert_eq!((&a.id, a.timestamp, &a.raw), (&b.id, b.timestamp, &b.raw));
-                let (mut x, mut y) = (Vec::new(), Vec::new());
-                a.write_document(&mut x);
-                b.write_document(&mut y);
-                assert_eq!(x, y);
+                assert_same_event(a, b);
             }
         }
 
