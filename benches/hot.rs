@@ -8,13 +8,15 @@
 //! ```
 //!
 //! `page`: the body cut into the rest and the events' text; `parse`: each
-//! event's text into a JSON tree; `normalise`: the vendor mapping and the
+//! event's text into a JSON tree; `parse_wanted`: only what the source's
+//! mapping reads of each event into a tree (what the poller does when the
+//! event keeps its text and has an id); `normalise`: the vendor mapping and the
 //! ECS document; `journal_text`: the document's compact text kept in the
 //! journal; `journal_append`: one page written to a sled journal with its
 //! cursor; `hec_encode`: a batch of journaled events into a HEC body.
 
 use auditrelay::event::{self, Event};
-use auditrelay::sources::api::{json_body_split, ApiResponse, Unparsed};
+use auditrelay::sources::api::{json_body_split, parse_wanted, ApiResponse, Unparsed};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::Value;
 
@@ -69,6 +71,11 @@ fn hot(c: &mut Criterion) {
 
     let text = events_text(&f);
     g.bench_function("parse", |b| b.iter(|| (0..text.len()).map(|i| text.parse(i).unwrap()).collect::<Vec<_>>()));
+
+    let wanted = f.api.wanted().expect("http_json says what its mapping reads");
+    g.bench_function("parse_wanted", |b| {
+        b.iter(|| (0..text.len()).map(|i| parse_wanted(text.text(i), wanted).unwrap()).collect::<Vec<_>>())
+    });
 
     let raws = parsed(&f);
     let normalise_all = || raws.iter().enumerate().map(|(i, r)| normalise(&f, r, text.text(i))).collect::<Vec<_>>();

@@ -421,8 +421,7 @@ pub fn normalise_text(
     // `to_string` writes to a buffer directly (`Display` goes through a
     // formatter, several times slower); it cannot fail for a `Value`.
     let compact = || serde_json::to_string(raw).unwrap_or_else(|_| raw.to_string());
-    // JSON strings cannot hold a raw line feed: one in the text is layout.
-    let sent = text.filter(|t| !t.contains(&b'\n')).and_then(|t| std::str::from_utf8(t).ok());
+    let sent = text.and_then(as_sent);
     let raw_text = sent.map_or_else(compact, str::to_owned);
     let id = n.id.filter(|s| !s.is_empty()).unwrap_or_else(|| match sent {
         Some(_) => hash_id(&compact()),
@@ -449,6 +448,23 @@ pub fn normalise_text(
         set(&mut fields, "message", Value::String(m));
     }
     Event::new(source.to_owned(), id, timestamp, fields, raw_text)
+}
+
+/// The text [`normalise_text`] keeps as `event.original` for an event the
+/// API sent as `text`: the text itself, unless it spans lines (JSON strings
+/// cannot hold a raw line feed, so one in the text is layout) or is not
+/// UTF-8; then `None` and the event's tree is written compact.
+pub fn as_sent(text: &[u8]) -> Option<&str> {
+    if text.contains(&b'\n') {
+        return None;
+    }
+    std::str::from_utf8(text).ok()
+}
+
+/// Whether [`normalise_text`] needs the whole event's tree for `n`, sent as
+/// `text`: to write it compact, or to hash it when the API gave no id.
+pub fn needs_tree(text: &[u8], n: &Normalised) -> bool {
+    as_sent(text).is_none() || n.id.as_deref().is_none_or(str::is_empty)
 }
 
 /// `message`, or a one-liner made from the action, user and outcome.

@@ -227,6 +227,13 @@ pub trait SourceApi: Send + Sync + 'static {
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError>;
     /// Map one raw event to ECS fields, its id and its time.
     fn normalise(&self, raw: &Value) -> Normalised;
+    /// Everything [`SourceApi::normalise`] and [`SourceApi::untimed`] read
+    /// of an event, when the source can say: events the page left as text
+    /// are then parsed with [`parse_wanted`], not whole. `None` (the
+    /// default): they are parsed whole.
+    fn wanted(&self) -> Option<&Wanted> {
+        None
+    }
     /// Why a raw event that [`SourceApi::normalise`] found no time in has
     /// none (the poll fails on it): by default an excerpt of the event.
     fn untimed(&self, raw: &Value) -> String {
@@ -331,6 +338,144 @@ pub fn parse_value(text: &[u8]) -> Result<Value, serde_json::Error> {
     let value = serde::de::DeserializeSeed::deserialize(Tree, &mut de)?;
     de.end()?;
     Ok(value)
+}
+
+/// The parts of an event a source's mapping reads, as a tree of object
+/// keys: [`parse_wanted`] builds only these into the `Value` and checks and
+/// skips the rest, so an event is not turned into a tree of maps and
+/// strings only for most of them to be dropped. Built from the JSON
+/// pointers the mapping follows ([`Wanted::pointer`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Wanted {
+    /// Keys wanted in this object, each with what is wanted below it.
+    keys: Vec<(String, Wanted)>,
+    /// The whole value is wanted.
+    whole: bool,
+}
+
+impl Wanted {
+    /// Also want the value a JSON pointer (RFC 6901) names, whole: `""` is
+    /// the whole event. A pointer `Value::pointer` never follows (one not
+    /// starting with `/`) adds nothing. A token that is an array index
+    /// wants the whole array (arrays are not pruned).
+    pub fn pointer(&mut self, pointer: &str) -> &mut Self {
+        if pointer.is_empty() {
+            self.whole = true;
+            self.keys.clear();
+        }
+        if let Some(path) = pointer.strip_prefix('/') {
+            let mut node = &mut *self;
+            for token in path.split('/') {
+                node = node.child(&token.replace("~1", "/").replace("~0", "~"));
+            }
+            node.whole = true;
+            node.keys.clear();
+        }
+        self
+    }
+
+    /// Also want a top-level key, whole.
+    pub fn key(&mut self, key: &str) -> &mut Self {
+        let node = self.child(key);
+        node.whole = true;
+        node.keys.clear();
+        self
+    }
+
+    /// The node for `key`, added if new (a whole node wants everything
+    /// below already, so it stays as it is).
+    fn child(&mut self, key: &str) -> &mut Wanted {
+        if self.whole {
+            return self;
+        }
+        let at = match self.keys.iter().position(|(k, _)| k == key) {
+            Some(at) => at,
+            None => {
+                self.keys.push((key.to_owned(), Wanted::default()));
+                self.keys.len() - 1
+            }
+        };
+        &mut self.keys[at].1
+    }
+}
+
+/// Parse an event's JSON text keeping only what `wanted` names (see
+/// [`Wanted`]): every pointer the wanted tree was built from finds the same
+/// value in the result as in [`parse_value`]'s. The rest of the text is
+/// checked as JSON but not built, and not depth-limited.
+pub fn parse_wanted(text: &[u8], wanted: &Wanted) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = serde::de::DeserializeSeed::deserialize(Prune(wanted), &mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Reads the parts of a JSON value a [`Wanted`] names (see [`parse_wanted`]).
+struct Prune<'w>(&'w Wanted);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Prune<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.0.whole {
+            return d.deserialize_any(Tree);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Prune<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::with_capacity(self.0.keys.len());
+        while let Some(found) = map.next_key_seed(WantedKey(self.0))? {
+            match found {
+                Some((key, below)) => {
+                    let value = map.next_value_seed(Prune(below))?;
+                    out.insert(key.clone(), value);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        serde::de::Visitor::visit_seq(Tree, seq)
+    }
+
+    json_scalars!();
+}
+
+/// Reads an object key and finds it among the wanted ones, without
+/// allocating for the keys that are not.
+struct WantedKey<'w>(&'w Wanted);
+
+impl<'de, 'w> serde::de::DeserializeSeed<'de> for WantedKey<'w> {
+    type Value = Option<&'w (String, Wanted)>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'w> serde::de::Visitor<'_> for WantedKey<'w> {
+    type Value = Option<&'w (String, Wanted)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.keys.iter().find(|(k, _)| k == key))
+    }
 }
 
 /// Entries an object's map has room for before it grows.
@@ -552,7 +697,83 @@ mod tests {
         assert_eq!(parse_value(marker.as_bytes()).unwrap(), json!({"$serde_json::private::RawValue": "[1]"}));
     }
 
+    /// `parse_wanted` builds what the pointers name, as `parse_value`
+    /// does, and skips the rest; arrays on the way are kept whole.
+    #[test]
+    fn parse_wanted_builds_only_what_the_pointers_name() {
+        let text = r#"{"id": "e1", "time": 1, "actor": {"name": "bob", "ip": "10.0.0.1", "tags": ["x"]},
+            "big": {"deep": [[[[1]]]], "s": "\u00e9\"\n"}, "list": [{"a": 1}, {"b": 2}], "a/b": {"c~d": 3},
+            "id\u0031": "escaped key", "dup": 1, "dup": 2}"#;
+        let mut w = Wanted::default();
+        for p in ["/id", "/actor/name", "/list/1/b", "/a~1b/c~0d", "/id1", "/dup", "/missing/x", "no-slash"] {
+            w.pointer(p);
+        }
+        let got = parse_wanted(text.as_bytes(), &w).unwrap();
+        assert_eq!(
+            got,
+            json!({"id": "e1", "actor": {"name": "bob"}, "list": [{"a": 1}, {"b": 2}], "a/b": {"c~d": 3},
+                   "id1": "escaped key", "dup": 2})
+        );
+        assert_eq!(
+            got.to_string(),
+            r#"{"id":"e1","actor":{"name":"bob"},"list":[{"a":1},{"b":2}],"a/b":{"c~d":3},"id1":"escaped key","dup":2}"#
+        );
+
+        // A whole value wins over the pointers below it, either way round.
+        let mut w = Wanted::default();
+        w.pointer("/actor/name").pointer("/actor").pointer("/actor/ip");
+        assert_eq!(
+            parse_wanted(text.as_bytes(), &w).unwrap()["actor"],
+            json!({"name": "bob", "ip": "10.0.0.1", "tags": ["x"]})
+        );
+        let mut w = Wanted::default();
+        w.key("big").pointer("");
+        assert_eq!(parse_wanted(text.as_bytes(), &w).unwrap(), parse_value(text.as_bytes()).unwrap());
+        assert_eq!(parse_wanted(text.as_bytes(), &Wanted::default()).unwrap(), json!({}));
+        assert_eq!(parse_wanted(b" [1, {\"a\": 2}] ", &Wanted::default()).unwrap(), json!([1, {"a": 2}]));
+        assert_eq!(parse_wanted(b"\"text\"", &Wanted::default()).unwrap(), json!("text"));
+
+        // Unwanted values are checked as JSON text but not built: no depth
+        // limit there, and a number is not converted (as the page's split
+        // does not); broken text is refused wherever it is.
+        let deep = format!(r#"{{"id": 1, "x": {}{}}}"#, "[".repeat(200), "]".repeat(200));
+        let mut w = Wanted::default();
+        w.pointer("/id");
+        assert_eq!(parse_wanted(deep.as_bytes(), &w).unwrap(), json!({"id": 1}));
+        assert_eq!(parse_wanted(br#"{"id": 1, "x": 1e400}"#, &w).unwrap(), json!({"id": 1}));
+        assert!(parse_wanted(br#"{"id": 1e400, "x": 1}"#, &w).is_err());
+        for text in
+            ["", "{", r#"{"a": 1,}"#, r#"{"x": [1] 2}"#, r#"{"x": "\x"}"#, "nul", r#"{"id": 1} 2"#, r#"{"x": tru}"#]
+        {
+            assert!(parse_wanted(text.as_bytes(), &w).is_err(), "{text}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn parse_wanted_finds_what_parse_value_finds(
+            v in json_value(),
+            pointers in proptest::collection::vec(proptest::collection::vec(proptest::sample::select(KEYS.to_vec()), 0..4), 0..5),
+        ) {
+            let pointers: Vec<String> = pointers
+                .iter()
+                .map(|tokens| tokens.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect())
+                .collect();
+            let mut w = Wanted::default();
+            for p in &pointers {
+                w.pointer(p);
+            }
+            for text in [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap()] {
+                let got = parse_wanted(text.as_bytes(), &w).unwrap();
+                for p in &pointers {
+                    proptest::prop_assert_eq!(got.pointer(p), v.pointer(p), "{}", p);
+                }
+                if pointers.is_empty() && v.is_object() {
+                    proptest::prop_assert_eq!(&got, &json!({}));
+                }
+            }
+        }
+
         #[test]
         fn parse_value_round_trips_any_value(v in json_value()) {
             let text = serde_json::to_string(&v).unwrap();
@@ -562,10 +783,13 @@ mod tests {
         }
     }
 
+    /// Object keys of the generated values, and the tokens of the
+    /// generated pointers.
+    const KEYS: [&str; 8] = ["a", "b\"\\", "ü\n", "", "id", "$serde_json::private::RawValue", "x/y~z", "0"];
+
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
-        let key = prop::sample::select(vec!["a", "b\"\\", "ü\n", "", "id", "$serde_json::private::RawValue"])
-            .prop_map(str::to_owned);
+        let key = prop::sample::select(KEYS.to_vec()).prop_map(str::to_owned);
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),

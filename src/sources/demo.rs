@@ -6,7 +6,7 @@
 //! poll of the same window returns the same events. It goes through the
 //! whole poller: cursor, journal, dedupe, outputs.
 
-use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi};
+use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Wanted};
 use crate::config::units::Rate;
 use crate::config::SourceConfig;
 use crate::event::{Normalised, Observer};
@@ -22,7 +22,27 @@ const EPOCH_MS: i64 = 1_577_836_800_000;
 pub struct Demo {
     count: i64,
     per_ms: i64,
+    wanted: Wanted,
 }
+
+/// Where an event's id and time are.
+const ID: &str = "/id";
+const TIME: &str = "/time";
+
+/// The ECS fields of an event: path, pointer to a string, and whether the
+/// ECS field is a list of it.
+const FIELDS: [(&str, &str, bool); 10] = [
+    ("event.action", "/action", false),
+    ("event.outcome", "/outcome", false),
+    ("event.category", "/category", true),
+    ("event.type", "/type", true),
+    ("event.reason", "/reason", false),
+    ("user.id", "/actor/id", false),
+    ("user.name", "/actor/name", false),
+    ("user.email", "/actor/email", false),
+    ("source.ip", "/client/ip", false),
+    ("user_agent.original", "/client/user_agent", false),
+];
 
 impl Demo {
     /// From config: `rate` (default `"10/s"`).
@@ -30,7 +50,11 @@ impl Demo {
         let rate = cfg
             .rate
             .unwrap_or(Rate { count: std::num::NonZeroU32::MIN.saturating_add(9), per: Duration::from_secs(1) });
-        Demo { count: i64::from(rate.count.get()), per_ms: (rate.per.as_millis() as i64).max(1) }
+        let mut wanted = Wanted::default();
+        for pointer in [ID, TIME].into_iter().chain(FIELDS.iter().map(|f| f.1)) {
+            wanted.pointer(pointer);
+        }
+        Demo { count: i64::from(rate.count.get()), per_ms: (rate.per.as_millis() as i64).max(1), wanted }
     }
 
     /// The time of event `k`.
@@ -161,23 +185,23 @@ impl SourceApi for Demo {
         Ok(ApiPage::parsed(events, next))
     }
 
+    fn wanted(&self) -> Option<&Wanted> {
+        Some(&self.wanted)
+    }
+
     fn normalise(&self, raw: &Value) -> Normalised {
         let s = |p: &str| raw.pointer(p).and_then(Value::as_str);
         let mut n = Normalised {
-            id: s("/id").map(str::to_owned),
-            timestamp: s("/time").and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc)),
+            id: s(ID).map(str::to_owned),
+            timestamp: s(TIME).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc)),
             ..Default::default()
         };
-        n.put_str("event.action", s("/action"))
-            .put_str("event.outcome", s("/outcome"))
-            .put("event.category", s("/category").map(|c| json!([c])))
-            .put("event.type", s("/type").map(|c| json!([c])))
-            .put_str("event.reason", s("/reason"))
-            .put_str("user.id", s("/actor/id"))
-            .put_str("user.name", s("/actor/name"))
-            .put_str("user.email", s("/actor/email"))
-            .put_str("source.ip", s("/client/ip"))
-            .put_str("user_agent.original", s("/client/user_agent"));
+        for (path, pointer, list) in FIELDS {
+            match list {
+                true => n.put(path, s(pointer).map(|c| json!([c]))),
+                false => n.put_str(path, s(pointer)),
+            };
+        }
         n
     }
 

@@ -8,6 +8,7 @@
 
 use super::api::{
     json_body_split, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Query, ShapeError, SourceApi,
+    Wanted,
 };
 use super::auth::{Auth, OAuth2};
 use super::{base_url, need_secret};
@@ -103,6 +104,8 @@ pub struct HttpJson {
     pagination: PaginationConfig,
     order: Order,
     fields: BTreeMap<String, String>,
+    /// What the mapping reads of an event.
+    wanted: Wanted,
 }
 
 /// Build from config; secrets resolved through `env`.
@@ -152,24 +155,33 @@ pub fn build(
         }
     };
     base_url(problems, at, cfg)?;
-    let api = HttpJson {
-        url: cfg.url.clone().unwrap_or_default(),
-        post: cfg.method.as_deref() == Some("POST"),
-        body: cfg.body.clone(),
-        headers: cfg.headers.clone().unwrap_or_default(),
-        params: cfg.params.clone().unwrap_or_default(),
-        events: cfg.events.clone().unwrap_or_default(),
-        id: cfg.id.clone(),
-        timestamp: cfg.timestamp.clone().unwrap_or_default(),
-        format: TimeFormat::parse(cfg.timestamp_format.as_deref().unwrap_or("rfc3339")).unwrap_or(TimeFormat::Rfc3339),
-        pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
-        order: cfg.order.unwrap_or_default(),
-        fields: cfg.fields.clone().unwrap_or_default(),
-    };
-    Some((Box::new(api), auth))
+    Some((Box::new(HttpJson::of(cfg)), auth))
 }
 
 impl HttpJson {
+    /// The source a checked config describes (secrets are the caller's).
+    fn of(cfg: &SourceConfig) -> HttpJson {
+        let id = cfg.id.clone();
+        let timestamp = cfg.timestamp.clone().unwrap_or_default();
+        let fields = cfg.fields.clone().unwrap_or_default();
+        HttpJson {
+            url: cfg.url.clone().unwrap_or_default(),
+            post: cfg.method.as_deref() == Some("POST"),
+            body: cfg.body.clone(),
+            headers: cfg.headers.clone().unwrap_or_default(),
+            params: cfg.params.clone().unwrap_or_default(),
+            events: cfg.events.clone().unwrap_or_default(),
+            format: TimeFormat::parse(cfg.timestamp_format.as_deref().unwrap_or("rfc3339"))
+                .unwrap_or(TimeFormat::Rfc3339),
+            pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
+            order: cfg.order.unwrap_or_default(),
+            wanted: wanted(id.as_deref(), &timestamp, &fields),
+            id,
+            timestamp,
+            fields,
+        }
+    }
+
     fn expand(&self, text: &str, q: &Query<'_>) -> String {
         let page = match self.pagination {
             PaginationConfig::Page { start } => start + q.page,
@@ -279,6 +291,10 @@ impl SourceApi for HttpJson {
         )
     }
 
+    fn wanted(&self) -> Option<&Wanted> {
+        Some(&self.wanted)
+    }
+
     fn normalise(&self, raw: &Value) -> Normalised {
         let mut n = Normalised {
             id: self.id.as_deref().and_then(|p| pointer_str(raw, p)),
@@ -350,13 +366,41 @@ fn resolve(base: &str, target: &str) -> String {
     url::Url::parse(base).and_then(|b| b.join(target)).map(|u| u.to_string()).unwrap_or_else(|_| target.to_owned())
 }
 
+/// Keys of common audit APIs, by the ECS field they give, in the order they
+/// are tried when no `fields` mapping is set.
+const ACTION_KEYS: &[&str] = &["action", "event_type", "eventType", "event", "type", "activity"];
+const USER_KEYS: &[&str] = &["user", "actor", "username", "user_name", "userName"];
+const IP_KEYS: &[&str] = &["ip", "ip_address", "ipAddress", "source_ip", "client_ip", "remote_addr"];
+const USER_AGENT_KEYS: &[&str] = &["user_agent", "userAgent"];
+const OUTCOME_KEYS: &[&str] = &["outcome", "status", "result"];
+const GUESSED_KEYS: [&[&str]; 5] = [ACTION_KEYS, USER_KEYS, IP_KEYS, USER_AGENT_KEYS, OUTCOME_KEYS];
+
+/// What `normalise` and `untimed` read of an event: the id and time
+/// pointers, and the mapped pointers or else the keys `guess_fields` tries.
+fn wanted(id: Option<&str>, timestamp: &str, fields: &BTreeMap<String, String>) -> Wanted {
+    let mut w = Wanted::default();
+    w.pointer(timestamp);
+    if let Some(id) = id {
+        w.pointer(id);
+    }
+    if fields.is_empty() {
+        GUESSED_KEYS.iter().flat_map(|keys| keys.iter()).for_each(|k| {
+            w.key(k);
+        });
+    }
+    for ptr in fields.values() {
+        w.pointer(ptr);
+    }
+    w
+}
+
 /// Common field names of audit APIs, used when no `fields` mapping is set.
 fn guess_fields(raw: &Value, n: &mut Normalised) {
     let first = |keys: &[&str]| keys.iter().find_map(|k| raw.get(*k).filter(|v| !v.is_null()));
-    if let Some(a) = first(&["action", "event_type", "eventType", "event", "type", "activity"]) {
+    if let Some(a) = first(ACTION_KEYS) {
         n.put("event.action", a.clone());
     }
-    match first(&["user", "actor", "username", "user_name", "userName"]) {
+    match first(USER_KEYS) {
         Some(Value::String(s)) => {
             n.put_str("user.name", Some(s));
         }
@@ -368,14 +412,13 @@ fn guess_fields(raw: &Value, n: &mut Normalised) {
         }
         _ => {}
     }
-    if let Some(Value::String(ip)) = first(&["ip", "ip_address", "ipAddress", "source_ip", "client_ip", "remote_addr"])
-    {
+    if let Some(Value::String(ip)) = first(IP_KEYS) {
         n.put_str("source.ip", Some(ip));
     }
-    if let Some(Value::String(ua)) = first(&["user_agent", "userAgent"]) {
+    if let Some(Value::String(ua)) = first(USER_AGENT_KEYS) {
         n.put_str("user_agent.original", Some(ua));
     }
-    if let Some(Value::String(o)) = first(&["outcome", "status", "result"]) {
+    if let Some(Value::String(o)) = first(OUTCOME_KEYS) {
         let outcome = match o.to_ascii_lowercase().as_str() {
             "success" | "succeeded" | "ok" | "allowed" => "success",
             "failure" | "failed" | "fail" | "error" | "denied" => "failure",

@@ -10,11 +10,13 @@
 //! the ids taken so far) until its last page, then move the cursor to the
 //! window's end. Each commit is one journal transaction, flushed.
 
-use super::api::{ApiPage, ApiRequest, ApiResponse, Body, Next, Order, Query, SourceApi, Unparsed, Verdict};
+use super::api::{
+    parse_wanted, ApiPage, ApiRequest, ApiResponse, Body, Next, Order, Query, SourceApi, Unparsed, Verdict,
+};
 use super::auth::Auth;
 use super::SourceError;
 use crate::config::units::{Rate, StartAt};
-use crate::event::{normalise_text, Event};
+use crate::event::{needs_tree, normalise_text, Event};
 use crate::retry::Backoff;
 use crate::state::{Cursor, State, Status, Window};
 use crate::telemetry::metrics::Metrics;
@@ -746,21 +748,41 @@ fn normalise_part(
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, (usize, String)> {
     let observer = api.observer();
-    let one = |i: usize, raw: &Value, text: Option<&[u8]>| {
+    let timed = |i: usize, raw: &Value| {
         let n = api.normalise(raw);
-        if n.timestamp.is_none() {
-            return Err((first + i, format!("has no readable time: {}", api.untimed(raw))));
+        match n.timestamp {
+            Some(_) => Ok(n),
+            None => Err((first + i, format!("has no readable time: {}", api.untimed(raw)))),
         }
-        Ok(normalise_text(name, observer, raw, text, n, now).into_journaled())
     };
     match raw {
-        Raw::Parsed(events) => events.iter().enumerate().map(|(i, raw)| one(i, raw, None)).collect(),
+        Raw::Parsed(events) => events
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| Ok(normalise_text(name, observer, raw, None, timed(i, raw)?, now).into_journaled()))
+            .collect(),
         Raw::Text(text) => (0..text.len())
             .map(|i| {
-                let raw = text
-                    .parse(i)
-                    .map_err(|e| (first + i, format!("is not readable JSON ({e}): {}", excerpt(text.text(i)))))?;
-                one(i, &raw, Some(text.text(i)))
+                let sent = text.text(i);
+                let unreadable = |e| (first + i, format!("is not readable JSON ({e}): {}", excerpt(sent)));
+                let whole = || text.parse(i).map_err(unreadable);
+                let event = match api.wanted() {
+                    None => {
+                        let raw = whole()?;
+                        normalise_text(name, observer, &raw, Some(sent), timed(i, &raw)?, now)
+                    }
+                    // Only what the mapping reads is built; the whole tree
+                    // only when the event is written compact or hashed.
+                    Some(wanted) => {
+                        let raw = parse_wanted(sent, wanted).map_err(unreadable)?;
+                        let n = timed(i, &raw)?;
+                        match needs_tree(sent, &n) {
+                            true => normalise_text(name, observer, &whole()?, Some(sent), n, now),
+                            false => normalise_text(name, observer, &raw, Some(sent), n, now),
+                        }
+                    }
+                };
+                Ok(event.into_journaled())
             })
             .collect(),
     }
@@ -902,6 +924,12 @@ mod tests {
             let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into() };
             super::super::api::json_body_split(&resp, "/events").unwrap().1.unwrap()
         };
+        // A page of events as these texts.
+        let sent_as = |sent: &[String]| {
+            let body = format!("{{\"events\": [{}]}}", sent.join(", "));
+            let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into_bytes().into() };
+            super::super::api::json_body_split(&resp, "/events").unwrap().1.unwrap()
+        };
         let now = Utc::now();
         for n in [0, 1, PART_MIN * 2 - 1, PART_MIN * 4 + 3] {
             let events: Vec<Value> = (0..n as i64).map(|k| demo.event(k)).collect();
@@ -916,15 +944,46 @@ mod tests {
         // Text on one line but not compact is journaled as the API sent it.
         let events: Vec<Value> = (0..PART_MIN as i64 * 2 + 1).map(|k| demo.event(k)).collect();
         let sent: Vec<String> = events.iter().map(|e| format!("{{ {}", &e.to_string()[1..])).collect();
-        let body = format!("{{\"events\": [{}]}}", sent.join(", "));
-        let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into_bytes().into() };
-        let text = super::super::api::json_body_split(&resp, "/events").unwrap().1.unwrap();
+        let text = sent_as(&sent);
         let want = p.normalise_page(events.clone(), None, 3, "u", now).await.unwrap();
         let got = p.normalise_page(Vec::new(), Some(text), 3, "u", now).await.unwrap();
         assert_eq!(got.len(), sent.len());
         for ((a, b), sent) in got.iter().zip(&want).zip(&sent) {
             assert_eq!(&a.raw, sent);
             assert_ne!(a.raw, b.raw, "the parsed path writes it compact");
+            assert_eq!((&a.id, a.timestamp, a.fields()), (&b.id, b.timestamp, b.fields()));
+        }
+
+        // Only what the mapping reads is built for events with an id; one
+        // without is hashed from its whole tree, as the parsed path does.
+        let mut events: Vec<Value> = (0..PART_MIN as i64 * 2 + 1).map(|k| demo.event(k)).collect();
+        for e in events.iter_mut().step_by(3) {
+            e.as_object_mut().unwrap().remove("id");
+        }
+        let sent: Vec<String> = events.iter().map(|e| format!("{{ {}", &e.to_string()[1..])).collect();
+        let text = sent_as(&sent);
+        let want = p.normalise_page(events.clone(), None, 3, "u", now).await.unwrap();
+        let got = p.normalise_page(Vec::new(), Some(text), 3, "u", now).await.unwrap();
+        assert_eq!(got.len(), sent.len());
+        for (k, ((a, b), sent)) in got.iter().zip(&want).zip(&sent).enumerate() {
+            assert_eq!(&a.raw, sent);
+            assert_eq!((&a.id, a.timestamp, a.fields()), (&b.id, b.timestamp, b.fields()));
+            if k % 3 == 0 {
+                assert_eq!(a.id, crate::event::hash_id(&events[k].to_string()));
+            }
+        }
+
+        // A value nested deeper than serde_json builds a tree for, where the
+        // mapping does not read, does not stop the event.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let events: Vec<Value> = (0..PART_MIN as i64 * 2).map(|k| demo.event(k)).collect();
+        let sent: Vec<String> = events.iter().map(|e| format!("{{\"extra\":{deep},{}", &e.to_string()[1..])).collect();
+        let text = sent_as(&sent);
+        let want = p.normalise_page(events, None, 3, "u", now).await.unwrap();
+        let got = p.normalise_page(Vec::new(), Some(text), 3, "u", now).await.unwrap();
+        assert_eq!(got.len(), sent.len());
+        for ((a, b), sent) in got.iter().zip(&want).zip(&sent) {
+            assert_eq!(&a.raw, sent);
             assert_eq!((&a.id, a.timestamp, a.fields()), (&b.id, b.timestamp, b.fields()));
         }
 

@@ -15,22 +15,9 @@ fn api(extra: &str) -> HttpJson {
     let c = cfg(extra);
     let (boxed, _) = build(&c, "source[0]", &env, &mut problems).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
-    // Rebuild concretely for white-box checks.
+    // Rebuilt concretely for white-box checks.
     drop(boxed);
-    HttpJson {
-        url: c.url.clone().unwrap(),
-        post: c.method.as_deref() == Some("POST"),
-        body: c.body.clone(),
-        headers: c.headers.clone().unwrap_or_default(),
-        params: c.params.clone().unwrap_or_default(),
-        events: c.events.clone().unwrap_or_default(),
-        id: c.id.clone(),
-        timestamp: c.timestamp.clone().unwrap_or_default(),
-        format: TimeFormat::parse(c.timestamp_format.as_deref().unwrap_or("rfc3339")).unwrap(),
-        pagination: c.pagination.clone().unwrap_or(PaginationConfig::None),
-        order: c.order.unwrap_or_default(),
-        fields: c.fields.clone().unwrap_or_default(),
-    }
+    HttpJson::of(&c)
 }
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -187,4 +174,51 @@ fn fields_mapping_and_guessing() {
     assert_eq!(crate::event::get(&n.fields, "user.email"), Some(&json!("b@x")));
     assert_eq!(crate::event::get(&n.fields, "source.ip"), Some(&json!("192.0.2.1")));
     assert_eq!(crate::event::get(&n.fields, "event.outcome"), Some(&json!("failure")));
+}
+
+/// Everything `normalise` and `untimed` read is in `wanted`: an event
+/// parsed down to it gives the same facts as the whole event, for guessed
+/// fields (each key a guess tries) and for mapped ones (nested, through an
+/// array, escaped).
+#[test]
+fn the_wanted_parts_of_an_event_give_what_the_whole_event_gives() {
+    let configs = [
+        BASE.to_owned(),
+        format!("{BASE}fields = {{ \"user.name\" = \"/who/login\", \"event.action\" = \"/op\", \"a.b\" = \"/list/1/x\", \"c\" = \"/k~1e~0y\" }}"),
+        "events = \"/data/items\"\nid = \"/meta/ids/0\"\ntimestamp = \"/meta/at\"\ntimestamp_format = \"unix\"\n".to_owned(),
+        "events = \"/data/items\"\ntimestamp = \"/created_at\"\n".to_owned(),
+    ];
+    let mut events = vec![
+        json!({"id": "x1", "created_at": "2024-05-01T10:00:01Z", "who": {"login": "eve", "x": 1}, "op": "delete",
+               "list": [{"x": 0}, {"x": "one"}], "k/e~y": {"deep": [1, 2]}, "noise": {"a": [1, {"b": 2}]},
+               "meta": {"ids": ["m-1", "m-2"], "at": 1714557601.5, "other": true}}),
+        json!({"created_at": "not a time", "meta": {"at": "soon"}, "extra": "x"}),
+        json!({"id": 7, "created_at": "2024-05-01T10:00:01Z", "user": "bob", "noise": 1}),
+    ];
+    for (k, keys) in GUESSED_KEYS.iter().enumerate() {
+        for key in keys.iter() {
+            let value = match k {
+                1 if key.starts_with('a') => json!({"name": "n", "username": "u", "email": "e@x", "id": 9}),
+                4 => json!("Denied"),
+                _ => json!(format!("{key}-value")),
+            };
+            events.push(json!({"id": "g", "created_at": "2024-05-01T10:00:01Z", *key: value, "unmapped": [1, 2, 3]}));
+            events.push(json!({"id": "g", "created_at": "2024-05-01T10:00:01Z", *key: null, "user": {"name": "later"}, "unmapped": 0}));
+        }
+    }
+    for extra in &configs {
+        let api = api(extra);
+        for e in &events {
+            let whole = api.normalise(e);
+            let wanted = super::super::api::parse_wanted(e.to_string().as_bytes(), &api.wanted).unwrap();
+            let part = api.normalise(&wanted);
+            assert_eq!(
+                (&part.id, part.timestamp, &part.fields),
+                (&whole.id, whole.timestamp, &whole.fields),
+                "{extra} {e}"
+            );
+            assert_eq!(api.untimed(&wanted), api.untimed(e), "{extra} {e}");
+            assert_ne!(wanted, *e, "only the wanted parts are built: {extra} {e}");
+        }
+    }
 }
