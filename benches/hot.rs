@@ -10,14 +10,14 @@
 //! `page`: the body cut into the rest and the events' text; `parse`: each
 //! event's text into a JSON tree; `parse_wanted`: only what the source's
 //! mapping reads of each event into a tree (what the poller does when the
-//! event keeps its text and has an id); `normalise`: the vendor mapping and the
-//! ECS document; `journal_text`: the document's compact text kept in the
-//! journal; `journal_append`: one page written to a sled journal with its
-//! cursor; `hec_encode`: a batch of journaled events into a HEC body.
+//! event keeps its text and has an id); `normalise`: the vendor mapping and
+//! the ECS document's compact text kept in the journal; `journal_append`:
+//! one page written to a sled journal with its cursor; `hec_encode`: a
+//! batch of journaled events into a HEC body.
 
 use auditrelay::event::{self, Event};
 use auditrelay::sources::api::{json_body_split, parse_wanted, ApiResponse, Unparsed};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
 
 #[path = "common/payload.rs"]
@@ -78,22 +78,14 @@ fn hot(c: &mut Criterion) {
     });
 
     let raws = parsed(&f);
-    let normalise_all = || raws.iter().enumerate().map(|(i, r)| normalise(&f, r, text.text(i))).collect::<Vec<_>>();
+    let normalise_all =
+        || raws.iter().enumerate().map(|(i, r)| normalise(&f, r, text.text(i)).into_journaled()).collect::<Vec<_>>();
     g.bench_function("normalise", |b| b.iter(normalise_all));
-
-    let built: Vec<Event> = normalise_all();
-    g.bench_function("journal_text", |b| {
-        b.iter_batched(
-            || built.clone(),
-            |events| events.into_iter().map(Event::into_journaled).collect::<Vec<_>>(),
-            BatchSize::LargeInput,
-        )
-    });
 
     let dir = tempfile::tempdir().unwrap();
     let state = auditrelay::state::State::open(dir.path()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let journaled: Vec<Event> = built.iter().cloned().map(Event::into_journaled).collect();
+    let journaled: Vec<Event> = normalise_all();
     let cursor = auditrelay::state::Cursor::default();
     g.bench_function("journal_append", |b| {
         b.iter_custom(|pages| {

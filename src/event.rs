@@ -367,7 +367,59 @@ pub struct Normalised {
     /// When the action happened.
     pub timestamp: Option<DateTime<Utc>>,
     /// ECS fields by dotted path, e.g. `("user.name", "bob")`.
-    pub fields: Map<String, Value>,
+    pub fields: Paths,
+}
+
+/// ECS fields by dotted path, in the order a source set them. The nested
+/// document is only made when the event is journaled, as text, with no map
+/// of maps in between (see [`normalise_text`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Paths(Vec<(String, Value)>);
+
+impl Paths {
+    /// Set a field by dotted path: what an earlier path set at or below it
+    /// is replaced, as [`set`] replaces it in a map.
+    pub fn set(&mut self, path: &str, value: Value) {
+        self.0.push((path.to_owned(), value));
+    }
+
+    /// The value at a dotted path of the document the paths build, as
+    /// [`get`] finds it in that document.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        for (p, v) in self.0.iter().rev() {
+            if p == path {
+                return Some(v.clone());
+            }
+            if let Some(rest) = below(path, p) {
+                return v.as_object().and_then(|m| get(m, rest)).cloned();
+            }
+            if below(p, path).is_some() {
+                // An object made of paths: build the document to read it.
+                return get(&self.clone().into_map(), path).cloned();
+            }
+        }
+        None
+    }
+
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The nested document, as [`set`] builds it path by path.
+    pub fn into_map(self) -> Map<String, Value> {
+        let mut map = Map::with_capacity(self.0.len());
+        for (path, value) in self.0 {
+            set(&mut map, &path, value);
+        }
+        map
+    }
+}
+
+/// The rest of dotted path `path` below `prefix`, when `prefix` is a path
+/// of its objects (`below("user.name", "user") == Some("name")`).
+fn below<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix)?.strip_prefix('.')
 }
 
 impl Normalised {
@@ -377,7 +429,7 @@ impl Normalised {
         if let Some(v) = value.into() {
             let empty = v.is_null() || v.as_str().is_some_and(str::is_empty);
             if !empty {
-                set(&mut self.fields, path, v);
+                self.fields.set(path, v);
             }
         }
         self
@@ -428,15 +480,26 @@ pub fn normalise_text(
         None => hash_id(&raw_text),
     });
     let timestamp = n.timestamp.unwrap_or(fallback_time);
-    let mut fields = Map::with_capacity(n.fields.len() + 4);
-    let time = Value::String(rfc3339(timestamp));
+    let time = rfc3339(timestamp);
+    if let Some(template) = render(&n.fields, &time, &id, source, observer) {
+        return Event::journaled(source.to_owned(), id, timestamp, template, raw_text);
+    }
+    let fields = build(n.fields, time, &id, source, observer);
+    Event::new(source.to_owned(), id, timestamp, fields, raw_text)
+}
+
+/// The ECS document of an event, without `event.original`: the source's
+/// fields (sanitised) and what the agent sets, `@timestamp` (`time`) first.
+fn build(paths: Paths, time: String, id: &str, source: &str, observer: Observer) -> Map<String, Value> {
+    let mut fields = Map::with_capacity(paths.0.len() + 4);
+    let time = Value::String(time);
     fields.insert("@timestamp".into(), time.clone());
-    fields.extend(n.fields);
+    fields.extend(paths.into_map());
     // A vendor key under `@timestamp.` must not replace the event's time
     // (insert keeps the key first and overwrites the value).
     fields.insert("@timestamp".into(), time);
     sanitise(&mut fields, 1);
-    set(&mut fields, "event.id", Value::String(id.clone()));
+    set(&mut fields, "event.id", Value::String(id.to_owned()));
     if get(&fields, "event.outcome").is_none() {
         set(&mut fields, "event.outcome", Value::String("unknown".into()));
     }
@@ -447,7 +510,158 @@ pub fn normalise_text(
         let m = message_of(&fields);
         set(&mut fields, "message", Value::String(m));
     }
-    Event::new(source.to_owned(), id, timestamp, fields, raw_text)
+    fields
+}
+
+/// The journaled text of the document [`normalise_text`] builds from
+/// `paths`, written straight from them: the same bytes as [`build`] and
+/// [`Template::of`], without a map per object, a key per field and a
+/// second pass. `None` when the paths touch what the agent sets
+/// (`@timestamp`, `event.id`, `labels`, `observer`, a `message` that is not
+/// a string, the `event` object itself), set one field twice, or hold a
+/// value the map-building path sanitises; that path is then taken.
+fn render(paths: &Paths, time: &str, id: &str, source: &str, observer: Observer) -> Option<Template> {
+    let entries = &paths.0;
+    for (i, (p, v)) in entries.iter().enumerate() {
+        let top = p.split('.').next().unwrap_or(p);
+        let agent_sets = matches!(top, "@timestamp" | "labels" | "observer")
+            || p == "event"
+            || ["event.id", "event.original", "message"].iter().any(|a| p == a || below(p, a).is_some())
+                && !(p == "message" && v.is_string());
+        let twice = entries.iter().enumerate().any(|(j, (q, _))| j != i && (q == p || below(q, p).is_some()));
+        let segments = p.split('.').count();
+        let sanitised =
+            segments + 1 >= MAX_DEPTH || p.split('.').any(|s| s == RAW_VALUE_TOKEN) || !plain(v, segments + 1);
+        if agent_sets || twice || sanitised {
+            return None;
+        }
+    }
+
+    // The objects the paths make, in the order they were first set.
+    enum Node<'a> {
+        Leaf(&'a Value),
+        Branch(Vec<(&'a str, Node<'a>)>),
+    }
+    let mut root: Vec<(&str, Node)> = Vec::with_capacity(entries.len() + 4);
+    for (p, v) in entries {
+        let mut level = &mut root;
+        let mut segments = p.split('.').peekable();
+        while let Some(key) = segments.next() {
+            if segments.peek().is_none() {
+                level.push((key, Node::Leaf(v)));
+                break;
+            }
+            let at = match level.iter().position(|(k, n)| *k == key && matches!(n, Node::Branch(_))) {
+                Some(at) => at,
+                None => {
+                    level.push((key, Node::Branch(Vec::new())));
+                    level.len() - 1
+                }
+            };
+            let Node::Branch(next) = &mut level[at].1 else { return None };
+            level = next;
+        }
+    }
+    fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+        // Serialising strings and `Value`s into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
+    fn write(out: &mut Vec<u8>, nodes: &[(&str, Node)]) {
+        for (i, (k, node)) in nodes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json(out, *k);
+            out.push(b':');
+            match node {
+                Node::Leaf(v) => json(out, *v),
+                Node::Branch(inner) => {
+                    out.push(b'{');
+                    write(out, inner);
+                    out.push(b'}');
+                }
+            }
+        }
+    }
+    // A string field of the document, as `get` finds it there.
+    let field = |path: &str| {
+        entries.iter().find_map(|(p, v)| match below(path, p) {
+            _ if p == path => v.as_str(),
+            Some(rest) => v.as_object().and_then(|m| get(m, rest)).and_then(Value::as_str),
+            None => None,
+        })
+    };
+    let outcome_set = entries.iter().any(|(p, _)| p == "event.outcome" || below(p, "event.outcome").is_some());
+    let event_fields = |out: &mut Vec<u8>, inner: &[(&str, Node)]| {
+        write(out, inner);
+        if !inner.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"id\":");
+        json(out, id);
+        if !outcome_set {
+            out.extend_from_slice(b",\"outcome\":\"unknown\"");
+        }
+    };
+
+    let mut text = Vec::with_capacity(512);
+    text.extend_from_slice(b"{\"@timestamp\":");
+    json(&mut text, time);
+    let mut at = None;
+    for (k, node) in &root {
+        text.push(b',');
+        json(&mut text, *k);
+        text.push(b':');
+        match node {
+            Node::Branch(inner) if *k == "event" => {
+                text.push(b'{');
+                event_fields(&mut text, inner);
+                at = Some(text.len());
+                text.push(b'}');
+            }
+            Node::Leaf(v) => json(&mut text, *v),
+            Node::Branch(inner) => {
+                text.push(b'{');
+                write(&mut text, inner);
+                text.push(b'}');
+            }
+        }
+    }
+    if at.is_none() {
+        text.extend_from_slice(b",\"event\":{");
+        event_fields(&mut text, &[]);
+        at = Some(text.len());
+        text.push(b'}');
+    }
+    text.extend_from_slice(b",\"labels\":{\"source\":");
+    json(&mut text, source);
+    text.extend_from_slice(b"},\"observer\":{\"vendor\":");
+    json(&mut text, observer.vendor);
+    text.extend_from_slice(b",\"product\":");
+    json(&mut text, observer.product);
+    text.push(b'}');
+    if field("message").is_none() {
+        let user = field("user.name").or_else(|| field("user.email")).or_else(|| field("user.id"));
+        let action = field("event.action").unwrap_or("event");
+        let outcome = field("event.outcome").unwrap_or("unknown");
+        text.extend_from_slice(b",\"message\":");
+        json(&mut text, &format!("{action} by {} ({outcome})", user.unwrap_or("unknown user")));
+    }
+    text.push(b'}');
+    Some(Template { text, at: at.unwrap_or(0), hole: Hole::AfterEventFields })
+}
+
+/// Whether `v`, at `depth` in the document, is journaled as it is: no
+/// object or array as deep as [`MAX_DEPTH`] and no key [`sanitise`]
+/// renames.
+fn plain(v: &Value, depth: usize) -> bool {
+    match v {
+        Value::Object(m) => {
+            depth < MAX_DEPTH && !m.contains_key(RAW_VALUE_TOKEN) && m.values().all(|x| plain(x, depth + 1))
+        }
+        Value::Array(a) => depth < MAX_DEPTH && a.iter().all(|x| plain(x, depth + 1)),
+        _ => true,
+    }
 }
 
 /// The text [`normalise_text`] keeps as `event.original` for an event the
@@ -768,7 +982,117 @@ mod tests {
         })
     }
 
+    /// The document `render` writes is the one `build` makes, byte for
+    /// byte, wherever it writes one; the usual vendor mappings take it.
+    fn check_render(paths: &Paths) -> bool {
+        let (time, id, source) = ("2024-05-01T10:00:00.123Z", "evt-\"1\"", "src\\1");
+        let slow = Template::of(&build(paths.clone(), time.to_owned(), id, source, OBS));
+        match render(paths, time, id, source, OBS) {
+            Some(fast) => {
+                assert_eq!(String::from_utf8_lossy(fast.text()), String::from_utf8_lossy(slow.text()), "{paths:?}");
+                assert_eq!(fast, slow, "{paths:?}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn render_writes_what_build_makes_for_usual_mappings() {
+        let usual: [&[(&str, Value)]; 6] = [
+            &[],
+            &[("event.action", json!("login")), ("user.name", json!("bob")), ("source.ip", json!("192.0.2.1"))],
+            &[("user.email", json!("b@x")), ("event.outcome", json!("failure")), ("event.category", json!(["iam"]))],
+            &[
+                ("message", json!("as sent")),
+                ("user", json!({"id": 7, "name": {"first": "x"}})),
+                ("event.kind", json!(1)),
+            ],
+            &[("user", json!({"name": "nested", "user.name": "dotted"})), ("event.outcome", json!({"x": 1}))],
+            &[("a.b.c", json!({"event": {"original": 1}})), ("", json!(null)), ("ü\"", json!([[], {}]))],
+        ];
+        for fields in usual {
+            let mut paths = Paths::default();
+            for (p, v) in fields {
+                paths.set(p, v.clone());
+            }
+            assert!(check_render(&paths), "written directly: {paths:?}");
+        }
+        let special: [&[(&str, Value)]; 9] = [
+            &[("@timestamp", json!("x"))],
+            &[("event", json!({"a": 1}))],
+            &[("event.id", json!("mine"))],
+            &[("labels.tenant", json!("t"))],
+            &[("message", json!(1))],
+            &[("user.name", json!("a")), ("user.name", json!("b"))],
+            &[("user", json!({"a": 1})), ("user.name", json!("b"))],
+            &[("x", json!({"$serde_json::private::RawValue": 1}))],
+            &[("event.original.x", json!(1))],
+        ];
+        for fields in special {
+            let mut paths = Paths::default();
+            for (p, v) in fields {
+                paths.set(p, v.clone());
+            }
+            assert!(!check_render(&paths), "left to build: {paths:?}");
+        }
+        // Either side of the depth `build` caps values at, through values
+        // and through paths.
+        for (segments, levels) in [(1, 61), (1, 62), (1, 63), (2, 62), (3, 61), (60, 0), (62, 0), (63, 0), (70, 0)] {
+            for deep in
+                [(0..levels).fold(json!(1), |v, _| json!([v])), (0..levels).fold(json!(1), |v, _| json!({"k": v}))]
+            {
+                let mut paths = Paths::default();
+                paths.set(&vec!["x"; segments].join("."), deep);
+                let written = check_render(&paths);
+                assert_eq!(written, segments + levels.max(1) < MAX_DEPTH, "{segments} segments, {levels} levels");
+            }
+        }
+    }
+
+    fn paths() -> impl proptest::strategy::Strategy<Value = Paths> {
+        use proptest::prelude::*;
+        let segment = prop::sample::select(vec![
+            "event",
+            "id",
+            "outcome",
+            "action",
+            "original",
+            "labels",
+            "observer",
+            "message",
+            "@timestamp",
+            "user",
+            "name",
+            "email",
+            "x",
+            "",
+            "$serde_json::private::RawValue",
+        ]);
+        let path = prop::collection::vec(segment, 1..4).prop_map(|s| s.join("."));
+        let value = prop_oneof![
+            4 => json_value(),
+            1 => ".{0,6}".prop_map(Value::from),
+            1 => (0..3usize).prop_map(|k| json!({"name": format!("n{k}"), "$serde_json::private::RawValue": k})),
+            1 => (60..70usize).prop_map(|depth| (0..depth).fold(json!(0), |v, _| json!([v]))),
+            1 => (60..70usize).prop_map(|depth| (0..depth).fold(json!(0), |v, _| json!({"k": v}))),
+        ];
+        prop::collection::vec((path, value), 0..8).prop_map(|entries| {
+            let mut paths = Paths::default();
+            for (p, v) in entries {
+                paths.set(&p, v);
+            }
+            paths
+        })
+    }
+
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+        #[test]
+        fn render_writes_what_build_makes(paths in paths()) {
+            check_render(&paths);
+        }
+
         #[test]
         fn splice_equals_the_serialised_document(v in json_value(), raw in ".{0,12}") {
             if let Value::Object(m) = v {

@@ -248,7 +248,7 @@ mod tests {
         let n = d.normalise(&raw);
         assert_eq!(n.id.as_deref(), Some("evt-000000000007"));
         assert!(n.timestamp.is_some());
-        assert!(crate::event::get(&n.fields, "user.name").is_some());
-        assert!(crate::event::get(&n.fields, "event.action").is_some());
+        assert!(n.fields.get("user.name").is_some());
+        assert!(n.fields.get("event.action").is_some());
     }
 }

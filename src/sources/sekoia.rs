@@ -227,7 +227,7 @@ impl SourceApi for Sekoia {
             Some(_) => Some("change"),
             None => None,
         };
-        if crate::event::get(&n.fields, "event.category").is_none() {
+        if n.fields.get("event.category").is_none() {
             n.put("event.category", Some(json!(["web"]))).put("event.type", kind.map(|k| json!([k])));
         }
         n.put_str("event.action", action.as_deref())
