@@ -522,22 +522,9 @@ fn build(paths: Paths, time: String, id: &str, source: &str, observer: Observer)
 /// value the map-building path sanitises; that path is then taken.
 fn render(paths: &Paths, time: &str, id: &str, source: &str, observer: Observer) -> Option<Template> {
     let entries = &paths.0;
-    for (i, (p, v)) in entries.iter().enumerate() {
-        let top = p.split('.').next().unwrap_or(p);
-        let agent_sets = matches!(top, "@timestamp" | "labels" | "observer")
-            || p == "event"
-            || ["event.id", "event.original", "message"].iter().any(|a| p == a || below(p, a).is_some())
-                && !(p == "message" && v.is_string());
-        let twice = entries.iter().enumerate().any(|(j, (q, _))| j != i && (q == p || below(q, p).is_some()));
-        let segments = p.split('.').count();
-        let sanitised =
-            segments + 1 >= MAX_DEPTH || p.split('.').any(|s| s == RAW_VALUE_TOKEN) || !plain(v, segments + 1);
-        if agent_sets || twice || sanitised {
-            return None;
-        }
-    }
-
-    // The objects the paths make, in the order they were first set.
+    // The objects the paths make, in the order they were first set. A path
+    // that meets another (the same field twice, or one inside the other)
+    // or needs sanitising is left to `build`.
     enum Node<'a> {
         Leaf(&'a Value),
         Branch(Vec<(&'a str, Node<'a>)>),
@@ -545,21 +532,44 @@ fn render(paths: &Paths, time: &str, id: &str, source: &str, observer: Observer)
     let mut root: Vec<(&str, Node)> = Vec::with_capacity(entries.len() + 4);
     for (p, v) in entries {
         let mut level = &mut root;
+        let mut depth = 1;
         let mut segments = p.split('.').peekable();
         while let Some(key) = segments.next() {
+            depth += 1;
+            if depth >= MAX_DEPTH || key == RAW_VALUE_TOKEN {
+                return None;
+            }
+            let found = level.iter().position(|(k, _)| *k == key);
             if segments.peek().is_none() {
+                if found.is_some() || !plain(v, depth) {
+                    return None;
+                }
                 level.push((key, Node::Leaf(v)));
                 break;
             }
-            let at = match level.iter().position(|(k, n)| *k == key && matches!(n, Node::Branch(_))) {
-                Some(at) => at,
-                None => {
-                    level.push((key, Node::Branch(Vec::new())));
-                    level.len() - 1
-                }
-            };
+            let at = found.unwrap_or_else(|| {
+                level.push((key, Node::Branch(Vec::new())));
+                level.len() - 1
+            });
             let Node::Branch(next) = &mut level[at].1 else { return None };
             level = next;
+        }
+    }
+    // What the agent sets is not the source's.
+    let mut outcome_set = false;
+    for (k, node) in &root {
+        let agent_sets = match (*k, node) {
+            ("@timestamp" | "labels" | "observer", _) | ("event", Node::Leaf(_)) => true,
+            ("event", Node::Branch(inner)) => {
+                outcome_set = inner.iter().any(|(k, _)| *k == "outcome");
+                inner.iter().any(|(k, _)| matches!(*k, "id" | "original"))
+            }
+            ("message", Node::Leaf(v)) => !v.is_string(),
+            ("message", Node::Branch(_)) => true,
+            _ => false,
+        };
+        if agent_sets {
+            return None;
         }
     }
     fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
@@ -591,7 +601,6 @@ fn render(paths: &Paths, time: &str, id: &str, source: &str, observer: Observer)
             None => None,
         })
     };
-    let outcome_set = entries.iter().any(|(p, _)| p == "event.outcome" || below(p, "event.outcome").is_some());
     let event_fields = |out: &mut Vec<u8>, inner: &[(&str, Node)]| {
         write(out, inner);
         if !inner.is_empty() {

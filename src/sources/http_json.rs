@@ -7,8 +7,8 @@
 //! and the pointer: a wrong `timestamp` guess is loud, never a silent skip.
 
 use super::api::{
-    json_body_split, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Query, ShapeError, SourceApi,
-    Wanted,
+    json_body_split, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Pointer, Query, ShapeError,
+    SourceApi, Wanted,
 };
 use super::auth::{Auth, OAuth2};
 use super::{base_url, need_secret};
@@ -98,14 +98,16 @@ pub struct HttpJson {
     headers: BTreeMap<String, String>,
     params: BTreeMap<String, String>,
     events: String,
-    id: Option<String>,
     timestamp: String,
     format: TimeFormat,
     pagination: PaginationConfig,
     order: Order,
-    fields: BTreeMap<String, String>,
     /// What the mapping reads of an event.
     wanted: Wanted,
+    /// `id`, `timestamp` and `fields`' pointers, read once.
+    id_at: Option<Pointer>,
+    time_at: Pointer,
+    fields_at: Vec<(String, Pointer)>,
 }
 
 /// Build from config; secrets resolved through `env`.
@@ -176,9 +178,10 @@ impl HttpJson {
             pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
             order: cfg.order.unwrap_or_default(),
             wanted: wanted(id.as_deref(), &timestamp, &fields),
-            id,
+            id_at: id.as_deref().map(Pointer::parse),
+            time_at: Pointer::parse(&timestamp),
+            fields_at: fields.iter().map(|(path, ptr)| (path.clone(), Pointer::parse(ptr))).collect(),
             timestamp,
-            fields,
         }
     }
 
@@ -199,8 +202,8 @@ impl HttpJson {
     }
 }
 
-fn pointer_str(v: &Value, ptr: &str) -> Option<String> {
-    match v.pointer(ptr)? {
+fn pointer_str(v: &Value, ptr: &Pointer) -> Option<String> {
+    match ptr.find(v)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -282,7 +285,7 @@ impl SourceApi for HttpJson {
     }
 
     fn untimed(&self, raw: &Value) -> String {
-        let found = raw.pointer(&self.timestamp);
+        let found = self.time_at.find(raw);
         format!(
             "no {:?} time at {:?} (found {}); check `timestamp` and `timestamp_format`",
             format_name(&self.format),
@@ -297,15 +300,15 @@ impl SourceApi for HttpJson {
 
     fn normalise(&self, raw: &Value) -> Normalised {
         let mut n = Normalised {
-            id: self.id.as_deref().and_then(|p| pointer_str(raw, p)),
-            timestamp: raw.pointer(&self.timestamp).and_then(|v| self.format.read(v)),
+            id: self.id_at.as_ref().and_then(|p| pointer_str(raw, p)),
+            timestamp: self.time_at.find(raw).and_then(|v| self.format.read(v)),
             ..Default::default()
         };
-        if self.fields.is_empty() {
+        if self.fields_at.is_empty() {
             guess_fields(raw, &mut n);
         }
-        for (path, ptr) in &self.fields {
-            n.put(path, raw.pointer(ptr).cloned());
+        for (path, ptr) in &self.fields_at {
+            n.put(path, ptr.find(raw).cloned());
         }
         n
     }
