@@ -59,7 +59,7 @@ fn parsed(f: &Fixture) -> Vec<Value> {
 /// `poller::normalise_part`).
 fn normalise(f: &Fixture, raw: &Value, text: &[u8]) -> Event {
     let n = f.api.normalise(raw);
-    event::normalise_text("bench", f.api.observer(), raw, Some(text), n, chrono::Utc::now())
+    event::normalise_text("bench", f.api.observer(), raw, event::as_sent(text), n, chrono::Utc::now())
 }
 
 fn hot(c: &mut Criterion) {

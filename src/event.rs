@@ -152,10 +152,6 @@ impl Template {
     /// document's `event` is the object that carries `event.original`, as
     /// [`set`] would make it.
     pub fn of(fields: &Map<String, Value>) -> Template {
-        fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-            // Serialising strings and `Value`s into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, v);
-        }
         let mut text = Vec::with_capacity(512);
         text.push(b'{');
         let mut hole = None;
@@ -228,11 +224,16 @@ impl Template {
         out.reserve(self.text.len() + raw.len() + raw.len() / 8 + 32);
         out.extend_from_slice(head);
         out.extend_from_slice(self.hole.before());
-        // Serialising a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, raw);
+        json(out, raw);
         out.extend_from_slice(self.hole.after());
         out.extend_from_slice(tail);
     }
+}
+
+/// Append `v` as compact JSON.
+fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    // Serialising strings and `Value`s into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// Which representation an output sends.
@@ -457,23 +458,23 @@ pub fn normalise(source: &str, observer: Observer, raw: &Value, n: Normalised, f
     normalise_text(source, observer, raw, None, n, fallback_time)
 }
 
-/// [`normalise`] for an event whose JSON text the API sent is at hand
-/// (`text`, the bytes `raw` was parsed from): `event.original` is that
-/// text as sent, unless it spans lines (a pretty-printed body), which is
-/// written compact. An id made by hashing is always the hash of the compact
-/// text, so it does not depend on how the event was read.
+/// [`normalise`] for an event whose JSON text the API sent is at hand:
+/// `sent` is [`as_sent`] of the bytes `raw` was parsed from, and becomes
+/// `event.original` (when it is `None`, a pretty-printed or non-UTF-8
+/// text, `raw` is written compact). An id made by hashing is always the
+/// hash of the compact text, so it does not depend on how the event was
+/// read.
 pub fn normalise_text(
     source: &str,
     observer: Observer,
     raw: &Value,
-    text: Option<&[u8]>,
+    sent: Option<&str>,
     n: Normalised,
     fallback_time: DateTime<Utc>,
 ) -> Event {
     // `to_string` writes to a buffer directly (`Display` goes through a
     // formatter, several times slower); it cannot fail for a `Value`.
     let compact = || serde_json::to_string(raw).unwrap_or_else(|_| raw.to_string());
-    let sent = text.and_then(as_sent);
     let raw_text = sent.map_or_else(compact, str::to_owned);
     let id = n.id.filter(|s| !s.is_empty()).unwrap_or_else(|| match sent {
         Some(_) => hash_id(&compact()),
@@ -571,10 +572,6 @@ fn render(paths: &Paths, time: &str, id: &str, source: &str, observer: Observer)
         if agent_sets {
             return None;
         }
-    }
-    fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-        // Serialising strings and `Value`s into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, v);
     }
     fn write(out: &mut Vec<u8>, nodes: &[(&str, Node)]) {
         for (i, (k, node)) in nodes.iter().enumerate() {
@@ -684,10 +681,11 @@ pub fn as_sent(text: &[u8]) -> Option<&str> {
     std::str::from_utf8(text).ok()
 }
 
-/// Whether [`normalise_text`] needs the whole event's tree for `n`, sent as
-/// `text`: to write it compact, or to hash it when the API gave no id.
-pub fn needs_tree(text: &[u8], n: &Normalised) -> bool {
-    as_sent(text).is_none() || n.id.as_deref().is_none_or(str::is_empty)
+/// Whether [`normalise_text`] needs the whole event's tree for `n`, whose
+/// text [`as_sent`] gave as `sent`: to write it compact, or to hash it when
+/// the API gave no id.
+pub fn needs_tree(sent: Option<&str>, n: &Normalised) -> bool {
+    sent.is_none() || n.id.as_deref().is_none_or(str::is_empty)
 }
 
 /// `message`, or a one-liner made from the action, user and outcome.
@@ -878,7 +876,7 @@ mod tests {
             for id in [None, Some("api-id".to_owned())] {
                 let n = || Normalised { id: id.clone(), ..Default::default() };
                 let parsed = normalise("s", obs, &raw, n(), t);
-                let sent = normalise_text("s", obs, &raw, Some(text.as_bytes()), n(), t);
+                let sent = normalise_text("s", obs, &raw, as_sent(text.as_bytes()), n(), t);
                 assert_eq!(sent.raw, if verbatim { text } else { compact.as_str() }, "{text}");
                 assert_eq!(parsed.raw, compact);
                 assert_eq!(sent.id, parsed.id, "{text}");
@@ -890,7 +888,7 @@ mod tests {
         // Text that is not UTF-8 (never the case for text that parsed) is
         // written compact rather than lost.
         let raw = json!({"a": 1});
-        let e = normalise_text("s", obs, &raw, Some(b"{\"a\":\xff}"), Normalised::default(), t);
+        let e = normalise_text("s", obs, &raw, as_sent(b"{\"a\":\xff}"), Normalised::default(), t);
         assert_eq!(e.raw, r#"{"a":1}"#);
     }
 

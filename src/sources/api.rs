@@ -267,11 +267,7 @@ fn not_json(resp: &ApiResponse, e: serde_json::Error) -> ShapeError {
 /// and `None` returned, so the caller reports the shape as [`json_body`]'s
 /// callers do.
 pub fn json_body_split(resp: &ApiResponse, pointer: &str) -> Result<(Value, Option<Unparsed>), ShapeError> {
-    let path: Vec<String> = match pointer.strip_prefix('/') {
-        _ if pointer.is_empty() => Vec::new(),
-        Some(p) => p.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect(),
-        None => return Ok((json_body(resp)?, None)),
-    };
+    let Pointer(Some(path)) = Pointer::parse(pointer) else { return Ok((json_body(resp)?, None)) };
     let mut found = None;
     let mut de = serde_json::Deserializer::from_slice(&resp.body);
     let body = serde::de::DeserializeSeed::deserialize(Seek { path: &path, found: &mut found }, &mut de)
@@ -396,14 +392,15 @@ impl Wanted {
     /// starting with `/`) adds nothing. A token that is an array index
     /// wants the whole array (arrays are not pruned).
     pub fn pointer(&mut self, pointer: &str) -> &mut Self {
-        if pointer.is_empty() {
-            self.whole = true;
-            self.keys.clear();
-        }
-        if let Some(path) = pointer.strip_prefix('/') {
+        self.at(&Pointer::parse(pointer))
+    }
+
+    /// [`Wanted::pointer`] for a pointer already read.
+    pub fn at(&mut self, pointer: &Pointer) -> &mut Self {
+        if let Some(tokens) = &pointer.0 {
             let mut node = &mut *self;
-            for token in path.split('/') {
-                node = node.child(&token.replace("~1", "/").replace("~0", "~"));
+            for token in tokens {
+                node = node.child(token);
             }
             node.whole = true;
             node.keys.clear();
@@ -797,7 +794,7 @@ mod tests {
             prefix in proptest::sample::select(vec!["/", "", "x"]),
         ) {
             let text = format!("{prefix}{}", tokens.join("/"));
-            let escaped: String = tokens.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect();
+            let escaped = pointer_of(&tokens);
             for p in [text.as_str(), escaped.as_str()] {
                 proptest::prop_assert_eq!(Pointer::parse(p).find(&v), v.pointer(p), "{}", p);
             }
@@ -810,7 +807,7 @@ mod tests {
         ) {
             let pointers: Vec<String> = pointers
                 .iter()
-                .map(|tokens| tokens.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect())
+                .map(|tokens| pointer_of(tokens))
                 .collect();
             let mut w = Wanted::default();
             for p in &pointers {
@@ -834,6 +831,11 @@ mod tests {
             let pretty = serde_json::to_string_pretty(&v).unwrap();
             proptest::prop_assert_eq!(parse_value(pretty.as_bytes()).unwrap(), v);
         }
+    }
+
+    /// The JSON pointer to the keys `tokens`, escaped.
+    fn pointer_of(tokens: &[&str]) -> String {
+        tokens.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect()
     }
 
     /// Object keys of the generated values, and the tokens of the

@@ -163,9 +163,11 @@ pub fn build(
 impl HttpJson {
     /// The source a checked config describes (secrets are the caller's).
     fn of(cfg: &SourceConfig) -> HttpJson {
-        let id = cfg.id.clone();
         let timestamp = cfg.timestamp.clone().unwrap_or_default();
-        let fields = cfg.fields.clone().unwrap_or_default();
+        let id_at = cfg.id.as_deref().map(Pointer::parse);
+        let time_at = Pointer::parse(&timestamp);
+        let fields = cfg.fields.iter().flatten();
+        let fields_at: Vec<_> = fields.map(|(path, ptr)| (path.clone(), Pointer::parse(ptr))).collect();
         HttpJson {
             url: cfg.url.clone().unwrap_or_default(),
             post: cfg.method.as_deref() == Some("POST"),
@@ -177,10 +179,10 @@ impl HttpJson {
                 .unwrap_or(TimeFormat::Rfc3339),
             pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
             order: cfg.order.unwrap_or_default(),
-            wanted: wanted(id.as_deref(), &timestamp, &fields),
-            id_at: id.as_deref().map(Pointer::parse),
-            time_at: Pointer::parse(&timestamp),
-            fields_at: fields.iter().map(|(path, ptr)| (path.clone(), Pointer::parse(ptr))).collect(),
+            wanted: wanted(id_at.as_ref(), &time_at, &fields_at),
+            id_at,
+            time_at,
+            fields_at,
             timestamp,
         }
     }
@@ -380,19 +382,19 @@ const GUESSED_KEYS: [&[&str]; 5] = [ACTION_KEYS, USER_KEYS, IP_KEYS, USER_AGENT_
 
 /// What `normalise` and `untimed` read of an event: the id and time
 /// pointers, and the mapped pointers or else the keys `guess_fields` tries.
-fn wanted(id: Option<&str>, timestamp: &str, fields: &BTreeMap<String, String>) -> Wanted {
+fn wanted(id: Option<&Pointer>, timestamp: &Pointer, fields: &[(String, Pointer)]) -> Wanted {
     let mut w = Wanted::default();
-    w.pointer(timestamp);
+    w.at(timestamp);
     if let Some(id) = id {
-        w.pointer(id);
+        w.at(id);
     }
     if fields.is_empty() {
         GUESSED_KEYS.iter().flat_map(|keys| keys.iter()).for_each(|k| {
             w.key(k);
         });
     }
-    for ptr in fields.values() {
-        w.pointer(ptr);
+    for (_, ptr) in fields {
+        w.at(ptr);
     }
     w
 }

@@ -16,7 +16,7 @@ use super::api::{
 use super::auth::Auth;
 use super::SourceError;
 use crate::config::units::{Rate, StartAt};
-use crate::event::{needs_tree, normalise_text, Event};
+use crate::event::{as_sent, needs_tree, normalise_text, Event};
 use crate::retry::Backoff;
 use crate::state::{Cursor, State, Status, Window};
 use crate::telemetry::metrics::Metrics;
@@ -769,16 +769,17 @@ fn normalise_part(
                 let event = match api.wanted() {
                     None => {
                         let raw = whole()?;
-                        normalise_text(name, observer, &raw, Some(sent), timed(i, &raw)?, now)
+                        normalise_text(name, observer, &raw, as_sent(sent), timed(i, &raw)?, now)
                     }
                     // Only what the mapping reads is built; the whole tree
                     // only when the event is written compact or hashed.
                     Some(wanted) => {
                         let raw = parse_wanted(sent, wanted).map_err(unreadable)?;
                         let n = timed(i, &raw)?;
-                        match needs_tree(sent, &n) {
-                            true => normalise_text(name, observer, &whole()?, Some(sent), n, now),
-                            false => normalise_text(name, observer, &raw, Some(sent), n, now),
+                        let text = as_sent(sent);
+                        match needs_tree(text, &n) {
+                            true => normalise_text(name, observer, &whole()?, text, n, now),
+                            false => normalise_text(name, observer, &raw, text, n, now),
                         }
                     }
                 };
