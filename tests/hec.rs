@@ -122,6 +122,38 @@ fn lost_ack_resends_the_batch_after_ack_timeout() {
     assert_eq!(dup, lost_batch, "exactly the unacknowledged batch came twice");
 }
 
+/// Four batches in flight wait for their acks together: one poller asks
+/// about all of them in one request; the batch whose ack is lost is sent
+/// again (its events are the only duplicates) and nothing is lost.
+#[test]
+fn batches_in_flight_are_acknowledged_together_and_a_lost_ack_is_resent() {
+    let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
+    hec.set_index_delay(Duration::from_millis(300));
+    hec.lose_next_ack();
+    let expected = api.add_history(60);
+    let output = HecOutput {
+        ack_timeout: "2s".into(),
+        max_events: 5,
+        extra: "max_in_flight = 4\n".into(),
+        ..HecOutput::new("hec", &hec.url(), HEC_TOKEN)
+    };
+    let agent = InProcess::start(&api_config(&dir, &api, &output.toml()));
+    wait_hec_has(&hec, &expected, "every event despite the lost ack", String::new);
+    agent.stop().unwrap();
+
+    let ids = hec.event_ids();
+    let copies = assert_at_least_once(&ids, &expected, 5, "after a lost ack with 4 batches in flight");
+    assert!(copies > 0, "the unacknowledged batch was sent again");
+    let lost = hec.posts().into_iter().find(|p| p.ack_id.is_some()).unwrap();
+    let dup: BTreeSet<String> = common::duplicates(&ids).into_keys().collect();
+    assert_eq!(
+        dup,
+        lost.event_ids.iter().cloned().collect::<BTreeSet<_>>(),
+        "only the unacknowledged batch came twice"
+    );
+    assert!(hec.widest_ack_query() >= 2, "waiting batches are asked about in one request: {}", hec.widest_ack_query());
+}
+
 fn dead_letters(dir: &TestDir, output: &str) -> Vec<Value> {
     let out = dir.cli(&["dead-letters", "list", "--output", output]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -4,7 +4,9 @@
 //! `/services/collector/event` with `Authorization: Splunk <token>` and the
 //! output's persisted channel GUID. With `ack = true` the batch counts as
 //! delivered only when `/services/collector/ack` answers `true` for its
-//! ackId; no answer within `ack_timeout` means the batch is sent again
+//! ackId (one poller per output asks about every waiting batch in one
+//! request per channel, at half the recent ack latency, 10 ms to 1 s apart);
+//! no answer within `ack_timeout` means the batch is sent again
 //! (at-least-once: HEC has no idempotency key, so `fields.event_id` carries
 //! the stable id for dedupe in searches).
 //!
@@ -36,6 +38,8 @@ pub struct Hec {
     /// The channel GUID; replaced when a batch's ack never comes, so a
     /// channel whose indexer lost its state cannot block the output forever.
     channel: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Batches waiting for their ack (shared by clones, polled together).
+    acks: std::sync::Arc<Acks>,
     ack: bool,
     ack_timeout: Duration,
     gzip: bool,
@@ -90,6 +94,7 @@ impl Hec {
             base,
             token,
             channel: std::sync::Arc::new(std::sync::Mutex::new(channel)),
+            acks: Default::default(),
             ack: cfg.ack.unwrap_or(false),
             ack_timeout: cfg.ack_timeout.map_or(Duration::from_secs(60), |d| d.get()),
             gzip: cfg.compression.unwrap_or(true),
@@ -204,46 +209,177 @@ impl Hec {
         }
     }
 
-    /// Poll `/services/collector/ack` until `id` is true or `ack_timeout`.
+    /// Wait until HEC acknowledges `id` on `channel`, or `ack_timeout`. The
+    /// output's [`Acks`] poller asks about every batch waiting at once.
     async fn wait_for_ack(&self, channel: &str, id: u64) -> Result<(), SendError> {
-        let deadline = Instant::now() + self.ack_timeout;
-        let mut delay = Duration::from_millis(100);
-        let mut url = self.endpoint("services/collector/ack");
-        url.query_pairs_mut().append_pair("channel", channel);
-        loop {
-            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
-            let sent = self
-                .request(url.clone(), channel, json!({ "acks": [id] }).to_string().into_bytes(), false)?
-                .send()
-                .await;
-            if let Ok(resp) = sent {
-                let status = resp.status().as_u16();
-                let body = read_body(resp, 1 << 20).await.unwrap_or_default();
-                let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                if (200..300).contains(&status) {
-                    if reply.pointer(&format!("/acks/{id}")).and_then(Value::as_bool) == Some(true) {
-                        return Ok(());
-                    }
-                } else if status == 400 && reply.get("code").and_then(Value::as_i64) == Some(14) {
-                    return Err(SendError::config(
-                        "HEC says indexer acknowledgement is off for this token; set ack = false",
-                    ));
-                } else if status == 401 || status == 403 {
-                    return Err(SendError::auth(format!("HEC ack query answered HTTP {status} (check the HEC token)")));
-                }
-            }
-            if Instant::now() >= deadline {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.acks.wait(channel, id, tx) {
+            tokio::spawn(self.clone().poll_acks());
+        }
+        match tokio::time::timeout(self.ack_timeout, rx).await {
+            Ok(Ok(answer)) => answer,
+            // The poller only drops a waiter it answered, or on a panic.
+            Ok(Err(_)) => Err(SendError::transient(format!("the ack poller stopped before ackId {id} was answered"))),
+            Err(_) => {
+                self.acks.forget(channel, id);
                 // A fresh channel: if this one lost its state (indexer
                 // restart, a load balancer without stickiness), its acks
                 // would stay false forever.
                 let fresh = uuid::Uuid::new_v4().to_string();
                 *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-                return Err(SendError::transient(format!(
+                Err(SendError::transient(format!(
                     "no indexer acknowledgement for ackId {id} on channel {channel} within {:?}; sending the batch again on channel {fresh}",
                     self.ack_timeout
-                )));
+                )))
             }
-            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// The ack poller: while any batch waits, ask HEC about all of a
+    /// channel's waiting ackIds in one request, every [`Acks::interval`].
+    /// Ends when nothing waits; the next waiter starts another.
+    async fn poll_acks(self) {
+        loop {
+            tokio::time::sleep(self.acks.interval()).await;
+            let Some(asks) = self.acks.asks() else { return };
+            for (channel, ids) in asks {
+                match self.query_acks(&channel, &ids).await {
+                    Ok(acked) => self.acks.answer(&channel, &acked),
+                    // Ask again next time; each waiter's ack_timeout bounds it.
+                    Err(e) if e.kind == super::ErrorKind::Transient => {}
+                    Err(e) => self.acks.fail(&channel, &e),
+                }
+            }
+        }
+    }
+
+    /// One `/services/collector/ack` request: the ackIds HEC says are
+    /// indexed. Acks off for the token is a config error, a refused token an
+    /// auth error, anything else transient.
+    async fn query_acks(&self, channel: &str, ids: &[u64]) -> Result<Vec<u64>, SendError> {
+        let mut url = self.endpoint("services/collector/ack");
+        url.query_pairs_mut().append_pair("channel", channel);
+        let resp = self
+            .request(url, channel, json!({ "acks": ids }).to_string().into_bytes(), false)?
+            .send()
+            .await
+            .map_err(|e| SendError::transient(format!("HEC ack query: {}", error_chain(&e.without_url()))))?;
+        let status = resp.status().as_u16();
+        let body = read_body(resp, 1 << 20).await.map_err(|e| SendError::transient(format!("HEC ack reply: {e}")))?;
+        let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match status {
+            200..=299 => {
+                let acks = reply.get("acks").and_then(Value::as_object);
+                let acked =
+                    |id: &&u64| acks.and_then(|a| a.get(&id.to_string())).and_then(Value::as_bool) == Some(true);
+                Ok(ids.iter().filter(acked).copied().collect())
+            }
+            400 if reply.get("code").and_then(Value::as_i64) == Some(14) => {
+                Err(SendError::config("HEC says indexer acknowledgement is off for this token; set ack = false"))
+            }
+            401 | 403 => Err(SendError::auth(format!("HEC ack query answered HTTP {status} (check the HEC token)"))),
+            _ => Err(SendError::transient(format!("HEC ack query answered HTTP {status}: {}", excerpt(&body)))),
+        }
+    }
+}
+
+/// What a batch waiting for its ack is told.
+type AckWaiter = tokio::sync::oneshot::Sender<Result<(), SendError>>;
+
+/// The batches of one output waiting for their indexer acknowledgement,
+/// shared by its clones. One poller asks about all of them, one request per
+/// channel, so ack queries do not multiply with `max_in_flight`, and a batch
+/// is known acknowledged within one interval of HEC saying so.
+struct Acks(std::sync::Mutex<AckBook>);
+
+impl Default for Acks {
+    fn default() -> Self {
+        // Until acks have been seen, assume 200 ms: the first query after
+        // 100 ms, as a fresh output has no better guess.
+        let latency = Duration::from_millis(200);
+        Acks(std::sync::Mutex::new(AckBook { waiting: Default::default(), polling: false, latency }))
+    }
+}
+
+struct AckBook {
+    /// channel → ackId → the waiting batch and since when it waits.
+    waiting: std::collections::BTreeMap<String, std::collections::BTreeMap<u64, (AckWaiter, Instant)>>,
+    /// A poller is running.
+    polling: bool,
+    /// How long acks took lately (moving average), which sets the interval.
+    latency: Duration,
+}
+
+/// Ack polling never runs more often than this (a collector that indexes at
+/// once is asked again within 10 ms) nor less often than once a second.
+const ACK_POLL_MIN: Duration = Duration::from_millis(10);
+const ACK_POLL_MAX: Duration = Duration::from_secs(1);
+
+impl Acks {
+    fn book(&self) -> std::sync::MutexGuard<'_, AckBook> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Register a waiter; `true` when no poller runs and the caller must
+    /// start one.
+    fn wait(&self, channel: &str, id: u64, tx: AckWaiter) -> bool {
+        let mut book = self.book();
+        book.waiting.entry(channel.to_owned()).or_default().insert(id, (tx, Instant::now()));
+        !std::mem::replace(&mut book.polling, true)
+    }
+
+    /// Drop a waiter that gave up.
+    fn forget(&self, channel: &str, id: u64) {
+        let mut book = self.book();
+        if let Some(ids) = book.waiting.get_mut(channel) {
+            ids.remove(&id);
+        }
+        book.waiting.retain(|_, ids| !ids.is_empty());
+    }
+
+    /// Half the recent ack latency: a batch is asked about about twice
+    /// before its ack is due, between [`ACK_POLL_MIN`] and [`ACK_POLL_MAX`].
+    fn interval(&self) -> Duration {
+        (self.book().latency / 2).clamp(ACK_POLL_MIN, ACK_POLL_MAX)
+    }
+
+    /// What to ask, per channel; `None` (and the poller marked stopped)
+    /// when nothing waits. Waiters that went away are dropped.
+    fn asks(&self) -> Option<Vec<(String, Vec<u64>)>> {
+        let mut book = self.book();
+        for ids in book.waiting.values_mut() {
+            ids.retain(|_, (tx, _)| !tx.is_closed());
+        }
+        book.waiting.retain(|_, ids| !ids.is_empty());
+        if book.waiting.is_empty() {
+            book.polling = false;
+            return None;
+        }
+        Some(book.waiting.iter().map(|(c, ids)| (c.clone(), ids.keys().copied().collect())).collect())
+    }
+
+    /// Tell the waiters of `acked` their batch is indexed.
+    fn answer(&self, channel: &str, acked: &[u64]) {
+        let mut book = self.book();
+        let Some(ids) = book.waiting.get_mut(channel) else { return };
+        let mut took = Vec::with_capacity(acked.len());
+        for id in acked {
+            if let Some((tx, since)) = ids.remove(id) {
+                took.push(since.elapsed());
+                let _ = tx.send(Ok(()));
+            }
+        }
+        book.waiting.retain(|_, ids| !ids.is_empty());
+        for t in took {
+            book.latency = (book.latency * 3 + t) / 4;
+        }
+    }
+
+    /// Tell every waiter on `channel` why its ack cannot come.
+    fn fail(&self, channel: &str, e: &SendError) {
+        let mut book = self.book();
+        for (_, (tx, _)) in book.waiting.remove(channel).unwrap_or_default() {
+            let _ = tx.send(Err(SendError { kind: e.kind, detail: e.detail.clone() }));
         }
     }
 }
@@ -321,6 +457,66 @@ impl Sink for Hec {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    fn waiter() -> (AckWaiter, tokio::sync::oneshot::Receiver<Result<(), SendError>>) {
+        tokio::sync::oneshot::channel()
+    }
+
+    #[test]
+    fn acks_are_asked_per_channel_and_answered_to_their_waiters() {
+        let acks = Acks::default();
+        let (a, mut ra) = waiter();
+        let (b, mut rb) = waiter();
+        let (c, mut rc) = waiter();
+        assert!(acks.wait("ch1", 0, a), "the first waiter starts the poller");
+        assert!(!acks.wait("ch1", 1, b), "one poller at a time");
+        assert!(!acks.wait("ch2", 0, c));
+        assert_eq!(acks.asks(), Some(vec![("ch1".into(), vec![0, 1]), ("ch2".into(), vec![0])]));
+
+        acks.answer("ch1", &[1, 7]);
+        assert!(matches!(rb.try_recv(), Ok(Ok(()))), "ackId 1 on ch1 is indexed");
+        assert!(ra.try_recv().is_err(), "ackId 0 on ch1 still waits");
+        assert!(rc.try_recv().is_err(), "ch2's ackId 0 is not ch1's");
+        assert_eq!(acks.asks(), Some(vec![("ch1".into(), vec![0]), ("ch2".into(), vec![0])]));
+
+        acks.fail("ch2", &SendError::config("acks off"));
+        match rc.try_recv() {
+            Ok(Err(e)) => assert!(e.kind == super::super::ErrorKind::Config && e.detail == "acks off"),
+            other => panic!("ch2's waiter is told why: {other:?}"),
+        }
+        acks.forget("ch1", 0);
+        assert!(ra.try_recv().is_err(), "a waiter that gave up is not answered");
+        assert_eq!(acks.asks(), None, "nothing waits: the poller stops");
+        let (d, _rd) = waiter();
+        assert!(acks.wait("ch1", 2, d), "the next waiter starts a poller again");
+    }
+
+    #[test]
+    fn a_waiter_that_went_away_is_no_longer_asked_about() {
+        let acks = Acks::default();
+        let (a, ra) = waiter();
+        let (b, _rb) = waiter();
+        acks.wait("ch", 0, a);
+        acks.wait("ch", 1, b);
+        drop(ra);
+        assert_eq!(acks.asks(), Some(vec![("ch".into(), vec![1])]));
+    }
+
+    #[test]
+    fn the_poll_interval_follows_the_ack_latency_within_its_bounds() {
+        let acks = Acks::default();
+        assert_eq!(acks.interval(), Duration::from_millis(100), "no ack seen yet");
+        for id in 0..40 {
+            let (tx, _rx) = waiter();
+            acks.wait("ch", id, tx);
+            acks.answer("ch", &[id]);
+        }
+        assert_eq!(acks.interval(), ACK_POLL_MIN, "a collector that acks at once is asked every 10 ms");
+        acks.book().latency = Duration::from_secs(30);
+        assert_eq!(acks.interval(), ACK_POLL_MAX, "slow acks are still asked about every second");
+        acks.book().latency = Duration::from_millis(600);
+        assert_eq!(acks.interval(), Duration::from_millis(300));
+    }
 
     #[test]
     fn time_keeps_sub_second_precision() {

@@ -106,6 +106,8 @@ struct HecState {
     acks: HashMap<(String, u64), Ack>,
     next_ack: HashMap<String, u64>,
     ack_queries: usize,
+    /// The most ackIds one ack query asked about.
+    widest_ack_query: usize,
     health_checks: usize,
     auth_failures: usize,
 }
@@ -147,6 +149,7 @@ impl FakeHec {
             acks: HashMap::new(),
             next_ack: HashMap::new(),
             ack_queries: 0,
+            widest_ack_query: 0,
             health_checks: 0,
             auth_failures: 0,
         }));
@@ -266,6 +269,11 @@ impl FakeHec {
     /// `/ack` requests answered.
     pub fn ack_queries(&self) -> usize {
         self.lock().ack_queries
+    }
+
+    /// The most ackIds one `/ack` request asked about.
+    pub fn widest_ack_query(&self) -> usize {
+        self.lock().widest_ack_query
     }
 
     /// `/health` requests answered.
@@ -425,6 +433,7 @@ impl FakeHec {
             Err(_) => return reply(400, json!({"text": "Invalid data format", "code": 6})),
         };
         s.ack_queries += 1;
+        s.widest_ack_query = s.widest_ack_query.max(ids.len());
         let now = Instant::now();
         let mut answer = serde_json::Map::new();
         for id in ids {
