@@ -13,7 +13,8 @@
 //! event keeps its text and has an id); `normalise`: the vendor mapping and
 //! the ECS document's compact text kept in the journal; `journal_append`:
 //! one page written to a sled journal with its cursor; `hec_encode`: a
-//! batch of journaled events into a HEC body.
+//! batch of journaled events into a HEC body; `hec_gzip`: that body
+//! compressed as the HEC output sends it.
 
 use auditrelay::event::{self, Event};
 use auditrelay::sources::api::{json_body_split, parse_wanted, ApiResponse, Unparsed};
@@ -104,6 +105,8 @@ fn hot(c: &mut Criterion) {
 
     let refs: Vec<&Event> = journaled.iter().collect();
     g.bench_function("hec_encode", |b| b.iter(|| f.hec.encode(&refs)));
+    let body = f.hec.encode(&refs);
+    g.bench_function("hec_gzip", |b| b.iter(|| auditrelay::outputs::splunk_hec::gzip_body(&body).unwrap()));
     g.finish();
 }
 
