@@ -27,29 +27,39 @@ const ENTRY_V1: u8 = 1;
 /// an entry frame never starts like a chunk.
 const ENTRY_V3: u8 = 3;
 
-/// Encode an entry as its on-disk frame (see the module layout table):
+/// An entry's frame on its own (the journal writes frames straight into
+/// chunks with [`encode_chunks`]).
+#[cfg(test)]
+pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
+    let template = ev.template();
+    let mut out = Vec::with_capacity(frame_len(ev, to, &template));
+    write_entry(&mut out, ev, to, &template);
+    out
+}
+
+/// The length of `ev`'s frame (see [`write_entry`]).
+fn frame_len(ev: &Event, to: Option<&str>, template: &Template) -> usize {
+    1 + 16 + ev.source.len() + to.map_or(0, str::len) + ev.id.len() + 12 + template.text().len() + 5 + ev.raw.len()
+}
+
+/// Append an entry's on-disk frame to `out` (see the module layout table):
 /// `0x03`, then `source`, `to` (empty = none), `id` as u32-length-prefixed
 /// UTF-8, the time as i64 seconds and u32 nanoseconds (big-endian), the ECS
 /// fields as u32-length-prefixed JSON text, the u32 offset in that text
 /// where `event.original` goes and a byte for what surrounds it ([`Hole`]),
 /// and the raw event's JSON verbatim to the end. Neither the raw event nor
 /// the fields are parsed on the way out: outputs splice the two.
-pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
-    let template = ev.template();
-    let mut out = frame_head(ENTRY_V3, ev, to.unwrap_or(""), template.text(), 5);
+fn write_entry(out: &mut Vec<u8>, ev: &Event, to: Option<&str>, template: &Template) {
+    write_frame_head(out, ENTRY_V3, ev, to.unwrap_or(""), template.text());
     out.extend_from_slice(&(template.at() as u32).to_be_bytes());
     out.push(template.hole() as u8);
     out.extend_from_slice(ev.raw.as_bytes());
-    out
 }
 
 /// What every entry frame version starts with: the version byte, `source`,
 /// `to` and `id` length-prefixed, the time, and the fields text
-/// length-prefixed; room is reserved for `extra` bytes and the raw event.
-fn frame_head(version: u8, ev: &Event, to: &str, fields: &[u8], extra: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        1 + 16 + ev.source.len() + to.len() + ev.id.len() + 12 + fields.len() + extra + ev.raw.len(),
-    );
+/// length-prefixed.
+fn write_frame_head(out: &mut Vec<u8>, version: u8, ev: &Event, to: &str, fields: &[u8]) {
     out.push(version);
     for part in [ev.source.as_bytes(), to.as_bytes(), ev.id.as_bytes()] {
         out.extend_from_slice(&(part.len() as u32).to_be_bytes());
@@ -59,7 +69,6 @@ fn frame_head(version: u8, ev: &Event, to: &str, fields: &[u8], extra: usize) ->
     out.extend_from_slice(&ev.timestamp.timestamp_subsec_nanos().to_be_bytes());
     out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
     out.extend_from_slice(fields);
-    out
 }
 
 struct Frame<'a>(&'a [u8]);
@@ -126,32 +135,31 @@ const CHUNK_V2: u8 = 2;
 /// below the size at which sled moves a value out to a blob file.
 const CHUNK_BYTES: usize = 64 << 10;
 
-/// Group entry frames into chunks: `0x02`, the entry count as u32, then each
-/// frame with its u32 length (big-endian). An entry larger than a chunk gets
-/// a chunk of its own.
-fn chunk(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut chunks = Vec::new();
-    let mut rest = frames;
-    while !rest.is_empty() {
-        let mut size = 5;
-        let n = rest
-            .iter()
-            .take_while(|f| {
-                size += 4 + f.len();
-                size <= CHUNK_BYTES
-            })
-            .count()
-            .max(1);
-        let (take, tail) = rest.split_at(n);
-        let mut out = Vec::with_capacity(5 + take.iter().map(|f| 4 + f.len()).sum::<usize>());
-        out.push(CHUNK_V2);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
-        for f in take {
-            out.extend_from_slice(&(f.len() as u32).to_be_bytes());
-            out.extend_from_slice(f);
+/// Encode entries (each event with the one output it is for, if any)
+/// straight into chunks: `0x02`, the entry count as u32, then each frame
+/// (see [`write_entry`]) with its u32 length (big-endian). A chunk takes
+/// entries while it stays within [`CHUNK_BYTES`]; an entry larger than that
+/// gets a chunk of its own. Returns each chunk with its entry count.
+fn encode_chunks<'a>(entries: impl IntoIterator<Item = (&'a Event, Option<&'a str>)>) -> Vec<(Vec<u8>, u64)> {
+    let mut chunks: Vec<(Vec<u8>, u64)> = Vec::new();
+    for (ev, to) in entries {
+        let template = ev.template();
+        let len = frame_len(ev, to, &template);
+        let fits = chunks.last().is_some_and(|(c, _)| c.len() + 4 + len <= CHUNK_BYTES);
+        if !fits {
+            let mut c = Vec::with_capacity(CHUNK_BYTES.max(5 + 4 + len));
+            c.push(CHUNK_V2);
+            c.extend_from_slice(&0u32.to_be_bytes());
+            chunks.push((c, 0));
         }
-        chunks.push(out);
-        rest = tail;
+        if let Some((c, n)) = chunks.last_mut() {
+            c.extend_from_slice(&(len as u32).to_be_bytes());
+            write_entry(c, ev, to, &template);
+            *n += 1;
+        }
+    }
+    for (c, n) in &mut chunks {
+        c[1..5].copy_from_slice(&(*n as u32).to_be_bytes());
     }
     chunks
 }
@@ -220,22 +228,18 @@ impl State {
     /// transaction, then flush. Returns the sequence numbers given. An empty
     /// page still stores the cursor (an empty window moves it too).
     pub async fn append(&self, source: &str, events: &[Event], cursor: &Cursor) -> Result<Range<u64>> {
-        let entries: Vec<Vec<u8>> = events.iter().map(|e| encode_entry(e, None)).collect();
-        let range = self.append_raw(source, &entries, Some(cursor))?;
+        let chunks = encode_chunks(events.iter().map(|e| (e, None)));
+        let range = self.append_chunks(source, &chunks, Some(cursor))?;
         self.flush().await?;
         self.publish_tail(range.end);
         Ok(range)
     }
 
-    fn append_raw(&self, source: &str, entries: &[Vec<u8>], cursor: Option<&Cursor>) -> Result<Range<u64>> {
+    /// Journal chunks (see [`encode_chunks`]) and, when given, a source's
+    /// cursor in one transaction. Not flushed.
+    fn append_chunks(&self, source: &str, chunks: &[(Vec<u8>, u64)], cursor: Option<&Cursor>) -> Result<Range<u64>> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let chunks: Vec<(Vec<u8>, u64)> = chunk(entries)
-            .into_iter()
-            .map(|c| {
-                let n = chunk_len(&c).unwrap_or(1);
-                (c, n)
-            })
-            .collect();
+        let count: u64 = chunks.iter().map(|(_, n)| n).sum();
         let added: u64 = chunks.iter().map(|(c, _)| c.len() as u64).sum();
         let cursor_bytes = cursor.map(encode_cursor);
         let range = (&self.journal, &self.cursors, &self.meta)
@@ -243,11 +247,11 @@ impl State {
                 let start = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
                 let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
                 let mut seq = start;
-                for (c, n) in &chunks {
+                for (c, n) in chunks {
                     journal.insert(&seq.to_be_bytes(), c.as_slice())?;
                     seq += n;
                 }
-                let end = start + entries.len() as u64;
+                let end = start + count;
                 meta.insert("next_seq", &end.to_be_bytes())?;
                 meta.insert("journal_bytes", &(bytes + added).to_be_bytes())?;
                 if let Some(c) = &cursor_bytes {
@@ -416,10 +420,10 @@ impl State {
     /// many.
     pub async fn retry_dead_letters(&self, output: &str) -> Result<usize> {
         let letters = self.dead_letters(output)?;
-        let entries: Vec<Vec<u8>> = letters.iter().map(|d| encode_entry(&d.event, Some(output))).collect();
+        let chunks = encode_chunks(letters.iter().map(|d| (&d.event, Some(output))));
         // Journal first, then delete: a crash in between leaves a duplicate
         // dead letter, never a lost one.
-        let range = self.append_raw(output, &entries, None)?;
+        let range = self.append_chunks(output, &chunks, None)?;
         self.flush().await?;
         self.publish_tail(range.end);
         self.purge_dead_letters(output).await?;
@@ -451,7 +455,8 @@ fn decode_entry(seq: u64, v: &[u8]) -> Result<Entry> {
 #[cfg(test)]
 pub(crate) fn encode_entry_v1(ev: &Event) -> Vec<u8> {
     let fields = serde_json::to_vec(ev.fields()).unwrap_or_default();
-    let mut out = frame_head(ENTRY_V1, ev, "", &fields, 0);
+    let mut out = Vec::new();
+    write_frame_head(&mut out, ENTRY_V1, ev, "", &fields);
     out.extend_from_slice(ev.raw.as_bytes());
     out
 }
@@ -492,6 +497,60 @@ mod frame_tests {
             }
         }
         assert!(decode_entry(0, &[9, 0, 0]).unwrap_err().to_string().contains("unknown entry version 9"));
+    }
+
+    fn sized(i: usize, raw_len: usize) -> Event {
+        let raw = format!("{{\"n\":\"{}\"}}", "x".repeat(raw_len));
+        let fields = json!({"event": {"action": "a"}, "n": i}).as_object().unwrap().clone();
+        let mut ev = Event::new("src".into(), format!("id-{i}"), login().timestamp, fields, raw);
+        if i % 2 == 0 {
+            // Half of them as the journal keeps them: a template, not a map.
+            ev = Event::journaled(
+                ev.source.clone(),
+                ev.id.clone(),
+                ev.timestamp,
+                ev.template().into_owned(),
+                ev.raw.clone(),
+            );
+        }
+        ev
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Chunks written in one pass hold every entry's frame, in order,
+        /// each chunk as full as it can be without passing CHUNK_BYTES (an
+        /// entry larger than that alone in its chunk), and read back as the
+        /// events they were made of.
+        #[test]
+        fn chunks_hold_every_frame_in_order_and_are_filled_greedily(
+            sizes in proptest::collection::vec(proptest::prop_oneof![9 => 0usize..3000, 1 => 60_000usize..70_000], 0..80),
+            to in proptest::option::of("[a-z]{1,8}"),
+        ) {
+            let events: Vec<Event> = sizes.iter().enumerate().map(|(i, n)| sized(i, *n)).collect();
+            let chunks = encode_chunks(events.iter().map(|e| (e, to.as_deref())));
+            let frames: Vec<Vec<u8>> = events.iter().map(|e| encode_entry(e, to.as_deref())).collect();
+            let mut next = 0;
+            for (i, (c, n)) in chunks.iter().enumerate() {
+                proptest::prop_assert_eq!(chunk_len(c), Some(*n));
+                let inside = chunk_frames(c).expect("a well-formed chunk");
+                proptest::prop_assert_eq!(inside.len() as u64, *n);
+                proptest::prop_assert!(*n >= 1);
+                for f in inside {
+                    proptest::prop_assert_eq!(f, frames[next].as_slice());
+                    let back = decode_entry(next as u64, f).unwrap();
+                    proptest::prop_assert_eq!(&back.event.id, &events[next].id);
+                    proptest::prop_assert_eq!(back.to.as_deref(), to.as_deref());
+                    next += 1;
+                }
+                proptest::prop_assert!(c.len() <= CHUNK_BYTES || *n == 1, "chunk {} is {} bytes with {} entries", i, c.len(), n);
+                if let Some(f) = frames.get(next).filter(|_| i + 1 < chunks.len()) {
+                    proptest::prop_assert!(c.len() + 4 + f.len() > CHUNK_BYTES, "chunk {} had room for the next entry", i);
+                }
+            }
+            proptest::prop_assert_eq!(next, events.len());
+        }
     }
 
     #[test]
