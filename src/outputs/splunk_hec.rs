@@ -237,9 +237,16 @@ impl Hec {
     /// channel's waiting ackIds in one request, every [`Acks::interval`].
     /// Ends when nothing waits; the next waiter starts another.
     async fn poll_acks(self) {
+        // A poller that ends any other way than finding nothing to ask (the
+        // runtime shutting down, a panic) marks itself stopped, so the next
+        // waiter starts another instead of waiting for one that is gone.
+        let mut mark = Polling(&self.acks, true);
         loop {
             tokio::time::sleep(self.acks.interval()).await;
-            let Some(asks) = self.acks.asks() else { return };
+            let Some(asks) = self.acks.asks() else {
+                mark.1 = false; // `asks` marked it stopped, under the lock
+                return;
+            };
             for (channel, ids) in asks {
                 match self.query_acks(&channel, &ids).await {
                     Ok(acked) => self.acks.answer(&channel, &acked),
@@ -277,6 +284,18 @@ impl Hec {
             }
             401 | 403 => Err(SendError::auth(format!("HEC ack query answered HTTP {status} (check the HEC token)"))),
             _ => Err(SendError::transient(format!("HEC ack query answered HTTP {status}: {}", excerpt(&body)))),
+        }
+    }
+}
+
+/// A running ack poller; marks the output's [`Acks`] without one when
+/// dropped while still armed.
+struct Polling<'a>(&'a Acks, bool);
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.book().polling = false;
         }
     }
 }
@@ -506,6 +525,19 @@ mod tests {
         acks.wait("ch", 1, b);
         drop(ra);
         assert_eq!(acks.asks(), Some(vec![("ch".into(), vec![1])]));
+    }
+
+    #[test]
+    fn a_poller_that_goes_away_leaves_the_next_waiter_to_start_one() {
+        let acks = Acks::default();
+        let (a, _ra) = waiter();
+        assert!(acks.wait("ch", 0, a));
+        drop(Polling(&acks, true)); // a poller cancelled or panicking
+        let (b, _rb) = waiter();
+        assert!(acks.wait("ch", 1, b), "the next waiter starts a poller");
+        drop(Polling(&acks, false)); // a poller that found nothing to ask
+        let (c, _rc) = waiter();
+        assert!(!acks.wait("ch", 2, c), "the running poller is not duplicated");
     }
 
     #[test]
