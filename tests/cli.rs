@@ -170,3 +170,25 @@ fn regression_status_at_the_moment_run_starts_does_not_fail_the_start() {
         agent.stop();
     }
 }
+
+/// The allocator settings RSS was measured with (README "Performance") are
+/// built into the binary, not left to the environment: a build that lost
+/// `.cargo/config.toml`'s `JEMALLOC_SYS_WITH_MALLOC_CONF` fails here.
+#[test]
+fn the_binary_carries_its_allocator_settings() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auditrelay"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stats.contains(r#"config.malloc_conf: "narenas:2,background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0""#),
+        "jemalloc was built without the agent's settings:\n{stats}"
+    );
+    for opt in ["opt.narenas: 2\n", "opt.background_thread: true", "opt.dirty_decay_ms: 100 ", "opt.muzzy_decay_ms: 0 "]
+    {
+        assert!(stats.contains(opt), "jemalloc does not run with {opt:?}:\n{stats}");
+    }
+}
