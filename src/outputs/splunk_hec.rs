@@ -327,6 +327,18 @@ struct AckBook {
     latency: Duration,
 }
 
+impl AckBook {
+    /// Remove one waiter; a channel nobody waits on any more goes with it.
+    fn take(&mut self, channel: &str, id: u64) -> Option<(AckWaiter, Instant)> {
+        let ids = self.waiting.get_mut(channel)?;
+        let waiter = ids.remove(&id);
+        if ids.is_empty() {
+            self.waiting.remove(channel);
+        }
+        waiter
+    }
+}
+
 /// Ack polling never runs more often than this (a collector that indexes at
 /// once is asked again within 10 ms) nor less often than once a second.
 const ACK_POLL_MIN: Duration = Duration::from_millis(10);
@@ -347,11 +359,7 @@ impl Acks {
 
     /// Drop a waiter that gave up.
     fn forget(&self, channel: &str, id: u64) {
-        let mut book = self.book();
-        if let Some(ids) = book.waiting.get_mut(channel) {
-            ids.remove(&id);
-        }
-        book.waiting.retain(|_, ids| !ids.is_empty());
+        self.book().take(channel, id);
     }
 
     /// Half the recent ack latency: a batch is asked about about twice
@@ -364,10 +372,10 @@ impl Acks {
     /// when nothing waits. Waiters that went away are dropped.
     fn asks(&self) -> Option<Vec<(String, Vec<u64>)>> {
         let mut book = self.book();
-        for ids in book.waiting.values_mut() {
+        book.waiting.retain(|_, ids| {
             ids.retain(|_, (tx, _)| !tx.is_closed());
-        }
-        book.waiting.retain(|_, ids| !ids.is_empty());
+            !ids.is_empty()
+        });
         if book.waiting.is_empty() {
             book.polling = false;
             return None;
@@ -378,17 +386,11 @@ impl Acks {
     /// Tell the waiters of `acked` their batch is indexed.
     fn answer(&self, channel: &str, acked: &[u64]) {
         let mut book = self.book();
-        let Some(ids) = book.waiting.get_mut(channel) else { return };
-        let mut took = Vec::with_capacity(acked.len());
         for id in acked {
-            if let Some((tx, since)) = ids.remove(id) {
-                took.push(since.elapsed());
+            if let Some((tx, since)) = book.take(channel, *id) {
+                book.latency = (book.latency * 3 + since.elapsed()) / 4;
                 let _ = tx.send(Ok(()));
             }
-        }
-        book.waiting.retain(|_, ids| !ids.is_empty());
-        for t in took {
-            book.latency = (book.latency * 3 + t) / 4;
         }
     }
 
