@@ -14,12 +14,16 @@
 //! the ECS document's compact text kept in the journal; `journal_append`:
 //! one page written to a sled journal with its cursor; `hec_encode`: a
 //! batch of journaled events into a HEC body; `hec_gzip`: that body
-//! compressed as the HEC output sends it.
+//! compressed as the HEC output sends it. The allocator is the agent's
+//! (jemalloc, with the settings `.cargo/config.toml` builds in).
 
 use auditrelay::event::{self, Event};
 use auditrelay::sources::api::{json_body_split, parse_wanted, ApiResponse, Unparsed};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[path = "common/payload.rs"]
 mod payload;
