@@ -298,7 +298,7 @@ impl Poller {
                 let room = self.room_for(writer);
                 let q =
                     Query { window, page, offset, state: Some(s), page_size: self.settings.page_size, cursor: &cursor };
-                ahead = room.then(|| self.read_ahead(&q, cancel)).flatten();
+                ahead = room.then(|| self.read_ahead(&q, &seen, cancel)).flatten();
             }
             let normalised = self.normalise_page(events, unparsed, page, &url, now);
             let normalised = match ahead.as_mut() {
@@ -467,10 +467,20 @@ impl Poller {
     /// one is normalised; `None` when the pages in hand across all sources
     /// are at their bound. The walk uses the response only if it then makes
     /// the same request (the cursor the current page moves can change it).
-    fn read_ahead<'a>(&'a self, q: &Query<'_>, cancel: &'a CancellationToken) -> Option<ReadAhead<'a>> {
+    /// A request this poll already made (`seen`) is not sent again: the
+    /// walk will stop there as a pagination loop.
+    fn read_ahead<'a>(
+        &'a self,
+        q: &Query<'_>,
+        seen: &HashSet<String>,
+        cancel: &'a CancellationToken,
+    ) -> Option<ReadAhead<'a>> {
         let req = self.api.request(q).ok()?;
-        let permit = self.ctx.pages.clone().try_acquire_owned().ok()?;
         let fingerprint = req.fingerprint();
+        if seen.contains(&fingerprint) {
+            return None;
+        }
+        let permit = self.ctx.pages.clone().try_acquire_owned().ok()?;
         let fetch = Box::pin(async move { Ok((self.fetch(&req, cancel).await?, permit)) });
         Some(ReadAhead { fingerprint, fetch, done: None })
     }
@@ -1020,6 +1030,8 @@ mod tests {
         per: u64,
         by_cursor: bool,
         fetched: Arc<std::sync::atomic::AtomicU64>,
+        /// The page whose next-page token is its own (a looping API).
+        stuck: Option<u64>,
     }
 
     const T0_MS: i64 = 1_714_557_600_000;
@@ -1042,7 +1054,13 @@ mod tests {
                     serde_json::json!({"id": format!("e{i}"), "t": crate::event::rfc3339(t)})
                 })
                 .collect();
-            let next = if k + 1 < self.pages { serde_json::json!(k + 1) } else { Value::Null };
+            let next = if self.stuck == Some(k) {
+                serde_json::json!(k)
+            } else if k + 1 < self.pages {
+                serde_json::json!(k + 1)
+            } else {
+                Value::Null
+            };
             let body = serde_json::json!({"asked": req.url.as_str(), "events": events, "next": next});
             Some(ApiResponse { status: 200, headers: Default::default(), body: body.to_string().into() })
         }
@@ -1064,6 +1082,35 @@ mod tests {
         }
     }
 
+    /// A poller walking `api` an hour after its first event, pages of
+    /// `api.per` events.
+    fn paged_poller(state: Arc<State>, api: Paged) -> Poller {
+        let now = DateTime::from_timestamp_millis(T0_MS + 3_600_000).unwrap();
+        let settings = Settings {
+            name: "paged".into(),
+            interval: Duration::from_secs(60),
+            start_at: StartAt::At(DateTime::from_timestamp_millis(T0_MS).unwrap()),
+            page_size: api.per as u32,
+            lag: Duration::ZERO,
+            lookback: Duration::ZERO,
+            max_window: None,
+            timeout: Duration::from_secs(5),
+            max_response_size: 1 << 24,
+            rate_limit: None,
+        };
+        let ctx = SourceContext {
+            state,
+            metrics: Arc::new(Metrics::default()),
+            clock: Arc::new(move || now),
+            max_journal_bytes: u64::MAX,
+            run_ahead_bytes: u64::MAX,
+            // Its own permits: other tests' pages must not decide
+            // whether this walk reads ahead.
+            pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
+        };
+        Poller::new(settings, Box::new(api), reqwest::Client::new(), Auth::None, ctx)
+    }
+
     /// The next page is fetched while the current one is normalised, and
     /// used only when the walk then makes that very request: with requests
     /// the cursor does not change, one fetch per page; with requests it
@@ -1076,31 +1123,8 @@ mod tests {
             let state = Arc::new(State::open(dir.path()).unwrap());
             let (pages, per) = (6, PART_MIN as u64 * 2 + 5);
             let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let api = Paged { pages, per, by_cursor, fetched: fetched.clone() };
-            let now = DateTime::from_timestamp_millis(T0_MS + 3_600_000).unwrap();
-            let settings = Settings {
-                name: "paged".into(),
-                interval: Duration::from_secs(60),
-                start_at: StartAt::At(DateTime::from_timestamp_millis(T0_MS).unwrap()),
-                page_size: per as u32,
-                lag: Duration::ZERO,
-                lookback: Duration::ZERO,
-                max_window: None,
-                timeout: Duration::from_secs(5),
-                max_response_size: 1 << 24,
-                rate_limit: None,
-            };
-            let ctx = SourceContext {
-                state: state.clone(),
-                metrics: Arc::new(Metrics::default()),
-                clock: Arc::new(move || now),
-                max_journal_bytes: u64::MAX,
-                run_ahead_bytes: u64::MAX,
-                // Its own permits: other tests' pages must not decide
-                // whether this walk reads ahead.
-                pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
-            };
-            let p = Poller::new(settings, Box::new(api), reqwest::Client::new(), Auth::None, ctx);
+            let api = Paged { pages, per, by_cursor, fetched: fetched.clone(), stuck: None };
+            let p = paged_poller(state.clone(), api);
             let report = p.poll_once(&CancellationToken::new()).await.unwrap();
             assert_eq!((report.journaled, report.requests), (pages * per, pages), "by_cursor {by_cursor}");
             let ids: Vec<String> =
@@ -1110,6 +1134,28 @@ mod tests {
             let want = if by_cursor { 2 * pages - 1 } else { pages };
             assert_eq!(fetched.load(AtomicOrdering::SeqCst), want, "fetches (by_cursor {by_cursor})");
         }
+    }
+
+    /// Regression (CI, tests/faults.rs with FAULT_SEED=1796024776547953062):
+    /// a page whose next-page token repeats the request just made was read
+    /// ahead, so a looping API was asked the same page twice before the
+    /// walk stopped on the loop. Now it is asked once, and the events up to
+    /// the loop are journaled once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_looping_token_is_not_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(dir.path()).unwrap());
+        let (pages, per) = (6, PART_MIN as u64 * 2 + 5);
+        let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let api = Paged { pages, per, by_cursor: false, fetched: fetched.clone(), stuck: Some(2) };
+        let p = paged_poller(state.clone(), api);
+        let err = p.poll_once(&CancellationToken::new()).await.unwrap_err();
+        assert!(matches!(err, SourceError::Loop { .. }), "{err}");
+        assert_eq!(fetched.load(AtomicOrdering::SeqCst), 3, "pages 0, 1 and 2, each asked once");
+        let ids: Vec<String> =
+            state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+        let want: Vec<String> = (0..3 * per).map(|i| format!("e{i}")).collect();
+        assert_eq!(ids, want, "the pages before the loop, once each, in order");
     }
 
     #[tokio::test]
