@@ -128,7 +128,9 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("status.json")
 }
 
-/// Write the snapshot atomically (temporary file, then rename), mode 0600.
+/// Write the snapshot atomically, mode 0600: a temporary file, synced,
+/// renamed over the old one, and the directory synced, so that a power cut
+/// leaves the old snapshot or the new one, never an empty file.
 pub fn write(cfg: &Config, state: &State) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -137,8 +139,10 @@ pub fn write(cfg: &Config, state: &State) -> std::io::Result<()> {
     let tmp = dir.join("status.json.tmp");
     let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(&serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?)?;
+    f.sync_data()?;
     drop(f);
-    std::fs::rename(tmp, path(dir))
+    std::fs::rename(tmp, path(dir))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Read the running agent's snapshot.

@@ -1,7 +1,18 @@
 //! The journal: append a page with its cursor, read from an offset, commit
 //! an offset with its dead letters, delete what every output has passed.
+//!
+//! # Chunks and entry frames
+//!
+//! A page's entries are stored in chunks (the unit a record holds and an
+//! output reads):
+//!
+//! | what | layout |
+//! | --- | --- |
+//! | chunk | `0x02`, the entry count as u32, then each entry frame with its u32 length (up to ~64 KiB, an entry larger than that alone); schema 1 stored one bare entry frame per key, still read when migrating |
+//! | entry frame, schema 3 and 4 | `0x03`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, the ECS fields as u32-length-prefixed JSON text without `event.original`, the u32 byte offset in that text where `event.original` goes and one byte for what surrounds it (`Hole`: 0 `,"original":…` before the `event` object's closing brace, 1 the same in an empty `event`, 2 `,"event":{"original":…}` before the document's closing brace, 3 the same in an empty document), raw event JSON verbatim to the end; outputs splice the raw event into the text without parsing either |
+//! | entry frame, schemas 1–2, still read | `0x01`, then source, `to`, id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
 
-use super::{be64, encode_cursor, Cursor, Result, State, StateError};
+use super::{encode_cursor, values, Cursor, Result, State, StateError, DEAD_TAG};
 use crate::event::{unreadable_fields, Event, Hole, Template};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -166,11 +177,25 @@ fn encode_chunks<'a>(entries: impl IntoIterator<Item = (&'a Event, Option<&'a st
 
 /// How many entries a stored value holds: a chunk says; a schema-1 value is
 /// one entry frame.
-fn chunk_len(v: &[u8]) -> Option<u64> {
+pub(super) fn chunk_len(v: &[u8]) -> Option<u64> {
     match v.first()? {
         &CHUNK_V2 => v.get(1..5)?.try_into().ok().map(u32::from_be_bytes).map(u64::from),
         _ => Some(1),
     }
+}
+
+/// A value of an older schema's sled journal as a chunk, with its entry
+/// count (a schema-1 value is one bare frame).
+pub(super) fn as_chunk(v: &[u8]) -> Option<(Vec<u8>, u64)> {
+    if v.first() == Some(&CHUNK_V2) {
+        return chunk_frames(v).map(|f| (v.to_vec(), f.len() as u64));
+    }
+    let mut c = Vec::with_capacity(9 + v.len());
+    c.push(CHUNK_V2);
+    c.extend_from_slice(&1u32.to_be_bytes());
+    c.extend_from_slice(&(v.len() as u32).to_be_bytes());
+    c.extend_from_slice(v);
+    Some((c, 1))
 }
 
 /// The entry frames of a stored value, in order.
@@ -208,7 +233,7 @@ enum StoredDeadLetter {
     V1(DeadLetter),
 }
 
-fn tx_err(e: TransactionError<StateError>) -> StateError {
+pub(super) fn tx_err(e: TransactionError<StateError>) -> StateError {
     match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StateError::Sled(e),
@@ -224,77 +249,83 @@ fn dead_key(output: &str, seq: u64) -> Vec<u8> {
 }
 
 impl State {
-    /// Journal a page of events and the cursor that moves past them in one
-    /// transaction, then flush. Returns the sequence numbers given. An empty
-    /// page still stores the cursor (an empty window moves it too).
+    /// Journal a page of events and the cursor that moves past them as one
+    /// record, make it durable, then store the cursor in sled too. Returns
+    /// the sequence numbers given. An empty page still stores the cursor
+    /// (an empty window moves it too).
     pub async fn append(&self, source: &str, events: &[Event], cursor: &Cursor) -> Result<Range<u64>> {
         let chunks = encode_chunks(events.iter().map(|e| (e, None)));
-        let range = self.append_chunks(source, &chunks, Some(cursor))?;
-        self.flush().await?;
-        self.publish_tail(range.end);
-        Ok(range)
+        self.append_chunks(source, chunks, Some(cursor)).await
     }
 
     /// Journal chunks (see [`encode_chunks`]) and, when given, a source's
-    /// cursor in one transaction. Not flushed.
-    fn append_chunks(&self, source: &str, chunks: &[(Vec<u8>, u64)], cursor: Option<&Cursor>) -> Result<Range<u64>> {
-        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let count: u64 = chunks.iter().map(|(_, n)| n).sum();
-        let added: u64 = chunks.iter().map(|(c, _)| c.len() as u64).sum();
+    /// cursor as one record; returns once the record is durable and the
+    /// cursor is in sled, and then tells outputs.
+    async fn append_chunks(
+        &self,
+        source: &str,
+        chunks: Vec<(Vec<u8>, u64)>,
+        cursor: Option<&Cursor>,
+    ) -> Result<Range<u64>> {
         let cursor_bytes = cursor.map(encode_cursor);
-        let range = (&self.journal, &self.cursors, &self.meta)
-            .transaction(|(journal, cursors, meta)| {
-                let start = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
-                let bytes = meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
-                let mut seq = start;
-                for (c, n) in chunks {
-                    journal.insert(&seq.to_be_bytes(), c.as_slice())?;
-                    seq += n;
-                }
-                let end = start + count;
-                meta.insert("next_seq", &end.to_be_bytes())?;
-                meta.insert("journal_bytes", &(bytes + added).to_be_bytes())?;
-                if let Some(c) = &cursor_bytes {
-                    cursors.insert(source.as_bytes(), c.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<StateError>>(start..end)
-            })
-            .map_err(tx_err)?;
-        super::release_garbage();
-        self.journal_bytes.fetch_add(added, Ordering::Relaxed);
-        self.next_seq.fetch_max(range.end, Ordering::SeqCst);
+        let added: u64 = chunks.iter().map(|(c, _)| c.len() as u64).sum();
+        let (range, pos) = {
+            // Sequence numbers and file position in one step; the write is
+            // into the page cache and short.
+            let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let placed = self.segments.append(source, cursor_bytes.as_deref(), &chunks)?;
+            self.journal_bytes.fetch_add(added, Ordering::Relaxed);
+            self.next_seq.fetch_max(placed.0.end, Ordering::SeqCst);
+            placed
+        };
+        drop(chunks);
+        let segments = self.segments.clone();
+        tokio::task::spawn_blocking(move || segments.sync(pos))
+            .await
+            .map_err(|e| StateError::Corrupt { what: "journal sync".into(), detail: format!("task ended: {e}") })??;
+        // sled's copy of the cursor follows the durable record (it is a
+        // checkpoint: `open` takes the newer one from the journal), and is
+        // written before outputs can deliver the page, so garbage
+        // collection never deletes a record whose cursor sled lacks.
+        if let Some(c) = &cursor_bytes {
+            self.store_cursor(source, c)?;
+        }
+        self.publish_tail(range.end);
         Ok(range)
     }
 
     /// Read up to `max_events` entries (and about `max_bytes`) from `from`,
     /// with their sequence numbers. The first entry is returned even when it
-    /// alone is larger than `max_bytes`.
+    /// alone is larger than `max_bytes`. Only entries already durable (and
+    /// told to outputs) are read.
     pub fn read(&self, from: u64, max_events: usize, max_bytes: usize) -> Result<Vec<(u64, Entry)>> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        // The chunk holding `from` starts at or before it.
-        let start = match self.journal.range(..=from.to_be_bytes()).next_back() {
-            Some(item) => item?.0,
-            None => sled::IVec::from(&from.to_be_bytes()),
-        };
-        'chunks: for item in self.journal.range(start..) {
-            let (k, v) = item?;
-            let first = be64(&k)
-                .ok_or_else(|| StateError::Corrupt { what: "journal key".into(), detail: "not a u64".into() })?;
-            let frames = chunk_frames(&v).ok_or_else(|| StateError::Corrupt {
-                what: format!("journal chunk {first}"),
-                detail: "truncated chunk".into(),
-            })?;
-            for (seq, frame) in (first..).zip(frames) {
-                if seq < from {
-                    continue;
+        let end = *self.tail.borrow();
+        let mut from_chunk = from;
+        'more: loop {
+            let chunks = self.segments.chunks_from(from_chunk, end, 16);
+            if chunks.is_empty() {
+                break;
+            }
+            for c in &chunks {
+                let v = self.segments.read(c)?;
+                let frames = chunk_frames(&v).ok_or_else(|| StateError::Corrupt {
+                    what: format!("journal chunk {}", c.first),
+                    detail: "truncated chunk".into(),
+                })?;
+                for (seq, frame) in (c.first..).zip(frames) {
+                    if seq < from || seq >= end {
+                        continue;
+                    }
+                    if !out.is_empty() && (out.len() >= max_events || bytes + frame.len() > max_bytes) {
+                        break 'more;
+                    }
+                    let entry = decode_entry(seq, frame)?;
+                    bytes += frame.len();
+                    out.push((seq, entry));
                 }
-                if !out.is_empty() && (out.len() >= max_events || bytes + frame.len() > max_bytes) {
-                    break 'chunks;
-                }
-                let entry = decode_entry(seq, frame)?;
-                bytes += frame.len();
-                out.push((seq, entry));
+                from_chunk = c.first + c.count;
             }
         }
         Ok(out)
@@ -302,7 +333,7 @@ impl State {
 
     /// Move an output's offset to `offset` (every entry below it delivered or
     /// dead-lettered) together with the dead letters, in one transaction, and
-    /// flush.
+    /// make it durable.
     pub async fn commit(&self, output: &str, offset: u64, dead: &[DeadLetter]) -> Result<()> {
         let dead_values: Vec<(Vec<u8>, Vec<u8>)> = dead
             .iter()
@@ -314,10 +345,10 @@ impl State {
             .collect::<Result<_>>()?;
         {
             let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            (&self.offsets, &self.dead)
-                .transaction(|(offsets, dead_tree)| {
+            (&self.offsets, &self.dead, &self.parts)
+                .transaction(|(offsets, dead_tree, parts)| {
                     for (k, v) in &dead_values {
-                        dead_tree.insert(k.as_slice(), v.as_slice())?;
+                        values::put(dead_tree, parts, DEAD_TAG, k, v)?;
                     }
                     offsets.insert(output.as_bytes(), &offset.to_be_bytes())?;
                     Ok::<_, ConflictableTransactionError<StateError>>(())
@@ -328,10 +359,11 @@ impl State {
         self.flush().await
     }
 
-    /// Delete journal chunks every output in `outputs` has committed past
-    /// (a chunk goes once all its entries are passed). Returns how many
-    /// entries were deleted. Outputs not listed (removed from the
-    /// config) no longer hold entries back; their offsets are forgotten.
+    /// Forget the journal entries every output in `outputs` has committed
+    /// past, and delete the segment files that hold nothing else. Returns
+    /// how many entries were forgotten. Outputs not listed (removed from
+    /// the config) no longer hold entries back; their offsets are
+    /// forgotten.
     pub async fn collect_garbage(&self, outputs: &[String]) -> Result<u64> {
         let mut low = self.next_seq();
         for o in outputs {
@@ -340,52 +372,40 @@ impl State {
                 None => return Ok(0), // an output that has not started yet
             }
         }
+        let mut removed = false;
         for (name, _) in self.offsets()? {
             if !outputs.contains(&name) {
                 self.offsets.remove(name.as_bytes())?;
+                removed = true;
             }
         }
-        let mut deleted = 0;
-        loop {
+        let entries = {
             let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let mut batch = sled::Batch::default();
-            let (mut keys, mut entries, mut freed) = (0u64, 0u64, 0u64);
-            for item in self.journal.range(..low.to_be_bytes()).take(1000) {
-                let (k, v) = item?;
-                // A chunk goes only once every entry in it is below `low`.
-                let first = be64(&k).unwrap_or(u64::MAX);
-                if first.saturating_add(chunk_len(&v).unwrap_or(1)) > low {
-                    break;
-                }
-                freed += v.len() as u64;
-                keys += 1;
-                entries += chunk_len(&v).unwrap_or(1);
-                batch.remove(k);
+            let (entries, freed) = self.segments.release(low);
+            let _ = self
+                .journal_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
+            if entries > 0 {
+                // Remembered, so a restart does not count delivered entries
+                // (still in their segment file) as held.
+                self.meta.insert("released", &low.to_be_bytes())?;
             }
-            if keys == 0 {
-                break;
-            }
-            // A batch on one tree is atomic and far cheaper than a
-            // transaction. The byte count follows under the append lock (so
-            // no append's count is lost); a crash in between leaves it high,
-            // which only pauses sources early, and `open` resets it once the
-            // journal is empty.
-            self.journal.apply_batch(batch)?;
-            super::release_garbage();
-            {
-                let _append = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-                let bytes = self.meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0);
-                self.meta.insert("journal_bytes", &bytes.saturating_sub(freed).to_be_bytes())?;
-                let _ = self
-                    .journal_bytes
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
-            }
-            deleted += entries;
-        }
-        if deleted > 0 {
+            entries
+        };
+        if self.segments.has_passed(low) {
+            // The files to delete carry cursors: sled's copies of them (and
+            // the journal's end, for a journal about to be emptied) are made
+            // durable first.
+            self.meta.insert("next_seq", &self.next_seq().to_be_bytes())?;
+            self.flush().await?;
+            let segments = self.segments.clone();
+            tokio::task::spawn_blocking(move || segments.delete_passed(low)).await.map_err(|e| {
+                StateError::Corrupt { what: "journal cleanup".into(), detail: format!("task ended: {e}") }
+            })??;
+        } else if removed || entries > 0 {
             self.flush().await?;
         }
-        Ok(deleted)
+        Ok(entries)
     }
 
     /// An output's dead letters, oldest first.
@@ -394,7 +414,8 @@ impl State {
         prefix.push(0);
         let mut out = Vec::new();
         for item in self.dead.scan_prefix(&prefix) {
-            let (_, v) = item?;
+            let (k, v) = item?;
+            let v = values::read(&self.parts, DEAD_TAG, &k, v)?;
             match serde_json::from_slice::<StoredDeadLetter>(&v) {
                 Ok(StoredDeadLetter::V1(d)) => out.push(d),
                 Err(e) => {
@@ -421,11 +442,9 @@ impl State {
     pub async fn retry_dead_letters(&self, output: &str) -> Result<usize> {
         let letters = self.dead_letters(output)?;
         let chunks = encode_chunks(letters.iter().map(|d| (&d.event, Some(output))));
-        // Journal first, then delete: a crash in between leaves a duplicate
-        // dead letter, never a lost one.
-        let range = self.append_chunks(output, &chunks, None)?;
-        self.flush().await?;
-        self.publish_tail(range.end);
+        // Journal first (durable), then delete: a crash in between leaves a
+        // duplicate dead letter, never a lost one.
+        self.append_chunks(output, chunks, None).await?;
         self.purge_dead_letters(output).await?;
         Ok(letters.len())
     }
@@ -436,7 +455,9 @@ impl State {
         prefix.push(0);
         let keys: Vec<_> = self.dead.scan_prefix(&prefix).keys().collect::<std::result::Result<_, _>>()?;
         for k in &keys {
-            self.dead.remove(k)?;
+            (&self.dead, &self.parts)
+                .transaction(|(dead, parts)| values::remove(dead, parts, DEAD_TAG, k))
+                .map_err(tx_err)?;
         }
         self.flush().await?;
         Ok(keys.len())

@@ -1,57 +1,108 @@
-//! Durable state in one sled database under `agent.state_dir/db`.
+//! Durable state under `agent.state_dir`: the journal in segment files of
+//! our own (`journal/`), everything else in one sled database (`db/`).
 //!
-//! # On-disk layout
+//! # Why this split, and what makes it durable
+//!
+//! "Written" means on disk after a power cut. sled 0.34 alone does not give
+//! that: `Db::flush()` writes its log with `sync_file_range`, which persists
+//! neither metadata nor a file-size extension (only its background flusher
+//! calls `fsync`, every `flush_every_ms`), and anything larger than a
+//! quarter of a segment goes to a blob file that is never synced and is
+//! created with `create_new` — after a power cut the database could refuse
+//! to open (`File exists`). So:
+//!
+//! - **The journal** (all the volume) is ours: append-only segment files, a
+//!   CRC per record, one record per page holding the page's events *and*
+//!   the source's cursor after it, made durable with `fdatasync` (shared by
+//!   concurrent appends) before the source moves on or any output sees the
+//!   events; a segment is synced before the next is created and the
+//!   directory is synced whenever a file is created or deleted. At open a
+//!   torn tail (the one record a power cut interrupted) is cut off and
+//!   logged; any other bad record is reported with its path and offset,
+//!   never wiped. See `segments.rs`.
+//! - **sled** keeps cursors, output offsets, dead letters, HEC channel ids,
+//!   schema and status: small values, every item at most 2 KiB (longer
+//!   values are split into parts, `values.rs`), so no node ever reaches the
+//!   blob threshold and sled's data lives in its one log file. After every
+//!   flush that promises durability that file is `fdatasync`ed (through a
+//!   descriptor of our own: fsync works on the inode); before sled opens,
+//!   its files are synced, so the snapshot sled writes while recovering
+//!   never describes a log that is not on disk. What is on disk after a
+//!   power cut is then a state sled wrote at some moment, which it recovers
+//!   from like from a crash.
+//!
+//! # Ordering
+//!
+//! 1. A page and the cursor past it are one journal record: both or
+//!    neither. The record is durable before `append` returns; sled's copy of
+//!    the cursor is written after it (a checkpoint: at open the newest
+//!    cursor in the journal wins over sled's), and before outputs are told.
+//! 2. Outputs read only durable entries, so an offset can never point past
+//!    what a power cut leaves of the journal.
+//! 3. An output's offset moves after its receiver confirmed every event
+//!    below it (dead letters in the same sled transaction), and is durable
+//!    (sled flush + fdatasync) before the next batch is read.
+//! 4. Journal files are deleted only when every output is past them, after
+//!    sled (holding their cursors) was made durable.
+//! 5. Sequence numbers only grow: the journal's end is read back from its
+//!    records, and sled keeps `next_seq` for a journal emptied by garbage
+//!    collection.
+//! 6. A state written by a newer schema is refused, never rewritten.
+//!
+//! # sled layout
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
-//! | `journal` | sequence number of its first entry, u64 big-endian | chunk of consecutive entries (up to ~64 KiB): `0x02`, the entry count as u32, then each entry frame with its u32 length; schema 1 stored one bare entry frame per key, still read |
-//! | (entry frame, schema 3) | | `0x03`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, the ECS fields as u32-length-prefixed JSON text without `event.original`, the u32 byte offset in that text where `event.original` goes and one byte for what surrounds it (`Hole`: 0 `,"original":…` before the `event` object's closing brace, 1 the same in an empty `event`, 2 `,"event":{"original":…}` before the document's closing brace, 3 the same in an empty document), raw event JSON verbatim to the end; outputs splice the raw event into the text without parsing either |
-//! | (entry frame, schemas 1–2, still read) | | `0x01`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
-//! | `cursors` | source name | JSON `{"v":"1","time":…,"taken":[…],"window":…}` |
+//! | `cursors` | source name | JSON `{"v":"1","time":…,"taken":[…],"window":…}` (or a parts header) |
 //! | `offsets` | output name | u64 big-endian: the next sequence number the output has not delivered |
-//! | `dead_letters` | output name, `0x00`, u64 big-endian sequence | JSON `{"v":1,"reason":…,"at":…,"event":{…}}` |
+//! | `dead_letters` | output name, `0x00`, u64 big-endian sequence | JSON `{"v":1,"reason":…,"at":…,"event":{…}}` (or a parts header) |
+//! | `parts` | tag (`c` cursor, `d` dead letter), key, u32 part number | up to 2 KiB of a longer value |
 //! | `meta` | `schema_version` | u32 big-endian ([`SCHEMA_VERSION`]) |
-//! | `meta` | `next_seq` | u64 big-endian: the sequence number of the next journal entry |
-//! | `meta` | `journal_bytes` | u64 big-endian: bytes of journal values stored |
+//! | `meta` | `next_seq` | u64 big-endian: a floor for the journal's next sequence number |
+//! | `meta` | `released` | u64 big-endian: journal entries below it are passed by every output (their file may remain until the rest of it is) |
 //! | `meta` | `channel/<output>` | the HEC channel GUID of that output |
 //! | `status` | `source/<name>`, `output/<name>` | JSON health, last poll/send, last error (advisory, not flushed) |
 //!
-//! # Invariants
-//!
-//! 1. A page of events and the cursor that moves past it are written in **one
-//!    transaction** (journal, cursors and meta trees), then the database is
-//!    flushed before the source asks for the next page. A crash leaves both or
-//!    neither, so a page is never lost and never journaled twice.
-//! 2. Sequence numbers only grow: `next_seq` is stored, not derived from the
-//!    last key, so an emptied journal never reuses a number an output has
-//!    already committed past.
-//! 3. An output's offset only moves after its receiver confirmed every event
-//!    below it (or the event went to `dead_letters`, in the same transaction
-//!    as the offset move), and is flushed before the next batch is read.
-//! 4. A journal entry is deleted only when every configured output's offset
-//!    is past it.
-//! 5. A state written by a newer schema is refused, never rewritten.
+//! Journal chunks and entry frames are described in `journal.rs`; schemas
+//! 1–3 kept them in a sled tree `journal`, which `open` moves into segment
+//! files once (`migrate.rs`).
 
 mod cursor;
 mod journal;
+mod migrate;
+mod segments;
+mod values;
 
 pub use cursor::{Cursor, Taken, Window};
 pub use journal::{DeadLetter, Entry};
+pub use segments::JournalError;
 
+use segments::Segments;
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// Flushes running at once (see [`State::flush`]).
 const FLUSH_SLOTS: usize = 4;
 
-/// The schema this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 3;
+/// The schema this build writes and the newest it reads: 4 keeps the
+/// journal in segment files (1–3 kept it in sled).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// sled's page cache; its default is 1 GiB, far more than an agent needs.
 const CACHE_CAPACITY: u64 = 8 << 20;
+
+/// Tag of a cursor's parts in the `parts` tree.
+const CURSOR_TAG: u8 = b'c';
+/// Tag of a dead letter's parts in the `parts` tree.
+const DEAD_TAG: u8 = b'd';
+
+/// A status record longer than this loses the end of its error text
+/// (status is advisory; it stays one small sled item).
+const STATUS_ERROR_CHARS: usize = 1000;
 
 /// Hand this thread's deferred frees to crossbeam-epoch's global collector.
 ///
@@ -91,6 +142,18 @@ pub enum StateError {
     /// A read, write or flush failed (disk full, IO error).
     #[error("state database error: {} (is the disk full or read-only?)", sled_text(.0))]
     Sled(#[from] sled::Error),
+    /// The journal's files could not be read, written or synced, or are
+    /// damaged.
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    /// A sled file could not be synced to disk.
+    #[error("cannot sync state file {path} to disk: {source}")]
+    Sync {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
     /// A stored value could not be decoded.
     #[error("corrupt state entry {what}: {detail}")]
     Corrupt {
@@ -110,6 +173,10 @@ pub enum StateError {
 }
 
 impl StateError {
+    fn corrupt(key: &[u8], detail: &str) -> StateError {
+        StateError::Corrupt { what: String::from_utf8_lossy(key).into_owned(), detail: detail.to_owned() }
+    }
+
     /// Whether the database is locked by another process (a running agent).
     pub fn is_locked(&self) -> bool {
         matches!(self, StateError::Open { source, .. } if is_lock_error(source))
@@ -158,24 +225,29 @@ pub struct Status {
 pub struct State {
     path: PathBuf,
     db: sled::Db,
-    journal: sled::Tree,
+    /// sled's log file, opened again to fsync it (see the module header).
+    db_file: Arc<std::fs::File>,
+    segments: Arc<Segments>,
     cursors: sled::Tree,
     offsets: sled::Tree,
     dead: sled::Tree,
+    parts: sled::Tree,
     meta: sled::Tree,
     status: sled::Tree,
-    /// Serialises appends so concurrent sources do not conflict.
+    /// Serialises appends so sequence numbers follow file order.
     append_lock: Mutex<()>,
     /// Bounds concurrent flushes (see [`State::flush`]).
     flush_slots: tokio::sync::Semaphore,
     /// Serialises offset commits and garbage collection.
     commit_lock: Mutex<()>,
+    /// Bytes of journal chunks not yet passed by every output.
     journal_bytes: AtomicU64,
     /// Bumped by every status write.
     status_gen: AtomicU64,
     /// The next sequence number, updated under `append_lock`; authoritative.
     next_seq: AtomicU64,
-    /// Wakes outputs when entries arrive; only ever moves forward.
+    /// Wakes outputs when entries arrive (durable ones only); only ever
+    /// moves forward.
     tail: watch::Sender<u64>,
     /// Outputs whose last delivery failed (see [`State::set_output_down`]).
     outputs_down: Mutex<std::collections::HashSet<String>>,
@@ -191,15 +263,37 @@ fn be64(v: &[u8]) -> Option<u64> {
     v.try_into().ok().map(u64::from_be_bytes)
 }
 
+fn sync_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Sync { path: path.to_path_buf(), source }
+}
+
+/// fsync every file directly in `dir`, then `dir` itself: what a previous
+/// run left in the page cache is on disk before anyone reads it.
+fn sync_tree(dir: &Path) -> Result<()> {
+    let Ok(items) = std::fs::read_dir(dir) else { return Ok(()) };
+    for item in items {
+        let path = item.map_err(sync_err(dir))?.path();
+        if path.is_file() {
+            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(sync_err(&path))?;
+        } else if path.is_dir() {
+            sync_tree(&path)?;
+        }
+    }
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(sync_err(dir))
+}
+
 impl State {
-    /// Open (or create) the database in `dir`, creating `dir` with mode 0700.
+    /// Open (or create) the state in `dir`, creating `dir` with mode 0700.
+    /// Recovers from a power cut by itself: a torn journal tail is cut off
+    /// (logged), cursors newer in the journal than in sled are taken.
     pub fn open(dir: &Path) -> Result<State> {
         create_private_dir(dir).map_err(|source| StateError::Dir { path: dir.to_path_buf(), source })?;
         let path = dir.join("db");
-        // Every durable write is flushed explicitly; sled's own periodic
-        // flush (roll the log, clean segments, fsync) only has to keep up
-        // with advisory status writes, so it runs every 2 s instead of 0.5 s
-        // (an idle agent's main cost).
+        sync_tree(&path)?;
+        // Every durable write is flushed and synced explicitly; sled's own
+        // periodic flush (roll the log, clean segments, fsync) only has to
+        // keep up with advisory status writes, so it runs every 2 s
+        // instead of 0.5 s (an idle agent's main cost).
         let config = sled::Config::new().path(&path).cache_capacity(CACHE_CAPACITY).flush_every_ms(Some(2000));
         let db = config.open().map_err(|source| {
             let hint = match &source {
@@ -211,56 +305,75 @@ impl State {
             };
             StateError::Open { path: path.clone(), source, hint }
         })?;
+        // sled may have written a snapshot and its config while opening.
+        sync_tree(&path)?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(sync_err(dir))?;
+        let db_file = Arc::new(std::fs::File::open(path.join("db")).map_err(sync_err(&path))?);
         let meta = db.open_tree("meta")?;
-        match meta.get("schema_version")? {
-            Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_be_bytes).map_err(|_| StateError::Corrupt {
-                    what: "meta/schema_version".into(),
-                    detail: "not a u32".into(),
-                })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StateError::NewerSchema { path, found });
-                }
-                if found < SCHEMA_VERSION {
-                    // Schema 3 reads schemas 1 (one entry per key) and 2
-                    // (chunks of `0x01` entry frames) as they are; the mark
-                    // keeps an older build from misreading what it writes.
-                    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-                    db.flush()?;
-                }
-            }
-            None => {
-                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-                db.flush()?;
-            }
-        }
-        let next = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
-        let journal = db.open_tree("journal")?;
-        // Garbage collection lowers the byte count just after deleting; a
-        // crash in between leaves it high. An empty journal holds nothing.
-        let bytes = match journal.is_empty() {
-            true => 0,
-            false => meta.get("journal_bytes")?.and_then(|v| be64(&v)).unwrap_or(0),
+        let found = match meta.get("schema_version")? {
+            Some(v) => v
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| StateError::Corrupt { what: "meta/schema_version".into(), detail: "not a u32".into() })?,
+            None => SCHEMA_VERSION,
         };
+        if found > SCHEMA_VERSION {
+            return Err(StateError::NewerSchema { path, found });
+        }
+        let offsets = db.open_tree("offsets")?;
+        let mut floor = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0);
+        for item in offsets.iter() {
+            floor = floor.max(be64(&item?.1).unwrap_or(0));
+        }
+        migrate::journal_out_of_sled(&db, dir, floor)?;
+        let opened = Segments::open(dir, floor)?;
+        if opened.torn > 0 {
+            tracing::warn!(
+                bytes = opened.torn,
+                dir = %dir.join(segments::DIR).display(),
+                "dropped the torn end of the journal (a write interrupted by a crash or power cut, never acknowledged to anyone); its page is fetched again from the API"
+            );
+        }
+        let segments = Arc::new(opened.segments);
+        if let Some(released) = meta.get("released")?.and_then(|v| be64(&v)) {
+            segments.release(released);
+        }
+        let next = segments.next_seq();
         let (tail, _) = watch::channel(next);
-        Ok(State {
+        let state = State {
+            journal_bytes: AtomicU64::new(segments.held_bytes()),
             path,
-            journal,
+            db_file,
+            segments,
             cursors: db.open_tree("cursors")?,
-            offsets: db.open_tree("offsets")?,
+            offsets,
             dead: db.open_tree("dead_letters")?,
+            parts: db.open_tree("parts")?,
             status: db.open_tree("status")?,
             meta,
             db,
             append_lock: Mutex::new(()),
             flush_slots: tokio::sync::Semaphore::new(FLUSH_SLOTS),
             commit_lock: Mutex::new(()),
-            journal_bytes: AtomicU64::new(bytes),
             status_gen: AtomicU64::new(0),
             outputs_down: Mutex::default(),
             next_seq: AtomicU64::new(next),
             tail,
-        })
+        };
+        // The journal's cursors are at least as new as sled's: the newest
+        // per source goes to sled, then sled is made durable once.
+        let mut newest = std::collections::HashMap::new();
+        for r in opened.cursors {
+            newest.insert(r.source, r.cursor);
+        }
+        for (source, cursor) in &newest {
+            state.store_cursor(source, cursor)?;
+        }
+        state.meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+        state.meta.insert("next_seq", &next.to_be_bytes())?;
+        state.flush_now()?;
+        Ok(state)
     }
 
     /// The schema version stored.
@@ -272,7 +385,9 @@ impl State {
             .unwrap_or(SCHEMA_VERSION))
     }
 
-    /// Flush everything written so far to disk.
+    /// Make everything written to sled so far durable: sled's flush, then
+    /// an fdatasync of its log file (sled's flush alone is not durable, see
+    /// the module header).
     ///
     /// On a thread of tokio's blocking pool, never on sled's own pool:
     /// sled 0.34's `flush_async` blocks a thread of its small shared pool
@@ -288,22 +403,22 @@ impl State {
     /// rather than queue forever behind flushes that will never return.
     pub async fn flush(&self) -> Result<()> {
         let _slot = tokio::time::timeout(std::time::Duration::from_secs(10), self.flush_slots.acquire()).await;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let flushed = db.flush();
-            release_garbage();
-            flushed
-        })
-        .await
-        .map_err(|e| sled::Error::ReportableBug(format!("flush task ended: {e}")))??;
-        Ok(())
+        let (db, file, path) = (self.db.clone(), self.db_file.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || flush_and_sync(&db, &file, &path))
+            .await
+            .map_err(|e| sled::Error::ReportableBug(format!("flush task ended: {e}")))?
+    }
+
+    /// [`State::flush`] on this thread.
+    fn flush_now(&self) -> Result<()> {
+        flush_and_sync(&self.db, &self.db_file, &self.path)
     }
 
     /// A source's cursor, `None` before its first page.
     pub fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
         match self.cursors.get(source)? {
             None => Ok(None),
-            Some(v) => decode_cursor(source, &v).map(Some),
+            Some(v) => decode_cursor(source, &values::read(&self.parts, CURSOR_TAG, source.as_bytes(), v)?).map(Some),
         }
     }
 
@@ -313,17 +428,27 @@ impl State {
         for item in self.cursors.iter() {
             let (k, v) = item?;
             let name = String::from_utf8_lossy(&k).into_owned();
-            let c = decode_cursor(&name, &v)?;
+            let c = decode_cursor(&name, &values::read(&self.parts, CURSOR_TAG, &k, v)?)?;
             out.push((name, c));
         }
         Ok(out)
     }
 
-    /// Replace a source's cursor without journaling anything (`replay`), and
-    /// flush.
+    /// Replace a source's cursor without journaling any event (`replay`):
+    /// a journal record with the cursor alone, so that it is durable and
+    /// newer than every cursor the journal holds for that source.
     pub async fn set_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
-        self.cursors.insert(source, encode_cursor(cursor))?;
-        self.flush().await
+        self.append(source, &[], cursor).await.map(|_| ())
+    }
+
+    /// Store a source's cursor (encoded) in sled. Not flushed: the journal
+    /// holds it durably until garbage collection, which flushes first.
+    fn store_cursor(&self, source: &str, cursor: &[u8]) -> Result<()> {
+        (&self.cursors, &self.parts)
+            .transaction(|(cursors, parts)| values::put(cursors, parts, CURSOR_TAG, source.as_bytes(), cursor))
+            .map_err(journal::tx_err)?;
+        release_garbage();
+        Ok(())
     }
 
     /// The sequence number the next journal entry gets.
@@ -372,11 +497,8 @@ impl State {
 
     /// Number of entries in the journal.
     pub fn journal_len(&self) -> usize {
-        // Entries are numbered without gaps from the first key on.
-        match self.journal.first() {
-            Ok(Some((k, _))) => self.next_seq().saturating_sub(be64(&k).unwrap_or(0)) as usize,
-            _ => 0,
-        }
+        // Entries are numbered without gaps from the first held on.
+        self.segments.first_held().map_or(0, |first| self.next_seq().saturating_sub(first) as usize)
     }
 
     /// An output's committed offset, `None` if it never ran.
@@ -428,6 +550,14 @@ impl State {
     /// Record the health of a source or output (`kind` is `source` or
     /// `output`). Advisory: not flushed.
     pub fn set_status(&self, kind: &str, name: &str, status: &Status) -> Result<()> {
+        let trimmed = status.last_error.as_deref().filter(|e| e.len() > STATUS_ERROR_CHARS).map(|e| {
+            let mut end = STATUS_ERROR_CHARS;
+            while !e.is_char_boundary(end) {
+                end -= 1;
+            }
+            Status { last_error: Some(format!("{}…", &e[..end])), ..status.clone() }
+        });
+        let status = trimmed.as_ref().unwrap_or(status);
         let v =
             serde_json::to_vec(status).map_err(|e| StateError::Corrupt { what: name.into(), detail: e.to_string() })?;
         self.status.insert(format!("{kind}/{name}"), v)?;
@@ -450,6 +580,13 @@ impl State {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+fn flush_and_sync(db: &sled::Db, file: &std::fs::File, path: &Path) -> Result<()> {
+    let flushed = db.flush();
+    release_garbage();
+    flushed?;
+    file.sync_data().map_err(sync_err(&path.join("db")))
 }
 
 fn encode_cursor(c: &Cursor) -> Vec<u8> {
