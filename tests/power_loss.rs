@@ -183,6 +183,8 @@ struct Host<'a> {
     agent: Option<Agent>,
     started: Instant,
     cuts: usize,
+    /// Events of the catch-up.
+    events: usize,
 }
 
 impl Host<'_> {
@@ -273,7 +275,8 @@ impl Host<'_> {
 /// Wait for a catch-up moment: a quarter of the time 20–400 ms after the
 /// start (state opening, first polls), otherwise once 5–50 % of what is
 /// left has arrived, then 0–30 ms more.
-fn catch_up_moment(host: &mut Host, r: &mut StdRng, recv: &Receiver, n: usize) -> Result<(), Refused> {
+fn catch_up_moment(host: &mut Host, r: &mut StdRng, recv: &Receiver) -> Result<(), Refused> {
+    let n = host.events;
     if r.gen_bool(0.25) {
         let d = Duration::from_millis(r.gen_range(20..=400)).saturating_sub(host.started.elapsed());
         return host.sleep(d);
@@ -379,7 +382,6 @@ fn make_cuts(
     host: &mut Host,
     r: &mut StdRng,
     recv: &Receiver,
-    n: usize,
     batch: usize,
     config: &dyn Fn(usize) -> String,
     cuts: usize,
@@ -396,7 +398,7 @@ fn make_cuts(
                 host.sleep(Duration::from_millis(r.gen_range(0..=10)))?;
             }
             Kind::Reload => {
-                catch_up_moment(host, r, recv, n)?;
+                catch_up_moment(host, r, recv)?;
                 let new_batch = r.gen_range(batch / 2..=batch * 2);
                 max_batch = max_batch.max(new_batch);
                 host.dir.write_config(&config(new_batch));
@@ -412,7 +414,7 @@ fn make_cuts(
                 host.wait(Duration::from_secs(20), || refusals() > seen)?;
                 host.sleep(Duration::from_millis(r.gen_range(0..=20)))?;
             }
-            _ => catch_up_moment(host, r, recv, n)?,
+            _ => catch_up_moment(host, r, recv)?,
         }
         host.cut();
     }
@@ -440,10 +442,10 @@ fn power_run(s: &Scenario, fs: &LazyFs, r: &mut StdRng, n: usize, cuts: usize) -
         |batch: usize| format!("{}\n{}{}", dir.agent_section(), source_block(&api), output_block(s, &recv, batch));
     dir.write_config(&config(batch));
     let mut out = Outcome { events: n, ..Outcome::default() };
-    let mut host = Host { fs, dir: &dir, agent: None, started: Instant::now(), cuts: 0 };
+    let mut host = Host { fs, dir: &dir, agent: None, started: Instant::now(), cuts: 0, events: n };
     host.start();
 
-    let cut = make_cuts(s, &mut host, r, &recv, n, batch, &config, cuts);
+    let cut = make_cuts(s, &mut host, r, &recv, batch, &config, cuts);
     out.cuts = host.cuts;
     let max_batch = cut.as_ref().map_or(batch, |b| *b);
     // The file output's file is on LazyFS too: one more cut after the run.
