@@ -67,6 +67,12 @@ fn cuts() -> usize {
     env_usize("POWER_CUTS", 2).max(1)
 }
 
+/// `POWER_SEED`, or one drawn once for the whole process.
+fn base_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| seed_from_env("POWER_SEED"))
+}
+
 fn power_events() -> usize {
     env_usize("POWER_EVENTS", 3_000).max(100)
 }
@@ -612,7 +618,7 @@ const ALL: [&Scenario; 7] = [&HEC_ACK, &HEC_IN_FLIGHT, &SYSLOG, &FILE, &JOURNAL_
 /// The runs of a scenario: `POWER_CUTS` cuts, at most [`CUTS_PER_RUN`] per
 /// run; run `i` has seed `POWER_SEED + i`.
 fn runs() -> Vec<(u64, usize)> {
-    let (seed, total) = (seed_from_env("POWER_SEED"), cuts());
+    let (seed, total) = (base_seed(), cuts());
     (0..total.div_ceil(CUTS_PER_RUN))
         .map(|i| (seed.wrapping_add(i as u64), CUTS_PER_RUN.min(total - i * CUTS_PER_RUN)))
         .collect()
@@ -672,7 +678,7 @@ fn power_cut_while_dead_lettering_keeps_every_dead_letter() {
 #[test]
 #[ignore = "long: POWER_CUTS=20 cargo test --release --test power_loss -- --ignored --nocapture power_table"]
 fn power_table() {
-    let (seed, events) = (seed_from_env("POWER_SEED"), power_events());
+    let (seed, events) = (base_seed(), power_events());
     let t0 = Instant::now();
     let mut table = String::from(
         "| scenario | runs / cuts | events per run | starts refused | lost | duplicated (and why) | time to recover (median) |\n\

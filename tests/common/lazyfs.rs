@@ -102,9 +102,13 @@ impl LazyFs {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let answer = (|| -> std::io::Result<String> {
+                // Open the answer FIFO first (read-write: it does not wait
+                // for a writer): LazyFS drops its answer ("failed to write to
+                // notifier fifo") when nobody has it open at that moment.
+                let answers = std::fs::OpenOptions::new().read(true).write(true).open(&done)?;
                 std::fs::OpenOptions::new().write(true).open(&fifo)?.write_all(b"lazyfs::clear-cache\n")?;
                 let mut line = String::new();
-                std::io::BufReader::new(std::fs::File::open(&done)?).read_line(&mut line)?;
+                std::io::BufReader::new(answers).read_line(&mut line)?;
                 Ok(line)
             })();
             let _ = tx.send(answer);
