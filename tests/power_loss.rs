@@ -265,7 +265,11 @@ impl Host<'_> {
         loop {
             let got: BTreeSet<String> = recv.ids().into_iter().collect();
             if want.iter().all(|id| got.contains(*id)) {
-                return Ok(Some(Instant::now()));
+                // Everything may have arrived before the cut: give a start
+                // that cannot open its state the time to say so.
+                let done = Instant::now();
+                self.sleep(Duration::from_millis(500))?;
+                return Ok(Some(done));
             }
             if got.len() > have {
                 (have, moved) = (got.len(), Instant::now());
@@ -332,13 +336,6 @@ fn output_block(s: &Scenario, recv: &Receiver, batch: usize) -> String {
 }
 
 fn run_once(s: &Scenario, seed: u64, events: usize, cuts: usize) -> Outcome {
-    let _note = SeedNote {
-        var: "POWER_SEED",
-        one_run: format!("POWER_CUTS={cuts} POWER_EVENTS={events}"),
-        file: "power_loss",
-        test: s.test,
-        seed,
-    };
     let t0 = Instant::now();
     let out = match LazyFs::mount_or_skip(s.test) {
         None => Outcome { skipped: true, ..Outcome::default() },
@@ -627,6 +624,13 @@ fn runs() -> Vec<(u64, usize)> {
 /// Every run of `s`; fails on the first that breaks the contract.
 fn repeat(s: &Scenario) {
     for (seed, cuts) in runs() {
+        let _note = SeedNote {
+            var: "POWER_SEED",
+            one_run: format!("POWER_CUTS={cuts} POWER_EVENTS={}", power_events()),
+            file: "power_loss",
+            test: s.test,
+            seed,
+        };
         let out = run_once(s, seed, power_events(), cuts);
         assert!(
             out.problems.is_empty(),
