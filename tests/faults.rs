@@ -37,6 +37,7 @@ use chrono::{DateTime, Utc};
 use common::agent::{tail, wait_until, wait_until_or, HecOutput, TestDir};
 use common::api::{ApiFault, FakeApi};
 use common::hec::{FakeHec, Mode, Received};
+use common::runs::{env_usize, median, panic_text, seed_from_env, thousands, SeedNote};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -53,13 +54,6 @@ const API_TOKEN: &str = "api-token";
 // Knobs, seeds and outcomes
 // ---------------------------------------------------------------------------
 
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
 fn runs() -> usize {
     env_usize("FAULT_RUNS", 2).max(1)
 }
@@ -69,13 +63,7 @@ fn fault_events() -> usize {
 }
 
 fn base_seed() -> u64 {
-    match std::env::var("FAULT_SEED") {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("FAULT_SEED={v:?} is not a u64")),
-        Err(_) => {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            t.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
-        }
-    }
+    seed_from_env("FAULT_SEED")
 }
 
 /// One run of a scenario.
@@ -114,25 +102,8 @@ struct Scenario {
     run: fn(&mut Run) -> Outcome,
 }
 
-/// Prints the seed when the run panics.
-struct SeedNote {
-    test: &'static str,
-    seed: u64,
-}
-
-impl Drop for SeedNote {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "\n*** {} failed with FAULT_SEED={}; replay: FAULT_SEED={} FAULT_RUNS=1 cargo test --test faults {}\n",
-                self.test, self.seed, self.seed, self.test
-            );
-        }
-    }
-}
-
 fn run_once(s: &Scenario, seed: u64, events: usize) -> Outcome {
-    let _note = SeedNote { test: s.test, seed };
+    let _note = SeedNote { var: "FAULT_SEED", one_run: "FAULT_RUNS=1".into(), file: "faults", test: s.test, seed };
     let t0 = Instant::now();
     let out = (s.run)(&mut Run { rng: StdRng::seed_from_u64(seed), events });
     eprintln!(
@@ -1333,26 +1304,6 @@ fn tls_failures_deliver_nothing_and_never_fall_back_to_http() {
     repeat(&TLS);
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Every scenario `FAULT_RUNS` times, then a Markdown table. A failing run
 /// is reported in the table (with its seed) and fails the test at the end.
 #[test]
@@ -1369,11 +1320,7 @@ fn reliability_table() {
             match std::panic::catch_unwind(|| run_once(s, run_seed, events)) {
                 Ok(o) => outs.push(o),
                 Err(e) => {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_default();
+                    let msg = panic_text(&*e);
                     failures.push(format!("{} seed {run_seed}: {}", s.test, msg.lines().next().unwrap_or("")));
                 }
             }

@@ -31,10 +31,14 @@ pub fn wait_until_or(what: &str, timeout: Duration, mut f: impl FnMut() -> bool,
     }
 }
 
-/// A temp directory with the config (`agent.toml`), the state (`state/`),
-/// output files and the agent's stderr logs.
+/// A temp directory with the config (`agent.toml`), the state (`state/`,
+/// or elsewhere: [`TestDir::with_state_dir`]), output files and the
+/// agent's stderr logs.
 pub struct TestDir {
     tmp: tempfile::TempDir,
+    /// `agent.state_dir` when it is not `state/` in here (on another file
+    /// system, e.g. a LazyFS mount).
+    state: Option<PathBuf>,
 }
 
 impl Default for TestDir {
@@ -46,7 +50,12 @@ impl Default for TestDir {
 impl TestDir {
     /// A fresh directory.
     pub fn new() -> TestDir {
-        TestDir { tmp: tempfile::tempdir().expect("tempdir") }
+        TestDir { tmp: tempfile::tempdir().expect("tempdir"), state: None }
+    }
+
+    /// A fresh directory whose config puts the state at `state` instead.
+    pub fn with_state_dir(state: &Path) -> TestDir {
+        TestDir { state: Some(state.to_owned()), ..TestDir::new() }
     }
 
     /// The directory.
@@ -66,7 +75,12 @@ impl TestDir {
 
     /// The state directory.
     pub fn state_dir(&self) -> PathBuf {
-        self.file("state")
+        self.state.clone().unwrap_or_else(|| self.file("state"))
+    }
+
+    /// The agent's stderr logs, one per start, in order.
+    pub fn logs(&self) -> Vec<PathBuf> {
+        (0..).map(|i| self.file(&format!("stderr-{i}.log"))).take_while(|p| p.exists()).collect()
     }
 
     /// `[agent]` with the state here, host name `relay-test` and a 5 s

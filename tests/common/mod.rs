@@ -11,6 +11,11 @@
 //!   snippets and poll-until helpers.
 //! - [`compliance`]: the checks every source must pass, run against a
 //!   [`compliance::FakeVendor`].
+//! - [`rsyslog`]: a real `rsyslogd` on 127.0.0.1 writing what it parsed.
+//! - [`lazyfs`]: a LazyFS mount (FUSE) whose unsynced writes a test drops
+//!   on command: a power cut.
+//! - [`runs`]: knobs from the environment, seeds and their replay note,
+//!   medians and numbers for the outcome tables.
 //!
 //! Use it from a test file with `mod common;`. The servers run on one shared
 //! background tokio runtime, so tests themselves are plain blocking `#[test]`s.
@@ -20,6 +25,9 @@ pub mod agent;
 pub mod api;
 pub mod compliance;
 pub mod hec;
+pub mod lazyfs;
+pub mod rsyslog;
+pub mod runs;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
