@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The default cache of a mount.
-pub const CACHE_SIZE: &str = "1GB";
+pub const CACHE_SIZE: &str = "256MB";
 
 /// A mounted LazyFS; unmounted (and its process ended) when dropped, also
 /// on panic.
@@ -45,7 +45,13 @@ impl LazyFs {
         if !Path::new("/dev/fuse").exists() {
             return Err("/dev/fuse does not exist".into());
         }
-        let dir = tempfile::Builder::new().prefix("lazyfs-").tempdir().map_err(|e| e.to_string())?;
+        // No "-o" anywhere in the path: LazyFS ignores a `--config-path`
+        // whose value contains "-o" (case-insensitively), taking it for a
+        // FUSE option; "lazyfs-" followed by a random "o…" did that.
+        let dir = tempfile::Builder::new().prefix("lazyfs_").tempdir().map_err(|e| e.to_string())?;
+        if dir.path().to_string_lossy().to_lowercase().contains("-o") {
+            return Err(format!("{}: LazyFS cannot take a config path containing \"-o\"", dir.path().display()));
+        }
         let (mount, root, fifo) = (dir.path().join("mnt"), dir.path().join("root"), dir.path().join("faults.fifo"));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lazyfs/mount.sh");
         let cache = std::env::var("LAZYFS_CACHE_SIZE").unwrap_or_else(|_| CACHE_SIZE.into());
