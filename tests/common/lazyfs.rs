@@ -137,8 +137,18 @@ impl LazyFs {
     }
 }
 
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 impl Drop for LazyFs {
     fn drop(&mut self) {
+        if std::thread::panicking() || !self.alive() {
+            // LazyFS's own output, for a failed run or a LazyFS that died.
+            let out = std::fs::read_to_string(format!("{}.out", self.fifo.display())).unwrap_or_default();
+            eprintln!("LazyFS output ({}):\n{}", if self.alive() { "running" } else { "died" }, tail_lines(&out, 30));
+        }
         let unmount = |lazy: bool| {
             let mut c = Command::new("fusermount3");
             c.arg(if lazy { "-uz" } else { "-u" }).arg(&self.mount).stderr(Stdio::null());
