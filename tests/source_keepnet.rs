@@ -7,7 +7,9 @@
 //! `ascending` with `INPUT_ERROR`, filtering on `LogDate` `>=`/`<=` and
 //! sorting on `orderBy`. Answers alternate between the two envelopes the
 //! docs show (`data`/`status`/`validationMessages` and
-//! `isSuccess`/`data`/`messages`).
+//! `isSuccess`/`data`/`messages`). A reseller's call with
+//! `X-KEEPNET-Company-Id` (Keepnet's quickstart) reads that customer's log
+//! instead of the reseller's own.
 
 mod common;
 
@@ -26,9 +28,13 @@ use std::sync::{Arc, Mutex};
 
 const CLIENT_ID: &str = "b7c1d2e3-client";
 const SECRET: &str = "Zm9vYmFyLXNlY3JldC0xMjM0NTY3ODkw";
+/// The reseller's customer, in `X-KEEPNET-Company-Id`.
+const CUSTOMER: &str = "f3a1c2d4-customer-company";
 
 struct Fake {
     logs: Vec<(DateTime<Utc>, Value)>,
+    /// The log of [`CUSTOMER`].
+    customer_logs: Vec<(DateTime<Utc>, Value)>,
     faults: VecDeque<Fault>,
     tokens: HashMap<String, std::time::Instant>,
     issued: usize,
@@ -135,7 +141,16 @@ async fn search(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
             _ => true,
         })
     };
-    let mut rows: Vec<&(DateTime<Utc>, Value)> = s.logs.iter().filter(|(t, _)| inside(t)).collect();
+    let company = headers.get("x-keepnet-company-id").and_then(|v| v.to_str().ok());
+    let logs = match company {
+        None => &s.logs,
+        Some(CUSTOMER) => &s.customer_logs,
+        Some(_) => {
+            return (StatusCode::FORBIDDEN, Json(json!({ "isSuccess": false, "messages": ["not your customer"] })))
+                .into_response()
+        }
+    };
+    let mut rows: Vec<&(DateTime<Utc>, Value)> = logs.iter().filter(|(t, _)| inside(t)).collect();
     if order_by.eq_ignore_ascii_case("LogDate") && !ascending {
         rows.reverse();
     }
@@ -156,6 +171,7 @@ impl FakeKeepnet {
     fn start() -> FakeKeepnet {
         let state = Arc::new(Mutex::new(Fake {
             logs: Vec::new(),
+            customer_logs: Vec::new(),
             faults: VecDeque::new(),
             tokens: HashMap::new(),
             issued: 0,
@@ -285,6 +301,40 @@ fn keepnet_renews_expiring_and_revoked_tokens() {
     let log = agent.stop();
     assert!(!log.contains("refused"), "one 401 is renewed, not reported: {}", tail(&log, 20));
     common::assert_exactly_once(&file_ids(&out), &expected, "across token renewals");
+}
+
+/// A reseller's `headers = { "X-KEEPNET-Company-Id" = … }` goes on every
+/// API request: the customer's log arrives, not the reseller's own.
+#[test]
+fn keepnet_sends_the_configured_company_header() {
+    let api = FakeKeepnet::start();
+    let own = api.add(4);
+    let customer = api.add(6);
+    {
+        let mut s = api.state.lock().unwrap();
+        let n = s.logs.len();
+        let moved = s.logs.split_off(n - customer.len());
+        s.customer_logs = moved;
+    }
+    let dir = TestDir::new();
+    let block = format!("{}headers = {{ \"X-KEEPNET-Company-Id\" = \"{CUSTOMER}\" }}\n", api.block("kn", SECRET));
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section(),
+        with_test_defaults(&block),
+        file_output("out", &dir.file("out.jsonl"), 5)
+    );
+    let agent = dir.start_with(&cfg);
+    let out = dir.file("out.jsonl");
+    wait_until_or(
+        "the customer's log",
+        DEADLINE,
+        || common::missing(&file_ids(&out), &customer).is_empty(),
+        || tail(&agent.stderr(), 20),
+    );
+    agent.stop();
+    common::assert_exactly_once(&file_ids(&out), &customer, "the customer's log");
+    assert!(common::missing(&file_ids(&out), &own).len() == own.len(), "none of the reseller's own logs");
 }
 
 compliance_tests!(FakeKeepnet::start());

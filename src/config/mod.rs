@@ -143,4 +143,67 @@ path = "/tmp/x"
         }
         assert_eq!(p.len(), want.len(), "{p:#?}");
     }
+
+    #[test]
+    fn headers_a_source_would_not_send_as_configured_are_errors() {
+        let p = problems(
+            r#"
+[[source]]
+name = "d"
+type = "demo"
+headers = { "X-Tenant" = "a" }
+timeout = "5s"
+
+[[source]]
+name = "o"
+type = "opencti"
+url = "https://opencti.example.com"
+token = "t"
+headers = { Authorization = "Bearer sk-should-not-be-quoted", "X-Ok" = "1" }
+
+[[source]]
+name = "g"
+type = "guance"
+url = "https://openapi.guance.com"
+token = "t"
+headers = { "df-api-key" = "k", "Content-Type" = "text/plain", "bad name" = "x" }
+
+[[source]]
+name = "k"
+type = "keepnet"
+url = "https://api.keepnetlabs.com"
+client_id = "c"
+client_secret = "s"
+headers = { "X-KEEPNET-Company-Id" = "f3a1c2d4" }
+
+[[source]]
+name = "h"
+type = "http_json"
+url = "https://api.example.com/audit"
+events = ""
+timestamp = "/t"
+auth = { type = "header", name = "X-API-Key", value = "v" }
+headers = { "x-api-key" = "w" }
+
+[[output]]
+name = "f"
+type = "file"
+path = "-"
+"#,
+        );
+        let want = [
+            "source[0].headers: is not a key of a demo source",
+            "source[0].timeout: is not a key of a demo source",
+            "source[1].headers.Authorization: carries a opencti source's credentials",
+            "source[2].headers.Content-Type: is set by the agent",
+            "source[2].headers.bad name: \"bad name\" is not a valid header name",
+            "source[2].headers.df-api-key: carries a guance source's credentials",
+            "source[4].headers.x-api-key: carries a http_json source's credentials",
+        ];
+        for w in want {
+            assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        assert!(!p.iter().any(|x| x.contains("sk-should-not")), "a header value is never quoted: {p:#?}");
+    }
 }

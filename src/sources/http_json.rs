@@ -95,7 +95,6 @@ pub struct HttpJson {
     url: String,
     post: bool,
     body: Option<String>,
-    headers: BTreeMap<String, String>,
     params: BTreeMap<String, String>,
     events: String,
     timestamp: String,
@@ -172,7 +171,6 @@ impl HttpJson {
             url: cfg.url.clone().unwrap_or_default(),
             post: cfg.method.as_deref() == Some("POST"),
             body: cfg.body.clone(),
-            headers: cfg.headers.clone().unwrap_or_default(),
             params: cfg.params.clone().unwrap_or_default(),
             events: cfg.events.clone().unwrap_or_default(),
             format: TimeFormat::parse(cfg.timestamp_format.as_deref().unwrap_or("rfc3339"))
@@ -323,7 +321,6 @@ impl HttpJson {
             req.method = reqwest::Method::POST;
             req.body = Some(Body::Text(self.body.as_deref().map(|b| self.expand(b, q)).unwrap_or_else(|| "{}".into())));
         }
-        req.headers = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         req
     }
 }

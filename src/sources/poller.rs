@@ -70,6 +70,9 @@ pub struct Settings {
     pub max_response_size: u64,
     /// Requests per period.
     pub rate_limit: Option<Rate>,
+    /// The configured `headers`, sent on every API request (values marked
+    /// sensitive: `Debug` does not show them).
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// What the poller shares with the rest of the agent.
@@ -626,7 +629,10 @@ impl Poller {
     }
 
     async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, FetchFailure> {
-        let mut rb = self.client.request(req.method.clone(), req.url.clone());
+        // The configured headers first: the connector's own and the
+        // credentials come after (validation refuses a configured header
+        // that they would set).
+        let mut rb = self.client.request(req.method.clone(), req.url.clone()).headers(self.settings.headers.clone());
         for (k, v) in &req.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -874,6 +880,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             max_response_size: 1 << 20,
             rate_limit: None,
+            headers: Default::default(),
         };
         let ctx = SourceContext {
             state,
@@ -1097,6 +1104,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             max_response_size: 1 << 24,
             rate_limit: None,
+            headers: Default::default(),
         };
         let ctx = SourceContext {
             state,
