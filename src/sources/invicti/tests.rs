@@ -129,18 +129,21 @@ fn unexpected_shapes_fail_loudly() {
 #[test]
 fn audit_logs_map_to_ecs() {
     let a = api();
-    let cases = [
-        ("Signin", "authentication", "start", "success"),
-        ("Signout", "authentication", "end", "success"),
-        ("LoginAttemptFailed", "authentication", "start", "failure"),
-        ("UserCreated", "iam", "creation", "success"),
-        ("DeleteUser", "iam", "deletion", "success"),
-        ("AccessTokenReset", "iam", "change", "success"),
-        ("RoleCreated", "iam", "creation", "success"),
-        ("WebsiteDeleted", "configuration", "deletion", "success"),
-        ("SingleSignOnUpdated", "configuration", "change", "success"),
-        ("ScanStarted", "configuration", "info", "success"),
-        ("TooManyRequests", "configuration", "info", "failure"),
+    let cases: [(&str, &str, &[&str], &str); 14] = [
+        ("Signin", "authentication", &["start"], "success"),
+        ("Signout", "authentication", &["end"], "success"),
+        ("LoginAttemptFailed", "authentication", &["start"], "failure"),
+        ("UserCreated", "iam", &["user", "creation"], "success"),
+        ("DeleteUser", "iam", &["user", "deletion"], "success"),
+        ("AccessTokenReset", "iam", &["user", "change"], "success"),
+        ("RoleCreated", "iam", &["creation"], "success"),
+        ("TeamDelete", "iam", &["group", "deletion"], "success"),
+        ("WebsiteDeleted", "configuration", &["deletion"], "success"),
+        ("SingleSignOnUpdated", "configuration", &["change"], "success"),
+        ("ScanStarted", "vulnerability", &["info"], "success"),
+        ("ScanFailed", "vulnerability", &["info"], "failure"),
+        ("DefectDojoReportImportFailed", "vulnerability", &["info"], "failure"),
+        ("TooManyRequests", "web", &["denied"], "failure"),
     ];
     for (kind, category, ty, outcome) in cases {
         let raw = log("6f1c2a0e-1111-4222-8333-944455556666", "2024-05-01T10:00:00.123Z", kind);
@@ -150,9 +153,10 @@ fn audit_logs_map_to_ecs() {
         let e = crate::event::normalise("inv", a.observer(), &raw, n, Utc::now());
         assert_eq!(e.str_field("event.action"), Some(kind));
         assert_eq!(e.fields()["event"]["category"], json!([category]), "{kind}");
-        assert_eq!(e.fields()["event"]["type"], json!([ty]), "{kind}");
+        assert_eq!(e.fields()["event"]["type"], json!(ty), "{kind}");
         assert_eq!(e.outcome(), outcome, "{kind}");
-        assert_eq!(e.str_field("event.provider"), Some("Web"));
+        assert_eq!(e.str_field("event.provider"), None, "EndpointType is not a provider");
+        assert_eq!(e.str_field("invicti.endpoint_type"), Some("Web"));
         assert_eq!(e.str_field("user.id"), Some("a1b2c3d4-0000-4000-8000-000000000001"));
         assert_eq!(e.str_field("user.name"), Some("Jane Doe"));
         assert_eq!(e.str_field("user.email"), Some("jane.doe@example.com"));
@@ -173,4 +177,26 @@ fn build_needs_user_id_and_token() {
     assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
     let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["source[0].user_id", "source[0].token"]);
+}
+
+/// Every value of the documented `Type` enum (106 in the snapshot)
+/// has one row, with ECS's allowed categories and types; types the enum
+/// does not list are read from their wording, outcome unknown.
+#[test]
+fn the_type_table_covers_the_enum_with_ecs_values() {
+    use super::types::{classify, TYPES};
+    assert_eq!(TYPES.len(), 106);
+    let names: std::collections::HashSet<_> = TYPES.iter().map(|(k, _)| *k).collect();
+    assert_eq!(names.len(), TYPES.len(), "no type twice");
+    let categories = ["authentication", "configuration", "iam", "vulnerability", "web"];
+    let types = ["start", "end", "user", "group", "creation", "change", "deletion", "info", "access", "denied"];
+    for (k, (c, t, o)) in TYPES {
+        assert!(categories.contains(c), "{k}: {c}");
+        assert!(t.iter().all(|t| types.contains(t)), "{k}: {t:?}");
+        assert!(["success", "failure"].contains(o), "{k}: {o}");
+        let failed = k.contains("Fail") || *k == "TooManyRequests";
+        assert_eq!(*o == "failure", failed, "{k}");
+    }
+    assert_eq!(classify("WidgetDeleted"), ("configuration", &["deletion"][..], "unknown"));
+    assert_eq!(classify("WidgetSyncFailed"), ("configuration", &["info"][..], "failure"));
 }
