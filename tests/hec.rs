@@ -262,8 +262,7 @@ fn check_connect_proves_the_hec_token_without_writing_an_event() {
     let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
     let run = |token: &str| {
         dir.write_config(&api_config(&dir, &api, &HecOutput::new("hec", &hec.url(), token).toml()));
-        let out = dir.cli(&["check", "--connect"]);
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        dir.check_connect()
     };
     let (code, text) = run("00000000-dead-beef-0000-000000000000");
     assert_eq!(code, Some(1), "a wrong token fails check --connect:\n{text}");

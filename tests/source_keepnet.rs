@@ -35,6 +35,9 @@ struct Fake {
     logs: Vec<(DateTime<Utc>, Value)>,
     /// The log of [`CUSTOMER`].
     customer_logs: Vec<(DateTime<Utc>, Value)>,
+    /// A `LogDate` filter item matches nothing (the real field could be
+    /// named otherwise: it is not documented).
+    log_date_matches_nothing: bool,
     faults: VecDeque<Fault>,
     tokens: HashMap<String, std::time::Instant>,
     issued: usize,
@@ -134,12 +137,14 @@ async fn search(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
             bounds.push((item["operator"].as_str().unwrap_or_default().to_owned(), t.with_timezone(&Utc)));
         }
     }
+    let nothing = s.log_date_matches_nothing && !bounds.is_empty();
     let inside = |t: &DateTime<Utc>| {
-        bounds.iter().all(|(op, b)| match op.as_str() {
-            ">=" => t >= b,
-            "<=" => t <= b,
-            _ => true,
-        })
+        !nothing
+            && bounds.iter().all(|(op, b)| match op.as_str() {
+                ">=" => t >= b,
+                "<=" => t <= b,
+                _ => true,
+            })
     };
     let company = headers.get("x-keepnet-company-id").and_then(|v| v.to_str().ok());
     let logs = match company {
@@ -172,6 +177,7 @@ impl FakeKeepnet {
         let state = Arc::new(Mutex::new(Fake {
             logs: Vec::new(),
             customer_logs: Vec::new(),
+            log_date_matches_nothing: false,
             faults: VecDeque::new(),
             tokens: HashMap::new(),
             issued: 0,
@@ -335,6 +341,44 @@ fn keepnet_sends_the_configured_company_header() {
     agent.stop();
     common::assert_exactly_once(&file_ids(&out), &customer, "the customer's log");
     assert!(common::missing(&file_ids(&out), &own).len() == own.len(), "none of the reseller's own logs");
+}
+
+/// A `LogDate` filter that matches nothing must not pass for a quiet
+/// tenant: `check --connect` and every poll fail naming the filter while
+/// the newest unfiltered log lies inside the window, and the cursor stays,
+/// so once the filter works every log arrives.
+#[test]
+fn keepnet_a_log_date_filter_that_matches_nothing_is_not_a_quiet_tenant() {
+    let api = FakeKeepnet::start();
+    api.state.lock().unwrap().log_date_matches_nothing = true;
+    let ids = api.add(5);
+    let dir = TestDir::new();
+    let out = dir.file("out.jsonl");
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section(),
+        with_test_defaults(&api.block("kn", SECRET)),
+        file_output("out", &out, 5)
+    );
+    dir.write_config(&cfg);
+    let (code, text) = dir.check_connect();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("does not filter on `LogDate`")), "{text}");
+
+    let agent = dir.start_with(&cfg);
+    let named = || dir.last_error(0).contains("LogDate");
+    wait_until_or("the filter to be named", DEADLINE, named, || tail(&agent.stderr(), 20));
+    std::thread::sleep(std::time::Duration::from_millis(2500)); // more polls (interval 1s): none may pass
+    assert!(file_ids(&out).is_empty());
+    api.state.lock().unwrap().log_date_matches_nothing = false;
+    wait_until_or(
+        "every log",
+        DEADLINE,
+        || common::missing(&file_ids(&out), &ids).is_empty(),
+        || tail(&agent.stderr(), 20),
+    );
+    agent.stop();
+    common::assert_exactly_once(&file_ids(&out), &ids, "once the filter works");
 }
 
 compliance_tests!(FakeKeepnet::start());

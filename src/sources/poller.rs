@@ -851,8 +851,24 @@ impl Poller {
         let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
         let url = redact_url(&req.url);
         let resp = self.fetch(&req, cancel).await?;
-        let page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
-        Ok(page.len())
+        let mut page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
+        let mut n = page.len();
+        // An empty answer may lead to the connector's silent-empty guard
+        // (`api::guard_state`): followed here, so a wrong guess fails
+        // `check --connect` too. A guard is one request; two at most.
+        for _ in 0..2 {
+            let state = match &page.next {
+                Next::Page(state) if page.is_empty() && super::api::guard_of(Some(state)).is_some() => state.clone(),
+                _ => break,
+            };
+            let q = Query { window, page: 1, offset: 0, state: Some(&state), page_size: q.page_size, cursor: &cursor };
+            let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
+            let url = redact_url(&req.url);
+            let resp = self.fetch(&req, cancel).await?;
+            page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
+            n += page.len();
+        }
+        Ok(n)
     }
 }
 

@@ -181,3 +181,38 @@ fn defaults_follow_the_documented_limits() {
     assert_eq!(d.rate_limit, Rate::parse("20/m").ok());
     assert_eq!(d.max_window, Some(Duration::from_secs(86_400)));
 }
+
+/// Audit events kept under `E::` instead of `TAE::` look like a quiet
+/// workspace: the first empty walk asks the other namespace once, and a
+/// row there fails the poll with the `query` to set.
+#[test]
+fn the_first_empty_walk_looks_once_under_the_other_namespace() {
+    let a = api();
+    let c = Cursor::default();
+    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    let Next::Page(guard) = p.next else { panic!("the namespace is checked: {:?}", p.next) };
+    let req = a.request(&query(&c, Some(&guard))).unwrap();
+    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
+    let q = &body["queries"][0]["query"];
+    assert_eq!(q["q"], "E::re(`.*`):(`*`){ `df_source` IN ['audit'] }");
+    assert_eq!(q["limit"], 1);
+    assert!(q.get("search_after").is_none());
+    let found = answer(vec![row(1_714_557_600_123, "e1", "Login")], json!([]));
+    let e = a.parse(&query(&c, Some(&guard)), &resp(200, &found)).unwrap_err();
+    assert!(e.0.contains("set query = \"E::re(`.*`):(`*`){ `df_source` IN ['audit'] }\""), "{e}");
+    // Until the query is set, every empty walk fails the same way.
+    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    assert_eq!(p.next, Next::Page(guard.clone()), "not settled by a failure");
+    let p = a.parse(&query(&c, Some(&guard)), &resp(200, &answer(vec![], json!([])))).unwrap();
+    assert_eq!((p.events.len(), p.next), (0, Next::Done));
+    // Once per process: the next empty walk is a quiet workspace.
+    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    assert_eq!(p.next, Next::Done);
+    // A namespace that holds events needs no guard; a custom query without
+    // a namespace prefix has none to try.
+    let b = api();
+    b.parse(&query(&c, None), &resp(200, &answer(vec![row(1, "e3", "x")], json!([])))).unwrap();
+    assert_eq!(b.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
+    let custom = Guance::new(&url::Url::parse("https://openapi.guance.com").unwrap(), "L::audit");
+    assert_eq!(custom.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
+}
