@@ -216,3 +216,34 @@ fn the_first_empty_walk_looks_once_under_the_other_namespace() {
     let custom = Guance::new(&url::Url::parse("https://openapi.guance.com").unwrap(), "L::audit");
     assert_eq!(custom.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
 }
+
+/// The answer shaped exactly as Guance's OpenAPI docs show
+/// `POST /api/v1/df/query_data_v1` answering (GuanceCloud/guance-docs,
+/// `docs/en/open-api/query-data/query-data-v1.md`: `content.data[0]` with
+/// `async_id`, `column_names`, `query_parse`, `series[].name`, `units`,
+/// `declaration`, …), its series holding the audit-event fields of
+/// `docs/zh/management/operation-audit.md` (`df_event_id`, `df_title`,
+/// `df_user_*`, `df_role_scope`, `df_operation_*`). The docs' example is
+/// a metric query; the values here are ours.
+#[test]
+fn recorded_shape_of_query_data_v1_maps_to_ecs() {
+    let body: Value = serde_json::from_str(include_str!("query_data_v1_sample.json")).unwrap();
+    let a = api();
+    let c = Cursor::default();
+    let p = a.parse(&query(&c, None), &resp(200, &body)).unwrap();
+    assert_eq!(p.next, Next::Page(json!([1_708_912_900_000i64, 1, "TAE_1708912900000_cni7q5"])));
+    let raw = &p.events[0];
+    let e = crate::event::normalise("gc", a.observer(), raw, a.normalise(raw), Utc::now());
+    assert_eq!(e.id, "event-2c1f3b0a8d");
+    assert_eq!(e.timestamp, t("2024-02-26T02:01:40Z"));
+    assert_eq!(e.str_field("event.action"), Some("CPU usage"));
+    assert_eq!(e.fields()["event"]["category"], json!(["configuration"]));
+    assert_eq!(e.str_field("event.provider"), Some("front"));
+    assert_eq!(e.str_field("user.id"), Some("acnt_3f9d"));
+    assert_eq!(e.str_field("user.name"), Some("Zhang San"));
+    assert_eq!(e.str_field("user.email"), Some("zhangsan@example.com"));
+    assert_eq!(e.fields()["user"]["roles"], json!(["owner"]));
+    assert_eq!(e.str_field("guance.menu"), Some("Monitors"));
+    assert_eq!(e.str_field("guance.operation_id"), Some("rul_8a7b"));
+    assert_eq!(e.str_field("message"), Some("Zhang San modified monitor [CPU usage]"));
+}

@@ -200,3 +200,45 @@ fn the_type_table_covers_the_enum_with_ecs_values() {
     assert_eq!(classify("WidgetDeleted"), ("configuration", &["deletion"][..], "unknown"));
     assert_eq!(classify("WidgetSyncFailed"), ("configuration", &["info"][..], "failure"));
 }
+
+/// An `AuditLogPagedResultDto` shaped exactly as the Invicti Enterprise
+/// API's Swagger definitions serialise it (niaid/netsparker-cloud-js,
+/// `src/models/AuditLogPagedResultDto.ts` and `src/models/AuditLogDto.ts`,
+/// `AuditLogDtoToJSON`: every key, PascalCase, `RequestData` a string or
+/// null, `CreatedAt` without a zone, which is undocumented), through the
+/// dated walk and into ECS. No recorded answer is public; the values are
+/// ours, the shape is the spec's.
+#[test]
+fn recorded_shape_of_auditlogs_list_maps_to_ecs() {
+    let body: Value = serde_json::from_str(include_str!("auditlogs_list_sample.json")).unwrap();
+    let a = api();
+    let c = Cursor::default();
+    let p = a.parse(&query(&c, Some(&walk(1, &[]))), &resp(&body)).unwrap();
+    assert_eq!(p.next, Next::Done);
+    let e: Vec<_> = p
+        .events
+        .iter()
+        .map(|raw| crate::event::normalise("inv", a.observer(), raw, a.normalise(raw), Utc::now()))
+        .collect();
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[0].id, "3f6c2f8e-1d2b-4f0a-b1b4-b11a0102c3d4");
+    assert_eq!(e[0].timestamp, t("2024-05-01T10:40:12.517Z"));
+    assert_eq!(e[0].str_field("event.action"), Some("ScanFailed"));
+    assert_eq!(
+        e[0].fields()["event"]["category"],
+        json!(["vulnerability"]),
+        "a failed scan is no configuration change"
+    );
+    assert_eq!(e[0].outcome(), "failure");
+    assert_eq!(e[0].str_field("event.provider"), None);
+    assert_eq!(e[0].str_field("invicti.endpoint_type"), Some("BackgroundTask"));
+    assert_eq!(e[0].str_field("organization.id"), Some("0c9ba7f5-6a1e-4a43-9a86-ad2f014f3b8a"));
+    assert_eq!(e[1].fields()["event"]["category"], json!(["vulnerability"]));
+    assert_eq!(e[1].outcome(), "failure");
+    assert_eq!(e[1].str_field("user.name"), Some("CI Bot"));
+    assert_eq!(e[2].fields()["event"]["category"], json!(["authentication"]));
+    assert_eq!(e[2].fields()["event"]["type"], json!(["start"]));
+    assert_eq!(e[2].outcome(), "failure");
+    assert_eq!(e[2].str_field("user.email"), Some("jane.doe@example.com"));
+    assert_eq!(e[2].str_field("message"), Some("Login attempt failed"));
+}
