@@ -38,6 +38,16 @@ impl ConfigSource {
         }
     }
 
+    /// The configuration's text.
+    pub fn text(&self) -> Result<String, ConfigError> {
+        match self {
+            ConfigSource::File(p) => {
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })
+            }
+            ConfigSource::Demo => Ok(config::DEMO.to_owned()),
+        }
+    }
+
     /// Read, parse and validate.
     pub fn load(&self) -> Result<Config, ConfigError> {
         match self {
@@ -150,25 +160,39 @@ pub fn run(src: ConfigSource) -> ExitCode {
 
 /// `auditrelay check [--connect]`.
 pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
-    let cfg = match load_or_exit(&src) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let text = match src.text() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("auditrelay: {e}");
+            return ExitCode::from(BAD_CONFIG);
+        }
     };
-    // Resolve every secret and TLS file without touching the state or network.
-    let mut problems = Vec::new();
+    // Every problem in one run: the file's (read past each failing key),
+    // then every secret and TLS file of what was read, without touching
+    // the state or network.
+    let (cfg, mut problems) = config::parse_all(&text);
+    let mut secrets = Vec::new();
     for (i, s) in cfg.sources.iter().enumerate() {
         if let Err(p) = crate::sources::build_api(s, &format!("source[{i}]"), &ProcessEnv) {
-            problems.extend(p);
+            secrets.extend(p);
         }
     }
     for (i, o) in cfg.outputs.iter().enumerate() {
         let at = format!("output[{i}]");
         if let Err(p) = crate::outputs::check_secrets(o, &at, &ProcessEnv) {
-            problems.extend(p);
+            secrets.extend(p);
         }
     }
+    // What the file's reading already reported is not repeated.
+    secrets.retain(|s| !problems.iter().any(|p| p.path == s.path));
+    config::collect::annotate_lines(&text, &mut secrets);
+    problems.extend(secrets);
     if !problems.is_empty() {
-        eprintln!("auditrelay: {} problem(s):", problems.len());
+        let name = match &src {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Demo => "(embedded demo)".into(),
+        };
+        eprintln!("auditrelay: {name}: {} problem(s):", problems.len());
         for p in problems {
             eprintln!("  {p}");
         }

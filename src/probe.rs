@@ -5,7 +5,6 @@
 
 use crate::config::secret::ProcessEnv;
 use crate::config::Config;
-use crate::outputs::Sink;
 use crate::sources::poller::SourceContext;
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
@@ -169,8 +168,16 @@ pub async fn probe_all(cfg: &Config) -> usize {
                 continue;
             }
         };
-        match tokio::time::timeout(Duration::from_secs(30), sink.healthcheck()).await {
-            Ok(Ok(())) => println!("ok    output {} ({}): reachable and accepting", o.name, o.kind.as_str()),
+        match tokio::time::timeout(Duration::from_secs(30), sink.check_credentials()).await {
+            Ok(Ok(())) => {
+                let what = match o.kind {
+                    crate::config::OutputType::SplunkHec => {
+                        "reachable, token accepted (an empty POST, nothing written)"
+                    }
+                    _ => "reachable and accepting",
+                };
+                println!("ok    output {} ({}): {what}", o.name, o.kind.as_str());
+            }
             Ok(Err(e)) => {
                 failures += 1;
                 println!("FAIL  output {}: {e}", o.name);

@@ -54,6 +54,29 @@ fn config_errors_exit_2_and_name_the_key_path() {
     }
 }
 
+/// An unknown key, a bad duration and an unset `${ENV}` in one file:
+/// `check` lists all three in one run, each with its key path and line.
+#[test]
+fn check_lists_every_problem_in_one_run_with_lines() {
+    let dir = TestDir::new();
+    let agent = dir.agent_section();
+    let text =
+        format!("{agent}\n{}\n{}", source("ratte = \"5/s\"\ninterval = \"5 parsecs\""), hec_output("${NOT_SET_VAR}"));
+    dir.write_config(&text);
+    let line = |key: &str| text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    let out = dir.cli(&["check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for (path, key) in [("source[0].ratte", "ratte"), ("source[0].interval", "interval"), ("output[0].token", "token")]
+    {
+        let l = stderr.lines().find(|l| l.trim_start().starts_with(path));
+        let l = l.unwrap_or_else(|| panic!("{path} is not listed:\n{stderr}"));
+        assert!(l.ends_with(&format!("(line {})", line(key))), "{path} names its line: {l}");
+    }
+    assert!(stderr.contains("NOT_SET_VAR"), "{stderr}");
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+}
+
 #[test]
 fn status_json_works_while_run_is_running() {
     let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());

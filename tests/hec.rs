@@ -251,3 +251,26 @@ fn regression_first_start_with_a_slow_health_check_loses_no_first_page() {
     assert_eq!(hec.health_checks(), 1, "the health check ran (slowly) first");
     assert_exactly_once(&hec.event_ids(), &expected, "first start");
 }
+
+/// `check --connect` proves the HEC token, not only that HEC answers: its
+/// `/health` needs no token, so a wrong one passed and the service then
+/// failed with 403 code 4 at the first batch. An empty POST is refused
+/// with 403 before anything else is read; the right token gets "No data"
+/// and nothing is written.
+#[test]
+fn check_connect_proves_the_hec_token_without_writing_an_event() {
+    let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
+    let run = |token: &str| {
+        dir.write_config(&api_config(&dir, &api, &HecOutput::new("hec", &hec.url(), token).toml()));
+        dir.check_connect()
+    };
+    let (code, text) = run("00000000-dead-beef-0000-000000000000");
+    assert_eq!(code, Some(1), "a wrong token fails check --connect:\n{text}");
+    let fail = text.lines().find(|l| l.starts_with("FAIL") && l.contains("output hec")).unwrap_or_default();
+    assert!(fail.contains("refused the token") && fail.contains("403"), "{text}");
+    assert!(!text.contains("dead-beef"), "the token is never printed:\n{text}");
+    let (code, text) = run(HEC_TOKEN);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok    output hec") && l.contains("token accepted")), "{text}");
+    assert!(hec.event_ids().is_empty(), "check --connect writes no event");
+}

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use common::agent::{file_output, read_jsonl, tail, wait_until_or, TestDir, DEADLINE};
+use common::agent::{file_ids, file_output, read_jsonl, tail, wait_until_or, TestDir, DEADLINE};
 use common::compliance::{with_test_defaults, FakeVendor, Fault};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -26,6 +26,9 @@ use std::sync::{Arc, Mutex};
 
 const KEY: &str = "e3b0c44298fc1c149afbf4c8996fb924";
 const AUDIT_DQL: &str = "TAE::re(`.*`):(`*`){ `df_source` IN ['audit'] }";
+/// The same query in the event namespace, where some tenants keep audit
+/// events.
+const EVENT_DQL: &str = "E::re(`.*`):(`*`){ `df_source` IN ['audit'] }";
 const COLUMNS: [&str; 11] = [
     "time",
     "__docid",
@@ -46,6 +49,8 @@ struct Fake {
     rows: Vec<(i64, u64, Vec<Value>)>,
     faults: VecDeque<Fault>,
     next: u64,
+    /// The rows live under `E::` instead of `TAE::`.
+    in_event_namespace: bool,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -87,9 +92,10 @@ async fn query(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         return error(StatusCode::BAD_REQUEST, "ft.ParamError", "body");
     };
     let q = &req["queries"][0];
-    if q["qtype"] != "dql" || q["query"]["q"] != AUDIT_DQL {
+    if q["qtype"] != "dql" || (q["query"]["q"] != AUDIT_DQL && q["query"]["q"] != EVENT_DQL) {
         return error(StatusCode::BAD_REQUEST, "ft.QueryError", "this fake answers the audit DQL only");
     }
+    let here = (q["query"]["q"] == EVENT_DQL) == s.in_event_namespace;
     let q = &q["query"];
     let (Some(from), Some(to)) = (q["timeRange"][0].as_i64(), q["timeRange"][1].as_i64()) else {
         return error(StatusCode::BAD_REQUEST, "ft.ParamError", "timeRange");
@@ -102,7 +108,9 @@ async fn query(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
     let page: Vec<&(i64, u64, Vec<Value>)> = s
         .rows
         .iter()
-        .filter(|(t, seq, row)| row[3] == "audit" && from <= *t && *t <= to && after.is_none_or(|a| (*t, *seq) > a))
+        .filter(|(t, seq, row)| {
+            here && row[3] == "audit" && from <= *t && *t <= to && after.is_none_or(|a| (*t, *seq) > a)
+        })
         .take(limit)
         .collect();
     let values: Vec<&Vec<Value>> = page.iter().map(|(_, _, r)| r).collect();
@@ -217,6 +225,45 @@ fn guance_rate_limit_401s_are_a_back_off_not_an_auth_failure() {
     let e = &read_jsonl(&out)[0];
     assert_eq!(e["user"]["email"], "admin@example.com");
     assert_eq!(e["observer"]["vendor"], "Guance");
+}
+
+/// A tenant that keeps audit events under `E::`: the default `TAE::`
+/// query finds nothing, which must not pass for a quiet workspace.
+/// `check --connect` and the service both fail naming the `query` to set;
+/// with it set, every event arrives.
+#[test]
+fn guance_audit_events_under_the_event_namespace_are_not_a_quiet_workspace() {
+    let api = FakeGuance::start();
+    api.state.lock().unwrap().in_event_namespace = true;
+    let ids = api.add(5);
+    let dir = TestDir::new();
+    let out = dir.file("out.jsonl");
+    let write = |extra: &str| {
+        let block = format!("{}{extra}", api.block("gc", KEY));
+        dir.write_config(&format!(
+            "{}\n{}{}",
+            dir.agent_section(),
+            with_test_defaults(&block),
+            file_output("out", &out, 5)
+        ));
+    };
+    write("");
+    let (code, text) = dir.check_connect();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains(&format!("set query = {EVENT_DQL:?}"))), "{text}");
+
+    let agent = dir.start_with(&std::fs::read_to_string(dir.config_path()).unwrap());
+    let named = || dir.last_error(0).contains("set query");
+    wait_until_or("the namespace to be reported", DEADLINE, named, || tail(&agent.stderr(), 20));
+    agent.stop();
+    assert!(read_jsonl(&out).is_empty());
+
+    write(&format!("query = {EVENT_DQL:?}\n"));
+    let agent = dir.start_with(&std::fs::read_to_string(dir.config_path()).unwrap());
+    let all = || common::missing(&file_ids(&out), &ids).is_empty();
+    wait_until_or("every event", DEADLINE, all, || tail(&agent.stderr(), 20));
+    agent.stop();
+    common::assert_exactly_once(&file_ids(&out), &ids, "under E::");
 }
 
 compliance_tests!(FakeGuance::start());

@@ -7,7 +7,9 @@
 //! `ascending` with `INPUT_ERROR`, filtering on `LogDate` `>=`/`<=` and
 //! sorting on `orderBy`. Answers alternate between the two envelopes the
 //! docs show (`data`/`status`/`validationMessages` and
-//! `isSuccess`/`data`/`messages`).
+//! `isSuccess`/`data`/`messages`). A reseller's call with
+//! `X-KEEPNET-Company-Id` (Keepnet's quickstart) reads that customer's log
+//! instead of the reseller's own.
 
 mod common;
 
@@ -26,9 +28,16 @@ use std::sync::{Arc, Mutex};
 
 const CLIENT_ID: &str = "b7c1d2e3-client";
 const SECRET: &str = "Zm9vYmFyLXNlY3JldC0xMjM0NTY3ODkw";
+/// The reseller's customer, in `X-KEEPNET-Company-Id`.
+const CUSTOMER: &str = "f3a1c2d4-customer-company";
 
 struct Fake {
     logs: Vec<(DateTime<Utc>, Value)>,
+    /// The log of [`CUSTOMER`].
+    customer_logs: Vec<(DateTime<Utc>, Value)>,
+    /// A `LogDate` filter item matches nothing (the real field could be
+    /// named otherwise: it is not documented).
+    log_date_matches_nothing: bool,
     faults: VecDeque<Fault>,
     tokens: HashMap<String, std::time::Instant>,
     issued: usize,
@@ -128,14 +137,25 @@ async fn search(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
             bounds.push((item["operator"].as_str().unwrap_or_default().to_owned(), t.with_timezone(&Utc)));
         }
     }
+    let nothing = s.log_date_matches_nothing && !bounds.is_empty();
     let inside = |t: &DateTime<Utc>| {
-        bounds.iter().all(|(op, b)| match op.as_str() {
-            ">=" => t >= b,
-            "<=" => t <= b,
-            _ => true,
-        })
+        !nothing
+            && bounds.iter().all(|(op, b)| match op.as_str() {
+                ">=" => t >= b,
+                "<=" => t <= b,
+                _ => true,
+            })
     };
-    let mut rows: Vec<&(DateTime<Utc>, Value)> = s.logs.iter().filter(|(t, _)| inside(t)).collect();
+    let company = headers.get("x-keepnet-company-id").and_then(|v| v.to_str().ok());
+    let logs = match company {
+        None => &s.logs,
+        Some(CUSTOMER) => &s.customer_logs,
+        Some(_) => {
+            return (StatusCode::FORBIDDEN, Json(json!({ "isSuccess": false, "messages": ["not your customer"] })))
+                .into_response()
+        }
+    };
+    let mut rows: Vec<&(DateTime<Utc>, Value)> = logs.iter().filter(|(t, _)| inside(t)).collect();
     if order_by.eq_ignore_ascii_case("LogDate") && !ascending {
         rows.reverse();
     }
@@ -156,6 +176,8 @@ impl FakeKeepnet {
     fn start() -> FakeKeepnet {
         let state = Arc::new(Mutex::new(Fake {
             logs: Vec::new(),
+            customer_logs: Vec::new(),
+            log_date_matches_nothing: false,
             faults: VecDeque::new(),
             tokens: HashMap::new(),
             issued: 0,
@@ -285,6 +307,78 @@ fn keepnet_renews_expiring_and_revoked_tokens() {
     let log = agent.stop();
     assert!(!log.contains("refused"), "one 401 is renewed, not reported: {}", tail(&log, 20));
     common::assert_exactly_once(&file_ids(&out), &expected, "across token renewals");
+}
+
+/// A reseller's `headers = { "X-KEEPNET-Company-Id" = … }` goes on every
+/// API request: the customer's log arrives, not the reseller's own.
+#[test]
+fn keepnet_sends_the_configured_company_header() {
+    let api = FakeKeepnet::start();
+    let own = api.add(4);
+    let customer = api.add(6);
+    {
+        let mut s = api.state.lock().unwrap();
+        let n = s.logs.len();
+        let moved = s.logs.split_off(n - customer.len());
+        s.customer_logs = moved;
+    }
+    let dir = TestDir::new();
+    let block = format!("{}headers = {{ \"X-KEEPNET-Company-Id\" = \"{CUSTOMER}\" }}\n", api.block("kn", SECRET));
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section(),
+        with_test_defaults(&block),
+        file_output("out", &dir.file("out.jsonl"), 5)
+    );
+    let agent = dir.start_with(&cfg);
+    let out = dir.file("out.jsonl");
+    wait_until_or(
+        "the customer's log",
+        DEADLINE,
+        || common::missing(&file_ids(&out), &customer).is_empty(),
+        || tail(&agent.stderr(), 20),
+    );
+    agent.stop();
+    common::assert_exactly_once(&file_ids(&out), &customer, "the customer's log");
+    assert!(common::missing(&file_ids(&out), &own).len() == own.len(), "none of the reseller's own logs");
+}
+
+/// A `LogDate` filter that matches nothing must not pass for a quiet
+/// tenant: `check --connect` and every poll fail naming the filter while
+/// the newest unfiltered log lies inside the window, and the cursor stays,
+/// so once the filter works every log arrives.
+#[test]
+fn keepnet_a_log_date_filter_that_matches_nothing_is_not_a_quiet_tenant() {
+    let api = FakeKeepnet::start();
+    api.state.lock().unwrap().log_date_matches_nothing = true;
+    let ids = api.add(5);
+    let dir = TestDir::new();
+    let out = dir.file("out.jsonl");
+    let cfg = format!(
+        "{}\n{}{}",
+        dir.agent_section(),
+        with_test_defaults(&api.block("kn", SECRET)),
+        file_output("out", &out, 5)
+    );
+    dir.write_config(&cfg);
+    let (code, text) = dir.check_connect();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("does not filter on `LogDate`")), "{text}");
+
+    let agent = dir.start_with(&cfg);
+    let named = || dir.last_error(0).contains("LogDate");
+    wait_until_or("the filter to be named", DEADLINE, named, || tail(&agent.stderr(), 20));
+    std::thread::sleep(std::time::Duration::from_millis(2500)); // more polls (interval 1s): none may pass
+    assert!(file_ids(&out).is_empty());
+    api.state.lock().unwrap().log_date_matches_nothing = false;
+    wait_until_or(
+        "every log",
+        DEADLINE,
+        || common::missing(&file_ids(&out), &ids).is_empty(),
+        || tail(&agent.stderr(), 20),
+    );
+    agent.stop();
+    common::assert_exactly_once(&file_ids(&out), &ids, "once the filter works");
 }
 
 compliance_tests!(FakeKeepnet::start());

@@ -7,7 +7,13 @@
 //! `{"items", "total"}`, newest first (the order is not documented, so the
 //! fake picks the unfriendly one). All with `Authorization: Bearer`. The
 //! community also holds events of another intake, which the dialect term
-//! must keep out. Items are ECS, shaped like the integration's samples.
+//! must keep out. Items are ECS: most flat with dotted keys, the time in
+//! `timestamp` and an `__event_id`, as the search API returns them (the
+//! SekoiaXDR integration's test data in demisto/content,
+//! `Packs/SekoiaXDR/Integrations/SekoiaXDR/test_data/SekoiaXDR_retrieve_events.json`),
+//! every third nested with `@timestamp` as the integration catalogue shows
+//! them; all carry the intake key (`sekoiaio.intake.key`,
+//! `customer.intake_key`), which must never reach the output.
 
 mod common;
 
@@ -27,6 +33,8 @@ use std::sync::{Arc, Mutex};
 const KEY: &str = "sk-7f3a9b2c4d5e6f708192a3b4c5d6e7f8";
 const ACTIVITY: &str = "41e3ca4e-a714-41aa-ad69-684a0b3835fc";
 const FIREWALL: &str = "0f3c5b8a-1111-4222-8333-123456789abc";
+/// The intake key every item carries: a credential.
+const INTAKE_KEY: &str = "WJ4KkMbT8wkiFVkWpvXq";
 
 struct Job {
     polls: u32,
@@ -152,15 +160,41 @@ fn item(id: &str, t: DateTime<Utc>, dialect: &str, k: u64) -> Value {
         "identity": { "user_uuid": "5beacab7-4fc9-4c07-8ec0-e6ad73ed77fe", "community_uuid": "22806a91-459c-40b1-98db-5af6ccf291fd",
                       "profile_type": "avatar", "profile_identity": "95267578-e797-4263-90c3-09fb230536e2" }
     });
-    json!({
+    let mut nested = json!({
         "message": record.to_string(), "@timestamp": ts, "agent": { "name": "sekoia.webapi" },
         "client": { "user": { "id": "5beacab7-4fc9-4c07-8ec0-e6ad73ed77fe" }, "ip": "141.229.130.228", "address": "141.229.130.228" },
         "user_agent": { "original": "python-requests/2.31.0" }, "http": { "request": { "method": method } },
         "url": { "original": format!("http://api.sekoia.io{path}"), "path": path },
         "sekoiaio": { "intake": { "dialect": "sekoiaio-activity-logs", "dialect_uuid": dialect },
                       "activity": { "client": { "id": "95267578-e797-4263-90c3-09fb230536e2", "type": "avatar" } } },
-        "event": { "id": id, "outcome": if k % 4 == 0 { "failure" } else { "success" } }
-    })
+        "event": { "id": id, "outcome": if k % 4 == 0 { "failure" } else { "success" } },
+        "customer": { "intake_key": INTAKE_KEY, "id": "Sandbox" }
+    });
+    nested["sekoiaio"]["intake"]["key"] = json!(INTAKE_KEY);
+    if k % 3 == 0 {
+        return nested;
+    }
+    let mut flat = serde_json::Map::new();
+    flatten("", &nested, &mut flat);
+    let ts = flat.remove("@timestamp").unwrap();
+    flat.insert("timestamp".into(), ts);
+    flat.insert("__event_id".into(), json!(format!("ZXZlbnRz{k}")));
+    Value::Object(flat)
+}
+
+/// The search API's form of an item: one dotted key per leaf.
+fn flatten(prefix: &str, v: &Value, out: &mut serde_json::Map<String, Value>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, inner) in m {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&path, inner, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
 }
 
 impl FakeSekoia {
@@ -257,6 +291,9 @@ fn sekoia_reads_a_backlog_through_jobs_and_keeps_the_intake_ecs() {
     assert!(e["event"]["action"].as_str().unwrap().contains(" /v"), "{e}");
     assert_eq!(e["observer"]["vendor"], "SEKOIA.IO");
     assert!(api.state.lock().unwrap().created >= 1);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains(INTAKE_KEY), "the intake key, a credential, was forwarded");
+    assert!(text.contains("\"customer\":{\"id\":\"Sandbox\"}"), "the rest of customer.* is kept");
 }
 
 compliance_tests!(FakeSekoia::start());

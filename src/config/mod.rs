@@ -4,6 +4,7 @@
 //! [`Config`] and lists every problem with its key path; secrets and TLS
 //! files are read later, when sources and outputs are built.
 
+pub mod collect;
 pub mod model;
 pub mod secret;
 pub mod units;
@@ -38,31 +39,36 @@ pub enum ConfigError {
     },
 }
 
-/// Parse and validate TOML text.
+/// Parse and validate TOML text: the config, or every problem.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-    let de = toml::Deserializer::new(text);
-    let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let line = inner
-            .span()
-            .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
-        let mut message = inner.message().trim().to_owned();
-        if let Some(cut) = message.find(", expected one of") {
-            message.truncate(cut);
-            message.push_str(" (config.example.toml lists every key)");
-        }
-        if let Some(line) = line {
-            message = format!("{message} (line {line})");
-        }
-        vec![Problem { path: if path == "." { "(file)".into() } else { path }, message }]
-    })?;
-    let problems = validate::validate(&cfg);
+    let (cfg, problems) = parse_all(text);
     if problems.is_empty() {
         Ok(cfg)
     } else {
         Err(problems)
     }
+}
+
+/// Parse and validate TOML text, reading past problems: the config as far
+/// as it could be read (failing keys left out, failing tables dropped) and
+/// every problem, each with its key path and line. `check` resolves the
+/// secrets of what was read to report those problems in the same run.
+pub fn parse_all(text: &str) -> (Config, Vec<Problem>) {
+    let (cfg, mut problems) = collect::read(text);
+    // A key already reported (and set aside) is not reported again as
+    // missing by validation.
+    let reported: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
+    let bad_table = |path: &str| reported.iter().any(|r| path == r || path.starts_with(&format!("{r}.")));
+    let invalid_tables = !problems.is_empty();
+    problems.extend(validate::validate(&cfg).into_iter().filter(|p| {
+        // A dropped table would make "no source configured" or "no output
+        // named …" up; those wait until the tables read.
+        !bad_table(&p.path)
+            && !(invalid_tables
+                && (p.path == "source" || p.path == "output" || p.message.starts_with("no output is named")))
+    }));
+    collect::annotate_lines(text, &mut problems);
+    (cfg, problems)
 }
 
 /// Read, parse and validate a config file.
@@ -140,6 +146,92 @@ path = "/tmp/x"
         ];
         for w in want {
             assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn headers_a_source_would_not_send_as_configured_are_errors() {
+        let p = problems(
+            r#"
+[[source]]
+name = "d"
+type = "demo"
+headers = { "X-Tenant" = "a" }
+timeout = "5s"
+
+[[source]]
+name = "o"
+type = "opencti"
+url = "https://opencti.example.com"
+token = "t"
+headers = { Authorization = "Bearer sk-should-not-be-quoted", "X-Ok" = "1" }
+
+[[source]]
+name = "g"
+type = "guance"
+url = "https://openapi.guance.com"
+token = "t"
+headers = { "df-api-key" = "k", "Content-Type" = "text/plain", "bad name" = "x" }
+
+[[source]]
+name = "k"
+type = "keepnet"
+url = "https://api.keepnetlabs.com"
+client_id = "c"
+client_secret = "s"
+headers = { "X-KEEPNET-Company-Id" = "f3a1c2d4" }
+
+[[source]]
+name = "h"
+type = "http_json"
+url = "https://api.example.com/audit"
+events = ""
+timestamp = "/t"
+auth = { type = "header", name = "X-API-Key", value = "v" }
+headers = { "x-api-key" = "w" }
+
+[[output]]
+name = "f"
+type = "file"
+path = "-"
+"#,
+        );
+        let want = [
+            "source[0].headers: is not a key of a demo source",
+            "source[0].timeout: is not a key of a demo source",
+            "source[1].headers.Authorization: carries a opencti source's credentials",
+            "source[2].headers.Content-Type: is set by the agent",
+            "source[2].headers.bad name: \"bad name\" is not a valid header name",
+            "source[2].headers.df-api-key: carries a guance source's credentials",
+            "source[4].headers.x-api-key: carries a http_json source's credentials",
+        ];
+        for w in want {
+            assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        assert!(!p.iter().any(|x| x.contains("sk-should-not")), "a header value is never quoted: {p:#?}");
+    }
+
+    /// Problems of different kinds, several in one table, all come out in
+    /// one run, each with its key path and line.
+    #[test]
+    fn every_problem_is_listed_across_kinds_with_lines() {
+        let text = "[agent]\nlog_format = \"xml\"\n\n[[source]]\nname = \"d\"\ntype = \"demo\"\nratte = \"5/s\"\ninterval = \"5 parsecs\"\n\n[[source]]\nname = \"o\"\ntype = \"opencti\"\nurl = \"https://x.example\"\ntoken = \"t\"\nlag = 5\n[source.tls]\nca_fle = \"/x\"\n\n[[output]]\nname = \"f\"\ntype = \"file\"\npath = \"-\"\nbatch = { max_events = \"many\" }\n\n[[output]]\nname = \"g\"\ntype = \"file\"\n";
+        let p = problems(text);
+        let want = [
+            ("agent.log_format: unknown variant `xml`", 2),
+            ("source[0].ratte: unknown field `ratte`", 7),
+            ("source[0].interval: invalid duration", 8),
+            ("source[1].lag: ", 15),
+            ("source[1].tls.ca_fle: unknown field `ca_fle`", 17),
+            ("output[0].batch.max_events: ", 23),
+            ("output[1].path: is required", 25),
+        ];
+        for (w, line) in want {
+            let hit = p.iter().find(|x| x.starts_with(w));
+            let hit = hit.unwrap_or_else(|| panic!("missing {w:?} in {p:#?}"));
+            assert!(hit.ends_with(&format!("(line {line})")), "{w:?} should be on line {line}: {hit}");
         }
         assert_eq!(p.len(), want.len(), "{p:#?}");
     }

@@ -283,6 +283,66 @@ fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashS
     if let Some(tls) = &s.tls {
         validate_tls(p, &format!("{at}.tls"), tls);
     }
+    validate_headers(p, at, s);
+}
+
+/// Common keys a demo source would ignore: it makes no HTTP request.
+const DEMO_IGNORES: &[&str] = &["headers", "tls", "timeout", "max_response_size", "rate_limit"];
+
+/// Headers the agent sets on every request, whatever the source.
+const AGENT_HEADERS: &[&str] = &["host", "content-length", "content-type", "transfer-encoding"];
+
+/// The header carrying a source type's credentials, which a configured
+/// header of the same name would collide with.
+fn credential_header(s: &SourceConfig) -> Option<&str> {
+    match (s.kind, &s.auth) {
+        (SourceType::Opencti | SourceType::Sekoia | SourceType::Invicti | SourceType::Keepnet, _) => {
+            Some("authorization")
+        }
+        (SourceType::Guance, _) => Some("df-api-key"),
+        (SourceType::HttpJson, Some(AuthConfig::Header { name, .. })) => Some(name.as_str()),
+        (SourceType::HttpJson, Some(_)) => Some("authorization"),
+        (SourceType::HttpJson, None) | (SourceType::Demo, _) => None,
+    }
+}
+
+/// `headers` go on every API request of every connector; a header the
+/// source would not send as configured is an error, never silently dropped.
+fn validate_headers(p: &mut Problems, at: &str, s: &SourceConfig) {
+    let sets = |key: &str| match key {
+        "headers" => s.headers.is_some(),
+        "tls" => s.tls.is_some(),
+        "timeout" => s.timeout.is_some(),
+        "max_response_size" => s.max_response_size.is_some(),
+        "rate_limit" => s.rate_limit.is_some(),
+        _ => false,
+    };
+    if s.kind == SourceType::Demo {
+        for key in DEMO_IGNORES.iter().filter(|k| sets(k)) {
+            p.add(format!("{at}.{key}"), "is not a key of a demo source: it makes no HTTP requests");
+        }
+        return;
+    }
+    let credential = credential_header(s);
+    for (name, value) in s.headers.iter().flatten() {
+        let path = format!("{at}.headers.{name}");
+        // The value may be a key: never quoted back.
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            p.add(path, format!("{name:?} is not a valid header name"));
+        } else if reqwest::header::HeaderValue::from_str(value).is_err() {
+            p.add(path, "the value is not a valid header value (control characters or non-ASCII)");
+        } else if AGENT_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            p.add(path, "is set by the agent on every request; remove it");
+        } else if credential.is_some_and(|h| h.eq_ignore_ascii_case(name)) {
+            p.add(
+                path,
+                format!(
+                    "carries a {} source's credentials, which the agent sets from the credential keys; remove it",
+                    s.kind.as_str()
+                ),
+            );
+        }
+    }
 }
 
 fn validate_http_json(p: &mut Problems, at: &str, s: &SourceConfig) {

@@ -122,6 +122,21 @@ impl Sink for AnySink {
     }
 }
 
+impl AnySink {
+    /// [`Sink::healthcheck`], then, where the receiver takes credentials a
+    /// health check does not prove, a request that proves them and writes
+    /// nothing (HEC: an empty POST, see [`splunk_hec::Hec::check_token`]).
+    /// Syslog and QRadar take no credentials beyond a TLS client
+    /// certificate, which the handshake already proved.
+    pub async fn check_credentials(&mut self) -> Result<(), SendError> {
+        self.healthcheck().await?;
+        match self {
+            AnySink::Hec(s) => s.check_token().await,
+            AnySink::File(_) | AnySink::Syslog(_) => Ok(()),
+        }
+    }
+}
+
 /// The `max_eps` an output type gets when the config sets none: QRadar's
 /// licence is per EPS and QRadar drops what overflows its burst queue, so the
 /// agent paces to IBM's own collector default of 5,000.

@@ -427,6 +427,36 @@ fn write_hec_time(e: &Event, out: &mut Vec<u8>) {
     }
 }
 
+impl Hec {
+    /// Prove the token without writing an event (`check --connect`):
+    /// `/health` needs no token, so an empty POST to the event endpoint
+    /// follows. HEC checks the token first (401/403, codes 2-4) and only
+    /// then finds nothing to index (400 code 5, "No data"), or a channel
+    /// missing (code 10): either means the token was accepted.
+    pub async fn check_token(&self) -> Result<(), SendError> {
+        let url = self.endpoint("services/collector/event");
+        let rb = self.request(url, &self.channel(), Vec::new(), false)?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| SendError::transient(format!("HEC {}: {}", self.base, error_chain(&e.without_url()))))?;
+        let status = resp.status().as_u16();
+        let body = read_body(resp, 1 << 16).await.unwrap_or_default();
+        let code = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["code"].as_u64());
+        match (status, code) {
+            (200..=299, _) | (400, Some(5 | 10)) => Ok(()),
+            (401 | 403, _) | (400, Some(2..=4)) => Err(SendError::auth(format!(
+                "HEC refused the token (HTTP {status}): {}; check token / token_file and that the token is enabled",
+                excerpt(&body)
+            ))),
+            _ => Err(SendError::transient(format!(
+                "HEC answered an empty POST with HTTP {status}: {} (the token could not be proved)",
+                excerpt(&body)
+            ))),
+        }
+    }
+}
+
 impl Sink for Hec {
     async fn send(&mut self, batch: &[Event]) -> Result<Delivery, SendError> {
         let mut rejected = Vec::new();

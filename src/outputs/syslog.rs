@@ -17,9 +17,13 @@
 //! `type = "qradar"`, IBM QRadar's syslog listener: LEEF 2.0 after an
 //! RFC 3164 header (`<PRI>Mmm dd hh:mm:ss host LEEF:2.0|…`), which QRadar
 //! and BSD parsers read with TAG `LEEF`; see `encode::leef`. Defaults:
-//! `transport = "tcp"`, `framing = "newline"` (what QRadar's TCP syslog
-//! listener and the forwarders usually pointed at it, rsyslog's and
-//! syslog-ng's, use; LEEF lines never contain a line break),
+//! `transport = "tcp"`; framing by transport ([`qradar_framing`]): over
+//! TCP `newline`, what QRadar's Syslog protocol listener reads (LEEF lines
+//! never contain a line break); over TLS `octet-counting`, the only
+//! framing of RFC 5425, which QRadar's TLS Syslog protocol implements (IBM's
+//! "Multiple log sources over TLS Syslog" routes "RFC3164-, RFC5425- or
+//! RFC5424-compliant" events; its "TLS Syslog protocol configuration
+//! options" page has no framing setting). `framing` overrides either;
 //! `delimiter = "x09"` (tab), `max_message_size` 4096 over UDP (QRadar's
 //! usual maximum payload length) and no limit over TCP/TLS, and
 //! `max_eps` 5000 ([`QRADAR_DEFAULT_MAX_EPS`], applied through
@@ -65,6 +69,16 @@ pub const SYSLOG_UDP_MAX_MESSAGE_SIZE: usize = 8192;
 /// `max_message_size` of a `qradar` output over UDP without one: QRadar's
 /// usual maximum syslog payload length.
 pub const QRADAR_UDP_MAX_MESSAGE_SIZE: usize = 4096;
+
+/// A qradar output's framing when `framing` is not set: newline over
+/// TCP (QRadar's Syslog listener), octet counting over TLS (RFC 5425,
+/// QRadar's TLS Syslog listener). UDP has none.
+pub fn qradar_framing(transport: Transport) -> Framing {
+    match transport {
+        Transport::Tls => Framing::OctetCounting,
+        Transport::Tcp | Transport::Udp => Framing::Newline,
+    }
+}
 
 /// Name of the counter of messages cut to `max_message_size`.
 pub const TRUNCATED_METRIC: &str = "auditrelay_events_truncated_total";
@@ -142,7 +156,7 @@ impl SyslogSink {
                 Transport::Tcp
             }
         };
-        let default_framing = if qradar { Framing::Newline } else { Framing::OctetCounting };
+        let default_framing = if qradar { qradar_framing(transport) } else { Framing::OctetCounting };
         let framing = cfg.framing.as_deref().map_or(Ok(default_framing), str::parse).unwrap_or_else(|e| {
             problems.push(problem(at, "framing", e.to_string()));
             default_framing
@@ -350,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn qradar_defaults_are_leef_over_tcp_newline_with_5000_eps() {
+    fn qradar_defaults_are_leef_over_tcp_newline_tls_octet_counting_with_5000_eps() {
         let cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\n");
         let sink = SyslogSink::build(&cfg, "output[0]", HOST).unwrap();
         let s = sink.sender_config();
@@ -359,6 +373,21 @@ mod tests {
         assert!(msg.starts_with("<132>Aug 22 12:00:00 relay01 LEEF:2.0|auditrelay|auditrelay|"), "{msg}");
         assert!(msg.contains("|login|x09|devTime=1787400000123\t"), "{msg}");
         assert_eq!(default_max_eps(OutputType::Qradar), Some(5000));
+
+        // TLS Syslog: RFC 5425 framing, as the README says; overridable.
+        let tls =
+            output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\n");
+        let s = SyslogSink::build(&tls, "output[0]", HOST).unwrap().sender_config().clone();
+        assert_eq!((s.transport, s.framing), (Transport::Tls, Framing::OctetCounting));
+        let tls = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\nframing = \"newline\"\n");
+        assert_eq!(SyslogSink::build(&tls, "output[0]", HOST).unwrap().sender_config().framing, Framing::Newline);
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(
+                "TCP uses newline framing (what QRadar's Syslog listener reads), TLS uses octet counting (RFC 5425"
+            ),
+            "the README's QRadar section states the defaults"
+        );
 
         let udp = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\ndelimiter = \"^\"\n");
         let sink = SyslogSink::build(&udp, "output[0]", HOST).unwrap();

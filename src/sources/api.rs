@@ -249,6 +249,21 @@ pub trait SourceApi: Send + Sync + 'static {
     }
 }
 
+/// The state of a connector's silent-empty guard step, `{"guard": what}`:
+/// after a walk found nothing, one more request that checks a guess the
+/// walk relied on (a filter field, a namespace), failing the poll loudly
+/// when the guess was wrong, so that a wrong guess never passes for a
+/// quiet tenant. [`Poller::probe`](super::poller::Poller::probe) follows
+/// such steps too, so `check --connect` runs the guards.
+pub fn guard_state(what: &str) -> Value {
+    serde_json::json!({ "guard": what })
+}
+
+/// Which guard a step's state is, if it is one ([`guard_state`]).
+pub fn guard_of(state: Option<&Value>) -> Option<&str> {
+    state?.get("guard")?.as_str()
+}
+
 /// Parse a JSON body with a short excerpt in the error.
 pub fn json_body(resp: &ApiResponse) -> Result<Value, ShapeError> {
     serde_json::from_slice(&resp.body).map_err(|e| not_json(resp, e))

@@ -12,8 +12,22 @@
 //! Guance answers throttling (20 requests a minute per key, 200 per
 //! workspace) with HTTP 401 and an `errorCode` ending in
 //! `CurrentLimiting`: that is a back-off, not a credentials failure.
+//!
+//! Some tenants keep audit events under `E::` (events) instead of `TAE::`;
+//! the `TAE::` query then returns nothing, forever, exactly like a quiet
+//! workspace. So the first walk of the process that finds nothing (the
+//! history window at start; `check --connect`'s last hour) is followed
+//! by one guard request ([`api::guard_state`](super::api::guard_state)):
+//! the same window under the other namespace, one row. A row there fails
+//! the poll with the `query` to set, and so does every later empty walk
+//! until it is set; the cursor stays. An answer either way (rows under the
+//! query, none under the other namespace) settles it for the process: at
+//! 20 requests a minute, not on every empty poll.
 
-use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Verdict};
+use super::api::{
+    guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
+    Verdict,
+};
 use super::auth::Auth;
 use super::{base_url, endpoint, need_secret};
 use crate::config::secret::Env;
@@ -22,6 +36,7 @@ use crate::config::{Problem, SourceConfig};
 use crate::event::{Normalised, Observer};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The DQL of the audit-event docs (`management/audit-event.md`). Older
@@ -34,6 +49,22 @@ pub const DEFAULT_QUERY: &str = "TAE::re(`.*`):(`*`){ `df_source` IN ['audit'] }
 pub struct Guance {
     url: url::Url,
     query: String,
+    /// The same query under the other namespace (`TAE::` ↔ `E::`), when
+    /// the query starts with one of them.
+    other: Option<String>,
+    /// Whether the namespace guard ran (or is no longer needed).
+    guarded: AtomicBool,
+}
+
+/// The guard step: the other namespace, one row.
+const OTHER_NAMESPACE: &str = "other_namespace";
+
+/// `query` under the other audit namespace.
+fn other_namespace(query: &str) -> Option<String> {
+    let q = query.trim_start();
+    q.strip_prefix("TAE::")
+        .map(|rest| format!("E::{rest}"))
+        .or_else(|| q.strip_prefix("E::").map(|rest| format!("TAE::{rest}")))
 }
 
 /// Build from config: `url` (the site's OpenAPI host, e.g.
@@ -53,7 +84,12 @@ pub fn build(
 impl Guance {
     /// Hooks for the OpenAPI host at `base` running `query`.
     pub fn new(base: &url::Url, query: &str) -> Self {
-        Guance { url: endpoint(base, "api/v1/df/query_data_v1"), query: query.to_owned() }
+        Guance {
+            url: endpoint(base, "api/v1/df/query_data_v1"),
+            query: query.to_owned(),
+            other: other_namespace(query),
+            guarded: AtomicBool::new(false),
+        }
     }
 }
 
@@ -83,21 +119,26 @@ impl SourceApi for Guance {
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
         let from = q.window.from.timestamp_millis();
         let to = q.window.to.timestamp_millis() + i64::from(q.window.to.timestamp_subsec_nanos() % 1_000_000 != 0);
+        let guard = guard_of(q.state) == Some(OTHER_NAMESPACE);
+        let (dql, limit) = match (&self.other, guard) {
+            (Some(other), true) => (other, 1),
+            _ => (&self.query, q.page_size),
+        };
         let mut query = json!({
-            "q": self.query,
+            "q": dql,
             "timeRange": [from, to],
-            "limit": q.page_size,
+            "limit": limit,
             "orderby": [{ "time": "asc" }],
             "tz": "UTC",
             "disable_sampling": true,
         });
-        if let Some(after) = q.state {
+        if let Some(after) = q.state.filter(|_| !guard) {
             query["search_after"] = after.clone();
         }
         Ok(ApiRequest::post_json(self.url.clone(), json!({ "queries": [{ "qtype": "dql", "query": query }] })))
     }
 
-    fn parse(&self, _q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
+    fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
         let body = json_body(resp)?;
         let excerpt = || crate::transport::http::excerpt(&resp.body);
         let (code, message) = error_of(&body);
@@ -123,6 +164,31 @@ impl SourceApi for Guance {
                 let obj: Map<String, Value> = names.iter().map(|n| n.to_string()).zip(cells.iter().cloned()).collect();
                 events.push(Value::Object(obj));
             }
+        }
+        if guard_of(q.state) == Some(OTHER_NAMESPACE) {
+            if !events.is_empty() {
+                self.guarded.store(false, Ordering::Relaxed);
+            }
+            return match (&self.other, events.first()) {
+                // Not settled: every later empty walk fails the same way
+                // until `query` is set, so the cursor never passes them.
+                (Some(other), Some(_)) => Err(ShapeError(format!(
+                    "the query found no audit events between {} and {}, but the same query under the other namespace \
+                     did: this workspace keeps them there; set query = {other:?} (the cursor stays)",
+                    crate::event::rfc3339(q.window.from),
+                    crate::event::rfc3339(q.window.to)
+                ))),
+                _ => Ok(ApiPage::parsed(Vec::new(), Next::Done)),
+            };
+        }
+        // The first page with rows shows the namespace holds audit events;
+        // the first walk without any runs the guard once.
+        let first = q.state.is_none();
+        if first && !events.is_empty() {
+            self.guarded.store(true, Ordering::Relaxed);
+        }
+        if first && events.is_empty() && self.other.is_some() && !self.guarded.swap(true, Ordering::Relaxed) {
+            return Ok(ApiPage::parsed(Vec::new(), Next::Page(guard_state(OTHER_NAMESPACE))));
         }
         let after = result.get("search_after").filter(|a| a.as_array().is_some_and(|a| !a.is_empty()));
         let next = match after {

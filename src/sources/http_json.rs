@@ -5,6 +5,15 @@
 //!
 //! An event without a readable time fails the poll with the event's index
 //! and the pointer: a wrong `timestamp` guess is loud, never a silent skip.
+//!
+//! Times sent in RFC 3339 (`timestamp_format = "rfc3339"`, the default)
+//! have the precision of the API's own timestamps: as many fraction digits
+//! as the most its events have shown, milliseconds until one is seen
+//! ([`FIRST_DIGITS`]). Nanosecond digits, what the agent's clock gives,
+//! are refused by many parsers (Python's `strptime`, several Java and .NET
+//! ones). `{{cursor}}` is rounded down and `{{now}}` up, so the window is
+//! never cut short; ids already taken are dropped. A strftime
+//! `timestamp_format` is written exactly as configured.
 
 use super::api::{
     json_body_split, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Pointer, Query, ShapeError,
@@ -18,6 +27,12 @@ use crate::event::{Normalised, Observer};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Fraction digits of times sent before the API's own precision is seen.
+pub const FIRST_DIGITS: u8 = 3;
+/// [`HttpJson::digits`] before any event's time was read.
+const NOT_SEEN: u8 = u8::MAX;
 
 /// How an API writes times.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +110,6 @@ pub struct HttpJson {
     url: String,
     post: bool,
     body: Option<String>,
-    headers: BTreeMap<String, String>,
     params: BTreeMap<String, String>,
     events: String,
     timestamp: String,
@@ -104,6 +118,9 @@ pub struct HttpJson {
     order: Order,
     /// What the mapping reads of an event.
     wanted: Wanted,
+    /// The most fraction digits the API's RFC 3339 times have shown
+    /// ([`NOT_SEEN`] before the first).
+    digits: AtomicU8,
     /// `id`, `timestamp` and `fields`' pointers, read once.
     id_at: Option<Pointer>,
     time_at: Pointer,
@@ -172,7 +189,6 @@ impl HttpJson {
             url: cfg.url.clone().unwrap_or_default(),
             post: cfg.method.as_deref() == Some("POST"),
             body: cfg.body.clone(),
-            headers: cfg.headers.clone().unwrap_or_default(),
             params: cfg.params.clone().unwrap_or_default(),
             events: cfg.events.clone().unwrap_or_default(),
             format: TimeFormat::parse(cfg.timestamp_format.as_deref().unwrap_or("rfc3339"))
@@ -180,6 +196,7 @@ impl HttpJson {
             pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
             order: cfg.order.unwrap_or_default(),
             wanted: wanted(id_at.as_ref(), &time_at, &fields_at),
+            digits: AtomicU8::new(NOT_SEEN),
             id_at,
             time_at,
             fields_at,
@@ -192,11 +209,46 @@ impl HttpJson {
             PaginationConfig::Page { start } => start + q.page,
             _ => q.page + 1,
         };
-        text.replace("{{cursor}}", &self.format.write(q.window.from))
-            .replace("{{now}}", &self.format.write(q.window.to))
+        text.replace("{{cursor}}", &self.write_time(q.window.from, false))
+            .replace("{{now}}", &self.write_time(q.window.to, true))
             .replace("{{page}}", &page.to_string())
             .replace("{{offset}}", &q.offset.to_string())
             .replace("{{page_size}}", &q.page_size.to_string())
+    }
+
+    /// A time for a request: RFC 3339 with the API's precision (rounded
+    /// `up` or down to it), any other format as configured.
+    fn write_time(&self, t: DateTime<Utc>, up: bool) -> String {
+        if self.format != TimeFormat::Rfc3339 {
+            return self.format.write(t);
+        }
+        let digits = match self.digits.load(Ordering::Relaxed) {
+            NOT_SEEN => FIRST_DIGITS,
+            d => d,
+        };
+        let unit = chrono::Duration::nanoseconds(10i64.pow(9 - u32::from(digits)));
+        let t = if up { super::ceil_to(t, unit) } else { super::floor_to(t, unit) };
+        let whole = t.format("%Y-%m-%dT%H:%M:%S");
+        match usize::from(digits) {
+            0 => format!("{whole}Z"),
+            n => {
+                let nanos = format!("{:09}", t.timestamp_subsec_nanos());
+                format!("{whole}.{}Z", nanos.get(..n).unwrap_or(&nanos))
+            }
+        }
+    }
+
+    /// Remember the fraction digits of an event's RFC 3339 time.
+    fn learn_precision(&self, v: &Value) {
+        let Some(text) = v.as_str() else { return };
+        let Some((_, clock)) = text.split_once(['T', 't', ' ']) else { return };
+        let digits = clock.split_once('.').map_or(0, |(_, f)| f.bytes().take_while(u8::is_ascii_digit).count());
+        let digits = u8::try_from(digits.min(9)).unwrap_or(9);
+        let _ = self.digits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| match d {
+            NOT_SEEN => Some(digits),
+            d if digits > d => Some(digits),
+            _ => None,
+        });
     }
 
     fn short_page(&self, n: usize, q: &Query<'_>) -> bool {
@@ -301,11 +353,15 @@ impl SourceApi for HttpJson {
     }
 
     fn normalise(&self, raw: &Value) -> Normalised {
+        let time = self.time_at.find(raw);
         let mut n = Normalised {
             id: self.id_at.as_ref().and_then(|p| pointer_str(raw, p)),
-            timestamp: self.time_at.find(raw).and_then(|v| self.format.read(v)),
+            timestamp: time.and_then(|v| self.format.read(v)),
             ..Default::default()
         };
+        if let (Some(v), Some(_), TimeFormat::Rfc3339) = (time, n.timestamp, &self.format) {
+            self.learn_precision(v);
+        }
         if self.fields_at.is_empty() {
             guess_fields(raw, &mut n);
         }
@@ -323,7 +379,6 @@ impl HttpJson {
             req.method = reqwest::Method::POST;
             req.body = Some(Body::Text(self.body.as_deref().map(|b| self.expand(b, q)).unwrap_or_else(|| "{}".into())));
         }
-        req.headers = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         req
     }
 }

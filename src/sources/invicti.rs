@@ -29,6 +29,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+pub mod types;
+
 /// Largest `pageSize` the API accepts.
 pub const MAX_PAGE_SIZE: u32 = 200;
 const DATE_FORMAT: &str = "%m/%d/%Y %H:%M:%S";
@@ -181,12 +183,12 @@ impl SourceApi for Invicti {
             ..Default::default()
         };
         let action = s("Type").unwrap_or_default();
-        let (category, kind, outcome) = classify(action);
+        let (category, kind, outcome) = types::classify(action);
         n.put_str("event.action", Some(action))
             .put_str("event.outcome", Some(outcome))
             .put("event.category", Some(json!([category])))
-            .put("event.type", Some(json!([kind])))
-            .put_str("event.provider", s("EndpointType"))
+            .put("event.type", Some(json!(kind)))
+            .put_str("invicti.endpoint_type", s("EndpointType"))
             .put_str("user.id", s("UserId"))
             .put_str("user.name", s("UserName"))
             .put_str("user.email", s("UserEmail"))
@@ -204,29 +206,6 @@ impl SourceApi for Invicti {
             ))
         })
     }
-}
-
-/// ECS category, type and outcome from an audit `Type` such as `Signin`,
-/// `LoginAttemptFailed`, `UserCreated`, `DeleteUser` or `ScanStarted`.
-fn classify(kind: &str) -> (&'static str, &'static str, &'static str) {
-    let has = |w: &str| kind.contains(w);
-    let outcome = if has("Fail") || kind == "TooManyRequests" { "failure" } else { "success" };
-    if has("Signin") || has("Signout") || has("Login") {
-        let t = if has("Signout") { "end" } else { "start" };
-        return ("authentication", t, outcome);
-    }
-    let iam = ["User", "Role", "Team", "Member", "Token", "Permission", "Invitation"].iter().any(|w| has(w));
-    let category = if iam { "iam" } else { "configuration" };
-    let kind_ecs = if has("Creat") || has("Added") || has("New") {
-        "creation"
-    } else if has("Delet") || has("Remov") {
-        "deletion"
-    } else if has("Updat") || has("Chang") || has("Reset") || has("Edit") {
-        "change"
-    } else {
-        "info"
-    };
-    (category, kind_ecs, outcome)
 }
 
 #[cfg(test)]

@@ -16,8 +16,19 @@
 //! window (filter ignored, or another zone) or not oldest first (sort
 //! ignored). Either fails the poll, naming what was seen, rather than
 //! letting the cursor skip anything.
+//!
+//! A filter that matches nothing at all would look exactly like a quiet
+//! tenant, so a window that comes back empty is followed by one guard
+//! request ([`api::guard_state`](super::api::guard_state)): the newest log,
+//! unfiltered (one row, newest first). If that log lies inside the window,
+//! the `LogDate` filter is not what Keepnet applies: the poll fails naming
+//! the filter, and the cursor stays. This costs one request per empty poll
+//! and also runs in `check --connect`.
 
-use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Verdict};
+use super::api::{
+    guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
+    Verdict,
+};
 use super::auth::{Auth, OAuth2};
 use super::{base_url, ceil_to, endpoint, floor_to, need_secret, utc_time};
 use crate::config::secret::Env;
@@ -74,6 +85,28 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The guard step: the newest log, unfiltered.
+const NEWEST: &str = "newest_unfiltered";
+
+/// The guard's verdict: the filtered search found nothing in `[from, to]`;
+/// the newest log must then not lie inside.
+fn newest_inside(results: &[Value], from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ShapeError> {
+    let newest = results.first();
+    let at = newest.and_then(|e| utc_time(field(e, "logDate")));
+    match (newest, at) {
+        (Some(e), Some(at)) if from <= at && at <= to => {
+            let id = field(e, "resourceId").or(field(e, "logId")).cloned().unwrap_or(Value::Null);
+            Err(ShapeError(format!(
+                "the filter LogDate >= {} and LogDate <= {} matched nothing, yet the newest log ({id}, logged at {})                  lies inside it: Keepnet does not filter on `LogDate` as assumed; nothing was taken and the cursor                  stays",
+                stamp(from),
+                stamp(to),
+                stamp(at)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl SourceApi for Keepnet {
     fn observer(&self) -> Observer {
         Observer { vendor: "Keepnet Labs", product: "Keepnet Human Risk Management" }
@@ -90,6 +123,16 @@ impl SourceApi for Keepnet {
     }
 
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
+        if guard_of(q.state) == Some(NEWEST) {
+            let body = json!({
+                "pageNumber": 1,
+                "pageSize": 1,
+                "orderBy": "LogDate",
+                "ascending": false,
+                "filter": { "condition": "AND", "searchInputTextValue": "", "filterGroups": [] },
+            });
+            return Ok(ApiRequest::post_json(self.search.clone(), body));
+        }
         let page = q.state.and_then(|s| s["page"].as_u64()).unwrap_or(1);
         let (from, to) = bounds(q);
         let item = |op: &str, t| json!({ "fieldName": "LogDate", "operator": op, "value": stamp(t) });
@@ -126,6 +169,9 @@ impl SourceApi for Keepnet {
             return Err(ShapeError(format!("no data.results in the answer: {}", excerpt())));
         };
         let (from, to) = bounds(q);
+        if guard_of(q.state) == Some(NEWEST) {
+            return newest_inside(results, from, to).map(|()| ApiPage::parsed(Vec::new(), Next::Done));
+        }
         let slack = chrono::Duration::seconds(1);
         let mut last = q.state.and_then(|s| utc_time(s.get("last")));
         for e in results {
@@ -154,6 +200,8 @@ impl SourceApi for Keepnet {
         };
         let next = if more && !results.is_empty() {
             Next::Page(json!({ "page": page + 1, "last": last.map(rfc3339) }))
+        } else if page == 1 && results.is_empty() {
+            Next::Page(guard_state(NEWEST))
         } else {
             Next::Done
         };

@@ -196,6 +196,30 @@ pub fn build_api(cfg: &SourceConfig, at: &str, env: &dyn Env) -> Result<(Box<dyn
     }
 }
 
+/// The configured `headers` as sent, each value marked sensitive (a header
+/// may carry a key; `Debug` then prints `Sensitive`).
+fn header_map(cfg: &SourceConfig, at: &str) -> Result<reqwest::header::HeaderMap, Vec<Problem>> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut map = reqwest::header::HeaderMap::new();
+    let mut problems = Vec::new();
+    for (name, value) in cfg.headers.iter().flatten() {
+        let path = format!("{at}.headers.{name}");
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            (Ok(n), Ok(mut v)) => {
+                v.set_sensitive(true);
+                map.insert(n, v);
+            }
+            (Err(_), _) => problems.push(Problem { path, message: "is not a valid header name".into() }),
+            (_, Err(_)) => problems.push(Problem { path, message: "value is not a valid header value".into() }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(map)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Build a ready-to-run poller from its configuration.
 pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) -> Result<Poller, Vec<Problem>> {
     let (api, auth) = build_api(cfg, at, env)?;
@@ -211,6 +235,7 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
         timeout: cfg.timeout.map_or(Duration::from_secs(30), |x| x.get()),
         max_response_size: cfg.max_response_size.map_or(32 << 20, |x| x.bytes()),
         rate_limit: cfg.rate_limit.or(d.rate_limit),
+        headers: header_map(cfg, at)?,
     };
     let client = crate::transport::http::client(cfg.tls.as_ref(), settings.timeout)
         .map_err(|e| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }])?;

@@ -70,6 +70,9 @@ pub struct Settings {
     pub max_response_size: u64,
     /// Requests per period.
     pub rate_limit: Option<Rate>,
+    /// The configured `headers`, sent on every API request (values marked
+    /// sensitive: `Debug` does not show them).
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// What the poller shares with the rest of the agent.
@@ -626,7 +629,10 @@ impl Poller {
     }
 
     async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, FetchFailure> {
-        let mut rb = self.client.request(req.method.clone(), req.url.clone());
+        // The configured headers first: the connector's own and the
+        // credentials come after (validation refuses a configured header
+        // that they would set).
+        let mut rb = self.client.request(req.method.clone(), req.url.clone()).headers(self.settings.headers.clone());
         for (k, v) in &req.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -845,8 +851,24 @@ impl Poller {
         let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
         let url = redact_url(&req.url);
         let resp = self.fetch(&req, cancel).await?;
-        let page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
-        Ok(page.len())
+        let mut page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
+        let mut n = page.len();
+        // An empty answer may lead to the connector's silent-empty guard
+        // (`api::guard_state`): followed here, so a wrong guess fails
+        // `check --connect` too. A guard is one request; two at most.
+        for _ in 0..2 {
+            let state = match &page.next {
+                Next::Page(state) if page.is_empty() && super::api::guard_of(Some(state)).is_some() => state.clone(),
+                _ => break,
+            };
+            let q = Query { window, page: 1, offset: 0, state: Some(&state), page_size: q.page_size, cursor: &cursor };
+            let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
+            let url = redact_url(&req.url);
+            let resp = self.fetch(&req, cancel).await?;
+            page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
+            n += page.len();
+        }
+        Ok(n)
     }
 }
 
@@ -874,6 +896,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             max_response_size: 1 << 20,
             rate_limit: None,
+            headers: Default::default(),
         };
         let ctx = SourceContext {
             state,
@@ -1097,6 +1120,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             max_response_size: 1 << 24,
             rate_limit: None,
+            headers: Default::default(),
         };
         let ctx = SourceContext {
             state,

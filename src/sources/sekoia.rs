@@ -15,7 +15,17 @@
 //! reaches `max_last_events` may have been truncated: its results are set
 //! aside and the range is split in two and searched again, so a busy window
 //! never loses events. Events reach the API about two minutes late (default
-//! `lag`). Items are already ECS; their fields are kept as they are.
+//! `lag`).
+//!
+//! Items are already ECS, in one of two shapes, both read: the search API
+//! returns them flat, with dotted keys (`"client.ip"`, `"event.id"`), the
+//! time in `timestamp` and the index's own `__event_id` (the shape of the
+//! SekoiaXDR integration's test data in demisto/content); the integration
+//! catalogue shows them nested with `@timestamp`. Either way the fields
+//! are kept as ECS paths. The intake key an item carries
+//! ([`INTAKE_KEYS`]) is a credential: it is removed from the item before
+//! anything else sees it, so it reaches neither the ECS fields nor
+//! `event.original`.
 
 use super::api::{
     json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
@@ -34,6 +44,14 @@ pub const DIALECT_UUID: &str = "41e3ca4e-a714-41aa-ad69-684a0b3835fc";
 /// Results one search job may hold; a job reaching it is split (the cap
 /// Sekoia applies is not documented, so we set our own).
 pub const MAX_LAST_EVENTS: u64 = 10_000;
+/// Where an item carries the key of its intake, a credential that lets
+/// anyone push events into the community: removed from every item, as a
+/// dotted key, a nested path or inside the raw record in `message`.
+pub const INTAKE_KEYS: [&str; 2] = ["sekoiaio.intake.key", "customer.intake_key"];
+/// Keys of an item the agent reads itself and does not copy as ECS fields:
+/// the time (`@timestamp`, the flat shape's `timestamp`), the raw record
+/// (`message`), the index's document id and `event.original`.
+const NOT_COPIED: [&str; 5] = ["@timestamp", "timestamp", "message", "__event_id", "event.original"];
 /// A range narrower than this is not split further.
 const MIN_SPLIT: Duration = Duration::from_secs(2);
 
@@ -195,7 +213,7 @@ impl SourceApi for Sekoia {
                 } else {
                     Next::Done
                 };
-                Ok(ApiPage::parsed(items.clone(), next))
+                Ok(ApiPage::parsed(items.iter().cloned().map(scrub).collect(), next))
             }
         }
     }
@@ -210,8 +228,8 @@ impl SourceApi for Sekoia {
         };
         let m = |p: &str| inner.pointer(p).and_then(Value::as_str).filter(|v| !v.is_empty());
         let mut n = Normalised {
-            id: s("event.id").map(str::to_owned),
-            timestamp: utc_time(crate::event::get(&map, "@timestamp")),
+            id: s("event.id").or(s("__event_id")).map(str::to_owned),
+            timestamp: utc_time(crate::event::get(&map, "@timestamp")).or_else(|| utc_time(map.get("timestamp"))),
             ..Default::default()
         };
         keep_ecs(&mut n, "", &map);
@@ -248,12 +266,11 @@ impl SourceApi for Sekoia {
 }
 
 /// Copy the item's ECS fields (nested or dotted keys) into the normalised
-/// view, except those the agent writes itself (`@timestamp`, `message`,
-/// which holds the raw record, `event.original`).
+/// view, except [`NOT_COPIED`].
 fn keep_ecs(n: &mut Normalised, prefix: &str, map: &Map<String, Value>) {
     for (k, v) in map {
         let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        if matches!(path.as_str(), "@timestamp" | "message" | "event.original") {
+        if NOT_COPIED.contains(&path.as_str()) {
             continue;
         }
         match v {
@@ -263,6 +280,48 @@ fn keep_ecs(n: &mut Normalised, prefix: &str, map: &Map<String, Value>) {
             }
         }
     }
+}
+
+/// The item without its intake keys ([`INTAKE_KEYS`]).
+fn scrub(mut item: Value) -> Value {
+    let Some(map) = item.as_object_mut() else { return item };
+    for path in INTAKE_KEYS {
+        remove(map, path);
+    }
+    match map.get_mut("message") {
+        Some(Value::Object(inner)) => {
+            for path in INTAKE_KEYS {
+                remove(inner, path);
+            }
+        }
+        // Both keys name an intake: most records are not parsed here.
+        Some(Value::String(text)) if text.contains("intake") => {
+            if let Ok(Value::Object(mut inner)) = serde_json::from_str::<Value>(text) {
+                let mut removed = false;
+                for path in INTAKE_KEYS {
+                    removed |= remove(&mut inner, path);
+                }
+                if removed {
+                    *text = Value::Object(inner).to_string();
+                }
+            }
+        }
+        _ => {}
+    }
+    item
+}
+
+/// Remove dotted `path` from `map` however it is written: one dotted key,
+/// nested objects, or a mix (`"sekoiaio.intake": {"key": …}`). Whether
+/// anything was removed.
+fn remove(map: &mut Map<String, Value>, path: &str) -> bool {
+    let mut removed = map.remove(path).is_some();
+    for (at, _) in path.match_indices('.') {
+        if let Some(Value::Object(inner)) = map.get_mut(&path[..at]) {
+            removed |= remove(inner, &path[at + 1..]);
+        }
+    }
+    removed
 }
 
 #[cfg(test)]

@@ -128,6 +128,20 @@ impl TestDir {
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// `check --connect` on the config file: its exit code and its stdout
+    /// and stderr together.
+    pub fn check_connect(&self) -> (Option<i32>, String) {
+        let out = self.cli(&["check", "--connect"]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    }
+
+    /// Source `i`'s last error in `status --json` ("" while there is none
+    /// or no status yet).
+    pub fn last_error(&self, i: usize) -> String {
+        let status = self.try_status_json().unwrap_or_default();
+        status["sources"][i]["last_error"].as_str().unwrap_or_default().to_owned()
+    }
+
     /// Start the binary with the config file as it is.
     pub fn start(&self) -> Agent {
         Agent::start(self)

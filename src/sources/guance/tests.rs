@@ -181,3 +181,69 @@ fn defaults_follow_the_documented_limits() {
     assert_eq!(d.rate_limit, Rate::parse("20/m").ok());
     assert_eq!(d.max_window, Some(Duration::from_secs(86_400)));
 }
+
+/// Audit events kept under `E::` instead of `TAE::` look like a quiet
+/// workspace: the first empty walk asks the other namespace once, and a
+/// row there fails the poll with the `query` to set.
+#[test]
+fn the_first_empty_walk_looks_once_under_the_other_namespace() {
+    let a = api();
+    let c = Cursor::default();
+    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    let Next::Page(guard) = p.next else { panic!("the namespace is checked: {:?}", p.next) };
+    let req = a.request(&query(&c, Some(&guard))).unwrap();
+    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
+    let q = &body["queries"][0]["query"];
+    assert_eq!(q["q"], "E::re(`.*`):(`*`){ `df_source` IN ['audit'] }");
+    assert_eq!(q["limit"], 1);
+    assert!(q.get("search_after").is_none());
+    let found = answer(vec![row(1_714_557_600_123, "e1", "Login")], json!([]));
+    let e = a.parse(&query(&c, Some(&guard)), &resp(200, &found)).unwrap_err();
+    assert!(e.0.contains("set query = \"E::re(`.*`):(`*`){ `df_source` IN ['audit'] }\""), "{e}");
+    // Until the query is set, every empty walk fails the same way.
+    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    assert_eq!(p.next, Next::Page(guard.clone()), "not settled by a failure");
+    let p = a.parse(&query(&c, Some(&guard)), &resp(200, &answer(vec![], json!([])))).unwrap();
+    assert_eq!((p.events.len(), p.next), (0, Next::Done));
+    // Once per process: the next empty walk is a quiet workspace.
+    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    assert_eq!(p.next, Next::Done);
+    // A namespace that holds events needs no guard; a custom query without
+    // a namespace prefix has none to try.
+    let b = api();
+    b.parse(&query(&c, None), &resp(200, &answer(vec![row(1, "e3", "x")], json!([])))).unwrap();
+    assert_eq!(b.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
+    let custom = Guance::new(&url::Url::parse("https://openapi.guance.com").unwrap(), "L::audit");
+    assert_eq!(custom.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
+}
+
+/// The answer shaped exactly as Guance's OpenAPI docs show
+/// `POST /api/v1/df/query_data_v1` answering (GuanceCloud/guance-docs,
+/// `docs/en/open-api/query-data/query-data-v1.md`: `content.data[0]` with
+/// `async_id`, `column_names`, `query_parse`, `series[].name`, `units`,
+/// `declaration`, …), its series holding the audit-event fields of
+/// `docs/zh/management/operation-audit.md` (`df_event_id`, `df_title`,
+/// `df_user_*`, `df_role_scope`, `df_operation_*`). The docs' example is
+/// a metric query; the values here are ours.
+#[test]
+fn recorded_shape_of_query_data_v1_maps_to_ecs() {
+    let body: Value = serde_json::from_str(include_str!("query_data_v1_sample.json")).unwrap();
+    let a = api();
+    let c = Cursor::default();
+    let p = a.parse(&query(&c, None), &resp(200, &body)).unwrap();
+    assert_eq!(p.next, Next::Page(json!([1_708_912_900_000i64, 1, "TAE_1708912900000_cni7q5"])));
+    let raw = &p.events[0];
+    let e = crate::event::normalise("gc", a.observer(), raw, a.normalise(raw), Utc::now());
+    assert_eq!(e.id, "event-2c1f3b0a8d");
+    assert_eq!(e.timestamp, t("2024-02-26T02:01:40Z"));
+    assert_eq!(e.str_field("event.action"), Some("CPU usage"));
+    assert_eq!(e.fields()["event"]["category"], json!(["configuration"]));
+    assert_eq!(e.str_field("event.provider"), Some("front"));
+    assert_eq!(e.str_field("user.id"), Some("acnt_3f9d"));
+    assert_eq!(e.str_field("user.name"), Some("Zhang San"));
+    assert_eq!(e.str_field("user.email"), Some("zhangsan@example.com"));
+    assert_eq!(e.fields()["user"]["roles"], json!(["owner"]));
+    assert_eq!(e.str_field("guance.menu"), Some("Monitors"));
+    assert_eq!(e.str_field("guance.operation_id"), Some("rul_8a7b"));
+    assert_eq!(e.str_field("message"), Some("Zhang San modified monitor [CPU usage]"));
+}

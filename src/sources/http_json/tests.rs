@@ -53,8 +53,8 @@ fn params_are_templated() {
     let c = Cursor::default();
     let req = a.request(&query(&c, None, 3)).unwrap();
     let q: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
-    assert_eq!(q["since"], "2024-05-01T10:00:00Z");
-    assert_eq!(q["until"], "2024-05-01T11:00:00Z");
+    assert_eq!(q["since"], "2024-05-01T10:00:00.000Z");
+    assert_eq!(q["until"], "2024-05-01T11:00:00.000Z");
     assert_eq!(q["page"], "3");
     assert_eq!(q["limit"], "2");
 }
@@ -221,4 +221,35 @@ fn the_wanted_parts_of_an_event_give_what_the_whole_event_gives() {
             assert_ne!(wanted, *e, "only the wanted parts are built: {extra} {e}");
         }
     }
+}
+
+/// The first poll's cursor comes from the clock, with nanosecond digits,
+/// which many APIs refuse: milliseconds go out until the API's own
+/// precision is seen, then that precision; `{{cursor}}` rounds down and
+/// `{{now}}` up. A strftime `timestamp_format` is written as configured.
+#[test]
+fn times_go_out_with_the_apis_precision_milliseconds_until_seen() {
+    let a = api(&format!("{BASE}params = {{ since = \"{{{{cursor}}}}\", until = \"{{{{now}}}}\" }}"));
+    let c = Cursor::default();
+    let mut q = query(&c, None, 0);
+    q.window = Window { from: t("2026-12-05T16:55:02.433974064Z"), to: t("2026-12-05T17:55:02.433974064Z") };
+    let sent = |a: &HttpJson, q: &Query<'_>| {
+        let req = a.request(q).unwrap();
+        let m: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+        (m["since"].clone(), m["until"].clone())
+    };
+    assert_eq!(sent(&a, &q), ("2026-12-05T16:55:02.433Z".into(), "2026-12-05T17:55:02.434Z".into()));
+    a.normalise(&json!({ "id": 1, "created_at": "2026-12-05T16:55:00Z" }));
+    assert_eq!(sent(&a, &q), ("2026-12-05T16:55:02Z".into(), "2026-12-05T17:55:03Z".into()), "seconds, as the API");
+    a.normalise(&json!({ "id": 2, "created_at": "2026-12-05T16:55:00.123456+00:00" }));
+    assert_eq!(sent(&a, &q), ("2026-12-05T16:55:02.433974Z".into(), "2026-12-05T17:55:02.433975Z".into()));
+    a.normalise(&json!({ "id": 3, "created_at": "2026-12-05T16:55:01Z" }));
+    assert_eq!(sent(&a, &q).0, "2026-12-05T16:55:02.433974Z", "the most digits seen stay");
+    a.normalise(&json!({ "id": 4, "created_at": "not a time" }));
+    assert_eq!(sent(&a, &q).0, "2026-12-05T16:55:02.433974Z");
+
+    let p = api(&format!(
+        "{BASE}timestamp_format = \"%Y-%m-%dT%H:%M:%S%.6fZ\"\nparams = {{ since = \"{{{{cursor}}}}\", until = \"{{{{now}}}}\" }}"
+    ));
+    assert_eq!(sent(&p, &q).0, "2026-12-05T16:55:02.433974Z", "timestamp_format overrides");
 }

@@ -129,18 +129,21 @@ fn unexpected_shapes_fail_loudly() {
 #[test]
 fn audit_logs_map_to_ecs() {
     let a = api();
-    let cases = [
-        ("Signin", "authentication", "start", "success"),
-        ("Signout", "authentication", "end", "success"),
-        ("LoginAttemptFailed", "authentication", "start", "failure"),
-        ("UserCreated", "iam", "creation", "success"),
-        ("DeleteUser", "iam", "deletion", "success"),
-        ("AccessTokenReset", "iam", "change", "success"),
-        ("RoleCreated", "iam", "creation", "success"),
-        ("WebsiteDeleted", "configuration", "deletion", "success"),
-        ("SingleSignOnUpdated", "configuration", "change", "success"),
-        ("ScanStarted", "configuration", "info", "success"),
-        ("TooManyRequests", "configuration", "info", "failure"),
+    let cases: [(&str, &str, &[&str], &str); 14] = [
+        ("Signin", "authentication", &["start"], "success"),
+        ("Signout", "authentication", &["end"], "success"),
+        ("LoginAttemptFailed", "authentication", &["start"], "failure"),
+        ("UserCreated", "iam", &["user", "creation"], "success"),
+        ("DeleteUser", "iam", &["user", "deletion"], "success"),
+        ("AccessTokenReset", "iam", &["user", "change"], "success"),
+        ("RoleCreated", "iam", &["creation"], "success"),
+        ("TeamDelete", "iam", &["group", "deletion"], "success"),
+        ("WebsiteDeleted", "configuration", &["deletion"], "success"),
+        ("SingleSignOnUpdated", "configuration", &["change"], "success"),
+        ("ScanStarted", "vulnerability", &["info"], "success"),
+        ("ScanFailed", "vulnerability", &["info"], "failure"),
+        ("DefectDojoReportImportFailed", "vulnerability", &["info"], "failure"),
+        ("TooManyRequests", "web", &["denied"], "failure"),
     ];
     for (kind, category, ty, outcome) in cases {
         let raw = log("6f1c2a0e-1111-4222-8333-944455556666", "2024-05-01T10:00:00.123Z", kind);
@@ -150,9 +153,10 @@ fn audit_logs_map_to_ecs() {
         let e = crate::event::normalise("inv", a.observer(), &raw, n, Utc::now());
         assert_eq!(e.str_field("event.action"), Some(kind));
         assert_eq!(e.fields()["event"]["category"], json!([category]), "{kind}");
-        assert_eq!(e.fields()["event"]["type"], json!([ty]), "{kind}");
+        assert_eq!(e.fields()["event"]["type"], json!(ty), "{kind}");
         assert_eq!(e.outcome(), outcome, "{kind}");
-        assert_eq!(e.str_field("event.provider"), Some("Web"));
+        assert_eq!(e.str_field("event.provider"), None, "EndpointType is not a provider");
+        assert_eq!(e.str_field("invicti.endpoint_type"), Some("Web"));
         assert_eq!(e.str_field("user.id"), Some("a1b2c3d4-0000-4000-8000-000000000001"));
         assert_eq!(e.str_field("user.name"), Some("Jane Doe"));
         assert_eq!(e.str_field("user.email"), Some("jane.doe@example.com"));
@@ -173,4 +177,68 @@ fn build_needs_user_id_and_token() {
     assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
     let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["source[0].user_id", "source[0].token"]);
+}
+
+/// Every value of the documented `Type` enum (106 in the snapshot)
+/// has one row, with ECS's allowed categories and types; types the enum
+/// does not list are read from their wording, outcome unknown.
+#[test]
+fn the_type_table_covers_the_enum_with_ecs_values() {
+    use super::types::{classify, TYPES};
+    assert_eq!(TYPES.len(), 106);
+    let names: std::collections::HashSet<_> = TYPES.iter().map(|(k, _)| *k).collect();
+    assert_eq!(names.len(), TYPES.len(), "no type twice");
+    let categories = ["authentication", "configuration", "iam", "vulnerability", "web"];
+    let types = ["start", "end", "user", "group", "creation", "change", "deletion", "info", "access", "denied"];
+    for (k, (c, t, o)) in TYPES {
+        assert!(categories.contains(c), "{k}: {c}");
+        assert!(t.iter().all(|t| types.contains(t)), "{k}: {t:?}");
+        assert!(["success", "failure"].contains(o), "{k}: {o}");
+        let failed = k.contains("Fail") || *k == "TooManyRequests";
+        assert_eq!(*o == "failure", failed, "{k}");
+    }
+    assert_eq!(classify("WidgetDeleted"), ("configuration", &["deletion"][..], "unknown"));
+    assert_eq!(classify("WidgetSyncFailed"), ("configuration", &["info"][..], "failure"));
+}
+
+/// An `AuditLogPagedResultDto` shaped exactly as the Invicti Enterprise
+/// API's Swagger definitions serialise it (niaid/netsparker-cloud-js,
+/// `src/models/AuditLogPagedResultDto.ts` and `src/models/AuditLogDto.ts`,
+/// `AuditLogDtoToJSON`: every key, PascalCase, `RequestData` a string or
+/// null, `CreatedAt` without a zone, which is undocumented), through the
+/// dated walk and into ECS. No recorded answer is public; the values are
+/// ours, the shape is the spec's.
+#[test]
+fn recorded_shape_of_auditlogs_list_maps_to_ecs() {
+    let body: Value = serde_json::from_str(include_str!("auditlogs_list_sample.json")).unwrap();
+    let a = api();
+    let c = Cursor::default();
+    let p = a.parse(&query(&c, Some(&walk(1, &[]))), &resp(&body)).unwrap();
+    assert_eq!(p.next, Next::Done);
+    let e: Vec<_> = p
+        .events
+        .iter()
+        .map(|raw| crate::event::normalise("inv", a.observer(), raw, a.normalise(raw), Utc::now()))
+        .collect();
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[0].id, "3f6c2f8e-1d2b-4f0a-b1b4-b11a0102c3d4");
+    assert_eq!(e[0].timestamp, t("2024-05-01T10:40:12.517Z"));
+    assert_eq!(e[0].str_field("event.action"), Some("ScanFailed"));
+    assert_eq!(
+        e[0].fields()["event"]["category"],
+        json!(["vulnerability"]),
+        "a failed scan is no configuration change"
+    );
+    assert_eq!(e[0].outcome(), "failure");
+    assert_eq!(e[0].str_field("event.provider"), None);
+    assert_eq!(e[0].str_field("invicti.endpoint_type"), Some("BackgroundTask"));
+    assert_eq!(e[0].str_field("organization.id"), Some("0c9ba7f5-6a1e-4a43-9a86-ad2f014f3b8a"));
+    assert_eq!(e[1].fields()["event"]["category"], json!(["vulnerability"]));
+    assert_eq!(e[1].outcome(), "failure");
+    assert_eq!(e[1].str_field("user.name"), Some("CI Bot"));
+    assert_eq!(e[2].fields()["event"]["category"], json!(["authentication"]));
+    assert_eq!(e[2].fields()["event"]["type"], json!(["start"]));
+    assert_eq!(e[2].outcome(), "failure");
+    assert_eq!(e[2].str_field("user.email"), Some("jane.doe@example.com"));
+    assert_eq!(e[2].str_field("message"), Some("Login attempt failed"));
 }

@@ -173,3 +173,36 @@ fn build_uses_client_credentials_with_scope_api1() {
     assert_eq!(o.scope.as_deref(), Some("api1"));
     assert_eq!(o.client_id.expose(), "my-client");
 }
+
+/// A `LogDate` filter that matches nothing looks like a quiet tenant: an
+/// empty window is followed by the newest log, unfiltered; inside the
+/// window, the poll fails naming the filter.
+#[test]
+fn an_empty_window_is_checked_against_the_newest_unfiltered_log() {
+    let a = api();
+    let c = Cursor::default();
+    let p = a.parse(&query(&c, None), &resp(&service_result(vec![], 0))).unwrap();
+    assert!(p.events.is_empty());
+    let Next::Page(guard) = p.next else { panic!("an empty window is checked: {:?}", p.next) };
+    let req = a.request(&query(&c, Some(&guard))).unwrap();
+    let b = body_of(&req);
+    assert_eq!(
+        (b["pageNumber"].clone(), b["pageSize"].clone(), b["ascending"].clone()),
+        (json!(1), json!(1), json!(false))
+    );
+    assert_eq!(b["orderBy"], "LogDate");
+    assert_eq!(
+        b["filter"],
+        json!({ "condition": "AND", "searchInputTextValue": "", "filterGroups": [] }),
+        "no filter, never null"
+    );
+
+    let inside = service_result(vec![view("r9", "2024-05-01T10:59:00Z", "Update")], 1);
+    let e = a.parse(&query(&c, Some(&guard)), &resp(&inside)).unwrap_err();
+    assert!(e.0.contains("LogDate >= 2024-05-01T10:00:00.000Z") && e.0.contains("r9"), "{e}");
+    for quiet in [service_result(vec![view("r1", "2024-04-30T09:00:00Z", "Update")], 1), service_result(vec![], 0)] {
+        let p = a.parse(&query(&c, Some(&guard)), &resp(&quiet)).unwrap();
+        assert!(p.events.is_empty(), "the guard's row is never taken");
+        assert_eq!(p.next, Next::Done, "a quiet tenant");
+    }
+}

@@ -195,3 +195,91 @@ fn flat_dotted_items_are_read_too() {
     assert_eq!(e.str_field("user.id"), Some("u1"));
     assert_eq!(e.fields()["client"]["ip"], json!("192.0.2.1"), "dotted keys become nested ECS");
 }
+
+/// The shape the search API really returns (flat dotted keys, time in
+/// `timestamp`, `__event_id`), from the SekoiaXDR integration's test data:
+/// demisto/content `Packs/SekoiaXDR/Integrations/SekoiaXDR/test_data/SekoiaXDR_retrieve_events.json`
+/// (an endpoint-agent event; the activity log's items have the same form).
+const SEARCH_EVENTS: &str = include_str!("search_events_sample.json");
+
+/// Read `body` as the results page of a finished job.
+fn results_page(a: &Sekoia, body: Value) -> ApiPage {
+    let c = Cursor::default();
+    let s = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
+    a.parse(&query(&c, Some(&s)), &resp(body)).unwrap()
+}
+
+fn events_of(a: &Sekoia, page: &ApiPage) -> Vec<crate::event::Event> {
+    page.events
+        .iter()
+        .map(|raw| {
+            let n = a.normalise(raw);
+            assert!(n.timestamp.is_some(), "no readable time in {raw}");
+            crate::event::normalise("sekoia", a.observer(), raw, n, Utc::now())
+        })
+        .collect()
+}
+
+#[test]
+fn recorded_search_results_are_read_flat_with_timestamp_and_event_id() {
+    let a = api(MAX_LAST_EVENTS);
+    let page = results_page(&a, serde_json::from_str(SEARCH_EVENTS).unwrap());
+    let e = &events_of(&a, &page)[0];
+    assert_eq!(e.timestamp, t("2024-04-25T14:11:10.652Z"), "the time is in `timestamp`");
+    assert_eq!(e.id, "0b83c211-6e79-4a28");
+    assert_eq!(e.str_field("@timestamp"), Some("2024-04-25T14:11:10.652Z"));
+    assert_eq!(e.fields()["host"]["name"], "laptop-test", "dotted keys become nested ECS");
+    assert_eq!(e.fields()["user"]["name"], "joe.done");
+    assert_eq!(e.fields()["process"]["parent"]["pid"], 1002);
+    assert_eq!(e.str_field("event.action"), Some("process-created"));
+    assert_eq!(e.fields()["event"]["category"], "process", "the intake's category is kept");
+    assert_eq!(e.outcome(), "success");
+    assert_eq!(e.fields()["sekoiaio"]["intake"]["dialect_uuid"], "250e4095-fa08-4101");
+    assert!(e.fields().get("timestamp").is_none() && e.fields().get("__event_id").is_none());
+    assert!(e.fields().get("host.name").is_none(), "no dotted key is left as it came");
+}
+
+#[test]
+fn an_item_without_event_id_is_known_by_its_index_id() {
+    let a = api(MAX_LAST_EVENTS);
+    let raw = json!({ "__event_id": "ZXZlbnRz", "timestamp": "2024-05-01T10:00:00.25", "client.ip": "192.0.2.9",
+                      "sekoiaio.activity.client.id": "k1", "http.request.method": "DELETE", "url.path": "/v1/x" });
+    let e = &events_of(&a, &ApiPage::parsed(vec![raw], Next::Done))[0];
+    assert_eq!(e.id, "ZXZlbnRz");
+    assert_eq!(e.timestamp, t("2024-05-01T10:00:00.25Z"), "a time without zone is UTC");
+    assert_eq!(e.str_field("event.action"), Some("DELETE /v1/x"));
+    assert_eq!(e.str_field("user.id"), Some("k1"), "the acting client stands in for the user");
+    assert_eq!(e.str_field("source.ip"), Some("192.0.2.9"));
+    assert_eq!(e.fields()["event"]["type"], json!(["deletion"]));
+}
+
+#[test]
+fn intake_keys_are_never_forwarded() {
+    let a = api(MAX_LAST_EVENTS);
+    let mut nested: Value = serde_json::from_str::<Vec<Value>>(SAMPLES).unwrap()[0].clone();
+    nested["sekoiaio"]["intake"]["key"] = json!("NESTED-KEY-1");
+    nested["customer"] = json!({ "intake_key": "NESTED-KEY-2", "id": "c1" });
+    let mixed = json!({ "timestamp": "2024-05-01T10:00:00Z", "event.id": "m1",
+                        "sekoiaio.intake": { "key": "MIXED-KEY-1", "name": "n" },
+                        "message": json!({ "customer.intake_key": "MESSAGE-KEY-1", "a": 1 }).to_string() });
+    let mut body: Value = serde_json::from_str(SEARCH_EVENTS).unwrap();
+    let items = body["items"].as_array_mut().unwrap();
+    items.push(nested);
+    items.push(mixed);
+    let page = results_page(&a, body);
+    let secrets = ["WJ4KkMbT8wkiFVk", "NESTED-KEY-", "MIXED-KEY-1", "MESSAGE-KEY-1"];
+    for (raw, e) in page.events.iter().zip(events_of(&a, &page)) {
+        let mut doc = Vec::new();
+        e.write_document(&mut doc);
+        let doc = String::from_utf8(doc).unwrap();
+        for s in secrets {
+            assert!(!doc.contains(s), "{s} forwarded in {doc}");
+            assert!(!raw.to_string().contains(s), "{s} left in the raw event {raw}");
+        }
+    }
+    let e = events_of(&a, &page);
+    assert_eq!(e[0].fields()["customer"]["intake_name"], "Sekoia Agent ARY", "the rest of customer.* stays");
+    assert_eq!(e[1].fields()["customer"]["id"], "c1");
+    assert_eq!(e[2].fields()["sekoiaio"]["intake"]["name"], "n");
+    assert!(page.events[2]["message"].as_str().unwrap().contains("\"a\":1"));
+}
