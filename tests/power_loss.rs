@@ -337,10 +337,30 @@ fn output_block(s: &Scenario, recv: &Receiver, batch: usize) -> String {
 
 fn run_once(s: &Scenario, seed: u64, events: usize, cuts: usize) -> Outcome {
     let t0 = Instant::now();
-    let out = match LazyFs::mount_or_skip(s.test) {
-        None => Outcome { skipped: true, ..Outcome::default() },
-        Some(fs) => power_run(s, &fs, &mut StdRng::seed_from_u64(seed), events, cuts),
-    };
+    let mut out = Outcome::default();
+    // A run whose LazyFS itself went away (the agent then sees ECONNABORTED
+    // or ENOTCONN from the FUSE mount) says nothing about the agent: it is
+    // reported and run once more on a fresh mount.
+    for attempt in 0..2 {
+        out = match LazyFs::mount_or_skip(s.test) {
+            None => Outcome { skipped: true, ..Outcome::default() },
+            Some(fs) => {
+                let o = power_run(s, &fs, &mut StdRng::seed_from_u64(seed), events, cuts);
+                let fuse_gone = o.problems.iter().any(|p| p.contains("(os error 103)") || p.contains("(os error 107)"));
+                if attempt == 0 && !o.problems.is_empty() && (fuse_gone || !fs.is_alive()) {
+                    eprintln!(
+                        "{} (seed {seed}): LazyFS's mount went away under the agent (alive: {}); the run is repeated on a fresh mount. Its problems:\n  {}",
+                        s.test,
+                        fs.is_alive(),
+                        o.problems.join("\n  ")
+                    );
+                    continue;
+                }
+                o
+            }
+        };
+        break;
+    }
     if !out.skipped {
         eprintln!(
             "{} (seed {seed}): {} events, {} cuts, {} starts refused, {} state errors logged, lost {}, duplicated {} (≤ {} allowed), recovered in {}, run took {:.1?}",

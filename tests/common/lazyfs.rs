@@ -131,6 +131,11 @@ impl LazyFs {
         std::fs::read_to_string(format!("{}.out", self.fifo.display())).unwrap_or_default()
     }
 
+    /// Whether LazyFS's process still runs.
+    pub fn is_alive(&self) -> bool {
+        self.alive()
+    }
+
     fn alive(&self) -> bool {
         Path::new(&format!("/proc/{}", self.pid)).exists()
             && !std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|s| s.contains(") Z "))
