@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod encode;

@@ -101,6 +101,8 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         ),
         None => None,
     };
+    rt.metrics.set("auditrelay_journal_max_bytes", &[], cfg.agent.max_journal_size.bytes() as f64);
+    rt.metrics.set("auditrelay_journal_full", &[], 0.0);
     // `status` reads this snapshot while the agent holds the database.
     let _ = snapshot::write(&cfg, &rt.state);
     // Build everything first: a problem anywhere means nothing starts.
@@ -278,6 +280,7 @@ fn start(
             retry_max_interval: o.retry_max_interval.get(),
             max_in_flight: o.max_in_flight.unwrap_or(1) as usize,
         };
+        rt.metrics.register_output(&o.name);
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());
         let name = o.name.clone();
         let handle = tokio::spawn(async move {
@@ -291,6 +294,7 @@ fn start(
         running.outputs.insert(o.name.clone(), Task { cfg: o, cancel, handle });
     }
     for (s, poller) in sources {
+        rt.metrics.register_source(&s.name, poller.settings().interval);
         let cancel = tasks.child_token();
         let (c, fatal) = (cancel.clone(), fatal.clone());
         let handle = tokio::spawn(async move {

@@ -20,16 +20,38 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("auditrelay_events_sent_total", "counter", "Events an output's receiver confirmed."),
     ("auditrelay_events_dead_lettered_total", "counter", "Events an output's receiver rejected for good."),
+    ("auditrelay_events_truncated_total", "counter", "Syslog messages an output cut to its max_message_size."),
     ("auditrelay_requests_total", "counter", "HTTP requests made, by source or output and status."),
     ("auditrelay_errors_total", "counter", "Failed polls or sends, by source or output."),
     ("auditrelay_retries_total", "counter", "Retries of a request or batch."),
     ("auditrelay_journal_bytes", "gauge", "Bytes of events in the journal."),
+    ("auditrelay_journal_max_bytes", "gauge", "The journal's cap, agent.max_journal_size."),
     ("auditrelay_journal_full", "gauge", "1 while the journal is at max_journal_size and sources are paused."),
     ("auditrelay_backlog_events", "gauge", "Journal entries an output has not delivered yet."),
     ("auditrelay_cursor_lag_seconds", "gauge", "Now minus a source's cursor time."),
+    ("auditrelay_poll_interval_seconds", "gauge", "A source's poll interval once caught up."),
     ("auditrelay_last_poll_timestamp_seconds", "gauge", "Time of a source's last successful poll."),
     ("auditrelay_last_send_timestamp_seconds", "gauge", "Time of an output's last confirmed batch."),
     ("auditrelay_up", "gauge", "1 when a source or output is healthy, 0 when not."),
+];
+
+/// A source's counters, present at 0 from its start so that alert rules and
+/// dashboards see every series before its first increment (`rate()` and
+/// `increase()` need the zero).
+const SOURCE_COUNTERS: &[&str] = &[
+    "auditrelay_events_polled_total",
+    "auditrelay_events_journaled_total",
+    "auditrelay_events_dropped_duplicate_total",
+    "auditrelay_errors_total",
+    "auditrelay_retries_total",
+];
+
+/// An output's counters, present at 0 from its start (see [`SOURCE_COUNTERS`]).
+const OUTPUT_COUNTERS: &[&str] = &[
+    "auditrelay_events_sent_total",
+    "auditrelay_events_dead_lettered_total",
+    "auditrelay_errors_total",
+    "auditrelay_retries_total",
 ];
 
 type Key = (&'static str, Vec<(&'static str, String)>);
@@ -81,6 +103,21 @@ impl Metrics {
         m.retain(|(_, labels), _| !labels.iter().any(|(k, v)| *k == label && v == value));
     }
 
+    /// Export a started source's counters at 0 and its poll interval.
+    pub fn register_source(&self, name: &str, interval: std::time::Duration) {
+        for counter in SOURCE_COUNTERS {
+            self.add(counter, &[("source", name)], 0);
+        }
+        self.set("auditrelay_poll_interval_seconds", &[("source", name)], interval.as_secs_f64());
+    }
+
+    /// Export a started output's counters at 0.
+    pub fn register_output(&self, name: &str) {
+        for counter in OUTPUT_COUNTERS {
+            self.add(counter, &[("output", name)], 0);
+        }
+    }
+
     /// Render every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let m = self.values.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,6 +155,10 @@ mod tests {
         assert!(text.contains("# TYPE auditrelay_events_sent_total counter"));
         assert!(text.contains("auditrelay_events_sent_total{output=\"hec\"} 5"));
         assert!(text.contains("auditrelay_journal_bytes 10"));
+        m.register_source("api", std::time::Duration::from_secs(60));
+        let text = m.render();
+        assert!(text.contains("auditrelay_errors_total{source=\"api\"} 0"), "{text}");
+        assert!(text.contains("auditrelay_poll_interval_seconds{source=\"api\"} 60"), "{text}");
         m.forget("output", "hec");
         assert_eq!(m.get("auditrelay_events_sent_total", &[("output", "hec")]), 0.0);
     }
