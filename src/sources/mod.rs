@@ -7,6 +7,7 @@ pub mod demo;
 pub mod guance;
 pub mod http_json;
 pub mod invicti;
+pub mod json;
 pub mod keepnet;
 pub mod opencti;
 pub mod poller;
