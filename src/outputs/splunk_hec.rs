@@ -76,8 +76,14 @@ impl Hec {
         channel: String,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let token =
-            crate::sources::need_secret(&mut problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
+        let token = crate::config::secret::need_secret(
+            &mut problems,
+            at,
+            "token",
+            cfg.token.as_ref(),
+            cfg.token_file.as_deref(),
+            env,
+        );
         let base = cfg.url.as_deref().and_then(|u| url::Url::parse(u).ok());
         if base.is_none() {
             problems.push(Problem { path: format!("{at}.url"), message: "is not a URL".into() });

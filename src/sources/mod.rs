@@ -13,12 +13,11 @@ pub mod opencti;
 pub mod poller;
 pub mod sekoia;
 
-use crate::config::secret::{self, Env, Secret, SecretRef};
+use crate::config::secret::Env;
 use crate::config::{Problem, SourceConfig, SourceType};
 use api::SourceApi;
 use auth::Auth;
 use poller::{Poller, Settings, SourceContext};
-use std::path::Path;
 use std::time::Duration;
 
 /// Why a poll failed. Every variant names the source; none carries a secret.
@@ -100,29 +99,6 @@ pub enum SourceError {
     /// Shutdown was requested.
     #[error("cancelled")]
     Cancelled,
-}
-
-/// Resolve a required secret, recording a problem with its key path.
-pub(crate) fn need_secret(
-    problems: &mut Vec<Problem>,
-    at: &str,
-    key: &str,
-    inline: Option<&SecretRef>,
-    file: Option<&Path>,
-    env: &dyn Env,
-) -> Option<Secret> {
-    match secret::resolve(inline, file, env) {
-        Ok(Some(s)) => Some(s),
-        Ok(None) => {
-            problems.push(Problem { path: format!("{at}.{key}"), message: format!("is required (or {key}_file)") });
-            None
-        }
-        Err(message) => {
-            let k = if file.is_some() && inline.is_none() { format!("{key}_file") } else { key.to_owned() };
-            problems.push(Problem { path: format!("{at}.{k}"), message });
-            None
-        }
-    }
 }
 
 /// Parse a source's base URL (validation has checked it).
