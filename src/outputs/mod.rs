@@ -142,7 +142,7 @@ impl AnySink {
 /// agent paces to IBM's own collector default of 5,000.
 pub fn default_max_eps(kind: OutputType) -> Option<u32> {
     match kind {
-        OutputType::Qradar => Some(5000),
+        OutputType::Qradar => Some(syslog::QRADAR_DEFAULT_MAX_EPS),
         _ => None,
     }
 }

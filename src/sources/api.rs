@@ -4,7 +4,7 @@
 //! network, the clock, retries and the cursor.
 
 use crate::event::{Normalised, Observer};
-use crate::state::{Cursor, Window};
+use crate::state::Window;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::time::Duration;
@@ -27,8 +27,6 @@ pub struct Query<'a> {
     pub state: Option<&'a Value>,
     /// Events to ask for per request.
     pub page_size: u32,
-    /// The cursor as it stands.
-    pub cursor: &'a Cursor,
 }
 
 /// One HTTP request, described.
@@ -158,11 +156,11 @@ pub struct Defaults {
 impl Default for Defaults {
     fn default() -> Self {
         Defaults {
-            page_size: 500,
+            page_size: super::DEFAULT_PAGE_SIZE,
             rate_limit: None,
             lag: Duration::ZERO,
             lookback: Duration::ZERO,
-            interval: Duration::from_secs(60),
+            interval: super::DEFAULT_INTERVAL,
             max_window: None,
         }
     }

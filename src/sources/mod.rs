@@ -20,6 +20,17 @@ use auth::Auth;
 use poller::{Poller, Settings, SourceContext};
 use std::time::Duration;
 
+// Defaults for every source, where neither its connector (`SourceApi::defaults`)
+// nor the config says otherwise.
+/// Events per request.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// Time between polls once caught up.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Timeout of one API request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Larger API responses are refused.
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 32 << 20;
+
 /// Why a poll failed. Every variant names the source; none carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -209,8 +220,8 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
         lag: cfg.lag.map_or(d.lag, |x| x.get()),
         lookback: cfg.lookback.map_or(d.lookback, |x| x.get()),
         max_window: cfg.max_window.map(|x| x.get()).or(d.max_window),
-        timeout: cfg.timeout.map_or(Duration::from_secs(30), |x| x.get()),
-        max_response_size: cfg.max_response_size.map_or(32 << 20, |x| x.bytes()),
+        timeout: cfg.timeout.map_or(DEFAULT_TIMEOUT, |x| x.get()),
+        max_response_size: cfg.max_response_size.map_or(DEFAULT_MAX_RESPONSE_SIZE, |x| x.bytes()),
         rate_limit: cfg.rate_limit.or(d.rate_limit),
         headers: header_map(cfg, at)?,
     };

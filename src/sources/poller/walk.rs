@@ -192,7 +192,8 @@ impl Poller {
     /// Start fetching the page `q` asks for, to be read while the current
     /// one is normalised; `None` when the pages in hand across all sources
     /// are at their bound. The walk uses the response only if it then makes
-    /// the same request (the cursor the current page moves can change it).
+    /// the same request (a connector whose request depends on more than the
+    /// query can make another).
     /// A request this poll already made (`seen`) is not sent again: the
     /// walk will stop there as a pagination loop.
     fn read_ahead<'a>(
@@ -280,14 +281,7 @@ impl Walk {
 
     /// The query for the next request.
     fn query(&self, page_size: u32) -> Query<'_> {
-        Query {
-            window: self.window,
-            page: self.page,
-            offset: self.offset,
-            state: self.page_state.as_ref(),
-            page_size,
-            cursor: &self.cursor,
-        }
+        Query { window: self.window, page: self.page, offset: self.offset, state: self.page_state.as_ref(), page_size }
     }
 
     /// The events of a page the cursor does not have yet (inside the
@@ -373,9 +367,8 @@ impl Poller {
     pub async fn probe(&self, cancel: &CancellationToken) -> Result<usize, SourceError> {
         let name = self.settings.name.as_str();
         let now = (self.ctx.clock)();
-        let cursor = Cursor::default();
         let window = Window { from: now - chrono::Duration::hours(1), to: now };
-        let q = Query { window, page: 0, offset: 0, state: None, page_size: self.settings.page_size, cursor: &cursor };
+        let q = Query { window, page: 0, offset: 0, state: None, page_size: self.settings.page_size };
         let shape = |url: String, detail: String| SourceError::Shape { source_name: name.into(), url, detail };
         let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
         let url = redact_url(&req.url);
@@ -392,7 +385,7 @@ impl Poller {
                 }
                 _ => break,
             };
-            let q = Query { window, page: 1, offset: 0, state: Some(&state), page_size: q.page_size, cursor: &cursor };
+            let q = Query { window, page: 1, offset: 0, state: Some(&state), page_size: q.page_size };
             let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
             let url = redact_url(&req.url);
             let resp = self.fetch(&req, cancel).await?;
