@@ -18,7 +18,7 @@ use auditrelay::config::secret::Env;
 use auditrelay::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, Severity, SyslogHeader};
 use auditrelay::event::{self, Event, Normalised, Observer, Payload};
 use auditrelay::sources::api::{ApiResponse, Next, Query, SourceApi};
-use auditrelay::state::{Cursor, Window};
+use auditrelay::state::Window;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -75,17 +75,9 @@ pub fn config(data: &[u8]) {
             continue;
         };
         let _ = (api.defaults(), api.order(), api.observer());
-        let cursor = Cursor::default();
         let states = [None, Some(Value::Null), Some(Value::from("token")), Some(Value::from(2))];
         for (page, state) in states.iter().enumerate() {
-            let q = Query {
-                window: window(),
-                page: page as u64,
-                offset: 0,
-                state: state.as_ref(),
-                page_size: 100,
-                cursor: &cursor,
-            };
+            let q = Query { window: window(), page: page as u64, offset: 0, state: state.as_ref(), page_size: 100 };
             if let Ok(req) = api.request(&q) {
                 let _ = req.fingerprint();
             }
@@ -102,12 +94,11 @@ pub fn config(data: &[u8]) {
 fn walk(api: &dyn SourceApi, name: &str, resp: &ApiResponse, page_size: u32, steps: usize) {
     let _ = api.verdict(401, &resp.body);
     let _ = api.verdict(429, &resp.body);
-    let cursor = Cursor::default();
     let window = window();
     let mut state: Option<Value> = None;
     let (mut page, mut offset) = (0u64, 0u64);
     for _ in 0..steps {
-        let q = Query { window, page, offset, state: state.as_ref(), page_size, cursor: &cursor };
+        let q = Query { window, page, offset, state: state.as_ref(), page_size };
         if let Ok(req) = api.request(&q) {
             let _ = req.fingerprint();
         }

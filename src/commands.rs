@@ -3,11 +3,10 @@
 //! configuration or usage.
 
 use crate::config::secret::ProcessEnv;
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config};
 use crate::pipeline::{self, snapshot, AgentError, Runtime};
 use crate::state::{Cursor, State, StateError};
 use crate::telemetry::metrics::Metrics;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -19,44 +18,9 @@ pub const FAILURE: u8 = 1;
 /// Exit code for a bad configuration or usage.
 pub const BAD_CONFIG: u8 = 2;
 
-/// Where the configuration comes from.
-#[derive(Debug, Clone)]
-pub enum ConfigSource {
-    /// A file.
-    File(PathBuf),
-    /// The embedded demo (no `--config` and no file at the default path).
-    Demo,
-}
-
-impl ConfigSource {
-    /// `--config FILE`, else the default path if it exists, else the demo.
-    pub fn resolve(arg: Option<PathBuf>) -> Self {
-        match arg {
-            Some(p) => ConfigSource::File(p),
-            None if Path::new(config::DEFAULT_PATH).exists() => ConfigSource::File(config::DEFAULT_PATH.into()),
-            None => ConfigSource::Demo,
-        }
-    }
-
-    /// The configuration's text.
-    pub fn text(&self) -> Result<String, ConfigError> {
-        match self {
-            ConfigSource::File(p) => {
-                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })
-            }
-            ConfigSource::Demo => Ok(config::DEMO.to_owned()),
-        }
-    }
-
-    /// Read, parse and validate.
-    pub fn load(&self) -> Result<Config, ConfigError> {
-        match self {
-            ConfigSource::File(p) => config::load(p),
-            ConfigSource::Demo => config::parse(config::DEMO)
-                .map_err(|problems| ConfigError::Invalid { path: "(embedded demo)".into(), problems }),
-        }
-    }
-}
+// Where the configuration comes from: named here, where the subcommands
+// take it, and in `config`, where `signals` reads it too.
+pub use crate::config::ConfigSource;
 
 fn load_or_exit(src: &ConfigSource) -> Result<Config, ExitCode> {
     src.load().map_err(|e| {

@@ -3,8 +3,7 @@
 //! the config file and hands the result to the pipeline, which keeps the
 //! running config if the new one is invalid.
 
-use crate::commands::ConfigSource;
-use crate::config::{Config, ConfigError, Problem};
+use crate::config::{Config, ConfigError, ConfigSource, Problem};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -194,7 +194,7 @@ fn regression_status_at_the_moment_run_starts_does_not_fail_the_start() {
     }
 }
 
-/// The allocator settings RSS was measured with (README "Performance") are
+/// The allocator settings RSS was measured with (docs/performance.md) are
 /// built into the binary, not left to the environment: a build that lost
 /// `.cargo/config.toml`'s `JEMALLOC_SYS_WITH_MALLOC_CONF` fails here.
 #[test]

@@ -414,9 +414,8 @@ fn http_json_mapped_field_nested_as_deep_as_the_body_allows_is_readable() {
         .find(|b| serde_json::from_str::<Value>(b).is_ok())
         .expect("some depth parses");
     let (from, to) = (DateTime::from_timestamp(1_714_557_600, 0), DateTime::from_timestamp(1_714_561_200, 0));
-    let cursor = Cursor::default();
     let window = Window { from: from.expect("time"), to: to.expect("time") };
-    let q = Query { window, page: 0, offset: 0, state: None, page_size: 100, cursor: &cursor };
+    let q = Query { window, page: 0, offset: 0, state: None, page_size: 100 };
     let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into_bytes().into() };
     let page = api.parse(&q, &resp).expect("the source accepts the page");
     // The poller parses events left as text one by one (one level less
@@ -455,11 +454,10 @@ fn sekoia_answer_through_the_journal(file: &str) {
     let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into() };
     let (from, to) = (DateTime::from_timestamp(1_714_557_600, 0), DateTime::from_timestamp(1_714_561_200, 0));
     let window = Window { from: from.expect("time"), to: to.expect("time") };
-    let cursor = Cursor::default();
     // Create, status, then the events step gives the item.
     let mut state = None;
     let events = loop {
-        let q = Query { window, page: 0, offset: 0, state: state.as_ref(), page_size: 100, cursor: &cursor };
+        let q = Query { window, page: 0, offset: 0, state: state.as_ref(), page_size: 100 };
         let page = api.parse(&q, &resp).expect("the source accepts the answer");
         if !page.events.is_empty() {
             break page.events;

@@ -6,11 +6,14 @@
 
 pub mod collect;
 pub mod model;
+pub mod origin;
 pub mod secret;
+pub mod time_format;
 pub mod units;
 pub mod validate;
 
 pub use model::*;
+pub use origin::ConfigSource;
 pub use validate::Problem;
 
 use std::path::{Path, PathBuf};

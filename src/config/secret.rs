@@ -2,6 +2,7 @@
 //! `"${ENV_VAR}"`, a literal, or a sibling `*_file` key (looked up under
 //! `$CREDENTIALS_DIRECTORY` too, for systemd's `LoadCredential=`).
 
+use super::Problem;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -117,6 +118,29 @@ fn read_file(path: &Path, env: &dyn Env) -> Result<Secret, String> {
         }
     }
     Err(last.unwrap_or_else(|| format!("cannot read {}", path.display())))
+}
+
+/// Resolve a required secret, recording a problem with its key path.
+pub fn need_secret(
+    problems: &mut Vec<Problem>,
+    at: &str,
+    key: &str,
+    inline: Option<&SecretRef>,
+    file: Option<&Path>,
+    env: &dyn Env,
+) -> Option<Secret> {
+    match resolve(inline, file, env) {
+        Ok(Some(s)) => Some(s),
+        Ok(None) => {
+            problems.push(Problem { path: format!("{at}.{key}"), message: format!("is required (or {key}_file)") });
+            None
+        }
+        Err(message) => {
+            let k = if file.is_some() && inline.is_none() { format!("{key}_file") } else { key.to_owned() };
+            problems.push(Problem { path: format!("{at}.{k}"), message });
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -368,7 +368,7 @@ fn validate_http_json(p: &mut Problems, at: &str, s: &SourceConfig) {
         None => p.add(format!("{at}.timestamp"), "is required: the JSON pointer to each event's time"),
     }
     if let Some(f) = &s.timestamp_format {
-        if crate::sources::http_json::TimeFormat::parse(f).is_err() {
+        if super::time_format::TimeFormat::parse(f).is_err() {
             p.add(
                 format!("{at}.timestamp_format"),
                 format!("{f:?} must be rfc3339, unix, unix_ms or a strftime pattern with %"),

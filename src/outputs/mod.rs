@@ -142,7 +142,7 @@ impl AnySink {
 /// agent paces to IBM's own collector default of 5,000.
 pub fn default_max_eps(kind: OutputType) -> Option<u32> {
     match kind {
-        OutputType::Qradar => Some(5000),
+        OutputType::Qradar => Some(syslog::QRADAR_DEFAULT_MAX_EPS),
         _ => None,
     }
 }
@@ -170,7 +170,14 @@ pub fn build(
 pub fn check_secrets(cfg: &OutputConfig, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
     if cfg.kind == OutputType::SplunkHec {
-        crate::sources::need_secret(&mut problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
+        crate::config::secret::need_secret(
+            &mut problems,
+            at,
+            "token",
+            cfg.token.as_ref(),
+            cfg.token_file.as_deref(),
+            env,
+        );
     }
     if let Some(tls) = &cfg.tls {
         if let Err(e) = crate::transport::tls::client_config(Some(tls)) {

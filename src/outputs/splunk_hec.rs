@@ -28,6 +28,17 @@ use std::io::Write;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Timeout of one HEC request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Whether a batch waits for the indexer acknowledgement.
+pub const DEFAULT_ACK: bool = false;
+/// How long an unacknowledged batch waits before it is sent again.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Whether bodies are gzipped.
+pub const DEFAULT_COMPRESSION: bool = true;
+/// The `sourcetype` events get.
+pub const DEFAULT_SOURCETYPE: &str = "auditrelay:audit";
+
 /// The HEC output. A clone shares the client and the channel: it is how the
 /// driver sends several batches at once (`max_in_flight`).
 #[derive(Clone)]
@@ -76,13 +87,19 @@ impl Hec {
         channel: String,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let token =
-            crate::sources::need_secret(&mut problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
+        let token = crate::config::secret::need_secret(
+            &mut problems,
+            at,
+            "token",
+            cfg.token.as_ref(),
+            cfg.token_file.as_deref(),
+            env,
+        );
         let base = cfg.url.as_deref().and_then(|u| url::Url::parse(u).ok());
         if base.is_none() {
             problems.push(Problem { path: format!("{at}.url"), message: "is not a URL".into() });
         }
-        let timeout = cfg.timeout.map_or(Duration::from_secs(30), |d| d.get());
+        let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
         let client = crate::transport::http::client(cfg.tls.as_ref(), timeout)
             .map_err(|e| problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() }))
             .ok();
@@ -95,11 +112,11 @@ impl Hec {
             token,
             channel: std::sync::Arc::new(std::sync::Mutex::new(channel)),
             acks: Default::default(),
-            ack: cfg.ack.unwrap_or(false),
-            ack_timeout: cfg.ack_timeout.map_or(Duration::from_secs(60), |d| d.get()),
-            gzip: cfg.compression.unwrap_or(true),
+            ack: cfg.ack.unwrap_or(DEFAULT_ACK),
+            ack_timeout: cfg.ack_timeout.map_or(DEFAULT_ACK_TIMEOUT, |d| d.get()),
+            gzip: cfg.compression.unwrap_or(DEFAULT_COMPRESSION),
             index: cfg.index.clone(),
-            sourcetype: cfg.sourcetype.clone().unwrap_or_else(|| "auditrelay:audit".into()),
+            sourcetype: cfg.sourcetype.clone().unwrap_or_else(|| DEFAULT_SOURCETYPE.into()),
             source: cfg.source.clone(),
             host: hostname.to_owned(),
             payload: cfg.payload_kind(),

@@ -20,6 +20,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Sends an output has in flight at once unless `max_in_flight` says more.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1;
+/// Longest time between housekeeping ticks (the systemd watchdog ping, when
+/// its interval is shorter, halves it).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(2);
+/// Time between journal garbage collections (see `run`).
+const GC_INTERVAL: Duration = Duration::from_millis(50);
+/// How long the `/health` and `/metrics` server gets to stop.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -121,7 +131,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     // Housekeeping doubles as the systemd watchdog: it pings at most every
     // half watchdog interval, and only while the runtime is turning.
     let tick = crate::telemetry::notify::watchdog_interval()
-        .map_or(Duration::from_secs(2), |w| (w / 2).min(Duration::from_secs(2)));
+        .map_or(HOUSEKEEPING_INTERVAL, |w| (w / 2).min(HOUSEKEEPING_INTERVAL));
     let mut housekeeping = tokio::time::interval(tick);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Journal garbage is collected often so a capped journal frees room
@@ -130,7 +140,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     // against the sources' run-ahead and stays in sled's memory (every
     // 250 ms: ~80 MiB peak RSS to HEC; every 50 ms: ~61 MiB). A collection
     // that finds nothing below every output's offset is one range read.
-    let mut gc = GcClock::new(&rt.state, Duration::from_millis(50));
+    let mut gc = GcClock::new(&rt.state, GC_INTERVAL);
     let gc_outputs = |r: &Running| r.config.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
     let mut kept = Kept::default();
     let result = loop {
@@ -186,7 +196,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         );
     }
     if let Some(server) = server {
-        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+        let _ = tokio::time::timeout(SERVER_STOP_TIMEOUT, server).await;
     }
     rt.state.flush().await?;
     let _ = snapshot::write(&running.config, &rt.state);
@@ -278,7 +288,7 @@ fn start(
             batch: o.batch,
             max_eps: o.max_eps.or_else(|| crate::outputs::default_max_eps(o.kind)).filter(|n| *n > 0),
             retry_max_interval: o.retry_max_interval.get(),
-            max_in_flight: o.max_in_flight.unwrap_or(1) as usize,
+            max_in_flight: o.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT) as usize,
         };
         rt.metrics.register_output(&o.name);
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());

@@ -29,7 +29,8 @@ use super::api::{
     Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, endpoint, need_secret};
+use super::{base_url, endpoint};
+use crate::config::secret::need_secret;
 use crate::config::secret::Env;
 use crate::config::units::Rate;
 use crate::config::{Problem, SourceConfig};

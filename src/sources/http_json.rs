@@ -20,11 +20,15 @@ use super::api::{
     SourceApi, Wanted,
 };
 use super::auth::{Auth, OAuth2};
-use super::{base_url, need_secret};
+use super::base_url;
+use crate::config::secret::need_secret;
 use crate::config::secret::Env;
+// Lives in `config` (its `timestamp_format` key is checked there); named
+// here too, where it is used.
+pub use crate::config::time_format::TimeFormat;
 use crate::config::{AuthConfig, PaginationConfig, Problem, SourceConfig};
 use crate::event::{Normalised, Observer};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -33,76 +37,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub const FIRST_DIGITS: u8 = 3;
 /// [`HttpJson::digits`] before any event's time was read.
 const NOT_SEEN: u8 = u8::MAX;
-
-/// How an API writes times.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TimeFormat {
-    /// `2024-05-01T10:00:00.123Z`
-    Rfc3339,
-    /// Seconds since the epoch (number or numeric string, fraction allowed).
-    Unix,
-    /// Milliseconds since the epoch.
-    UnixMs,
-    /// A strftime pattern; UTC unless it has `%z`.
-    Pattern(String),
-}
-
-impl TimeFormat {
-    /// Parse the `timestamp_format` key; the error is the text refused.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "rfc3339" => Ok(TimeFormat::Rfc3339),
-            "unix" => Ok(TimeFormat::Unix),
-            "unix_ms" => Ok(TimeFormat::UnixMs),
-            p if p.contains('%')
-                && !chrono::format::StrftimeItems::new(p).any(|i| matches!(i, chrono::format::Item::Error)) =>
-            {
-                Ok(TimeFormat::Pattern(p.to_owned()))
-            }
-            other => Err(other.to_owned()),
-        }
-    }
-
-    /// Read a time from a JSON value.
-    pub fn read(&self, v: &Value) -> Option<DateTime<Utc>> {
-        let num = || v.as_f64().or_else(|| v.as_str()?.trim().parse::<f64>().ok());
-        match self {
-            TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(v.as_str()?.trim()).ok().map(|t| t.with_timezone(&Utc)),
-            TimeFormat::Unix => {
-                let s = num()?;
-                Utc.timestamp_opt(s.floor() as i64, ((s.fract()) * 1e9).round() as u32).single()
-            }
-            TimeFormat::UnixMs => Utc.timestamp_millis_opt(num()? as i64).single(),
-            TimeFormat::Pattern(p) => {
-                let text = v.as_str()?;
-                if p.contains("%z") || p.contains("%:z") {
-                    DateTime::parse_from_str(text, p).ok().map(|t| t.with_timezone(&Utc))
-                } else {
-                    NaiveDateTime::parse_from_str(text, p).ok().map(|t| t.and_utc())
-                }
-            }
-        }
-    }
-
-    /// Write a time for a request parameter.
-    pub fn write(&self, t: DateTime<Utc>) -> String {
-        match self {
-            TimeFormat::Rfc3339 => crate::event::rfc3339(t),
-            TimeFormat::Unix => t.timestamp().to_string(),
-            TimeFormat::UnixMs => t.timestamp_millis().to_string(),
-            TimeFormat::Pattern(p) => {
-                // `parse` rejected patterns chrono cannot format; should one
-                // slip through, write RFC 3339 rather than panic.
-                use std::fmt::Write as _;
-                let mut out = String::new();
-                match write!(out, "{}", t.format(p)) {
-                    Ok(()) => out,
-                    Err(_) => crate::event::rfc3339(t),
-                }
-            }
-        }
-    }
-}
 
 /// A configured JSON API.
 #[derive(Debug)]

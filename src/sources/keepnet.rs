@@ -30,7 +30,8 @@ use super::api::{
     Verdict,
 };
 use super::auth::{Auth, OAuth2};
-use super::{base_url, ceil_to, endpoint, floor_to, need_secret, utc_time};
+use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use crate::config::secret::need_secret;
 use crate::config::secret::Env;
 use crate::config::{Problem, SourceConfig};
 use crate::event::{rfc3339, Normalised, Observer};

@@ -7,18 +7,29 @@ pub mod demo;
 pub mod guance;
 pub mod http_json;
 pub mod invicti;
+pub mod json;
 pub mod keepnet;
 pub mod opencti;
 pub mod poller;
 pub mod sekoia;
 
-use crate::config::secret::{self, Env, Secret, SecretRef};
+use crate::config::secret::Env;
 use crate::config::{Problem, SourceConfig, SourceType};
 use api::SourceApi;
 use auth::Auth;
 use poller::{Poller, Settings, SourceContext};
-use std::path::Path;
 use std::time::Duration;
+
+// Defaults for every source, where neither its connector (`SourceApi::defaults`)
+// nor the config says otherwise.
+/// Events per request.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// Time between polls once caught up.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Timeout of one API request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Larger API responses are refused.
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 32 << 20;
 
 /// Why a poll failed. Every variant names the source; none carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -99,29 +110,6 @@ pub enum SourceError {
     /// Shutdown was requested.
     #[error("cancelled")]
     Cancelled,
-}
-
-/// Resolve a required secret, recording a problem with its key path.
-pub(crate) fn need_secret(
-    problems: &mut Vec<Problem>,
-    at: &str,
-    key: &str,
-    inline: Option<&SecretRef>,
-    file: Option<&Path>,
-    env: &dyn Env,
-) -> Option<Secret> {
-    match secret::resolve(inline, file, env) {
-        Ok(Some(s)) => Some(s),
-        Ok(None) => {
-            problems.push(Problem { path: format!("{at}.{key}"), message: format!("is required (or {key}_file)") });
-            None
-        }
-        Err(message) => {
-            let k = if file.is_some() && inline.is_none() { format!("{key}_file") } else { key.to_owned() };
-            problems.push(Problem { path: format!("{at}.{k}"), message });
-            None
-        }
-    }
 }
 
 /// Parse a source's base URL (validation has checked it).
@@ -232,8 +220,8 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
         lag: cfg.lag.map_or(d.lag, |x| x.get()),
         lookback: cfg.lookback.map_or(d.lookback, |x| x.get()),
         max_window: cfg.max_window.map(|x| x.get()).or(d.max_window),
-        timeout: cfg.timeout.map_or(Duration::from_secs(30), |x| x.get()),
-        max_response_size: cfg.max_response_size.map_or(32 << 20, |x| x.bytes()),
+        timeout: cfg.timeout.map_or(DEFAULT_TIMEOUT, |x| x.get()),
+        max_response_size: cfg.max_response_size.map_or(DEFAULT_MAX_RESPONSE_SIZE, |x| x.bytes()),
         rate_limit: cfg.rate_limit.or(d.rate_limit),
         headers: header_map(cfg, at)?,
     };

@@ -13,7 +13,8 @@
 
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Verdict};
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to, need_secret, utc_time};
+use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use crate::config::secret::need_secret;
 use crate::config::secret::Env;
 use crate::config::{Problem, SourceConfig};
 use crate::event::{Normalised, Observer};

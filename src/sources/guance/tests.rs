@@ -1,5 +1,5 @@
 use super::*;
-use crate::state::{Cursor, Window};
+use crate::state::Window;
 use chrono::DateTime;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -10,14 +10,13 @@ fn api() -> Guance {
     Guance::new(&url::Url::parse("https://openapi.guance.com").unwrap(), DEFAULT_QUERY)
 }
 
-fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
+fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
     Query {
         window: Window { from: t("2024-05-01T10:00:00Z"), to: t("2024-05-01T11:00:00.0005Z") },
         page: 0,
         offset: 0,
         state,
         page_size: 500,
-        cursor,
     }
 }
 
@@ -69,8 +68,7 @@ fn answer(rows: Vec<Value>, after: Value) -> Value {
 
 #[test]
 fn request_runs_the_audit_dql_over_the_window_in_milliseconds() {
-    let c = Cursor::default();
-    let req = api().request(&query(&c, None)).unwrap();
+    let req = api().request(&query(None)).unwrap();
     assert_eq!(req.url.as_str(), "https://openapi.guance.com/api/v1/df/query_data_v1");
     let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
     let q = &body["queries"][0];
@@ -81,36 +79,34 @@ fn request_runs_the_audit_dql_over_the_window_in_milliseconds() {
     assert_eq!(q["query"]["limit"], 500);
     assert!(q["query"].get("search_after").is_none());
     let after = json!([1_714_557_600_123i64, 82936, "TAE_1_x"]);
-    let req = api().request(&query(&c, Some(&after))).unwrap();
+    let req = api().request(&query(Some(&after))).unwrap();
     let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
     assert_eq!(body["queries"][0]["query"]["search_after"], after);
 }
 
 #[test]
 fn rows_become_objects_and_search_after_pages() {
-    let c = Cursor::default();
     let after = json!([1_714_557_600_123i64, 82936, "TAE_1714557600123_e2"]);
     let body = answer(
         vec![row(1_714_557_600_123, "e1", "Login"), row(1_714_557_600_123, "e2", "Modify member role")],
         after.clone(),
     );
-    let p = api().parse(&query(&c, None), &resp(200, &body)).unwrap();
+    let p = api().parse(&query(None), &resp(200, &body)).unwrap();
     assert_eq!(p.events.len(), 2);
     assert_eq!(p.events[0]["df_event_id"], "e1");
     assert_eq!(p.events[1]["time"], 1_714_557_600_123i64);
     assert_eq!(p.next, Next::Page(after.clone()));
     // An empty page ends the walk even when a token comes back.
-    let p = api().parse(&query(&c, Some(&after)), &resp(200, &answer(vec![], after.clone()))).unwrap();
+    let p = api().parse(&query(Some(&after)), &resp(200, &answer(vec![], after.clone()))).unwrap();
     assert_eq!(p.next, Next::Done);
-    let p = api().parse(&query(&c, None), &resp(200, &answer(vec![row(1, "e3", "x")], json!([])))).unwrap();
+    let p = api().parse(&query(None), &resp(200, &answer(vec![row(1, "e3", "x")], json!([])))).unwrap();
     assert_eq!(p.next, Next::Done);
     let no_series = json!({ "content": { "data": [{ "series": null }] }, "success": true, "errorCode": "" });
-    assert!(api().parse(&query(&c, None), &resp(200, &no_series)).unwrap().events.is_empty());
+    assert!(api().parse(&query(None), &resp(200, &no_series)).unwrap().events.is_empty());
 }
 
 #[test]
 fn error_bodies_and_odd_shapes_fail_loudly() {
-    let c = Cursor::default();
     let cases = [
         (json!({ "success": false, "errorCode": "ft.QueryError", "message": "bad dql" }), "ft.QueryError"),
         (json!({ "content": {}, "success": true }), "no content.data[0]"),
@@ -121,7 +117,7 @@ fn error_bodies_and_odd_shapes_fail_loudly() {
         ),
     ];
     for (body, want) in cases {
-        let e = api().parse(&query(&c, None), &resp(200, &body)).unwrap_err();
+        let e = api().parse(&query(None), &resp(200, &body)).unwrap_err();
         assert!(e.0.contains(want), "{e} should contain {want:?}");
     }
 }
@@ -143,7 +139,6 @@ fn throttling_answered_as_401_is_a_back_off_not_an_auth_failure() {
 
 #[test]
 fn audit_rows_map_to_ecs() {
-    let c = Cursor::default();
     let a = api();
     let body = answer(
         vec![
@@ -152,7 +147,7 @@ fn audit_rows_map_to_ecs() {
         ],
         json!([]),
     );
-    let p = a.parse(&query(&c, None), &resp(200, &body)).unwrap();
+    let p = a.parse(&query(None), &resp(200, &body)).unwrap();
     let e: Vec<_> = p
         .events
         .iter()
@@ -188,33 +183,32 @@ fn defaults_follow_the_documented_limits() {
 #[test]
 fn the_first_empty_walk_looks_once_under_the_other_namespace() {
     let a = api();
-    let c = Cursor::default();
-    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &answer(vec![], json!([])))).unwrap();
     let Next::Page(guard) = p.next else { panic!("the namespace is checked: {:?}", p.next) };
-    let req = a.request(&query(&c, Some(&guard))).unwrap();
+    let req = a.request(&query(Some(&guard))).unwrap();
     let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
     let q = &body["queries"][0]["query"];
     assert_eq!(q["q"], "E::re(`.*`):(`*`){ `df_source` IN ['audit'] }");
     assert_eq!(q["limit"], 1);
     assert!(q.get("search_after").is_none());
     let found = answer(vec![row(1_714_557_600_123, "e1", "Login")], json!([]));
-    let e = a.parse(&query(&c, Some(&guard)), &resp(200, &found)).unwrap_err();
+    let e = a.parse(&query(Some(&guard)), &resp(200, &found)).unwrap_err();
     assert!(e.0.contains("set query = \"E::re(`.*`):(`*`){ `df_source` IN ['audit'] }\""), "{e}");
     // Until the query is set, every empty walk fails the same way.
-    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &answer(vec![], json!([])))).unwrap();
     assert_eq!(p.next, Next::Page(guard.clone()), "not settled by a failure");
-    let p = a.parse(&query(&c, Some(&guard)), &resp(200, &answer(vec![], json!([])))).unwrap();
+    let p = a.parse(&query(Some(&guard)), &resp(200, &answer(vec![], json!([])))).unwrap();
     assert_eq!((p.events.len(), p.next), (0, Next::Done));
     // Once per process: the next empty walk is a quiet workspace.
-    let p = a.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &answer(vec![], json!([])))).unwrap();
     assert_eq!(p.next, Next::Done);
     // A namespace that holds events needs no guard; a custom query without
     // a namespace prefix has none to try.
     let b = api();
-    b.parse(&query(&c, None), &resp(200, &answer(vec![row(1, "e3", "x")], json!([])))).unwrap();
-    assert_eq!(b.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
+    b.parse(&query(None), &resp(200, &answer(vec![row(1, "e3", "x")], json!([])))).unwrap();
+    assert_eq!(b.parse(&query(None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
     let custom = Guance::new(&url::Url::parse("https://openapi.guance.com").unwrap(), "L::audit");
-    assert_eq!(custom.parse(&query(&c, None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
+    assert_eq!(custom.parse(&query(None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
 }
 
 /// The answer shaped exactly as Guance's OpenAPI docs show
@@ -229,8 +223,7 @@ fn the_first_empty_walk_looks_once_under_the_other_namespace() {
 fn recorded_shape_of_query_data_v1_maps_to_ecs() {
     let body: Value = serde_json::from_str(include_str!("query_data_v1_sample.json")).unwrap();
     let a = api();
-    let c = Cursor::default();
-    let p = a.parse(&query(&c, None), &resp(200, &body)).unwrap();
+    let p = a.parse(&query(None), &resp(200, &body)).unwrap();
     assert_eq!(p.next, Next::Page(json!([1_708_912_900_000i64, 1, "TAE_1708912900000_cni7q5"])));
     let raw = &p.events[0];
     let e = crate::event::normalise("gc", a.observer(), raw, a.normalise(raw), Utc::now());

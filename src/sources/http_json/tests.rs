@@ -1,5 +1,5 @@
 use super::*;
-use crate::state::{Cursor, Window};
+use crate::state::Window;
 use serde_json::json;
 
 fn cfg(extra: &str) -> SourceConfig {
@@ -24,14 +24,13 @@ fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>, page: u64) -> Query<'a> {
+fn query<'a>(state: Option<&'a Value>, page: u64) -> Query<'a> {
     Query {
         window: Window { from: t("2024-05-01T10:00:00Z"), to: t("2024-05-01T11:00:00Z") },
         page,
         offset: page * 2,
         state,
         page_size: 2,
-        cursor,
     }
 }
 
@@ -50,8 +49,7 @@ fn params_are_templated() {
     let a = api(&format!(
         "{BASE}params = {{ since = \"{{{{cursor}}}}\", until = \"{{{{now}}}}\", page = \"{{{{page}}}}\", limit = \"{{{{page_size}}}}\" }}\npagination = {{ type = \"page\", start = 0 }}"
     ));
-    let c = Cursor::default();
-    let req = a.request(&query(&c, None, 3)).unwrap();
+    let req = a.request(&query(None, 3)).unwrap();
     let q: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
     assert_eq!(q["since"], "2024-05-01T10:00:00.000Z");
     assert_eq!(q["until"], "2024-05-01T11:00:00.000Z");
@@ -62,10 +60,9 @@ fn params_are_templated() {
 #[test]
 fn next_token_pagination() {
     let a = api(&format!("{BASE}pagination = {{ type = \"next\", next = \"/next_cursor\", param = \"cursor\" }}"));
-    let c = Cursor::default();
     let page = a
         .parse(
-            &query(&c, None, 0),
+            &query(None, 0),
             &resp(
                 json!({"data": {"items": [{"id": 1, "created_at": "2024-05-01T10:00:01Z"}]}, "next_cursor": "abc"}),
                 &[],
@@ -74,19 +71,18 @@ fn next_token_pagination() {
         .unwrap();
     assert_eq!(page.next, Next::Page(json!("abc")));
     let token = json!("abc");
-    let req = a.request(&query(&c, Some(&token), 1)).unwrap();
+    let req = a.request(&query(Some(&token), 1)).unwrap();
     assert!(req.url.as_str().ends_with("cursor=abc"), "{}", req.url);
-    let last = a.parse(&query(&c, None, 1), &resp(json!({"data": {"items": []}, "next_cursor": null}), &[])).unwrap();
+    let last = a.parse(&query(None, 1), &resp(json!({"data": {"items": []}, "next_cursor": null}), &[])).unwrap();
     assert_eq!(last.next, Next::Done);
 }
 
 #[test]
 fn link_header_pagination() {
     let a = api(&format!("{BASE}pagination = {{ type = \"link\" }}"));
-    let c = Cursor::default();
     let page = a
         .parse(
-            &query(&c, None, 0),
+            &query(None, 0),
             &resp(
                 json!({"data": {"items": []}}),
                 &[(
@@ -98,37 +94,31 @@ fn link_header_pagination() {
         .unwrap();
     assert_eq!(page.next, Next::Page(json!("https://audit.example.com/v1/audit?page=2")));
     let state = json!("https://audit.example.com/v1/audit?page=2");
-    assert_eq!(
-        a.request(&query(&c, Some(&state), 1)).unwrap().url.as_str(),
-        "https://audit.example.com/v1/audit?page=2"
-    );
+    assert_eq!(a.request(&query(Some(&state), 1)).unwrap().url.as_str(), "https://audit.example.com/v1/audit?page=2");
 }
 
 #[test]
 fn short_page_ends_offset_paging_and_full_page_continues() {
     let a = api(&format!("{BASE}params = {{ offset = \"{{{{offset}}}}\" }}\npagination = {{ type = \"offset\" }}"));
-    let c = Cursor::default();
     let ev = |i: u32| json!({"id": i, "created_at": "2024-05-01T10:00:01Z"});
-    let full = a.parse(&query(&c, None, 0), &resp(json!({"data": {"items": [ev(1), ev(2)]}}), &[])).unwrap();
+    let full = a.parse(&query(None, 0), &resp(json!({"data": {"items": [ev(1), ev(2)]}}), &[])).unwrap();
     assert_eq!(full.next, Next::Page(Value::Null));
-    let short = a.parse(&query(&c, None, 1), &resp(json!({"data": {"items": [ev(3)]}}), &[])).unwrap();
+    let short = a.parse(&query(None, 1), &resp(json!({"data": {"items": [ev(3)]}}), &[])).unwrap();
     assert_eq!(short.next, Next::Done);
 }
 
 #[test]
 fn no_pagination_full_page_asks_again_from_cursor() {
     let a = api(BASE);
-    let c = Cursor::default();
     let ev = |i: u32| json!({"id": i, "created_at": "2024-05-01T10:00:01Z"});
-    let full = a.parse(&query(&c, None, 0), &resp(json!({"data": {"items": [ev(1), ev(2)]}}), &[])).unwrap();
+    let full = a.parse(&query(None, 0), &resp(json!({"data": {"items": [ev(1), ev(2)]}}), &[])).unwrap();
     assert_eq!(full.next, Next::FromCursor);
 }
 
 #[test]
 fn wrong_shapes_fail_loudly() {
     let a = api(BASE);
-    let c = Cursor::default();
-    let q = query(&c, None, 0);
+    let q = query(None, 0);
     let err = a
         .parse(&q, &ApiResponse { status: 200, headers: Default::default(), body: "<html>proxy</html>".into() })
         .unwrap_err();
@@ -230,8 +220,7 @@ fn the_wanted_parts_of_an_event_give_what_the_whole_event_gives() {
 #[test]
 fn times_go_out_with_the_apis_precision_milliseconds_until_seen() {
     let a = api(&format!("{BASE}params = {{ since = \"{{{{cursor}}}}\", until = \"{{{{now}}}}\" }}"));
-    let c = Cursor::default();
-    let mut q = query(&c, None, 0);
+    let mut q = query(None, 0);
     q.window = Window { from: t("2026-12-05T16:55:02.433974064Z"), to: t("2026-12-05T17:55:02.433974064Z") };
     let sent = |a: &HttpJson, q: &Query<'_>| {
         let req = a.request(q).unwrap();

@@ -1,8 +1,8 @@
 //! The audit log's `Type` values, as the Invicti Enterprise API's
 //! `AuditLogDto.Type` enum lists them (the Swagger snapshot in
 //! niaid/netsparker-cloud-js, `src/models/AuditLogDto.ts`), each with its
-//! ECS `event.category`, `event.type` and `event.outcome`. The README's
-//! Invicti table is this one, grouped.
+//! ECS `event.category`, `event.type` and `event.outcome`. docs/connectors/invicti.md's
+//! table is this one, grouped.
 //!
 //! What a type records decides its category, not its wording: a scan
 //! that failed (`ScanFailed`) or a report import that failed

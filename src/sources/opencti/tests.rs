@@ -1,5 +1,5 @@
 use super::*;
-use crate::state::{Cursor, Window};
+use crate::state::Window;
 use chrono::{DateTime, Utc};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -10,14 +10,13 @@ fn api() -> OpenCti {
     OpenCti::new(&url::Url::parse("https://opencti.example.com/").unwrap(), false)
 }
 
-fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
+fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
     Query {
         window: Window { from: t("2024-05-01T10:00:00.123456Z"), to: t("2024-05-01T11:00:00.000200Z") },
         page: 0,
         offset: 0,
         state,
         page_size: 9000,
-        cursor,
     }
 }
 
@@ -68,8 +67,7 @@ fn page(nodes: Vec<Value>, more: bool, end: Option<&str>) -> Value {
 
 #[test]
 fn request_asks_for_the_window_oldest_first() {
-    let c = Cursor::default();
-    let req = api().request(&query(&c, None)).unwrap();
+    let req = api().request(&query(None)).unwrap();
     assert_eq!(req.method, reqwest::Method::POST);
     assert_eq!(req.url.as_str(), "https://opencti.example.com/graphql");
     let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json body") };
@@ -86,7 +84,7 @@ fn request_asks_for_the_window_oldest_first() {
     assert_eq!(f[1]["operator"], "lte");
     assert_eq!(f[1]["values"], json!(["2024-05-01T11:00:00.001Z"]), "the end is rounded up, never cut short");
     let state = json!("WzE3MTQ1NTc2MDAxMjNd");
-    let req = api().request(&query(&c, Some(&state))).unwrap();
+    let req = api().request(&query(Some(&state))).unwrap();
     let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json body") };
     assert_eq!(body["variables"]["after"], state);
 }
@@ -100,52 +98,48 @@ fn history_is_asked_for_when_configured_and_graphql_path_not_doubled() {
 
 #[test]
 fn pages_follow_end_cursor_and_forward_raw_data() {
-    let c = Cursor::default();
     let a = api();
     let doc = login_doc();
-    let p = a.parse(&query(&c, None), &resp(200, &page(vec![node(&doc)], true, Some("abc")))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &page(vec![node(&doc)], true, Some("abc")))).unwrap();
     assert_eq!(p.next, Next::Page(json!("abc")));
     assert_eq!(p.events, vec![doc.clone()], "raw_data is the raw event");
-    let p = a.parse(&query(&c, None), &resp(200, &page(vec![], false, None))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &page(vec![], false, None))).unwrap();
     assert_eq!(p.next, Next::Done);
     assert!(p.events.is_empty());
 }
 
 #[test]
 fn node_is_forwarded_when_raw_data_is_missing_or_unreadable() {
-    let c = Cursor::default();
     let mut n = node(&login_doc());
     n["raw_data"] = json!("not json");
-    let p = api().parse(&query(&c, None), &resp(200, &page(vec![n.clone()], false, None))).unwrap();
+    let p = api().parse(&query(None), &resp(200, &page(vec![n.clone()], false, None))).unwrap();
     assert_eq!(p.events, vec![n.clone()]);
     n["raw_data"] = Value::Null;
-    let p = api().parse(&query(&c, None), &resp(200, &page(vec![n.clone()], false, None))).unwrap();
+    let p = api().parse(&query(None), &resp(200, &page(vec![n.clone()], false, None))).unwrap();
     assert_eq!(p.events, vec![n]);
 }
 
 #[test]
 fn empty_page_announcing_more_fails_instead_of_spinning() {
-    let c = Cursor::default();
-    let e = api().parse(&query(&c, None), &resp(200, &page(vec![], true, Some("abc")))).unwrap_err();
+    let e = api().parse(&query(None), &resp(200, &page(vec![], true, Some("abc")))).unwrap_err();
     assert!(e.0.contains("empty page with hasNextPage"), "{e}");
-    let e = api().parse(&query(&c, None), &resp(200, &page(vec![node(&login_doc())], true, None))).unwrap_err();
+    let e = api().parse(&query(None), &resp(200, &page(vec![node(&login_doc())], true, None))).unwrap_err();
     assert!(e.0.contains("without an endCursor"), "{e}");
 }
 
 #[test]
 fn graphql_errors_in_http_200_fail_with_the_missing_capability_named() {
-    let c = Cursor::default();
     let body = json!({
         "errors": [{ "message": "You are not allowed to do this.", "name": "ForbiddenAccess",
                      "extensions": { "code": "FORBIDDEN_ACCESS" } }],
         "data": { "audits": null }
     });
-    let e = api().parse(&query(&c, None), &resp(200, &body)).unwrap_err();
+    let e = api().parse(&query(None), &resp(200, &body)).unwrap_err();
     assert!(e.0.contains("ForbiddenAccess"), "{e}");
     assert!(e.0.contains("SETTINGS_SECURITYACTIVITY"), "{e}");
     assert!(e.0.contains("Enterprise Edition"), "{e}");
     let body = json!({ "errors": [{ "message": "You must be logged in", "extensions": { "code": "AUTH_REQUIRED" } }] });
-    let e = api().parse(&query(&c, None), &resp(200, &body)).unwrap_err();
+    let e = api().parse(&query(None), &resp(200, &body)).unwrap_err();
     assert!(e.0.contains("AUTH_REQUIRED") && e.0.contains("refused the credentials"), "{e}");
     assert_eq!(
         api().verdict(401, &serde_json::to_vec(&body).unwrap()).map(|v| matches!(v, Verdict::Auth(_))),
@@ -156,20 +150,18 @@ fn graphql_errors_in_http_200_fail_with_the_missing_capability_named() {
 
 #[test]
 fn unexpected_shapes_fail_loudly() {
-    let c = Cursor::default();
     for body in [json!({ "data": {} }), json!({ "data": { "audits": { "edges": [] } } }), json!([1])] {
-        assert!(api().parse(&query(&c, None), &resp(200, &body)).is_err(), "{body}");
+        assert!(api().parse(&query(None), &resp(200, &body)).is_err(), "{body}");
     }
     let garbage = ApiResponse { status: 200, headers: Default::default(), body: "<html>".into() };
-    assert!(api().parse(&query(&c, None), &garbage).unwrap_err().0.contains("not JSON"));
+    assert!(api().parse(&query(None), &garbage).unwrap_err().0.contains("not JSON"));
 }
 
 #[test]
 fn login_maps_to_ecs_with_the_user_name_from_the_node() {
-    let c = Cursor::default();
     let a = api();
     let doc = login_doc();
-    let p = a.parse(&query(&c, None), &resp(200, &page(vec![node(&doc)], false, None))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &page(vec![node(&doc)], false, None))).unwrap();
     let n = a.normalise(&p.events[0]);
     assert_eq!(n.id.as_deref(), Some("1714557600123-0"));
     assert_eq!(n.timestamp, Some(t("2024-05-01T10:00:00.123Z")));

@@ -1,5 +1,5 @@
 use super::*;
-use crate::state::{Cursor, Window};
+use crate::state::Window;
 
 /// The three event samples of Sekoia's integration catalogue
 /// (`sekoiaio-activity-logs_do_not_edit_manually.md`), as the intake
@@ -17,8 +17,8 @@ fn api(cap: u64) -> Sekoia {
 const FROM: &str = "2024-05-01T10:00:00.1234567Z";
 const TO: &str = "2024-05-01T11:00:00Z";
 
-fn query<'a>(cursor: &'a Cursor, state: Option<&'a Value>) -> Query<'a> {
-    Query { window: Window { from: t(FROM), to: t(TO) }, page: 0, offset: 0, state, page_size: 100, cursor }
+fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
+    Query { window: Window { from: t(FROM), to: t(TO) }, page: 0, offset: 0, state, page_size: 100 }
 }
 
 fn resp(body: Value) -> ApiResponse {
@@ -34,8 +34,7 @@ fn json_of(req: &ApiRequest) -> Value {
 
 /// Walk one step: the request, then the page parsed from `answer`.
 fn step(a: &Sekoia, state: Option<&Value>, answer: Value) -> (ApiRequest, ApiPage) {
-    let c = Cursor::default();
-    let q = query(&c, state);
+    let q = query(state);
     let req = a.request(&q).unwrap();
     let page = a.parse(&q, &resp(answer)).unwrap();
     (req, page)
@@ -120,7 +119,6 @@ fn a_job_at_the_cap_is_split_and_searched_again() {
 #[test]
 fn failures_of_the_job_are_loud() {
     let a = api(5);
-    let c = Cursor::default();
     let status = state(&Step::Status { ranges: vec![(t(FROM), t(TO))], job: "j".into(), polls: 0 });
     let events = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 2 });
     let tiny = state(&Step::Events { ranges: vec![(t(TO), t(TO))], job: "j".into(), offset: 0 });
@@ -134,7 +132,7 @@ fn failures_of_the_job_are_loud() {
         (Some(&tiny), json!({ "items": [], "total": 9 }), "more than one search job holds"),
     ];
     for (s, body, want) in cases {
-        let e = a.parse(&query(&c, s), &resp(body)).unwrap_err();
+        let e = a.parse(&query(s), &resp(body)).unwrap_err();
         assert!(e.0.contains(want), "{e} should contain {want:?}");
     }
     assert!(
@@ -204,9 +202,8 @@ const SEARCH_EVENTS: &str = include_str!("search_events_sample.json");
 
 /// Read `body` as the results page of a finished job.
 fn results_page(a: &Sekoia, body: Value) -> ApiPage {
-    let c = Cursor::default();
     let s = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
-    a.parse(&query(&c, Some(&s)), &resp(body)).unwrap()
+    a.parse(&query(Some(&s)), &resp(body)).unwrap()
 }
 
 fn events_of(a: &Sekoia, page: &ApiPage) -> Vec<crate::event::Event> {
