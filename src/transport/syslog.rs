@@ -765,6 +765,7 @@ mod tests {
         assert_eq!(lines.next_line().await.unwrap().unwrap(), "one");
         assert_eq!(lines.next_line().await.unwrap().unwrap(), "two still two");
         drop(lines);
+        // Real time, not paused: the kernel must see the close first.
         tokio::time::sleep(Duration::from_millis(50)).await;
 
         // The next batch goes on a new connection, none of it lost.
@@ -788,6 +789,7 @@ mod tests {
         // which resets the connection with our batch unread.
         let server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
+            // Real time, not paused: our batch must reach the kernel first.
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(s);
             listener

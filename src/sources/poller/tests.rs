@@ -342,7 +342,9 @@ async fn long_walk_keeps_the_cursor_small_and_takes_each_event_once() {
 /// Regression: during an oldest-first walk the cursor committed with
 /// each page kept every id taken since the walk began, so a catch-up
 /// rewrote an ever larger cursor per page (quadratic).
-#[tokio::test]
+// Paused time: the walk's back-pressure waits and the stop after 500 ms
+// advance exactly, without sleeping.
+#[tokio::test(start_paused = true)]
 async fn cursor_committed_mid_walk_stays_small() {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open(dir.path()).unwrap());
@@ -367,7 +369,9 @@ async fn cursor_committed_mid_walk_stays_small() {
 /// ahead of them (quietly: the journal is not full); once an output is
 /// down the same walk goes on towards `max_journal_size`, and it ends
 /// with every event journaled once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time (so one thread): the walk's back-pressure waits and the
+// 300 ms between looks advance exactly, without sleeping.
+#[tokio::test(start_paused = true)]
 async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open(dir.path()).unwrap());
