@@ -174,23 +174,7 @@ impl FakeGuance {
     }
 }
 
-impl FakeVendor for FakeGuance {
-    fn base_url(&self) -> String {
-        self.server.url()
-    }
-    fn add_events(&self, n: usize) -> Vec<String> {
-        self.add(n)
-    }
-    fn inject(&self, fault: Fault) {
-        self.state.lock().unwrap().faults.push_back(fault);
-    }
-    fn source_toml(&self, name: &str) -> String {
-        self.block(name, KEY)
-    }
-    fn wrong_credentials_toml(&self, name: &str) -> String {
-        self.block(name, "0000")
-    }
-}
+common::compliance::fake_vendor!(FakeGuance, KEY, "0000");
 
 /// A run of rate-limit 401s is waited out: the source stays healthy, no
 /// credentials error is reported, and every event arrives once, mapped.

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -156,23 +156,7 @@ impl FakeInvicti {
     }
 }
 
-impl FakeVendor for FakeInvicti {
-    fn base_url(&self) -> String {
-        self.server.url()
-    }
-    fn add_events(&self, n: usize) -> Vec<String> {
-        self.add(n)
-    }
-    fn inject(&self, fault: Fault) {
-        self.state.lock().unwrap().faults.push_back(fault);
-    }
-    fn source_toml(&self, name: &str) -> String {
-        self.block(name, TOKEN)
-    }
-    fn wrong_credentials_toml(&self, name: &str) -> String {
-        self.block(name, "wrong-token")
-    }
-}
+common::compliance::fake_vendor!(FakeInvicti, TOKEN, "wrong-token");
 
 /// An account that reads query dates in another zone answers the wrong
 /// range, which misses the logs of the last minutes that the undated

@@ -21,7 +21,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -224,23 +224,7 @@ impl FakeKeepnet {
     }
 }
 
-impl FakeVendor for FakeKeepnet {
-    fn base_url(&self) -> String {
-        self.server.url()
-    }
-    fn add_events(&self, n: usize) -> Vec<String> {
-        self.add(n)
-    }
-    fn inject(&self, fault: Fault) {
-        self.state.lock().unwrap().faults.push_back(fault);
-    }
-    fn source_toml(&self, name: &str) -> String {
-        self.block(name, SECRET)
-    }
-    fn wrong_credentials_toml(&self, name: &str) -> String {
-        self.block(name, "not-the-secret")
-    }
-}
+common::compliance::fake_vendor!(FakeKeepnet, SECRET, "not-the-secret");
 
 /// Wrong client credentials: the token endpoint's `invalid_client` is
 /// reported naming the source, in stderr and in status, and the agent

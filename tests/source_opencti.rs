@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, Fault};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -217,23 +217,7 @@ impl FakeOpencti {
     }
 }
 
-impl FakeVendor for FakeOpencti {
-    fn base_url(&self) -> String {
-        self.server.url()
-    }
-    fn add_events(&self, n: usize) -> Vec<String> {
-        self.add(n)
-    }
-    fn inject(&self, fault: Fault) {
-        self.state.lock().unwrap().faults.push_back(fault);
-    }
-    fn source_toml(&self, name: &str) -> String {
-        self.block(name, TOKEN)
-    }
-    fn wrong_credentials_toml(&self, name: &str) -> String {
-        self.block(name, "not-a-token")
-    }
-}
+common::compliance::fake_vendor!(FakeOpencti, TOKEN, "not-a-token");
 
 /// The account lacks the capability: the error (stderr and status) says
 /// which capability and that Enterprise Edition is needed.

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{file_output, read_jsonl, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, FakeVendor, Fault};
+use common::compliance::{with_test_defaults, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -238,23 +238,7 @@ impl FakeSekoia {
     }
 }
 
-impl FakeVendor for FakeSekoia {
-    fn base_url(&self) -> String {
-        self.server.url()
-    }
-    fn add_events(&self, n: usize) -> Vec<String> {
-        self.add(n)
-    }
-    fn inject(&self, fault: Fault) {
-        self.state.lock().unwrap().faults.push_back(fault);
-    }
-    fn source_toml(&self, name: &str) -> String {
-        self.block(name, KEY)
-    }
-    fn wrong_credentials_toml(&self, name: &str) -> String {
-        self.block(name, "sk-revoked")
-    }
-}
+common::compliance::fake_vendor!(FakeSekoia, KEY, "sk-revoked");
 
 /// A backlog read through jobs, pages of 100 at most whatever is asked,
 /// newest first: every event once, with the intake's ECS kept and ours

@@ -523,7 +523,7 @@ mod tests {
     /// Collection is never due on an empty journal, due within a tick of an
     /// append, and again after the journal was emptied and refilled (a
     /// catch-up at `max_journal_size` does this every few hundred ms).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn gc_is_due_while_the_journal_holds_events_and_only_then() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::open(dir.path()).unwrap();

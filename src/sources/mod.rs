@@ -12,6 +12,8 @@ pub mod keepnet;
 pub mod opencti;
 pub mod poller;
 pub mod sekoia;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use crate::config::secret::Env;
 use crate::config::{Problem, SourceConfig, SourceType};

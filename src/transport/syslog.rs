@@ -42,13 +42,12 @@
 //! shows up as a failed send, which at least makes the driver retry and
 //! report the output unhealthy.
 
+pub use super::framing::{cut_at_char_boundary, frame_into, host_of, Framing, Transport};
 use crate::config::TlsConfig;
-use crate::encode::ParseError;
 use crate::transport::tls::{client_config, TlsError};
 use futures_util::FutureExt as _;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,125 +73,6 @@ pub const UDP_MAX_PAYLOAD: usize = 65_507;
 /// Bytes handed to one write call, each with its own timeout, so a large
 /// batch on a slow link is not cut off while it still makes progress.
 const WRITE_CHUNK: usize = 64 * 1024;
-
-/// How messages travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// One message per datagram (RFC 5426). No delivery guarantee.
-    Udp,
-    /// A TCP stream of framed messages (RFC 6587).
-    Tcp,
-    /// TLS over TCP (RFC 5425).
-    Tls,
-}
-
-impl Transport {
-    /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
-    /// The well-known port: 514 for UDP and TCP, 6514 for TLS.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Transport::Udp | Transport::Tcp => 514,
-            Transport::Tls => 6514,
-        }
-    }
-}
-
-impl FromStr for Transport {
-    type Err = ParseError;
-
-    /// `udp`, `tcp` or `tls`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "udp" => Ok(Transport::Udp),
-            "tcp" => Ok(Transport::Tcp),
-            "tls" => Ok(Transport::Tls),
-            _ => Err(ParseError::new("syslog transport", s, "udp, tcp or tls")),
-        }
-    }
-}
-
-/// How messages are delimited in a TCP or TLS stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Framing {
-    /// `LEN SP MSG` (RFC 6587 §3.4.1, the only framing of RFC 5425).
-    #[default]
-    OctetCounting,
-    /// `MSG LF` (RFC 6587 §3.4.2, "non-transparent").
-    Newline,
-}
-
-impl Framing {
-    /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Framing::OctetCounting => "octet-counting",
-            Framing::Newline => "newline",
-        }
-    }
-}
-
-impl FromStr for Framing {
-    type Err = ParseError;
-
-    /// `octet-counting` or `newline`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "octet-counting" => Ok(Framing::OctetCounting),
-            "newline" => Ok(Framing::Newline),
-            _ => Err(ParseError::new("syslog framing", s, "octet-counting or newline")),
-        }
-    }
-}
-
-/// Append one framed message to `out`. Newline framing replaces any LF in
-/// the message with a space, so it stays one message.
-pub fn frame_into(msg: &[u8], framing: Framing, out: &mut Vec<u8>) {
-    match framing {
-        Framing::OctetCounting => {
-            out.extend_from_slice(msg.len().to_string().as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(msg);
-        }
-        Framing::Newline => {
-            out.extend(msg.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
-            out.push(b'\n');
-        }
-    }
-}
-
-/// The longest prefix of `msg` of at most `max` bytes that does not end
-/// inside a UTF-8 sequence.
-pub fn cut_at_char_boundary(msg: &[u8], max: usize) -> &[u8] {
-    if msg.len() <= max {
-        return msg;
-    }
-    let mut end = max;
-    // A continuation byte (10xxxxxx) at `end` means `end` splits a character.
-    while end > 0 && msg.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
-        end -= 1;
-    }
-    msg.get(..end).unwrap_or_default()
-}
-
-/// The host part of `host:port`, `[v6]:port` or a bare host.
-pub fn host_of(address: &str) -> &str {
-    if let Some(rest) = address.strip_prefix('[') {
-        return rest.split_once(']').map_or(rest, |(host, _)| host);
-    }
-    match address.rsplit_once(':') {
-        // More than one colon and no brackets: a bare IPv6 address.
-        Some((host, _)) if !host.contains(':') => host,
-        _ => address,
-    }
-}
 
 /// Where and how to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -765,6 +645,7 @@ mod tests {
         assert_eq!(lines.next_line().await.unwrap().unwrap(), "one");
         assert_eq!(lines.next_line().await.unwrap().unwrap(), "two still two");
         drop(lines);
+        // Real time, not paused: the kernel must see the close first.
         tokio::time::sleep(Duration::from_millis(50)).await;
 
         // The next batch goes on a new connection, none of it lost.
@@ -788,6 +669,7 @@ mod tests {
         // which resets the connection with our batch unread.
         let server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
+            // Real time, not paused: our batch must reach the kernel first.
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(s);
             listener

@@ -97,6 +97,37 @@ pub trait FakeVendor {
     fn wrong_credentials_toml(&self, name: &str) -> String;
 }
 
+/// [`FakeVendor`] for a fake built the usual way: a `server`
+/// ([`Server`](super::Server)), a `state: Mutex<…>` whose `faults` queue
+/// the next requests pop, `add(n)` publishing events and `block(name,
+/// credential)` writing its `[[source]]` block. `$good` is the credential
+/// the fake accepts, `$bad` one it refuses:
+/// `fake_vendor!(FakeOpencti, TOKEN, "not-a-token");`
+#[allow(unused_macros)]
+macro_rules! fake_vendor {
+    ($fake:ty, $good:expr, $bad:expr) => {
+        impl $crate::common::compliance::FakeVendor for $fake {
+            fn base_url(&self) -> String {
+                self.server.url()
+            }
+            fn add_events(&self, n: usize) -> Vec<String> {
+                self.add(n)
+            }
+            fn inject(&self, fault: $crate::common::compliance::Fault) {
+                self.state.lock().unwrap().faults.push_back(fault);
+            }
+            fn source_toml(&self, name: &str) -> String {
+                self.block(name, $good)
+            }
+            fn wrong_credentials_toml(&self, name: &str) -> String {
+                self.block(name, $bad)
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use fake_vendor;
+
 /// The source name the checks use.
 pub const SOURCE: &str = "vendor";
 

@@ -1,27 +1,12 @@
 use super::*;
-use crate::state::Window;
-use chrono::DateTime;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
+use crate::sources::testkit::{self, resp, sent_json, t, window};
 
 fn api() -> Guance {
     Guance::new(&url::Url::parse("https://openapi.guance.com").unwrap(), DEFAULT_QUERY)
 }
 
-fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
-    Query {
-        window: Window { from: t("2024-05-01T10:00:00Z"), to: t("2024-05-01T11:00:00.0005Z") },
-        page: 0,
-        offset: 0,
-        state,
-        page_size: 500,
-    }
-}
-
-fn resp(status: u16, body: &Value) -> ApiResponse {
-    ApiResponse { status, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+fn query(state: Option<&Value>) -> Query<'_> {
+    testkit::query(window("2024-05-01T10:00:00Z", "2024-05-01T11:00:00.0005Z"), state, 500)
 }
 
 const COLUMNS: [&str; 12] = [
@@ -70,7 +55,7 @@ fn answer(rows: Vec<Value>, after: Value) -> Value {
 fn request_runs_the_audit_dql_over_the_window_in_milliseconds() {
     let req = api().request(&query(None)).unwrap();
     assert_eq!(req.url.as_str(), "https://openapi.guance.com/api/v1/df/query_data_v1");
-    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
+    let body = &sent_json(&req);
     let q = &body["queries"][0];
     assert_eq!(q["qtype"], "dql");
     assert_eq!(q["query"]["q"], DEFAULT_QUERY);
@@ -80,7 +65,7 @@ fn request_runs_the_audit_dql_over_the_window_in_milliseconds() {
     assert!(q["query"].get("search_after").is_none());
     let after = json!([1_714_557_600_123i64, 82936, "TAE_1_x"]);
     let req = api().request(&query(Some(&after))).unwrap();
-    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
+    let body = &sent_json(&req);
     assert_eq!(body["queries"][0]["query"]["search_after"], after);
 }
 
@@ -186,7 +171,7 @@ fn the_first_empty_walk_looks_once_under_the_other_namespace() {
     let p = a.parse(&query(None), &resp(200, &answer(vec![], json!([])))).unwrap();
     let Next::Page(guard) = p.next else { panic!("the namespace is checked: {:?}", p.next) };
     let req = a.request(&query(Some(&guard))).unwrap();
-    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json") };
+    let body = &sent_json(&req);
     let q = &body["queries"][0]["query"];
     assert_eq!(q["q"], "E::re(`.*`):(`*`){ `df_source` IN ['audit'] }");
     assert_eq!(q["limit"], 1);

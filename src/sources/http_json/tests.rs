@@ -1,4 +1,5 @@
 use super::*;
+use crate::sources::testkit::{self, t, window};
 use crate::state::Window;
 use serde_json::json;
 
@@ -20,18 +21,9 @@ fn api(extra: &str) -> HttpJson {
     HttpJson::of(&c)
 }
 
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn query<'a>(state: Option<&'a Value>, page: u64) -> Query<'a> {
-    Query {
-        window: Window { from: t("2024-05-01T10:00:00Z"), to: t("2024-05-01T11:00:00Z") },
-        page,
-        offset: page * 2,
-        state,
-        page_size: 2,
-    }
+fn query(state: Option<&Value>, page: u64) -> Query<'_> {
+    let window = window("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z");
+    Query { page, offset: page * 2, ..testkit::query(window, state, 2) }
 }
 
 fn resp(body: Value, headers: &[(&str, &str)]) -> ApiResponse {

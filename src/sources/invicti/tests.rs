@@ -1,26 +1,12 @@
 use super::*;
-use crate::state::Window;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
+use crate::sources::testkit::{self, resp, t, window};
 
 fn api() -> Invicti {
     Invicti::new(&url::Url::parse("https://www.netsparkercloud.com").unwrap())
 }
 
-fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
-    Query {
-        window: Window { from: t("2024-05-01T09:55:00.250Z"), to: t("2024-05-01T10:59:00.700Z") },
-        page: 0,
-        offset: 0,
-        state,
-        page_size: 500,
-    }
-}
-
-fn resp(body: &Value) -> ApiResponse {
-    ApiResponse { status: 200, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+fn query(state: Option<&Value>) -> Query<'_> {
+    testkit::query(window("2024-05-01T09:55:00.250Z", "2024-05-01T10:59:00.700Z"), state, 500)
 }
 
 /// An `AuditLogDto` as the Swagger definitions describe it.
@@ -73,7 +59,7 @@ fn pages_newest_first_until_has_next_page_is_false() {
     assert_eq!(a.order(), Order::Desc);
     let newest =
         paged(vec![log("d", "2024-05-01T11:00:30Z", "Signin"), log("c", "2024-05-01T10:58:00.1Z", "Signout")], 1, true);
-    let p = a.parse(&query(None), &resp(&newest)).unwrap();
+    let p = a.parse(&query(None), &resp(200, &newest)).unwrap();
     assert!(p.events.is_empty(), "the undated page is only a check");
     assert_eq!(p.next, Next::Page(walk(1, &[("c", "2024-05-01T10:58:00.1Z")])), "d is after the window");
     let Next::Page(state) = p.next else { unreachable!() };
@@ -82,11 +68,11 @@ fn pages_newest_first_until_has_next_page_is_false() {
         1,
         true,
     );
-    let p = a.parse(&query(Some(&state)), &resp(&first)).unwrap();
+    let p = a.parse(&query(Some(&state)), &resp(200, &first)).unwrap();
     assert_eq!(p.events.len(), 2);
     assert_eq!(p.next, Next::Page(walk(2, &[])));
     let last = paged(vec![log("a", "2024-05-01T09:55:00Z", "Signin")], 2, false);
-    let p = a.parse(&query(Some(&walk(2, &[]))), &resp(&last)).unwrap();
+    let p = a.parse(&query(Some(&walk(2, &[]))), &resp(200, &last)).unwrap();
     assert_eq!(p.next, Next::Done);
 }
 
@@ -94,13 +80,13 @@ fn pages_newest_first_until_has_next_page_is_false() {
 fn dates_read_in_another_zone_fail_either_way() {
     // Read as UTC+2: the API answers logs two hours before the window.
     let body = paged(vec![log("x", "2024-05-01T08:30:00", "Signin")], 1, false);
-    let e = api().parse(&query(Some(&walk(1, &[]))), &resp(&body)).unwrap_err();
+    let e = api().parse(&query(Some(&walk(1, &[]))), &resp(200, &body)).unwrap_err();
     assert!(e.0.contains("another time zone"), "{e}");
     assert!(e.0.contains("05/01/2024 09:54:59"), "{e}");
     // Read as UTC-5: the dated pages miss a log the newest page placed in
     // the window.
     let body = paged(vec![], 1, false);
-    let e = api().parse(&query(Some(&walk(1, &[("c", "2024-05-01T10:58:00Z")]))), &resp(&body)).unwrap_err();
+    let e = api().parse(&query(Some(&walk(1, &[("c", "2024-05-01T10:58:00Z")]))), &resp(200, &body)).unwrap_err();
     assert!(e.0.contains("did not get c created at 2024-05-01T10:58:00") && e.0.contains("another time zone"), "{e}");
 }
 
@@ -113,10 +99,10 @@ fn unexpected_shapes_fail_loudly() {
         (paged(vec![], 4, true), "page 1 is empty but HasNextPage is true"),
     ];
     for (body, want) in cases {
-        let e = api().parse(&query(Some(&state)), &resp(&body)).unwrap_err();
+        let e = api().parse(&query(Some(&state)), &resp(200, &body)).unwrap_err();
         assert!(e.0.contains(want), "{e} should contain {want:?}");
     }
-    assert!(api().parse(&query(None), &resp(&json!({ "List": [] }))).is_err());
+    assert!(api().parse(&query(None), &resp(200, &json!({ "List": [] }))).is_err());
     assert!(matches!(api().verdict(401, b"Unauthorized"), Some(Verdict::Auth(d)) if d.contains("user_id and token")));
     assert_eq!(api().verdict(429, b""), None);
 }
@@ -207,7 +193,7 @@ fn the_type_table_covers_the_enum_with_ecs_values() {
 fn recorded_shape_of_auditlogs_list_maps_to_ecs() {
     let body: Value = serde_json::from_str(include_str!("auditlogs_list_sample.json")).unwrap();
     let a = api();
-    let p = a.parse(&query(Some(&walk(1, &[]))), &resp(&body)).unwrap();
+    let p = a.parse(&query(Some(&walk(1, &[]))), &resp(200, &body)).unwrap();
     assert_eq!(p.next, Next::Done);
     let e: Vec<_> = p
         .events

@@ -1,26 +1,12 @@
 use super::*;
-use crate::state::Window;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
+use crate::sources::testkit::{self, resp, sent_json, t, window};
 
 fn api() -> Keepnet {
     Keepnet::new(&url::Url::parse("https://api.keepnetlabs.com").unwrap())
 }
 
-fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
-    Query {
-        window: Window { from: t("2024-05-01T10:00:00.0004Z"), to: t("2024-05-01T11:00:00Z") },
-        page: 0,
-        offset: 0,
-        state,
-        page_size: 2,
-    }
-}
-
-fn resp(body: &Value) -> ApiResponse {
-    ApiResponse { status: 200, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+fn query(state: Option<&Value>) -> Query<'_> {
+    testkit::query(window("2024-05-01T10:00:00.0004Z", "2024-05-01T11:00:00Z"), state, 2)
 }
 
 /// An `AuditLogSearchView` as the OpenAPI spec describes it.
@@ -41,18 +27,11 @@ fn service_result(results: Vec<Value>, pages: u64) -> Value {
     })
 }
 
-fn body_of(req: &ApiRequest) -> Value {
-    match &req.body {
-        Some(crate::sources::api::Body::Json(v)) => v.clone(),
-        other => panic!("expected JSON, got {other:?}"),
-    }
-}
-
 #[test]
 fn request_never_sends_nulls_and_filters_the_window() {
     let req = api().request(&query(None)).unwrap();
     assert_eq!(req.url.as_str(), "https://api.keepnetlabs.com/api/audit-logs/search");
-    let b = body_of(&req);
+    let b = sent_json(&req);
     assert_eq!(b["pageNumber"], 1);
     assert_eq!(b["pageSize"], 2);
     assert_eq!(b["orderBy"], "LogDate");
@@ -72,14 +51,14 @@ fn request_never_sends_nulls_and_filters_the_window() {
     }
     assert!(no_nulls(&b), "{b}");
     let state = json!({ "page": 3, "last": "2024-05-01T10:10:00Z" });
-    assert_eq!(body_of(&api().request(&query(Some(&state))).unwrap())["pageNumber"], 3);
+    assert_eq!(sent_json(&api().request(&query(Some(&state))).unwrap())["pageNumber"], 3);
 }
 
 #[test]
 fn both_envelopes_are_read_and_pages_follow_total_number_of_pages() {
     let a = api();
     let rows = vec![view("r1", "2024-05-01T10:00:00Z", "Create"), view("r2", "2024-05-01T10:00:00Z", "Update")];
-    let p = a.parse(&query(None), &resp(&service_result(rows.clone(), 2))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &service_result(rows.clone(), 2))).unwrap();
     assert_eq!(p.events.len(), 2);
     assert_eq!(p.next, Next::Page(json!({ "page": 2, "last": "2024-05-01T10:00:00Z" })));
     let quickstart = json!({
@@ -89,12 +68,12 @@ fn both_envelopes_are_read_and_pages_follow_total_number_of_pages() {
         "messages": []
     });
     let state = json!({ "page": 2, "last": "2024-05-01T10:00:00Z" });
-    let p = a.parse(&query(Some(&state)), &resp(&quickstart)).unwrap();
+    let p = a.parse(&query(Some(&state)), &resp(200, &quickstart)).unwrap();
     assert_eq!(p.events.len(), 1);
     assert_eq!(p.next, Next::Done);
     // No page count: a full page asks for more, a short one ends.
     let bare = json!({ "data": { "results": rows } });
-    assert!(matches!(a.parse(&query(None), &resp(&bare)).unwrap().next, Next::Page(_)));
+    assert!(matches!(a.parse(&query(None), &resp(200, &bare)).unwrap().next, Next::Page(_)));
 }
 
 #[test]
@@ -118,7 +97,7 @@ fn wrong_guesses_and_failures_are_loud() {
         (None, json!({ "items": [] }), "no data.results"),
     ];
     for (s, body, want) in cases {
-        let e = a.parse(&query(s), &resp(&body)).unwrap_err();
+        let e = a.parse(&query(s), &resp(200, &body)).unwrap_err();
         assert!(e.0.contains(want), "{e} should contain {want:?}");
     }
     assert_eq!(a.verdict(401, b""), None, "401 goes to the poller, which renews the token once");
@@ -176,11 +155,11 @@ fn build_uses_client_credentials_with_scope_api1() {
 #[test]
 fn an_empty_window_is_checked_against_the_newest_unfiltered_log() {
     let a = api();
-    let p = a.parse(&query(None), &resp(&service_result(vec![], 0))).unwrap();
+    let p = a.parse(&query(None), &resp(200, &service_result(vec![], 0))).unwrap();
     assert!(p.events.is_empty());
     let Next::Page(guard) = p.next else { panic!("an empty window is checked: {:?}", p.next) };
     let req = a.request(&query(Some(&guard))).unwrap();
-    let b = body_of(&req);
+    let b = sent_json(&req);
     assert_eq!(
         (b["pageNumber"].clone(), b["pageSize"].clone(), b["ascending"].clone()),
         (json!(1), json!(1), json!(false))
@@ -193,10 +172,10 @@ fn an_empty_window_is_checked_against_the_newest_unfiltered_log() {
     );
 
     let inside = service_result(vec![view("r9", "2024-05-01T10:59:00Z", "Update")], 1);
-    let e = a.parse(&query(Some(&guard)), &resp(&inside)).unwrap_err();
+    let e = a.parse(&query(Some(&guard)), &resp(200, &inside)).unwrap_err();
     assert!(e.0.contains("LogDate >= 2024-05-01T10:00:00.000Z") && e.0.contains("r9"), "{e}");
     for quiet in [service_result(vec![view("r1", "2024-04-30T09:00:00Z", "Update")], 1), service_result(vec![], 0)] {
-        let p = a.parse(&query(Some(&guard)), &resp(&quiet)).unwrap();
+        let p = a.parse(&query(Some(&guard)), &resp(200, &quiet)).unwrap();
         assert!(p.events.is_empty(), "the guard's row is never taken");
         assert_eq!(p.next, Next::Done, "a quiet tenant");
     }

@@ -1,27 +1,13 @@
 use super::*;
-use crate::state::Window;
-use chrono::{DateTime, Utc};
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
+use crate::sources::testkit::{self, resp, sent_json, t, window};
+use chrono::Utc;
 
 fn api() -> OpenCti {
     OpenCti::new(&url::Url::parse("https://opencti.example.com/").unwrap(), false)
 }
 
-fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
-    Query {
-        window: Window { from: t("2024-05-01T10:00:00.123456Z"), to: t("2024-05-01T11:00:00.000200Z") },
-        page: 0,
-        offset: 0,
-        state,
-        page_size: 9000,
-    }
-}
-
-fn resp(status: u16, body: &Value) -> ApiResponse {
-    ApiResponse { status, headers: Default::default(), body: serde_json::to_vec(body).unwrap().into() }
+fn query(state: Option<&Value>) -> Query<'_> {
+    testkit::query(window("2024-05-01T10:00:00.123456Z", "2024-05-01T11:00:00.000200Z"), state, 9000)
 }
 
 /// The document the activity manager indexes (activityManager.ts), as
@@ -70,7 +56,7 @@ fn request_asks_for_the_window_oldest_first() {
     let req = api().request(&query(None)).unwrap();
     assert_eq!(req.method, reqwest::Method::POST);
     assert_eq!(req.url.as_str(), "https://opencti.example.com/graphql");
-    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json body") };
+    let body = &sent_json(&req);
     assert!(body["query"].as_str().unwrap().contains("orderBy: timestamp, orderMode: asc"));
     let v = &body["variables"];
     assert_eq!(v["types"], json!(["Activity"]));
@@ -85,7 +71,7 @@ fn request_asks_for_the_window_oldest_first() {
     assert_eq!(f[1]["values"], json!(["2024-05-01T11:00:00.001Z"]), "the end is rounded up, never cut short");
     let state = json!("WzE3MTQ1NTc2MDAxMjNd");
     let req = api().request(&query(Some(&state))).unwrap();
-    let Some(crate::sources::api::Body::Json(body)) = &req.body else { panic!("json body") };
+    let body = &sent_json(&req);
     assert_eq!(body["variables"]["after"], state);
 }
 

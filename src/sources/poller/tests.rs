@@ -3,28 +3,34 @@ use super::*;
 use crate::config::units::Rate;
 use crate::event::Event;
 use crate::sources::api::{ApiPage, ApiRequest, ApiResponse, Next, Query, SourceApi};
+use crate::sources::testkit::t;
 use crate::sources::SourceError;
 use serde_json::Value;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use tokio_util::sync::CancellationToken;
 
-fn demo_poller(state: Arc<State>, now_ms: Arc<AtomicI64>, lag: Duration) -> Poller {
-    let mut cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
-    cfg.rate = Some(Rate::parse("100/s").unwrap());
-    let api = Box::new(crate::sources::demo::Demo::new(&cfg));
-    let t0 = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z").unwrap().with_timezone(&Utc);
-    let clock: Clock =
-        Arc::new(move || DateTime::from_timestamp_millis(now_ms.load(AtomicOrdering::SeqCst)).unwrap_or_default());
+/// The one poller fixture: `api` named `name`, starting at `start`,
+/// `page_size` events a page, no lag or lookback, on `clock`, with no
+/// journal limits and page permits of its own (other tests' pages must not
+/// decide whether a walk reads ahead). Tests change what they need.
+fn poller(
+    state: Arc<State>,
+    name: &str,
+    api: Box<dyn SourceApi>,
+    start: DateTime<Utc>,
+    page_size: u32,
+    clock: Clock,
+) -> Poller {
     let settings = Settings {
-        name: "demo".into(),
-        interval: Duration::from_secs(1),
-        start_at: StartAt::At(t0),
-        page_size: 50,
-        lag,
+        name: name.into(),
+        interval: Duration::from_secs(60),
+        start_at: StartAt::At(start),
+        page_size,
+        lag: Duration::ZERO,
         lookback: Duration::ZERO,
         max_window: None,
         timeout: Duration::from_secs(5),
-        max_response_size: 1 << 20,
+        max_response_size: 1 << 24,
         rate_limit: None,
         headers: Default::default(),
     };
@@ -37,6 +43,21 @@ fn demo_poller(state: Arc<State>, now_ms: Arc<AtomicI64>, lag: Duration) -> Poll
         pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
     };
     Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
+}
+
+/// The demo source, pages of 50, from 2024-05-01T10:00:00Z, on a clock
+/// the test moves.
+fn demo_poller(state: Arc<State>, now_ms: Arc<AtomicI64>, lag: Duration) -> Poller {
+    let mut cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
+    cfg.rate = Some(Rate::parse("100/s").unwrap());
+    let api = Box::new(crate::sources::demo::Demo::new(&cfg));
+    let clock: Clock =
+        Arc::new(move || DateTime::from_timestamp_millis(now_ms.load(AtomicOrdering::SeqCst)).unwrap_or_default());
+    let mut p = poller(state, "demo", api, t("2024-05-01T10:00:00Z"), 50, clock);
+    p.settings.interval = Duration::from_secs(1);
+    p.settings.lag = lag;
+    p.settings.max_response_size = 1 << 20;
+    p
 }
 
 /// A demo-source poller on a scratch state, and the demo API itself.
@@ -245,30 +266,8 @@ impl SourceApi for Paged {
 /// `api.per` events.
 fn paged_poller(state: Arc<State>, api: Paged) -> Poller {
     let now = DateTime::from_timestamp_millis(T0_MS + 3_600_000).unwrap();
-    let settings = Settings {
-        name: "paged".into(),
-        interval: Duration::from_secs(60),
-        start_at: StartAt::At(DateTime::from_timestamp_millis(T0_MS).unwrap()),
-        page_size: api.per as u32,
-        lag: Duration::ZERO,
-        lookback: Duration::ZERO,
-        max_window: None,
-        timeout: Duration::from_secs(5),
-        max_response_size: 1 << 24,
-        rate_limit: None,
-        headers: Default::default(),
-    };
-    let ctx = SourceContext {
-        state,
-        metrics: Arc::new(Metrics::default()),
-        clock: Arc::new(move || now),
-        max_journal_bytes: u64::MAX,
-        run_ahead_bytes: u64::MAX,
-        // Its own permits: other tests' pages must not decide
-        // whether this walk reads ahead.
-        pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
-    };
-    Poller::new(settings, Box::new(api), reqwest::Client::new(), Auth::None, ctx)
+    let (start, per) = (DateTime::from_timestamp_millis(T0_MS).unwrap(), api.per as u32);
+    poller(state, "paged", Box::new(api), start, per, Arc::new(move || now))
 }
 
 /// The next page is fetched while the current one is normalised, and
@@ -342,7 +341,9 @@ async fn long_walk_keeps_the_cursor_small_and_takes_each_event_once() {
 /// Regression: during an oldest-first walk the cursor committed with
 /// each page kept every id taken since the walk began, so a catch-up
 /// rewrote an ever larger cursor per page (quadratic).
-#[tokio::test]
+// Paused time: the walk's back-pressure waits and the stop after 500 ms
+// advance exactly, without sleeping.
+#[tokio::test(start_paused = true)]
 async fn cursor_committed_mid_walk_stays_small() {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open(dir.path()).unwrap());
@@ -367,7 +368,9 @@ async fn cursor_committed_mid_walk_stays_small() {
 /// ahead of them (quietly: the journal is not full); once an output is
 /// down the same walk goes on towards `max_journal_size`, and it ends
 /// with every event journaled once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time (so one thread): the walk's back-pressure waits and the
+// 300 ms between looks advance exactly, without sleeping.
+#[tokio::test(start_paused = true)]
 async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open(dir.path()).unwrap());

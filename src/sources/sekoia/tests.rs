@@ -1,14 +1,10 @@
 use super::*;
-use crate::state::Window;
+use crate::sources::testkit::{self, resp, sent_json, t, window};
 
 /// The three event samples of Sekoia's integration catalogue
 /// (`sekoiaio-activity-logs_do_not_edit_manually.md`), as the intake
 /// normalises them.
 const SAMPLES: &str = include_str!("samples.json");
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
 
 fn api(cap: u64) -> Sekoia {
     Sekoia::new(&url::Url::parse("https://app.sekoia.io/api").unwrap(), cap)
@@ -17,26 +13,15 @@ fn api(cap: u64) -> Sekoia {
 const FROM: &str = "2024-05-01T10:00:00.1234567Z";
 const TO: &str = "2024-05-01T11:00:00Z";
 
-fn query<'a>(state: Option<&'a Value>) -> Query<'a> {
-    Query { window: Window { from: t(FROM), to: t(TO) }, page: 0, offset: 0, state, page_size: 100 }
-}
-
-fn resp(body: Value) -> ApiResponse {
-    ApiResponse { status: 200, headers: Default::default(), body: serde_json::to_vec(&body).unwrap().into() }
-}
-
-fn json_of(req: &ApiRequest) -> Value {
-    match &req.body {
-        Some(crate::sources::api::Body::Json(v)) => v.clone(),
-        other => panic!("expected a JSON body, got {other:?}"),
-    }
+fn query(state: Option<&Value>) -> Query<'_> {
+    testkit::query(window(FROM, TO), state, 100)
 }
 
 /// Walk one step: the request, then the page parsed from `answer`.
 fn step(a: &Sekoia, state: Option<&Value>, answer: Value) -> (ApiRequest, ApiPage) {
     let q = query(state);
     let req = a.request(&q).unwrap();
-    let page = a.parse(&q, &resp(answer)).unwrap();
+    let page = a.parse(&q, &resp(200, &answer)).unwrap();
     (req, page)
 }
 
@@ -53,7 +38,7 @@ fn full_job_flow_creates_waits_and_pages() {
     let (req, p) = step(&a, None, json!({ "uuid": "job-1" }));
     assert_eq!(req.method, reqwest::Method::POST);
     assert_eq!(req.url.as_str(), "https://app.sekoia.io/api/v1/sic/conf/events/search/jobs");
-    let body = json_of(&req);
+    let body = sent_json(&req);
     assert_eq!(body["term"], json!(format!("sekoiaio.intake.dialect_uuid:\"{DIALECT_UUID}\"")));
     assert_eq!(body["earliest_time"], "2024-05-01T10:00:00.123456Z");
     assert_eq!(body["latest_time"], "2024-05-01T11:00:00.000000Z");
@@ -102,7 +87,7 @@ fn a_job_at_the_cap_is_split_and_searched_again() {
     assert!(p.events.is_empty(), "a possibly truncated job is set aside");
     let s = next_state(&p);
     let (req, p) = step(&a, Some(&s), json!({ "uuid": "j2" }));
-    let body = json_of(&req);
+    let body = sent_json(&req);
     assert_eq!(body["earliest_time"], "2024-05-01T10:00:00.123456Z");
     assert_eq!(body["latest_time"], "2024-05-01T10:30:00.061729Z");
     // The second half follows the first once the first is read.
@@ -112,8 +97,8 @@ fn a_job_at_the_cap_is_split_and_searched_again() {
     let (_, p) = step(&a, Some(&s), json!({ "items": [{ "event": { "id": "y" } }], "total": 1 }));
     assert_eq!(p.events.len(), 1);
     let (req, _) = step(&a, Some(&next_state(&p)), json!({ "uuid": "j3" }));
-    assert_eq!(json_of(&req)["earliest_time"], "2024-05-01T10:30:00.061728Z");
-    assert_eq!(json_of(&req)["latest_time"], "2024-05-01T11:00:00.000000Z");
+    assert_eq!(sent_json(&req)["earliest_time"], "2024-05-01T10:30:00.061728Z");
+    assert_eq!(sent_json(&req)["latest_time"], "2024-05-01T11:00:00.000000Z");
 }
 
 #[test]
@@ -132,7 +117,7 @@ fn failures_of_the_job_are_loud() {
         (Some(&tiny), json!({ "items": [], "total": 9 }), "more than one search job holds"),
     ];
     for (s, body, want) in cases {
-        let e = a.parse(&query(s), &resp(body)).unwrap_err();
+        let e = a.parse(&query(s), &resp(200, &body)).unwrap_err();
         assert!(e.0.contains(want), "{e} should contain {want:?}");
     }
     assert!(
@@ -203,7 +188,7 @@ const SEARCH_EVENTS: &str = include_str!("search_events_sample.json");
 /// Read `body` as the results page of a finished job.
 fn results_page(a: &Sekoia, body: Value) -> ApiPage {
     let s = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
-    a.parse(&query(Some(&s)), &resp(body)).unwrap()
+    a.parse(&query(Some(&s)), &resp(200, &body)).unwrap()
 }
 
 fn events_of(a: &Sekoia, page: &ApiPage) -> Vec<crate::event::Event> {
