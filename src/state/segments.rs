@@ -432,12 +432,12 @@ impl Segments {
 
     /// Whether [`Segments::delete_passed`] has anything to do for `low`.
     pub fn has_passed(&self, low: u64) -> bool {
+        // The writer first, then the files, never both at once: `append`
+        // takes the writer and then the files (rotation).
+        let recycle = recyclable(&lock(&self.writer), low);
         let files = lock(&self.files);
         let deletable = files.len() > 1 && files.front().is_some_and(|s| s.end.load(Ordering::Relaxed) <= low);
-        let recycle = files.len() == 1
-            && files.back().is_some_and(|s| s.end.load(Ordering::Relaxed) <= low)
-            && lock(&self.writer).len >= RECYCLE_BYTES;
-        deletable || recycle
+        deletable || (files.len() == 1 && recycle)
     }
 
     /// Delete the segments whose entries are all below `low` (never the
@@ -447,7 +447,7 @@ impl Segments {
     pub fn delete_passed(&self, low: u64) -> Result<usize, JournalError> {
         {
             let mut w = lock(&self.writer);
-            if w.active.end.load(Ordering::Relaxed) <= low && w.len >= RECYCLE_BYTES && w.broken.is_none() {
+            if recyclable(&w, low) {
                 self.rotate(&mut w)?;
             }
         }
@@ -469,6 +469,12 @@ impl Segments {
         }
         Ok(gone)
     }
+}
+
+/// Whether the active segment is large and every entry in it passed, so
+/// that a new one should take its place.
+fn recyclable(w: &Writer, low: u64) -> bool {
+    w.active.end.load(Ordering::Relaxed) <= low && w.len >= RECYCLE_BYTES && w.broken.is_none()
 }
 
 /// Where a segment stopped reading well.
