@@ -3,8 +3,9 @@
 //! failure. Uses a throwaway state directory, so it works while the agent
 //! runs.
 
+use crate::config::output_types::Transport;
 use crate::config::secret::ProcessEnv;
-use crate::config::Config;
+use crate::config::{Config, OutputKind};
 use crate::sources::poller::SourceContext;
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
@@ -108,8 +109,8 @@ pub async fn probe_all(cfg: &Config) -> usize {
                 continue;
             }
         };
-        if s.kind != crate::config::SourceType::Demo
-            && !url_stages(&format!("source {}", s.name), s.url.as_deref(), s.tls.as_ref()).await
+        let spec = s.kind.spec();
+        if spec.makes_requests() && !url_stages(&format!("source {}", s.name), spec.url(), s.common.tls.as_ref()).await
         {
             failures += 1;
             continue;
@@ -124,7 +125,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
             Ok(n) => println!(
                 "ok    source {} ({}): request answered (credentials accepted), {n} event(s) in the last hour's first page",
                 s.name,
-                s.kind.as_str()
+                s.type_name()
             ),
             Err(crate::sources::SourceError::Cancelled) => {
                 failures += 1;
@@ -141,16 +142,24 @@ pub async fn probe_all(cfg: &Config) -> usize {
     for (i, o) in cfg.outputs.iter().enumerate() {
         let at = format!("output[{i}]");
         let what = format!("output {}", o.name);
-        let reachable = match (&o.url, &o.address) {
-            (Some(_), _) => url_stages(&what, o.url.as_deref(), o.tls.as_ref()).await,
-            (None, Some(addr)) => match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
-                Some((h, p)) => {
-                    let h = h.trim_start_matches('[').trim_end_matches(']');
-                    let tcp = o.transport.as_deref() != Some("udp");
-                    !tcp || stages(&what, h, p, o.tls.as_ref(), o.transport.as_deref() == Some("tls")).await
+        let tls = o.common.tls.as_ref();
+        let (url, address) = match &o.kind {
+            OutputKind::SplunkHec(c) => (c.url.as_deref(), None),
+            OutputKind::Syslog(c) => (None, c.address.as_deref().map(|a| (a, c.transport))),
+            OutputKind::Qradar(c) => (None, c.address.as_deref().map(|a| (a, c.transport))),
+            OutputKind::File(_) => (None, None),
+        };
+        let reachable = match (url, address) {
+            (Some(_), _) => url_stages(&what, url, tls).await,
+            (None, Some((addr, transport))) => {
+                match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+                    Some((h, p)) => {
+                        let h = h.trim_start_matches('[').trim_end_matches(']');
+                        transport == Transport::Udp || stages(&what, h, p, tls, transport == Transport::Tls).await
+                    }
+                    None => true,
                 }
-                None => true,
-            },
+            }
             _ => true,
         };
         if !reachable {
@@ -171,12 +180,10 @@ pub async fn probe_all(cfg: &Config) -> usize {
         match tokio::time::timeout(Duration::from_secs(30), sink.check_credentials()).await {
             Ok(Ok(())) => {
                 let what = match o.kind {
-                    crate::config::OutputType::SplunkHec => {
-                        "reachable, token accepted (an empty POST, nothing written)"
-                    }
+                    OutputKind::SplunkHec(_) => "reachable, token accepted (an empty POST, nothing written)",
                     _ => "reachable and accepting",
                 };
-                println!("ok    output {} ({}): {what}", o.name, o.kind.as_str());
+                println!("ok    output {} ({}): {what}", o.name, o.type_name());
             }
             Ok(Err(e)) => {
                 failures += 1;

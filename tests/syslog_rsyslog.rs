@@ -420,8 +420,8 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
     }
     let settings = DriverSettings {
         name: cfg.name.clone(),
-        batch: cfg.batch,
-        max_eps: cfg.max_eps,
+        batch: cfg.common.batch,
+        max_eps: cfg.common.max_eps,
         retry_max_interval: Duration::from_secs(1),
         max_in_flight: 1,
     };

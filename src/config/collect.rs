@@ -5,10 +5,17 @@
 //! set aside and the table read again without it, so the problems of the
 //! other keys and tables are found too, and validation then runs on what
 //! was read. Each problem names the line it is on ([`annotate_lines`]).
+//!
+//! A `[[source]]` or `[[output]]` table is read in two passes: its `name`,
+//! `type` and common keys first, then the rest into the struct of its type
+//! ([`super::source`]).
 
-use super::model::{AgentConfig, Config, OutputConfig, SourceConfig};
+use super::model::{AgentConfig, Config};
+use super::output::{OutputCommon, OutputConfig, OutputKind};
+use super::source::{SourceCommon, SourceConfig, SourceKind};
 use super::Problem;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Visitor};
+use serde::Deserialize;
 use serde_path_to_error::Segment;
 use toml::Value;
 
@@ -16,11 +23,13 @@ use toml::Value;
 /// have so many keys; this bounds the loop).
 const MAX_RETRIES: usize = 64;
 
-/// The configuration as far as it could be read, and every problem found
-/// while reading it (before validation).
-pub fn read(text: &str) -> (Config, Vec<Problem>) {
+/// The configuration as far as it could be read, every problem found
+/// while reading it (before validation), and whether a whole `[[source]]`
+/// or `[[output]]` table had to be dropped (a required key missing, an
+/// unknown `type`).
+pub fn read(text: &str) -> (Config, Vec<Problem>, bool) {
     let mut problems = Vec::new();
-    let mut cfg = Config { agent: AgentConfig::default(), sources: Vec::new(), outputs: Vec::new() };
+    let mut cfg = Config::default();
     let table: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
@@ -29,7 +38,7 @@ pub fn read(text: &str) -> (Config, Vec<Problem>) {
                 message = format!("{message} (line {})", line_at(text, span.start));
             }
             problems.push(Problem { path: "(file)".into(), message });
-            return (cfg, problems);
+            return (cfg, problems, true);
         }
     };
     let mut table = table;
@@ -38,11 +47,17 @@ pub fn read(text: &str) -> (Config, Vec<Problem>) {
             cfg.agent = a;
         }
     }
+    let tables = |v: &Value| v.as_array().map_or(1, Vec::len);
+    let mut dropped = false;
     if let Some(value) = table.remove("source") {
-        cfg.sources = array_of::<SourceConfig>("source", value, &mut problems);
+        let n = tables(&value);
+        cfg.sources = array_of("source", value, &mut problems, read_source);
+        dropped |= cfg.sources.len() != n;
     }
     if let Some(value) = table.remove("output") {
-        cfg.outputs = array_of::<OutputConfig>("output", value, &mut problems);
+        let n = tables(&value);
+        cfg.outputs = array_of("output", value, &mut problems, read_output);
+        dropped |= cfg.outputs.len() != n;
     }
     for other in table.keys() {
         problems.push(Problem {
@@ -52,15 +67,20 @@ pub fn read(text: &str) -> (Config, Vec<Problem>) {
             ),
         });
     }
-    (cfg, problems)
+    (cfg, problems, dropped)
 }
 
-fn array_of<T: DeserializeOwned>(name: &str, value: Value, problems: &mut Vec<Problem>) -> Vec<T> {
+fn array_of<T>(
+    name: &str,
+    value: Value,
+    problems: &mut Vec<Problem>,
+    read: fn(&str, Value, &mut Vec<Problem>) -> Option<T>,
+) -> Vec<T> {
     match value {
         Value::Array(items) => items
             .into_iter()
             .enumerate()
-            .filter_map(|(i, item)| table_of(&format!("{name}[{i}]"), item, problems))
+            .filter_map(|(i, item)| read(&format!("{name}[{i}]"), item, problems))
             .collect(),
         other => {
             problems.push(Problem {
@@ -72,6 +92,115 @@ fn array_of<T: DeserializeOwned>(name: &str, value: Value, problems: &mut Vec<Pr
     }
 }
 
+fn read_source(at: &str, value: Value, problems: &mut Vec<Problem>) -> Option<SourceConfig> {
+    let (name, type_name, common, rest) = split_component::<SourceCommon>(at, value, problems)?;
+    let kind = type_name.and_then(|t| SourceKind::read(&t, at, rest, problems));
+    Some(SourceConfig { name: name?, common: common?, kind: kind? })
+}
+
+fn read_output(at: &str, value: Value, problems: &mut Vec<Problem>) -> Option<OutputConfig> {
+    let (name, type_name, common, rest) = split_component::<OutputCommon>(at, value, problems)?;
+    let kind = type_name.and_then(|t| OutputKind::read(&t, at, rest, problems));
+    Some(OutputConfig { name: name?, common: common?, kind: kind? })
+}
+
+/// The first pass over a `[[source]]` or `[[output]]` table: its `name`,
+/// its `type`, its common keys `C` (each `None` when it could not be read,
+/// the problem reported), and the table of the remaining keys.
+type Split<C> = (Option<String>, Option<String>, Option<C>, Value);
+
+fn split_component<C: DeserializeOwned>(at: &str, value: Value, problems: &mut Vec<Problem>) -> Option<Split<C>> {
+    let Value::Table(mut table) = value else {
+        problems.push(Problem { path: at.to_owned(), message: format!("is a {}, not a table", value.type_str()) });
+        return None;
+    };
+    let name = required_string(at, "name", table.remove("name"), problems);
+    let type_name = required_string(at, "type", table.remove("type"), problems);
+    let common_keys = field_names::<C>();
+    let (common, rest): (toml::Table, toml::Table) =
+        table.into_iter().partition(|(k, _)| common_keys.contains(&k.as_str()));
+    let common = table_of::<C>(at, Value::Table(common), problems);
+    Some((name, type_name, common, Value::Table(rest)))
+}
+
+fn required_string(at: &str, key: &str, value: Option<Value>, problems: &mut Vec<Problem>) -> Option<String> {
+    let path = format!("{at}.{key}");
+    let Some(value) = value else {
+        problems.push(Problem { path, message: format!("missing field `{key}`") });
+        return None;
+    };
+    String::deserialize(value).map_err(|e| problems.push(Problem { path, message: clean(e.to_string()) })).ok()
+}
+
+/// A `type` no registry line declares.
+pub(crate) fn unknown_type(at: &str, type_name: &str, names: &[&str], problems: &mut Vec<Problem>) {
+    let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    problems.push(Problem {
+        path: format!("{at}.type"),
+        message: format!("unknown variant `{type_name}`, expected one of {}", names.join(", ")),
+    });
+}
+
+/// Read the keys of a component's type (`what` = `"source"`) into its
+/// struct `T`. A key `T` does not declare but another type of the same
+/// component does (`others`) is reported as not a key of this type.
+pub(crate) fn typed_table<T: DeserializeOwned>(
+    at: &str,
+    value: Value,
+    type_name: &str,
+    what: &str,
+    others: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let first = problems.len();
+    let read = table_of::<T>(at, value, problems);
+    for p in &mut problems[first..] {
+        let unknown = p.message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+        if unknown.is_some_and(|key| others.contains(&key) && p.path == format!("{at}.{key}")) {
+            p.message = format!("is not a key of a {type_name} {what}");
+        }
+    }
+    read
+}
+
+/// The keys a struct declares (serde's derive names them when it asks the
+/// deserializer for a struct); empty for anything else.
+pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Names<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Names<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("names only"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Names(&mut fields));
+    fields
+}
+
+/// A deserializer's message without the TOML value deserializer's
+/// "\nin `key`" (the path says it).
+fn clean(message: String) -> String {
+    let mut message = message.trim().to_owned();
+    if let Some(cut) = message.find("\nin `") {
+        message.truncate(cut);
+    }
+    message
+}
+
 /// Read one table, reporting each failing key and retrying without it.
 fn table_of<T: DeserializeOwned>(at: &str, mut value: Value, problems: &mut Vec<Problem>) -> Option<T> {
     let mut set_aside: Vec<String> = Vec::new();
@@ -81,13 +210,9 @@ fn table_of<T: DeserializeOwned>(at: &str, mut value: Value, problems: &mut Vec<
             Err(e) => e,
         };
         let segments: Vec<Segment> = err.path().iter().cloned().collect();
-        let inner = err.into_inner().to_string();
-        let mut message = inner.trim().to_owned();
-        // The TOML value deserializer adds "\nin `key`": the path says it.
-        if let Some(cut) = message.find("\nin `") {
-            message.truncate(cut);
-        }
-        if let Some(cut) = message.find(", expected one of") {
+        let mut message = clean(err.into_inner().to_string());
+        let unknown_key = message.starts_with("unknown field `");
+        if let Some(cut) = message.find(", expected").filter(|_| unknown_key) {
             message.truncate(cut);
             message.push_str(" (config.example.toml lists every key)");
         }

@@ -6,7 +6,7 @@
 //! away with the batches confirmed in it.
 
 use super::{Delivery, SendError, Sink};
-use crate::config::OutputConfig;
+use crate::config::output_types::FileConfig;
 use crate::event::{Event, Payload};
 use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
@@ -35,9 +35,9 @@ async fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 impl FileSink {
     /// From config (`path` is required by validation; `-` is stdout).
-    pub fn new(cfg: &OutputConfig) -> Self {
+    pub fn new(cfg: &FileConfig) -> Self {
         let path = cfg.path.clone().filter(|p| p.as_os_str() != "-");
-        FileSink { path, payload: cfg.payload_kind(), file: None, opened: None, buf: Vec::new() }
+        FileSink { path, payload: cfg.payload.payload(), file: None, opened: None, buf: Vec::new() }
     }
 
     async fn open(&mut self) -> Result<&mut tokio::fs::File, SendError> {
@@ -137,8 +137,8 @@ mod tests {
             "[[source]]\nname = \"demo\"\ntype = \"demo\"\n\n[[output]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\n",
             path.display()
         );
-        let cfg = crate::config::parse(&text).unwrap_or_else(|p| panic!("{p:?}"));
-        FileSink::new(&cfg.outputs[0])
+        let mut cfg = crate::config::parse(&text).unwrap_or_else(|p| panic!("{p:?}"));
+        FileSink::new(&cfg.outputs.remove(0).kind.try_into().unwrap())
     }
 
     fn event(id: &str) -> Event {

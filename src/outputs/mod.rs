@@ -8,7 +8,7 @@ pub mod splunk_hec;
 pub mod syslog;
 
 use crate::config::secret::Env;
-use crate::config::{OutputConfig, OutputType, Problem};
+use crate::config::{OutputConfig, OutputKind, Problem};
 use crate::event::Event;
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
@@ -140,11 +140,9 @@ impl AnySink {
 /// The `max_eps` an output type gets when the config sets none: QRadar's
 /// licence is per EPS and QRadar drops what overflows its burst queue, so the
 /// agent paces to IBM's own collector default of 5,000.
-pub fn default_max_eps(kind: OutputType) -> Option<u32> {
-    match kind {
-        OutputType::Qradar => Some(syslog::QRADAR_DEFAULT_MAX_EPS),
-        _ => None,
-    }
+/// (Each type says it: [`crate::config::output::OutputSpec::default_max_eps`].)
+pub fn default_max_eps(kind: &OutputKind) -> Option<u32> {
+    kind.spec().default_max_eps()
 }
 
 /// Build a sink from its configuration. `at` is its key path (`output[1]`).
@@ -156,10 +154,10 @@ pub fn build(
     hostname: &str,
     channel: String,
 ) -> Result<AnySink, Vec<Problem>> {
-    match cfg.kind {
-        OutputType::SplunkHec => splunk_hec::Hec::build(cfg, at, env, hostname, channel).map(AnySink::Hec),
-        OutputType::File => Ok(AnySink::File(file::FileSink::new(cfg))),
-        OutputType::Syslog | OutputType::Qradar => {
+    match &cfg.kind {
+        OutputKind::SplunkHec(_) => splunk_hec::Hec::build(cfg, at, env, hostname, channel).map(AnySink::Hec),
+        OutputKind::File(file) => Ok(AnySink::File(file::FileSink::new(file))),
+        OutputKind::Syslog(_) | OutputKind::Qradar(_) => {
             syslog::SyslogSink::build(cfg, at, hostname).map(|s| AnySink::Syslog(Box::new(s)))
         }
     }
@@ -169,17 +167,17 @@ pub fn build(
 /// connecting anywhere.
 pub fn check_secrets(cfg: &OutputConfig, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
-    if cfg.kind == OutputType::SplunkHec {
+    if let OutputKind::SplunkHec(hec) = &cfg.kind {
         crate::config::secret::need_secret(
             &mut problems,
             at,
             "token",
-            cfg.token.as_ref(),
-            cfg.token_file.as_deref(),
+            hec.token.as_ref(),
+            hec.token_file.as_deref(),
             env,
         );
     }
-    if let Some(tls) = &cfg.tls {
+    if let Some(tls) = &cfg.common.tls {
         if let Err(e) = crate::transport::tls::client_config(Some(tls)) {
             problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() });
         }

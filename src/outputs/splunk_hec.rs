@@ -19,7 +19,7 @@
 
 use super::{Delivery, SendError, Sink};
 use crate::config::secret::{Env, Secret};
-use crate::config::{OutputConfig, Problem};
+use crate::config::{OutputConfig, OutputKind, Problem};
 use crate::event::{Event, Payload};
 use crate::transport::http::{error_chain, excerpt, read_body};
 use flate2::write::GzEncoder;
@@ -78,14 +78,20 @@ enum Posted {
 }
 
 impl Hec {
-    /// Build from config: resolves the token and the channel.
+    /// Build from a `splunk_hec` output's config (checked when it was
+    /// read): resolves the token and the channel.
     pub fn build(
-        cfg: &OutputConfig,
+        output: &OutputConfig,
         at: &str,
         env: &dyn Env,
         hostname: &str,
         channel: String,
     ) -> Result<Self, Vec<Problem>> {
+        let OutputKind::SplunkHec(cfg) = &output.kind else {
+            let message = format!("a {} output is not a splunk_hec output", output.type_name());
+            return Err(vec![Problem { path: format!("{at}.type"), message }]);
+        };
+        let common = &output.common;
         let mut problems = Vec::new();
         let token = crate::config::secret::need_secret(
             &mut problems,
@@ -100,7 +106,7 @@ impl Hec {
             problems.push(Problem { path: format!("{at}.url"), message: "is not a URL".into() });
         }
         let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
-        let client = crate::transport::http::client(cfg.tls.as_ref(), timeout)
+        let client = crate::transport::http::client(common.tls.as_ref(), timeout)
             .map_err(|e| problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() }))
             .ok();
         let (Some(token), Some(base), Some(client), true) = (token, base, client, problems.is_empty()) else {
@@ -119,7 +125,7 @@ impl Hec {
             sourcetype: cfg.sourcetype.clone().unwrap_or_else(|| DEFAULT_SOURCETYPE.into()),
             source: cfg.source.clone(),
             host: hostname.to_owned(),
-            payload: cfg.payload_kind(),
+            payload: cfg.payload.payload(),
         })
     }
 

@@ -43,7 +43,9 @@
 //! receiver can dedupe on `event.id` after a resend.
 
 use super::{Delivery, SendError, Sink};
-use crate::config::{OutputConfig, OutputType, Problem};
+use crate::config::output_types::{QradarConfig, SyslogConfig, SyslogFormat, SyslogPayload};
+use crate::config::units::{Dur, Size};
+use crate::config::{OutputConfig, OutputKind, Problem, TlsConfig};
 use crate::encode::leef::Delimiter;
 use crate::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, SyslogHeader};
 use crate::event::{Event, Payload};
@@ -60,7 +62,7 @@ pub const DEFAULT_APP_NAME: &str = "auditrelay";
 
 /// `max_eps` of a `qradar` output without one: IBM's Disconnected Log
 /// Collector default (the value `outputs::default_max_eps` gives).
-pub const QRADAR_DEFAULT_MAX_EPS: u32 = 5000;
+pub use crate::config::output_types::QRADAR_DEFAULT_MAX_EPS;
 
 /// `max_message_size` of a `syslog` output over UDP without one: rsyslog's
 /// default maximum message size.
@@ -143,74 +145,103 @@ fn problem(at: &str, key: &str, message: impl Into<String>) -> Problem {
     Problem { path: format!("{at}.{key}"), message: message.into() }
 }
 
+/// What both output types set up a sender from, their own keys read.
+struct Settings<'a> {
+    name: &'a str,
+    tls: Option<&'a TlsConfig>,
+    address: Option<&'a str>,
+    transport: Transport,
+    framing: Framing,
+    facility: Facility,
+    app_name: &'a str,
+    max_message_size: Option<Size>,
+    udp_max_message_size: usize,
+    truncate: Option<bool>,
+    timeout: Option<Dur>,
+    encoding: Encoding,
+}
+
+impl<'a> Settings<'a> {
+    fn syslog(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a SyslogConfig) -> Self {
+        let body = match c.payload {
+            SyslogPayload::Json => Body::Json(Payload::Normalised),
+            SyslogPayload::Raw => Body::Json(Payload::Raw),
+            SyslogPayload::Cef => Body::Cef,
+        };
+        Settings {
+            name,
+            tls,
+            address: c.address.as_deref(),
+            transport: c.transport,
+            framing: c.framing.unwrap_or(Framing::OctetCounting),
+            facility: c.facility.unwrap_or(DEFAULT_FACILITY),
+            app_name: c.app_name.as_deref().unwrap_or(DEFAULT_APP_NAME),
+            max_message_size: c.max_message_size,
+            udp_max_message_size: SYSLOG_UDP_MAX_MESSAGE_SIZE,
+            truncate: c.truncate,
+            timeout: c.timeout,
+            encoding: match c.format {
+                SyslogFormat::Rfc5424 => Encoding::Rfc5424(body),
+                SyslogFormat::Rfc3164 => Encoding::Rfc3164(body),
+            },
+        }
+    }
+
+    fn qradar(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a QradarConfig) -> Self {
+        Settings {
+            name,
+            tls,
+            address: c.address.as_deref(),
+            transport: c.transport,
+            framing: c.framing.unwrap_or(qradar_framing(c.transport)),
+            facility: c.facility.unwrap_or(DEFAULT_FACILITY),
+            app_name: DEFAULT_APP_NAME,
+            max_message_size: c.max_message_size,
+            udp_max_message_size: QRADAR_UDP_MAX_MESSAGE_SIZE,
+            truncate: c.truncate,
+            timeout: None,
+            encoding: Encoding::Leef(c.delimiter.unwrap_or(Delimiter::TAB)),
+        }
+    }
+}
+
 impl SyslogSink {
-    /// Build from config: checks the settings and loads the TLS files; the
-    /// connection is made on the first send or health check.
+    /// Build from a `syslog` or `qradar` output's config (checked when it
+    /// was read): loads the TLS files; the connection is made on the first
+    /// send or health check.
     pub fn build(cfg: &OutputConfig, at: &str, hostname: &str) -> Result<Self, Vec<Problem>> {
+        let tls = cfg.common.tls.as_ref();
+        let settings = match &cfg.kind {
+            OutputKind::Syslog(c) => Settings::syslog(&cfg.name, tls, c),
+            OutputKind::Qradar(c) => Settings::qradar(&cfg.name, tls, c),
+            other => {
+                let message = format!("a {} output is not a syslog output", other.type_name());
+                return Err(vec![problem(at, "type", message)]);
+            }
+        };
+        Self::from_settings(settings, at, hostname)
+    }
+
+    fn from_settings(cfg: Settings<'_>, at: &str, hostname: &str) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let qradar = cfg.kind == OutputType::Qradar;
-        let transport = match cfg.transport.as_deref().unwrap_or("tcp").parse::<Transport>() {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(problem(at, "transport", e.to_string()));
-                Transport::Tcp
-            }
-        };
-        let default_framing = if qradar { qradar_framing(transport) } else { Framing::OctetCounting };
-        let framing = cfg.framing.as_deref().map_or(Ok(default_framing), str::parse).unwrap_or_else(|e| {
-            problems.push(problem(at, "framing", e.to_string()));
-            default_framing
-        });
-        let facility = cfg.facility.as_deref().map_or(Ok(DEFAULT_FACILITY), str::parse).unwrap_or_else(|e| {
-            problems.push(problem(at, "facility", e.to_string()));
-            DEFAULT_FACILITY
-        });
-        let encoding = if qradar {
-            let delimiter = cfg.delimiter.as_deref().map_or(Ok(Delimiter::TAB), str::parse).unwrap_or_else(|e| {
-                problems.push(problem(at, "delimiter", e.to_string()));
-                Delimiter::TAB
-            });
-            if cfg.payload.as_deref().is_some_and(|p| p != "leef") {
-                problems.push(problem(at, "payload", "a qradar output sends LEEF only (payload = \"leef\")"));
-            }
-            Encoding::Leef(delimiter)
-        } else {
-            let body = match cfg.payload.as_deref() {
-                None | Some("json") | Some("normalised") => Body::Json(Payload::Normalised),
-                Some("raw") => Body::Json(Payload::Raw),
-                Some("cef") => Body::Cef,
-                Some(other) => {
-                    problems.push(problem(at, "payload", format!("{other:?} must be one of json, cef, raw")));
-                    Body::Json(Payload::Normalised)
-                }
-            };
-            match cfg.format.as_deref() {
-                None | Some("rfc5424") => Encoding::Rfc5424(body),
-                Some("rfc3164") => Encoding::Rfc3164(body),
-                Some(other) => {
-                    problems.push(problem(at, "format", format!("{other:?} must be rfc5424 or rfc3164")));
-                    Encoding::Rfc5424(body)
-                }
-            }
-        };
-        let Some(address) = cfg.address.as_deref() else {
+        let transport = cfg.transport;
+        let Some(address) = cfg.address else {
             problems.push(problem(at, "address", "is required (host:port)"));
             return Err(problems);
         };
-        let udp_default = if qradar { QRADAR_UDP_MAX_MESSAGE_SIZE } else { SYSLOG_UDP_MAX_MESSAGE_SIZE };
         let max_message_size = cfg
             .max_message_size
             .map(|s| usize::try_from(s.bytes()).unwrap_or(usize::MAX))
-            .or((transport == Transport::Udp).then_some(udp_default));
+            .or((transport == Transport::Udp).then_some(cfg.udp_max_message_size));
         let mut sender_cfg = SenderConfig::new(with_default_port(address, transport), transport);
-        sender_cfg.framing = framing;
+        sender_cfg.framing = cfg.framing;
         sender_cfg.max_message_size = max_message_size;
         sender_cfg.truncate = cfg.truncate.unwrap_or(true);
-        sender_cfg.tls = cfg.tls.clone();
+        sender_cfg.tls = cfg.tls.cloned();
         if let Some(t) = cfg.timeout {
             sender_cfg.write_timeout = t.get().max(Duration::from_secs(1));
         }
-        if transport == Transport::Tls && cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+        if transport == Transport::Tls && cfg.tls.is_some_and(|t| t.insecure_skip_verify) {
             tracing::warn!(output = %cfg.name, "tls.insecure_skip_verify = true: the receiver's certificate is NOT verified; anyone on the path can read and alter these events");
         }
         if transport == Transport::Udp {
@@ -224,15 +255,15 @@ impl SyslogSink {
             return Err(problems);
         };
         let header = SyslogHeader {
-            facility,
+            facility: cfg.facility,
             severity: None,
             hostname: hostname.to_owned(),
-            app_name: cfg.app_name.clone().unwrap_or_else(|| DEFAULT_APP_NAME.to_owned()),
+            app_name: cfg.app_name.to_owned(),
             procid: std::process::id().to_string(),
         };
         Ok(SyslogSink {
-            name: cfg.name.clone(),
-            encoding,
+            name: cfg.name.to_owned(),
+            encoding: cfg.encoding,
             header,
             device: Device::default(),
             sender,
@@ -339,7 +370,7 @@ mod tests {
         assert!(msg.starts_with(&want), "{msg}");
         let body: serde_json::Value = serde_json::from_str(&msg[msg.find("] ").unwrap() + 2..]).unwrap();
         assert_eq!(body["event"]["original"], "{\"id\":\"ev-1\"}");
-        assert_eq!(default_max_eps(OutputType::Syslog), None);
+        assert_eq!(default_max_eps(&cfg.kind), None);
     }
 
     #[test]
@@ -372,7 +403,7 @@ mod tests {
         let msg = String::from_utf8(sink.encode(&event())).unwrap();
         assert!(msg.starts_with("<132>Aug 22 12:00:00 relay01 LEEF:2.0|auditrelay|auditrelay|"), "{msg}");
         assert!(msg.contains("|login|x09|devTime=1787400000123\t"), "{msg}");
-        assert_eq!(default_max_eps(OutputType::Qradar), Some(5000));
+        assert_eq!(default_max_eps(&cfg.kind), Some(5000));
 
         // TLS Syslog: RFC 5425 framing, as the README says; overridable.
         let tls =
@@ -397,13 +428,13 @@ mod tests {
 
     #[test]
     fn build_reports_problems_with_key_paths() {
-        let mut cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\n");
-        cfg.delimiter = Some("abc".into());
-        cfg.transport = Some("sctp".into());
-        let problems = SyslogSink::build(&cfg, "output[3]", HOST).unwrap_err();
+        // A bad vocabulary is a problem of reading the file, never of build.
+        let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"sctp\"\ndelimiter = \"abc\"\n";
+        let problems = crate::config::parse(text).unwrap_err();
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths, ["output[3].transport", "output[3].delimiter"]);
-        cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"tls\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n");
+        assert_eq!(paths, ["output[0].delimiter", "output[0].transport"], "{problems:?}");
+        assert!(problems[1].message.starts_with("unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`"));
+        let cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"tls\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n");
         let problems = SyslogSink::build(&cfg, "output[0]", HOST).unwrap_err();
         assert_eq!(problems[0].path, "output[0].tls");
         assert!(problems[0].message.contains("/nonexistent/ca.pem"), "{}", problems[0].message);

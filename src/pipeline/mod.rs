@@ -277,7 +277,7 @@ fn start(
 ) {
     {
         let mut routes = running.routes.write().unwrap_or_else(|p| p.into_inner());
-        *routes = cfg.sources.iter().map(|s| (s.name.clone(), s.outputs.clone())).collect();
+        *routes = cfg.sources.iter().map(|s| (s.name.clone(), s.common.outputs.clone())).collect();
     }
     let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: hostname(cfg) };
     let (outputs, sources) = built;
@@ -285,10 +285,14 @@ fn start(
         let cancel = tasks.child_token();
         let settings = DriverSettings {
             name: o.name.clone(),
-            batch: o.batch,
-            max_eps: o.max_eps.or_else(|| crate::outputs::default_max_eps(o.kind)).filter(|n| *n > 0),
-            retry_max_interval: o.retry_max_interval.get(),
-            max_in_flight: o.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT) as usize,
+            batch: o.common.batch,
+            max_eps: o.common.max_eps.or_else(|| crate::outputs::default_max_eps(&o.kind)).filter(|n| *n > 0),
+            retry_max_interval: o.common.retry_max_interval.get(),
+            max_in_flight: match &o.kind {
+                crate::config::OutputKind::SplunkHec(hec) => hec.max_in_flight,
+                _ => None,
+            }
+            .unwrap_or(DEFAULT_MAX_IN_FLIGHT) as usize,
         };
         rt.metrics.register_output(&o.name);
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());

@@ -89,7 +89,7 @@ pub fn report(cfg: &Config, state: &State) -> Result<Report, StateError> {
         let st = state.status("source", &s.name)?;
         sources.push(SourceReport {
             name: s.name.clone(),
-            kind: s.kind.as_str().into(),
+            kind: s.type_name().into(),
             cursor: cursor.as_ref().and_then(|c| c.time).map(crate::event::rfc3339),
             cursor_ids: cursor.as_ref().map_or(0, |c| c.taken.len()),
             window_open: cursor.as_ref().is_some_and(|c| c.window.is_some()),
@@ -105,7 +105,7 @@ pub fn report(cfg: &Config, state: &State) -> Result<Report, StateError> {
         let st = state.status("output", &o.name)?;
         outputs.push(OutputReport {
             name: o.name.clone(),
-            kind: o.kind.as_str().into(),
+            kind: o.type_name().into(),
             offset,
             backlog: offset.map_or(0, |off| tail.saturating_sub(off)),
             dead_letters: state.dead_letter_count(&o.name),

@@ -7,8 +7,11 @@
 //! whole poller: cursor, journal, dedupe, outputs.
 
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Wanted};
+use super::auth::Auth;
+use crate::config::secret::Env;
+use crate::config::source_types::DemoConfig;
 use crate::config::units::Rate;
-use crate::config::SourceConfig;
+use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -44,9 +47,16 @@ const FIELDS: [(&str, &str, bool); 10] = [
     ("user_agent.original", "/client/user_agent", false),
 ];
 
+/// Build from config; the demo has no secrets and nothing to report.
+pub fn build(cfg: &DemoConfig, _at: &str, _env: &dyn Env, _problems: &mut Vec<Problem>) -> super::Built {
+    Some((Box::new(Demo::new(cfg)), Auth::None))
+}
+
+super::connector!(DemoConfig => build);
+
 impl Demo {
     /// From config: `rate` (default `"10/s"`).
-    pub fn new(cfg: &SourceConfig) -> Self {
+    pub fn new(cfg: &DemoConfig) -> Self {
         let rate = cfg
             .rate
             .unwrap_or(Rate { count: std::num::NonZeroU32::MIN.saturating_add(9), per: Duration::from_secs(1) });
@@ -222,10 +232,7 @@ mod tests {
     use super::*;
 
     fn demo(rate: &str) -> Demo {
-        Demo::new(&SourceConfig {
-            rate: Some(Rate::parse(rate).unwrap()),
-            ..crate::config::parse(crate::config::DEMO).unwrap().sources[0].clone()
-        })
+        Demo::new(&DemoConfig { rate: Some(Rate::parse(rate).unwrap()) })
     }
 
     #[test]

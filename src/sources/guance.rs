@@ -32,8 +32,9 @@ use super::auth::Auth;
 use super::{base_url, endpoint};
 use crate::config::secret::need_secret;
 use crate::config::secret::Env;
+use crate::config::source_types::GuanceConfig;
 use crate::config::units::Rate;
-use crate::config::{Problem, SourceConfig};
+use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Map, Value};
@@ -71,16 +72,18 @@ fn other_namespace(query: &str) -> Option<String> {
 /// Build from config: `url` (the site's OpenAPI host, e.g.
 /// `https://openapi.guance.com`), `token` (the API key), `query`.
 pub fn build(
-    cfg: &SourceConfig,
+    cfg: &GuanceConfig,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
     let key = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg);
+    let base = base_url(problems, at, cfg.url.as_deref());
     let api = Guance::new(&base?, cfg.query.as_deref().unwrap_or(DEFAULT_QUERY));
     Some((Box::new(api), Auth::Header { name: "DF-API-KEY".into(), value: key? }))
 }
+
+super::connector!(GuanceConfig => build);
 
 impl Guance {
     /// Hooks for the OpenAPI host at `base` running `query`.

@@ -25,8 +25,9 @@ use crate::config::secret::need_secret;
 use crate::config::secret::Env;
 // Lives in `config` (its `timestamp_format` key is checked there); named
 // here too, where it is used.
+use crate::config::http_json::{HttpJsonConfig, Method};
 pub use crate::config::time_format::TimeFormat;
-use crate::config::{AuthConfig, PaginationConfig, Problem, SourceConfig};
+use crate::config::{AuthConfig, PaginationConfig, Problem};
 use crate::event::{Normalised, Observer};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -63,7 +64,7 @@ pub struct HttpJson {
 
 /// Build from config; secrets resolved through `env`.
 pub fn build(
-    cfg: &SourceConfig,
+    cfg: &HttpJsonConfig,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
@@ -107,13 +108,15 @@ pub fn build(
             Auth::OAuth2(OAuth2::new(url?, id?, secret?, scope.clone()))
         }
     };
-    base_url(problems, at, cfg)?;
+    base_url(problems, at, cfg.url.as_deref())?;
     Some((Box::new(HttpJson::of(cfg)), auth))
 }
 
+super::connector!(HttpJsonConfig => build);
+
 impl HttpJson {
     /// The source a checked config describes (secrets are the caller's).
-    fn of(cfg: &SourceConfig) -> HttpJson {
+    fn of(cfg: &HttpJsonConfig) -> HttpJson {
         let timestamp = cfg.timestamp.clone().unwrap_or_default();
         let id_at = cfg.id.as_deref().map(Pointer::parse);
         let time_at = Pointer::parse(&timestamp);
@@ -121,12 +124,11 @@ impl HttpJson {
         let fields_at: Vec<_> = fields.map(|(path, ptr)| (path.clone(), Pointer::parse(ptr))).collect();
         HttpJson {
             url: cfg.url.clone().unwrap_or_default(),
-            post: cfg.method.as_deref() == Some("POST"),
+            post: cfg.method == Method::Post,
             body: cfg.body.clone(),
             params: cfg.params.clone().unwrap_or_default(),
             events: cfg.events.clone().unwrap_or_default(),
-            format: TimeFormat::parse(cfg.timestamp_format.as_deref().unwrap_or("rfc3339"))
-                .unwrap_or(TimeFormat::Rfc3339),
+            format: cfg.timestamp_format.clone().unwrap_or(TimeFormat::Rfc3339),
             pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
             order: cfg.order.unwrap_or_default(),
             wanted: wanted(id_at.as_ref(), &time_at, &fields_at),

@@ -24,7 +24,8 @@ use super::auth::Auth;
 use super::{base_url, endpoint, floor_to, utc_time};
 use crate::config::secret::need_secret;
 use crate::config::secret::Env;
-use crate::config::{Problem, SourceConfig};
+use crate::config::source_types::InvictiConfig;
+use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -45,16 +46,18 @@ pub struct Invicti {
 /// Build from config: `url` (`https://www.netsparkercloud.com` or an
 /// on-premises host, with or without `/api/1.0`), `user_id`, `token`.
 pub fn build(
-    cfg: &SourceConfig,
+    cfg: &InvictiConfig,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
     let user = need_secret(problems, at, "user_id", cfg.user_id.as_ref(), cfg.user_id_file.as_deref(), env);
     let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg);
+    let base = base_url(problems, at, cfg.url.as_deref());
     Some((Box::new(Invicti::new(&base?)), Auth::Basic { user: user?, password: token? }))
 }
+
+super::connector!(InvictiConfig => build);
 
 impl Invicti {
     /// Hooks for the API at `base`.

@@ -33,7 +33,8 @@ use super::auth::{Auth, OAuth2};
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
 use crate::config::secret::need_secret;
 use crate::config::secret::Env;
-use crate::config::{Problem, SourceConfig};
+use crate::config::source_types::KeepnetConfig;
+use crate::config::Problem;
 use crate::event::{rfc3339, Normalised, Observer};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -48,7 +49,7 @@ pub struct Keepnet {
 /// Build from config: `url` (`https://api.keepnetlabs.com`), `client_id`,
 /// `client_secret`. Resellers add `headers = { "X-KEEPNET-Company-Id" = … }`.
 pub fn build(
-    cfg: &SourceConfig,
+    cfg: &KeepnetConfig,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
@@ -56,10 +57,12 @@ pub fn build(
     let id = need_secret(problems, at, "client_id", cfg.client_id.as_ref(), None, env);
     let secret =
         need_secret(problems, at, "client_secret", cfg.client_secret.as_ref(), cfg.client_secret_file.as_deref(), env);
-    let base = base_url(problems, at, cfg)?;
+    let base = base_url(problems, at, cfg.url.as_deref())?;
     let oauth = OAuth2::new(endpoint(&base, "connect/token"), id?, secret?, Some("api1".into()));
     Some((Box::new(Keepnet::new(&base)), Auth::OAuth2(oauth)))
 }
+
+super::connector!(KeepnetConfig => build);
 
 impl Keepnet {
     /// Hooks for the API at `base`.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod demo;
+pub mod example;
 pub mod guance;
 pub mod http_json;
 pub mod invicti;
@@ -16,7 +17,7 @@ pub mod sekoia;
 pub(crate) mod testkit;
 
 use crate::config::secret::Env;
-use crate::config::{Problem, SourceConfig, SourceType};
+use crate::config::{Problem, SourceCommon, SourceConfig};
 use api::SourceApi;
 use auth::Auth;
 use poller::{Poller, Settings, SourceContext};
@@ -115,8 +116,8 @@ pub enum SourceError {
 }
 
 /// Parse a source's base URL (validation has checked it).
-pub(crate) fn base_url(problems: &mut Vec<Problem>, at: &str, cfg: &SourceConfig) -> Option<url::Url> {
-    let raw = cfg.url.as_deref().unwrap_or_default();
+pub(crate) fn base_url(problems: &mut Vec<Problem>, at: &str, url: Option<&str>) -> Option<url::Url> {
+    let raw = url.unwrap_or_default();
     match url::Url::parse(raw) {
         Ok(u) => Some(u),
         Err(e) => {
@@ -167,19 +168,42 @@ pub(crate) fn floor_to(t: chrono::DateTime<chrono::Utc>, unit: chrono::Duration)
     t.duration_trunc(unit).unwrap_or(t)
 }
 
+/// A connector's hooks and authentication, built from its config.
+pub type Built = Option<(Box<dyn SourceApi>, Auth)>;
+
+/// What a connector's `build` is given besides its own config: the
+/// source's key path (`source[2]`) for problems, where secrets come from,
+/// and the list its problems go to (it returns `None` when it reported one).
+pub struct BuildCtx<'a> {
+    /// The source's key path.
+    pub at: &'a str,
+    /// Where `${ENV}` and `*_file` secrets are read.
+    pub env: &'a dyn Env,
+    /// Where problems go.
+    pub problems: &'a mut Vec<Problem>,
+}
+
+/// Wires a connector's `build(cfg, at, env, problems) -> Built` function to
+/// its config type, so that [`build_api`] reaches it through the registry
+/// of source types (`config::source_types`): one line in the connector file,
+/// `super::connector!(AcmeConfig => build);`.
+macro_rules! connector {
+    ($cfg:ty => $build:path) => {
+        impl<'a> $crate::config::Build<$crate::sources::BuildCtx<'a>> for $cfg {
+            type Output = $crate::sources::Built;
+            fn build(&self, ctx: $crate::sources::BuildCtx<'a>) -> $crate::sources::Built {
+                $build(self, ctx.at, ctx.env, ctx.problems)
+            }
+        }
+    };
+}
+pub(crate) use connector;
+
 /// Build the vendor hooks and authentication of a source. `at` is its key
 /// path (`source[2]`) for problems.
 pub fn build_api(cfg: &SourceConfig, at: &str, env: &dyn Env) -> Result<(Box<dyn SourceApi>, Auth), Vec<Problem>> {
     let mut problems = Vec::new();
-    let built: Option<(Box<dyn SourceApi>, Auth)> = match cfg.kind {
-        SourceType::Demo => Some((Box::new(demo::Demo::new(cfg)), Auth::None)),
-        SourceType::HttpJson => http_json::build(cfg, at, env, &mut problems),
-        SourceType::Opencti => opencti::build(cfg, at, env, &mut problems),
-        SourceType::Sekoia => sekoia::build(cfg, at, env, &mut problems),
-        SourceType::Invicti => invicti::build(cfg, at, env, &mut problems),
-        SourceType::Keepnet => keepnet::build(cfg, at, env, &mut problems),
-        SourceType::Guance => guance::build(cfg, at, env, &mut problems),
-    };
+    let built = cfg.kind.build(BuildCtx { at, env, problems: &mut problems });
     match built {
         Some(b) if problems.is_empty() => Ok(b),
         _ => Err(problems),
@@ -188,7 +212,7 @@ pub fn build_api(cfg: &SourceConfig, at: &str, env: &dyn Env) -> Result<(Box<dyn
 
 /// The configured `headers` as sent, each value marked sensitive (a header
 /// may carry a key; `Debug` then prints `Sensitive`).
-fn header_map(cfg: &SourceConfig, at: &str) -> Result<reqwest::header::HeaderMap, Vec<Problem>> {
+fn header_map(cfg: &SourceCommon, at: &str) -> Result<reqwest::header::HeaderMap, Vec<Problem>> {
     use reqwest::header::{HeaderName, HeaderValue};
     let mut map = reqwest::header::HeaderMap::new();
     let mut problems = Vec::new();
@@ -214,8 +238,10 @@ fn header_map(cfg: &SourceConfig, at: &str) -> Result<reqwest::header::HeaderMap
 pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) -> Result<Poller, Vec<Problem>> {
     let (api, auth) = build_api(cfg, at, env)?;
     let d = api.defaults();
+    let name = cfg.name.clone();
+    let cfg = &cfg.common;
     let settings = Settings {
-        name: cfg.name.clone(),
+        name,
         interval: cfg.interval.map_or(d.interval, |x| x.get()),
         start_at: cfg.start_at.clone().unwrap_or_default(),
         page_size: cfg.page_size.unwrap_or(d.page_size),

@@ -16,7 +16,8 @@ use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
 use crate::config::secret::need_secret;
 use crate::config::secret::Env;
-use crate::config::{Problem, SourceConfig};
+use crate::config::source_types::OpenctiConfig;
+use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -48,16 +49,18 @@ pub struct OpenCti {
 /// Build from config: `url` (the platform; `/graphql` is appended), `token`,
 /// `include_history`.
 pub fn build(
-    cfg: &SourceConfig,
+    cfg: &OpenctiConfig,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
     let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg);
+    let base = base_url(problems, at, cfg.url.as_deref());
     let api = OpenCti::new(&base?, cfg.include_history.unwrap_or(false));
     Some((Box::new(api), Auth::Bearer(token?)))
 }
+
+super::connector!(OpenctiConfig => build);
 
 impl OpenCti {
     /// Hooks for the platform at `base`.

@@ -34,7 +34,8 @@ use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
 use crate::config::secret::need_secret;
 use crate::config::secret::Env;
-use crate::config::{Problem, SourceConfig};
+use crate::config::source_types::SekoiaConfig;
+use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -66,15 +67,17 @@ pub struct Sekoia {
 /// Build from config: `url` (a region's API base, e.g.
 /// `https://api.sekoia.io` or `https://app.sekoia.io/api`) and `token`.
 pub fn build(
-    cfg: &SourceConfig,
+    cfg: &SekoiaConfig,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
     let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg);
+    let base = base_url(problems, at, cfg.url.as_deref());
     Some((Box::new(Sekoia::new(&base?, MAX_LAST_EVENTS)), Auth::Bearer(token?)))
 }
+
+super::connector!(SekoiaConfig => build);
 
 /// Where a walk is, carried in [`Query::state`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

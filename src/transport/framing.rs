@@ -3,82 +3,16 @@
 //! message at a UTF-8 boundary, and the host part of an address. Pure
 //! functions over bytes, used by the sender in [`super::syslog`].
 
-use crate::encode::ParseError;
-use std::str::FromStr;
-
-/// How messages travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// One message per datagram (RFC 5426). No delivery guarantee.
-    Udp,
-    /// A TCP stream of framed messages (RFC 6587).
-    Tcp,
-    /// TLS over TCP (RFC 5425).
-    Tls,
-}
+// The transports and framings are closed vocabularies of the config file,
+// typed there from the moment they are read.
+pub use crate::config::output_types::{Framing, Transport};
 
 impl Transport {
-    /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
     /// The well-known port: 514 for UDP and TCP, 6514 for TLS.
     pub fn default_port(self) -> u16 {
         match self {
             Transport::Udp | Transport::Tcp => 514,
             Transport::Tls => 6514,
-        }
-    }
-}
-
-impl FromStr for Transport {
-    type Err = ParseError;
-
-    /// `udp`, `tcp` or `tls`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "udp" => Ok(Transport::Udp),
-            "tcp" => Ok(Transport::Tcp),
-            "tls" => Ok(Transport::Tls),
-            _ => Err(ParseError::new("syslog transport", s, "udp, tcp or tls")),
-        }
-    }
-}
-
-/// How messages are delimited in a TCP or TLS stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Framing {
-    /// `LEN SP MSG` (RFC 6587 §3.4.1, the only framing of RFC 5425).
-    #[default]
-    OctetCounting,
-    /// `MSG LF` (RFC 6587 §3.4.2, "non-transparent").
-    Newline,
-}
-
-impl Framing {
-    /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Framing::OctetCounting => "octet-counting",
-            Framing::Newline => "newline",
-        }
-    }
-}
-
-impl FromStr for Framing {
-    type Err = ParseError;
-
-    /// `octet-counting` or `newline`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "octet-counting" => Ok(Framing::OctetCounting),
-            "newline" => Ok(Framing::Newline),
-            _ => Err(ParseError::new("syslog framing", s, "octet-counting or newline")),
         }
     }
 }

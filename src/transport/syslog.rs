@@ -561,10 +561,13 @@ mod tests {
 
     #[test]
     fn names_parse_and_hosts_split() {
-        assert_eq!("tls".parse::<Transport>(), Ok(Transport::Tls));
-        assert!("TLS1".parse::<Transport>().is_err());
-        assert_eq!("newline".parse::<Framing>(), Ok(Framing::Newline));
-        assert!("lf".parse::<Framing>().is_err());
+        use serde::Deserialize;
+        let name = |t: &str| toml::Value::String(t.into());
+        assert_eq!(Transport::deserialize(name("tls")).ok(), Some(Transport::Tls));
+        assert!(Transport::deserialize(name("TLS1")).is_err());
+        assert_eq!(Framing::deserialize(name("newline")).ok(), Some(Framing::Newline));
+        assert!(Framing::deserialize(name("lf")).is_err());
+        assert_eq!((Transport::Tls.as_str(), Framing::OctetCounting.as_str()), ("tls", "octet-counting"));
         assert_eq!(host_of("qradar.example.com:6514"), "qradar.example.com");
         assert_eq!(host_of("[::1]:514"), "::1");
         assert_eq!(host_of("::1"), "::1");

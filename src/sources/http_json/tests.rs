@@ -3,11 +3,14 @@ use crate::sources::testkit::{self, t, window};
 use crate::state::Window;
 use serde_json::json;
 
-fn cfg(extra: &str) -> SourceConfig {
+fn cfg(extra: &str) -> HttpJsonConfig {
     let text = format!(
         "[[source]]\nname = \"api\"\ntype = \"http_json\"\nurl = \"https://audit.example.com/v1/audit\"\n{extra}\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n"
     );
-    crate::config::parse(&text).unwrap().sources.remove(0)
+    match crate::config::parse(&text).unwrap().sources.remove(0).kind {
+        crate::config::SourceKind::HttpJson(c) => c,
+        other => panic!("not an http_json source: {other:?}"),
+    }
 }
 
 fn api(extra: &str) -> HttpJson {

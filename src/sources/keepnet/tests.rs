@@ -140,7 +140,8 @@ fn build_uses_client_credentials_with_scope_api1() {
     env.vars.insert("KN_SECRET".into(), "s3cret".into());
     let text = "[[source]]\nname = \"kn\"\ntype = \"keepnet\"\nurl = \"https://api.keepnetlabs.com\"\n\
                 client_id = \"my-client\"\nclient_secret = \"${KN_SECRET}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
-    let cfg = crate::config::parse(text).unwrap().sources.remove(0);
+    let cfg: crate::config::source_types::KeepnetConfig =
+        crate::config::parse(text).unwrap().sources.remove(0).kind.try_into().unwrap();
     let mut problems = Vec::new();
     let (_, auth) = build(&cfg, "source[0]", &env, &mut problems).unwrap();
     let Auth::OAuth2(o) = auth else { panic!("oauth2") };

@@ -201,7 +201,8 @@ fn build_needs_a_token() {
     let text =
         "[[source]]\nname = \"octi\"\ntype = \"opencti\"\nurl = \"https://o.example.com\"\ntoken = \"${OCTI}\"\n\
                 [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
-    let cfg = crate::config::parse(text).unwrap().sources.remove(0);
+    let cfg: crate::config::source_types::OpenctiConfig =
+        crate::config::parse(text).unwrap().sources.remove(0).kind.try_into().unwrap();
     let mut problems = Vec::new();
     assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
     assert_eq!(problems[0].path, "source[0].token");

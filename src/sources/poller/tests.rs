@@ -48,8 +48,7 @@ fn poller(
 /// The demo source, pages of 50, from 2024-05-01T10:00:00Z, on a clock
 /// the test moves.
 fn demo_poller(state: Arc<State>, now_ms: Arc<AtomicI64>, lag: Duration) -> Poller {
-    let mut cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
-    cfg.rate = Some(Rate::parse("100/s").unwrap());
+    let cfg = crate::config::source_types::DemoConfig { rate: Some(Rate::parse("100/s").unwrap()) };
     let api = Box::new(crate::sources::demo::Demo::new(&cfg));
     let clock: Clock =
         Arc::new(move || DateTime::from_timestamp_millis(now_ms.load(AtomicOrdering::SeqCst)).unwrap_or_default());
@@ -65,7 +64,11 @@ fn demo_parts() -> (tempfile::TempDir, Poller, crate::sources::demo::Demo) {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open(dir.path()).unwrap());
     let p = demo_poller(state, Arc::new(AtomicI64::new(1_714_557_660_000)), Duration::ZERO);
-    let cfg = crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0);
+    let crate::config::SourceKind::Demo(cfg) =
+        crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0).kind
+    else {
+        panic!("the demo config has a demo source")
+    };
     (dir, p, crate::sources::demo::Demo::new(&cfg))
 }
 

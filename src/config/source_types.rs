@@ -1,0 +1,243 @@
+//! The keys of each vendor's source type beyond the common ones, one struct
+//! per type, each denying the keys it does not declare. `http_json`, which
+//! has many, is in [`super::http_json`].
+
+use super::http_json::HttpJsonConfig;
+use super::registry::kinds;
+use super::secret::SecretRef;
+use super::source::{SourceCommon, SourceSpec};
+use super::units::Rate;
+use super::validate::Problems;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+// The registry of source types: one line each (a new type adds its line
+// here, its struct below and its connector in `sources/`).
+kinds! { SourceKind: super::source::SourceSpec, "source";
+    /// OpenCTI GraphQL `audits`.
+    Opencti(OpenctiConfig) = "opencti",
+    /// SEKOIA.IO activity log.
+    Sekoia(SekoiaConfig) = "sekoia",
+    /// Invicti Enterprise audit log.
+    Invicti(InvictiConfig) = "invicti",
+    /// Keepnet Labs audit log.
+    Keepnet(KeepnetConfig) = "keepnet",
+    /// Guance audit events.
+    Guance(GuanceConfig) = "guance",
+    /// Any JSON API.
+    HttpJson(HttpJsonConfig) = "http_json",
+    /// Built-in generator of sample events.
+    Demo(DemoConfig) = "demo",
+    /// The connector kept as documentation (`sources/example.rs`), a type
+    /// of the tests only: users cannot configure it.
+    #[cfg(test)]
+    Example(ExampleConfig) = "example",
+}
+
+/// `type = "opencti"`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenctiConfig {
+    /// Base URL of the OpenCTI platform.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// API token (`${ENV}` or literal).
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the API token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Also collect `History` (knowledge changes).
+    #[serde(default)]
+    pub include_history: Option<bool>,
+}
+
+/// OpenCTI's largest page.
+const OPENCTI_MAX_PAGE_SIZE: u32 = 5000;
+
+impl SourceSpec for OpenctiConfig {
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+        if common.page_size.is_some_and(|n| n > OPENCTI_MAX_PAGE_SIZE) {
+            p.add(format!("{at}.page_size"), "OpenCTI allows at most 5000");
+        }
+    }
+}
+
+/// `type = "sekoia"`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SekoiaConfig {
+    /// Base URL of the SEKOIA.IO API.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// API key (`${ENV}` or literal).
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the API key.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl SourceSpec for SekoiaConfig {
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, _common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    }
+}
+
+/// `type = "invicti"`: HTTP Basic with a user id and a token.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvictiConfig {
+    /// Base URL of Invicti Enterprise.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// API user id.
+    #[serde(default)]
+    pub user_id: Option<SecretRef>,
+    /// File holding the user id.
+    #[serde(default)]
+    pub user_id_file: Option<PathBuf>,
+    /// API token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the API token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Invicti's largest page.
+const INVICTI_MAX_PAGE_SIZE: u32 = 200;
+
+impl SourceSpec for InvictiConfig {
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        p.secret(at, "user_id", self.user_id.is_some() || self.user_id_file.is_some());
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+        if common.page_size.is_some_and(|n| n > INVICTI_MAX_PAGE_SIZE) {
+            p.add(format!("{at}.page_size"), "Invicti allows at most 200");
+        }
+    }
+}
+
+/// `type = "keepnet"`: OAuth2 client credentials.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepnetConfig {
+    /// Base URL of the Keepnet API.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// OAuth2 client id.
+    #[serde(default)]
+    pub client_id: Option<SecretRef>,
+    /// OAuth2 client secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretRef>,
+    /// File holding the OAuth2 client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+}
+
+impl SourceSpec for KeepnetConfig {
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, _common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        if self.client_id.is_none() {
+            p.add(format!("{at}.client_id"), "is required");
+        }
+        p.secret(at, "client_secret", self.client_secret.is_some() || self.client_secret_file.is_some());
+    }
+}
+
+/// `type = "guance"`: the API key goes in `DF-API-KEY`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuanceConfig {
+    /// Base URL of the Guance OpenAPI.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// API key.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the API key.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The DQL query for audit events.
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+impl SourceSpec for GuanceConfig {
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, _common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    }
+    fn credential_header(&self) -> Option<&str> {
+        Some("df-api-key")
+    }
+}
+
+/// `type = "demo"`: the built-in generator of sample events.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Events generated per period (`"10/s"` by default).
+    #[serde(default)]
+    pub rate: Option<Rate>,
+}
+
+impl SourceSpec for DemoConfig {
+    fn url(&self) -> Option<&str> {
+        None
+    }
+    fn validate(&self, _at: &str, _common: &SourceCommon, _p: &mut Problems) {}
+    fn credential_header(&self) -> Option<&str> {
+        None
+    }
+    fn makes_requests(&self) -> bool {
+        false
+    }
+}
+
+/// `type = "example"`: the connector kept as documentation
+/// (`sources/example.rs`, `docs/adding-a-connector.md`); registered in the
+/// tests only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleConfig {
+    /// Base URL of the API.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// API token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the API token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl SourceSpec for ExampleConfig {
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, _common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    }
+}
