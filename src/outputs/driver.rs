@@ -13,7 +13,8 @@ use super::{AnySink, Delivery, ErrorKind, SendError, Sink};
 use crate::config::BatchConfig;
 use crate::event::Event;
 use crate::retry::Backoff;
-use crate::state::{DeadLetter, Entry, StateError, Status};
+use crate::state::{DeadLetter, Entry, StateError};
+use crate::telemetry::health::{Change, Component, Health};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::collections::HashMap;
 use std::future::Future;
@@ -61,8 +62,8 @@ pub async fn run(
 struct Shared {
     settings: DriverSettings,
     ctx: super::OutputContext,
-    /// Last health reported, to log once per change.
-    healthy: std::sync::Mutex<Option<bool>>,
+    /// The output's health, logged once per change.
+    health: Health,
 }
 
 struct Driver<S> {
@@ -105,7 +106,8 @@ impl<S: Sink> Driver<S> {
             }
         }
         pool.push(sink);
-        let shared = Arc::new(Shared { settings, ctx, healthy: std::sync::Mutex::new(None) });
+        let health = Health::new(Component::Output, &settings.name, ctx.state.clone(), ctx.metrics.clone());
+        let shared = Arc::new(Shared { settings, ctx, health });
         Driver { shared, pool, routes, limiter }
     }
 
@@ -271,7 +273,6 @@ async fn send_until_confirmed<S: Sink>(
                 };
                 let name = settings.name.as_str();
                 shared.ctx.metrics.add("auditrelay_retries_total", &[("output", name)], 1);
-                shared.ctx.metrics.add("auditrelay_errors_total", &[("output", name)], 1);
                 shared.set_health(Some((&e, delay)));
                 tokio::select! {
                     _ = cancel.cancelled() => return None,
@@ -286,20 +287,15 @@ impl Shared {
     /// Record health; log once per change (and when the error changes).
     fn set_health(&self, err: Option<(&SendError, Duration)>) {
         let name = &self.settings.name;
-        let mut healthy = self.healthy.lock().unwrap_or_else(|p| p.into_inner());
-        let mut status = self.ctx.state.status("output", name).ok().flatten().unwrap_or_default();
-        let now = crate::event::rfc3339(chrono::Utc::now());
-        let ok = err.is_none();
+        let now = chrono::Utc::now();
         match err {
             None => {
-                if *healthy == Some(false) {
+                if self.health.ok(now) == Change::Recovered {
                     tracing::info!(output = %name, "output is healthy again; delivery resumed");
                 }
-                status = Status { healthy: true, last_ok: Some(now), ..status };
             }
             Some((e, delay)) => {
-                let changed = status.last_error.as_deref() != Some(e.detail.as_str());
-                if *healthy != Some(false) || changed {
+                if self.health.failed(now, &e.detail) == Change::Failed {
                     let what = match e.kind {
                         ErrorKind::Transient => "receiver unavailable",
                         ErrorKind::Auth => "receiver refused the credentials",
@@ -307,15 +303,9 @@ impl Shared {
                     };
                     tracing::error!(output = %name, "{what}: {}; events stay in the journal, retrying (next in {delay:?})", e.detail);
                 }
-                status.healthy = false;
-                status.last_error = Some(e.detail.clone());
-                status.last_error_at = Some(now);
             }
         }
-        *healthy = Some(ok);
-        self.ctx.state.set_output_down(name, !ok);
-        self.ctx.metrics.set("auditrelay_up", &[("output", name)], if ok { 1.0 } else { 0.0 });
-        let _ = self.ctx.state.set_status("output", name, &status);
+        self.ctx.state.set_output_down(name, err.is_some());
     }
 }
 

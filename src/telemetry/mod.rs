@@ -1,6 +1,8 @@
-//! Logs and metrics: tracing setup ([`init_logging`]) and the metrics
-//! registry ([`metrics`]).
+//! Logs and metrics: tracing setup ([`init_logging`]), the metrics
+//! registry ([`metrics`]) and the health reporter sources and outputs
+//! share ([`health`]).
 
+pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod server;
