@@ -249,4 +249,56 @@ path = "-"
         }
         assert_eq!(p.len(), want.len(), "{p:#?}");
     }
+
+    /// Closed vocabularies are enums from the moment the file is read: a
+    /// value outside one, a key of another type and an unknown type are
+    /// all reported with their key path and line, in one run.
+    #[test]
+    fn vocabularies_and_types_are_checked_when_read() {
+        let text = "[[source]]\nname = \"h\"\ntype = \"http_json\"\nurl = \"https://a.example/x\"\nevents = \"\"\ntimestamp = \"/t\"\nmethod = \"PUT\"\ntimestamp_format = \"nope\"\ninclude_history = true\n\n[[source]]\nname = \"x\"\ntype = \"acme\"\n\n[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"h:514\"\ntransport = \"sctp\"\nformat = \"rfc9999\"\nframing = \"lf\"\npayload = \"leef\"\nfacility = \"kernel2\"\n\n[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"h:514\"\npayload = \"json\"\nformat = \"rfc5424\"\n";
+        let p = problems(text);
+        let want = [
+            ("source[0].method: unknown variant `PUT`, expected `GET` or `POST`", 7),
+            ("source[0].timestamp_format: \"nope\" must be rfc3339, unix, unix_ms or a strftime pattern", 8),
+            ("source[0].include_history: is not a key of a http_json source", 9),
+            ("source[1].type: unknown variant `acme`, expected one of `opencti`, `sekoia`", 13),
+            ("output[0].transport: unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`", 19),
+            ("output[0].format: unknown variant `rfc9999`, expected `rfc5424` or `rfc3164`", 20),
+            ("output[0].framing: unknown variant `lf`, expected `octet-counting` or `newline`", 21),
+            ("output[0].payload: unknown variant `leef`, expected one of `json`, `cef`, `raw`", 22),
+            ("output[0].facility: \"kernel2\" is not a syslog facility", 23),
+            ("output[1].payload: unknown variant `json`, expected `leef`", 29),
+            ("output[1].format: is not a key of a qradar output", 30),
+        ];
+        for (w, line) in want {
+            let hit = p.iter().find(|x| x.starts_with(w));
+            let hit = hit.unwrap_or_else(|| panic!("missing {w:?} in {p:#?}"));
+            assert!(hit.ends_with(&format!("(line {line})")), "{w:?} should be on line {line}: {hit}");
+        }
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+    }
+
+    /// The typed values keep the defaults the flat config had.
+    #[test]
+    fn typed_values_keep_their_defaults() {
+        use output_types::{Framing, JsonPayload, SyslogFormat, SyslogPayload, Transport};
+        let cfg = parse(
+            "[[source]]\nname = \"h\"\ntype = \"http_json\"\nurl = \"https://a.example/x\"\nevents = \"\"\ntimestamp = \"/t\"\n\
+             [[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"h:514\"\n\
+             [[output]]\nname = \"f\"\ntype = \"file\"\npath = \"-\"\n",
+        )
+        .unwrap();
+        let SourceKind::HttpJson(h) = &cfg.sources[0].kind else { panic!("http_json") };
+        assert_eq!((h.method, h.timestamp_format.as_ref(), h.order), (http_json::Method::Get, None, None));
+        assert_eq!(cfg.sources[0].common, SourceCommon::default());
+        let OutputKind::Syslog(s) = &cfg.outputs[0].kind else { panic!("syslog") };
+        assert_eq!(
+            (s.transport, s.format, s.framing, s.payload),
+            (Transport::Tcp, SyslogFormat::Rfc5424, None::<Framing>, SyslogPayload::Json)
+        );
+        let OutputKind::File(f) = &cfg.outputs[1].kind else { panic!("file") };
+        assert_eq!(f.payload, JsonPayload::Normalised);
+        assert_eq!(cfg.outputs[1].common, OutputCommon::default());
+        assert_eq!(cfg.outputs[1].common.retry_max_interval, units::Dur::secs(60));
+    }
 }
