@@ -1,5 +1,5 @@
 //! The machinery behind the registries of source and output types: the
-//! [`kinds!`] macro, which declares an enum with one variant per type and
+//! `kinds!` macro, which declares an enum with one variant per type and
 //! its dispatch (read the type's table, name it, validate it, build it), and
 //! the [`Build`] trait through which `sources` and `outputs` build the
 //! typed configs without `config` knowing them.
