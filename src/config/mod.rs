@@ -227,6 +227,30 @@ path = "-"
         assert!(!p.iter().any(|x| x.contains("sk-should-not")), "a header value is never quoted: {p:#?}");
     }
 
+    #[test]
+    fn header_values_never_reach_debug_output() {
+        let cfg = parse(
+            r#"
+[[source]]
+name = "k"
+type = "keepnet"
+url = "https://api.keepnetlabs.com"
+client_id = "c"
+client_secret = "s"
+headers = { "X-KEEPNET-Company-Id" = "tenant-f3a1c2d4" }
+
+[[output]]
+name = "f"
+type = "file"
+path = "-"
+"#,
+        )
+        .expect("valid");
+        let shown = format!("{cfg:?}");
+        assert!(shown.contains("X-KEEPNET-Company-Id"), "the name is shown: {shown}");
+        assert!(!shown.contains("tenant-f3a1c2d4"), "the value is not: {shown}");
+    }
+
     /// Problems of different kinds, several in one table, all come out in
     /// one run, each with its key path and line.
     #[test]

@@ -73,10 +73,31 @@ pub struct SourceCommon {
     pub tls: Option<TlsConfig>,
     /// Extra HTTP headers on every request.
     #[serde(default)]
-    pub headers: Option<BTreeMap<String, String>>,
+    pub headers: Option<Headers>,
     /// Longest time window asked for in one poll (catch-up is split).
     #[serde(default)]
     pub max_window: Option<Dur>,
+}
+
+/// A source's `headers`: names and values as configured. A value can carry
+/// a tenant id or, against the rules `check` applies, a key, so `Debug`
+/// (and everything that logs a config) shows the names only.
+#[derive(Clone, PartialEq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Headers(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.keys().map(|k| (k, "[redacted]"))).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// What a source type's struct says about itself beyond its keys.
