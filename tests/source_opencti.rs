@@ -5,7 +5,8 @@
 //! `timestamp` `gte`/`lte` filter group; Relay `pageInfo`; GraphQL errors
 //! in HTTP 200 (`AUTH_REQUIRED` for a bad token, `ForbiddenAccess` for an
 //! account without the "Security activity" capability). Nodes carry
-//! `raw_data`, the stored document as a JSON string. Every call to
+//! `raw_data`, the loaded document as pretty-printed JSON text (as
+//! OpenCTI's `resolvers/log.js` writes it). Every call to
 //! `add_events` also stores a `History` event, which only `include_history`
 //! may deliver.
 
@@ -183,7 +184,10 @@ impl FakeOpencti {
                 _ => ("read", "read", format!("reads `Malware {seq}` (Malware)")),
             };
             let entity_type = if history { "History" } else { "Activity" };
+            // As `elDataConverter` loads it: `_index`, `_id`, `id` and the
+            // search-after `sort` before the stored document.
             let doc = json!({
+                "_index": "opencti_history-000001", "_id": id, "id": id, "sort": [ms, id],
                 "internal_id": id, "base_type": "ENTITY", "created_at": iso(ms), "updated_at": iso(ms),
                 "entity_type": entity_type, "event_type": kind, "event_status": "success",
                 "event_access": if history { "extended" } else { "administration" }, "event_scope": scope,
@@ -194,7 +198,8 @@ impl FakeOpencti {
                 "id": id, "entity_type": entity_type, "event_type": kind, "event_scope": scope, "event_status": "success",
                 "timestamp": iso(ms), "user_id": uid, "user": { "id": uid, "name": name },
                 "context_data": { "entity_id": null, "entity_type": null, "message": message },
-                "raw_data": doc.to_string()
+                // `JSON.stringify(log, null, 2)` (resolvers/log.js).
+                "raw_data": serde_json::to_string_pretty(&doc).unwrap()
             });
             if !history {
                 ids.push(id);
