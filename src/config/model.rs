@@ -231,7 +231,7 @@ pub struct SourceConfig {
     /// `opencti`: also collect `History` (knowledge changes).
     #[serde(default)]
     pub include_history: Option<bool>,
-    /// `guance`: the DQL query for audit events.
+    /// `guance`: the DQL query for audit events; `sekoia`: the event search term.
     #[serde(default)]
     pub query: Option<String>,
     /// Longest time window asked for in one poll (catch-up is split).

@@ -47,7 +47,7 @@ const SOURCE_COMMON: &[&str] = &[
 fn source_keys(kind: SourceType) -> &'static [&'static str] {
     match kind {
         SourceType::Opencti => &["url", "token", "token_file", "include_history"],
-        SourceType::Sekoia => &["url", "token", "token_file"],
+        SourceType::Sekoia => &["url", "token", "token_file", "query"],
         SourceType::Invicti => &["url", "user_id", "user_id_file", "token", "token_file"],
         SourceType::Keepnet => &["url", "client_id", "client_secret", "client_secret_file"],
         SourceType::Guance => &["url", "token", "token_file", "query"],

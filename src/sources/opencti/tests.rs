@@ -89,9 +89,49 @@ fn pages_follow_end_cursor_and_forward_raw_data() {
     let p = a.parse(&query(None), &resp(200, &page(vec![node(&doc)], true, Some("abc")))).unwrap();
     assert_eq!(p.next, Next::Page(json!("abc")));
     assert_eq!(p.events, vec![doc.clone()], "raw_data is the raw event");
-    let p = a.parse(&query(None), &resp(200, &page(vec![], false, None))).unwrap();
-    assert_eq!(p.next, Next::Done);
+    let later = json!("abc");
+    let p = a.parse(&query(Some(&later)), &resp(200, &page(vec![], false, None))).unwrap();
+    assert_eq!(p.next, Next::Done, "a last page, even empty, ends the walk");
     assert!(p.events.is_empty());
+}
+
+/// A `timestamp` filter that matches nothing looks like a quiet platform:
+/// an empty window is followed by the newest audits, unfiltered; one that
+/// lies inside the window (and is old enough to have been indexed) fails
+/// the poll naming the filter.
+#[test]
+fn an_empty_window_is_checked_against_the_newest_unfiltered_audits() {
+    let a = api();
+    let p = a.parse(&query(None), &resp(200, &page(vec![], false, None))).unwrap();
+    assert!(p.events.is_empty());
+    let Next::Page(guard) = p.next else { panic!("an empty window is checked: {:?}", p.next) };
+    let req = a.request(&query(Some(&guard))).unwrap();
+    let body = sent_json(&req);
+    let text = body["query"].as_str().unwrap();
+    assert!(text.contains("orderBy: timestamp, orderMode: desc") && !text.contains("filters"), "{text}");
+    assert_eq!(body["variables"], json!({ "types": ["Activity"], "first": GUARD_ROWS }));
+
+    let newest = |id: &str, at: &str| json!({ "id": id, "timestamp": at });
+    // The window is 10:00:00.123 to 11:00:00.001.
+    let inside = page(
+        vec![newest("1714560000000-0", "2024-05-01T10:59:59.000Z"), newest("x", "2024-05-01T10:20:00.000Z")],
+        true,
+        Some("c"),
+    );
+    let e = a.parse(&query(Some(&guard)), &resp(200, &inside)).unwrap_err();
+    assert!(e.0.contains("timestamp gte 2024-05-01T10:00:00.123Z") && e.0.contains("\"x\""), "{e}");
+    assert!(e.0.contains("does not filter audits on `timestamp`"), "{e}");
+    let quiet = [
+        page(vec![], false, None),
+        page(vec![newest("old", "2024-05-01T09:59:00.000Z")], true, Some("c")),
+        // Inside, but perhaps not indexed yet when the window was asked for.
+        page(vec![newest("late", "2024-05-01T10:59:50.000Z")], false, None),
+    ];
+    for body in quiet {
+        let p = a.parse(&query(Some(&guard)), &resp(200, &body)).unwrap();
+        assert!(p.events.is_empty(), "the guard's rows are never taken");
+        assert_eq!(p.next, Next::Done, "a quiet platform: {body}");
+    }
 }
 
 #[test]
