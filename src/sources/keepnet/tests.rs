@@ -222,3 +222,13 @@ fn recorded_shape_of_audit_log_search_maps_to_ecs() {
     assert_eq!(e[2].str_field("user_agent.original"), None, "a null is no field");
     assert_eq!(e[2].str_field("user.name"), Some("REST API (siem-connector)"));
 }
+
+#[test]
+fn the_guard_message_reads_as_one_sentence() {
+    let a = api();
+    let p = a.parse(&query(None), &resp(200, &service_result(vec![], 0))).unwrap();
+    let Next::Page(guard) = p.next else { panic!("{:?}", p.next) };
+    let inside = service_result(vec![view("r9", "2024-05-01T10:59:00Z", "Update")], 1);
+    let e = a.parse(&query(Some(&guard)), &resp(200, &inside)).unwrap_err();
+    assert!(!e.0.contains("  "), "no run of spaces from a broken line continuation: {e}");
+}

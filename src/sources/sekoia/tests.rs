@@ -302,6 +302,7 @@ fn an_empty_window_is_searched_once_more_by_the_activity_logs_agent() {
     let e = verdict.unwrap_err();
     assert!(e.0.contains("sekoiaio.intake.dialect_uuid") && e.0.contains("set query"), "{e}");
     assert!(!e.0.contains("secret-intake-key"), "{e}");
+    assert!(!e.0.contains("  "), "{e}");
     // Not settled: the next empty walk asks again.
     let (_, p) = run_job(&a, None, vec![]);
     assert_eq!(crate::sources::api::guard_of(Some(&next_state(&p.unwrap()))), Some("other_mark"));
