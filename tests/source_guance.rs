@@ -115,10 +115,24 @@ async fn query(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         .collect();
     let values: Vec<&Vec<Value>> = page.iter().map(|(_, _, r)| r).collect();
     let search_after = page.last().map_or(Value::Null, |(t, seq, r)| json!([t, seq, r[1]]));
+    // The envelope of the query-data-v1 docs' example (guance-docs,
+    // `docs/en/open-api/query-data/query-data-v1.md`), every key.
+    let units: Vec<Value> = COLUMNS.iter().map(|_| Value::Null).collect();
     Json(json!({
         "code": 200,
-        "content": { "data": [{ "series": [{ "columns": COLUMNS, "values": values }], "search_after": search_after,
-                                "next_cursor_time": -1, "cost": "3ms", "query_parse": {} }] },
+        "content": {
+            "data": [{
+                "async_id": "", "column_names": COLUMNS, "complete": false, "cost": "3ms", "index_name": "",
+                "index_names": "", "index_store_type": "", "interval": 0, "is_running": false, "max_point": 0,
+                "next_cursor_time": -1, "points": null,
+                "query_parse": { "fields": {}, "funcs": {}, "namespace": "audit_event", "sources": { "re(`.*`)": "re" } },
+                "query_type": "guancedb", "sample": 1, "scan_completed": false, "scan_index": "",
+                "search_after": search_after,
+                "series": [{ "columns": COLUMNS, "name": "audit", "units": units, "values": values }],
+                "window": 0
+            }],
+            "declaration": { "business": "", "organization": "" }
+        },
         "errorCode": "", "message": "", "success": true, "traceId": "t"
     }))
     .into_response()

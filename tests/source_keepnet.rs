@@ -336,33 +336,8 @@ fn keepnet_a_log_date_filter_that_matches_nothing_is_not_a_quiet_tenant() {
     let api = FakeKeepnet::start();
     api.state.lock().unwrap().log_date_matches_nothing = true;
     let ids = api.add(5);
-    let dir = TestDir::new();
-    let out = dir.file("out.jsonl");
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&api.block("kn", SECRET)),
-        file_output("out", &out, 5)
-    );
-    dir.write_config(&cfg);
-    let (code, text) = dir.check_connect();
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("does not filter on `LogDate`")), "{text}");
-
-    let agent = dir.start_with(&cfg);
-    let named = || dir.last_error(0).contains("LogDate");
-    wait_until_or("the filter to be named", DEADLINE, named, || tail(&agent.stderr(), 20));
-    std::thread::sleep(std::time::Duration::from_millis(2500)); // more polls (interval 1s): none may pass
-    assert!(file_ids(&out).is_empty());
-    api.state.lock().unwrap().log_date_matches_nothing = false;
-    wait_until_or(
-        "every log",
-        DEADLINE,
-        || common::missing(&file_ids(&out), &ids).is_empty(),
-        || tail(&agent.stderr(), 20),
-    );
-    agent.stop();
-    common::assert_exactly_once(&file_ids(&out), &ids, "once the filter works");
+    let fix = || api.state.lock().unwrap().log_date_matches_nothing = false;
+    common::compliance::check_wrong_guess_is_loud(&api.block("kn", SECRET), "does not filter on `LogDate`", fix, &ids);
 }
 
 compliance_tests!(FakeKeepnet::start());

@@ -5,7 +5,8 @@
 //! `timestamp` `gte`/`lte` filter group; Relay `pageInfo`; GraphQL errors
 //! in HTTP 200 (`AUTH_REQUIRED` for a bad token, `ForbiddenAccess` for an
 //! account without the "Security activity" capability). Nodes carry
-//! `raw_data`, the stored document as a JSON string. Every call to
+//! `raw_data`, the loaded document as pretty-printed JSON text (as
+//! OpenCTI's `resolvers/log.js` writes it). Every call to
 //! `add_events` also stores a `History` event, which only `include_history`
 //! may deliver.
 
@@ -40,6 +41,9 @@ struct Fake {
     logs: Vec<Log>,
     faults: VecDeque<Fault>,
     seq: u64,
+    /// The `timestamp` filter matches nothing (what a platform that does
+    /// not filter audits on it as assumed would answer).
+    timestamp_filter_matches_nothing: bool,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -100,12 +104,9 @@ async fn graphql(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
         return (StatusCode::BAD_REQUEST, "POST body missing").into_response();
     };
     let query = req["query"].as_str().unwrap_or_default();
-    if !query.contains("audits(") || !query.contains("orderBy: timestamp, orderMode: asc") {
-        return graphql_error(
-            "this fake answers audits ordered by timestamp asc only",
-            "UnsupportedError",
-            "UNSUPPORTED",
-        );
+    let desc = query.contains("orderBy: timestamp, orderMode: desc");
+    if !query.contains("audits(") || !(desc || query.contains("orderBy: timestamp, orderMode: asc")) {
+        return graphql_error("this fake answers audits ordered by timestamp only", "UnsupportedError", "UNSUPPORTED");
     }
     let v = &req["variables"];
     let types: Vec<&str> =
@@ -122,13 +123,18 @@ async fn graphql(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
         },
     };
     let (gte, lte) = (bound(&v["filters"], "gte"), bound(&v["filters"], "lte"));
-    let matching: Vec<&Log> = s
+    let filtered = gte.is_some() || lte.is_some();
+    let mut matching: Vec<&Log> = s
         .logs
         .iter()
         .filter(|l| types.contains(&if l.history { "History" } else { "Activity" }))
+        .filter(|_| !(filtered && s.timestamp_filter_matches_nothing))
         .filter(|l| gte.is_none_or(|g| l.ms >= g) && lte.is_none_or(|t| l.ms <= t))
         .filter(|l| after.is_none_or(|a| (l.ms, l.seq) > a))
         .collect();
+    if desc {
+        matching.reverse();
+    }
     let page: Vec<&&Log> = matching.iter().take(first).collect();
     let end = page.last().map(|l| hex_encode(&json!([l.ms, l.seq]).to_string()));
     let edges: Vec<Value> = page.iter().map(|l| json!({ "cursor": end, "node": l.node })).collect();
@@ -183,7 +189,10 @@ impl FakeOpencti {
                 _ => ("read", "read", format!("reads `Malware {seq}` (Malware)")),
             };
             let entity_type = if history { "History" } else { "Activity" };
+            // As `elDataConverter` loads it: `_index`, `_id`, `id` and the
+            // search-after `sort` before the stored document.
             let doc = json!({
+                "_index": "opencti_history-000001", "_id": id, "id": id, "sort": [ms, id],
                 "internal_id": id, "base_type": "ENTITY", "created_at": iso(ms), "updated_at": iso(ms),
                 "entity_type": entity_type, "event_type": kind, "event_status": "success",
                 "event_access": if history { "extended" } else { "administration" }, "event_scope": scope,
@@ -194,7 +203,8 @@ impl FakeOpencti {
                 "id": id, "entity_type": entity_type, "event_type": kind, "event_scope": scope, "event_status": "success",
                 "timestamp": iso(ms), "user_id": uid, "user": { "id": uid, "name": name },
                 "context_data": { "entity_id": null, "entity_type": null, "message": message },
-                "raw_data": doc.to_string()
+                // `JSON.stringify(log, null, 2)` (resolvers/log.js).
+                "raw_data": serde_json::to_string_pretty(&doc).unwrap()
             });
             if !history {
                 ids.push(id);
@@ -202,6 +212,19 @@ impl FakeOpencti {
             s.logs.push(Log { ms, seq, history, node });
         }
         ids
+    }
+
+    /// Move every event `ms` milliseconds into the past.
+    fn backdate(&self, ms: i64) {
+        for l in &mut self.state.lock().unwrap().logs {
+            l.ms -= ms;
+            l.node["timestamp"] = json!(iso(l.ms));
+            let mut doc: Value = serde_json::from_str(l.node["raw_data"].as_str().unwrap()).unwrap();
+            for k in ["timestamp", "created_at", "updated_at"] {
+                doc[k] = json!(iso(l.ms));
+            }
+            l.node["raw_data"] = json!(serde_json::to_string_pretty(&doc).unwrap());
+        }
     }
 
     fn block(&self, name: &str, token: &str) -> String {
@@ -273,6 +296,23 @@ fn opencti_include_history_delivers_knowledge_events_too() {
     let original: Value = serde_json::from_str(lines[0]["event"]["original"].as_str().unwrap()).unwrap();
     assert!(original.get("internal_id").is_some(), "raw_data is the raw event: {original}");
     assert_eq!(lines[0]["observer"]["product"], "OpenCTI");
+}
+
+/// A `timestamp` filter that matches nothing must not pass for a quiet
+/// platform: `check --connect` and every poll fail naming the filter while
+/// the newest unfiltered audits show one inside the window, and the cursor
+/// stays, so once the filter works every event arrives.
+#[test]
+fn opencti_a_timestamp_filter_that_matches_nothing_is_not_a_quiet_platform() {
+    let api = FakeOpencti::start();
+    api.state.lock().unwrap().timestamp_filter_matches_nothing = true;
+    let ids = api.add(5);
+    // Older than the activity manager's indexing delay, inside the hour
+    // `check --connect` and the first poll (start_at 1h) look at.
+    api.backdate(120_000);
+    let block = format!("{}start_at = \"1h\"\n", api.block("octi", TOKEN));
+    let fix = || api.state.lock().unwrap().timestamp_filter_matches_nothing = false;
+    common::compliance::check_wrong_guess_is_loud(&block, "does not filter audits on `timestamp`", fix, &ids);
 }
 
 compliance_tests!(FakeOpencti::start());

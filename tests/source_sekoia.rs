@@ -48,6 +48,9 @@ struct Fake {
     faults: VecDeque<Fault>,
     next: u64,
     created: usize,
+    /// The dialect term matches nothing (the key could be named otherwise
+    /// in a tenant: the search language's field names are not documented).
+    dialect_term_matches_nothing: bool,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -101,12 +104,33 @@ async fn create(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
         return bad("earliest_time and latest_time are required (this fake reads ISO 8601 only)");
     };
     let term = req["term"].as_str().unwrap_or_default();
-    let Some(dialect) = term.strip_prefix("sekoiaio.intake.dialect_uuid:\"").and_then(|t| t.strip_suffix('"')) else {
-        return bad("this fake understands one dork: sekoiaio.intake.dialect_uuid:\"<uuid>\"");
+    let quoted =
+        |key: &str| term.strip_prefix(key).and_then(|t| t.strip_prefix(":\"")).and_then(|t| t.strip_suffix('"'));
+    // (field, value): the dialect uuid or the agent name.
+    let dork = match (quoted("sekoiaio.intake.dialect_uuid"), quoted("agent.name")) {
+        (Some(_), _) if s.dialect_term_matches_nothing => None,
+        (Some(dialect), _) => Some((true, dialect)),
+        (_, Some(agent)) => Some((false, agent)),
+        _ => {
+            return bad(
+                "this fake understands two dorks: sekoiaio.intake.dialect_uuid:\"<uuid>\", agent.name:\"<name>\"",
+            )
+        }
+    };
+    let matches = |d: &str, v: &Value| match dork {
+        None => false,
+        Some((true, dialect)) => d == dialect,
+        Some((false, agent)) => {
+            v.get("agent.name").or_else(|| v.pointer("/agent/name")).and_then(Value::as_str) == Some(agent)
+        }
     };
     let cap = req["max_last_events"].as_u64().unwrap_or(10_000) as usize;
-    let mut items: Vec<Value> =
-        s.events.iter().filter(|(t, d, _)| d == dialect && from <= *t && *t <= to).map(|(_, _, v)| v.clone()).collect();
+    let mut items: Vec<Value> = s
+        .events
+        .iter()
+        .filter(|(t, d, v)| matches(d, v) && from <= *t && *t <= to)
+        .map(|(_, _, v)| v.clone())
+        .collect();
     items.reverse();
     items.truncate(cap);
     s.next += 1;
@@ -161,7 +185,8 @@ fn item(id: &str, t: DateTime<Utc>, dialect: &str, k: u64) -> Value {
                       "profile_type": "avatar", "profile_identity": "95267578-e797-4263-90c3-09fb230536e2" }
     });
     let mut nested = json!({
-        "message": record.to_string(), "@timestamp": ts, "agent": { "name": "sekoia.webapi" },
+        "message": record.to_string(), "@timestamp": ts,
+        "agent": { "name": if dialect == ACTIVITY { "sekoia.webapi" } else { "fortigate-collector" } },
         "client": { "user": { "id": "5beacab7-4fc9-4c07-8ec0-e6ad73ed77fe" }, "ip": "141.229.130.228", "address": "141.229.130.228" },
         "user_agent": { "original": "python-requests/2.31.0" }, "http": { "request": { "method": method } },
         "url": { "original": format!("http://api.sekoia.io{path}"), "path": path },
@@ -278,6 +303,19 @@ fn sekoia_reads_a_backlog_through_jobs_and_keeps_the_intake_ecs() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(!text.contains(INTAKE_KEY), "the intake key, a credential, was forwarded");
     assert!(text.contains("\"customer\":{\"id\":\"Sandbox\"}"), "the rest of customer.* is kept");
+}
+
+/// A search term that matches nothing must not pass for a quiet
+/// community: `check --connect` and the polls fail naming the term and
+/// `query` while the activity log's agent shows events in the window, and
+/// the cursor stays, so once the term works every event arrives.
+#[test]
+fn sekoia_a_term_that_matches_nothing_is_not_a_quiet_community() {
+    let api = FakeSekoia::start();
+    api.state.lock().unwrap().dialect_term_matches_nothing = true;
+    let ids = api.add(5);
+    let fix = || api.state.lock().unwrap().dialect_term_matches_nothing = false;
+    common::compliance::check_wrong_guess_is_loud(&api.block("sek", KEY), "set query", fix, &ids);
 }
 
 compliance_tests!(FakeSekoia::start());

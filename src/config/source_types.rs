@@ -81,6 +81,9 @@ pub struct SekoiaConfig {
     /// File holding the API key.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// The event search term (default: the activity log's dialect term).
+    #[serde(default)]
+    pub query: Option<String>,
 }
 
 impl SourceSpec for SekoiaConfig {

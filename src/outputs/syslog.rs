@@ -73,8 +73,14 @@ pub const SYSLOG_UDP_MAX_MESSAGE_SIZE: usize = 8192;
 pub const QRADAR_UDP_MAX_MESSAGE_SIZE: usize = 4096;
 
 /// A qradar output's framing when `framing` is not set: newline over
-/// TCP (QRadar's Syslog listener), octet counting over TLS (RFC 5425,
-/// QRadar's TLS Syslog listener). UDP has none.
+/// TCP (QRadar's Syslog listener), octet counting over TLS. UDP has none.
+///
+/// Over TLS: IBM's "TLS Syslog protocol configuration options"
+/// (<https://www.ibm.com/docs/en/dsm?topic=options-tls-syslog-protocol-configuration>)
+/// describe a listener on 6514, the port of RFC 5425, with no framing
+/// parameter at all, so the listener reads the one framing that RFC
+/// defines, `MSG-LEN SP SYSLOG-MSG` (RFC 5425 §4.3). `framing` overrides
+/// it for a relay in front of QRadar that wants lines.
 pub fn qradar_framing(transport: Transport) -> Framing {
     match transport {
         Transport::Tls => Framing::OctetCounting,

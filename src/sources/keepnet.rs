@@ -101,7 +101,9 @@ fn newest_inside(results: &[Value], from: DateTime<Utc>, to: DateTime<Utc>) -> R
         (Some(e), Some(at)) if from <= at && at <= to => {
             let id = field(e, "resourceId").or(field(e, "logId")).cloned().unwrap_or(Value::Null);
             Err(ShapeError(format!(
-                "the filter LogDate >= {} and LogDate <= {} matched nothing, yet the newest log ({id}, logged at {})                  lies inside it: Keepnet does not filter on `LogDate` as assumed; nothing was taken and the cursor                  stays",
+                "the filter LogDate >= {} and LogDate <= {} matched nothing, yet the newest log ({id}, logged at {}) \
+                 lies inside it: Keepnet does not filter on `LogDate` as assumed; nothing was taken and the cursor \
+                 stays",
                 stamp(from),
                 stamp(to),
                 stamp(at)

@@ -10,8 +10,23 @@
 //! without a readable `raw_data` is forwarded itself. The activity manager
 //! indexes events late (it batches a Redis stream every few seconds), hence
 //! the default `lookback` of 60 s.
+//!
+//! The `timestamp` filter is a guess (OpenCTI documents `FilterGroup` keys
+//! for knowledge, not for the Activity log), and a filter that matches
+//! nothing would look exactly like a quiet platform. So a window that comes
+//! back empty is followed by one guard request
+//! ([`api::guard_state`](super::api::guard_state)): the newest audits,
+//! unfiltered (newest first, [`GUARD_ROWS`] rows). If one of them lies
+//! inside the window (and is old enough to have been indexed when the
+//! window was asked for, [`INDEXING_DELAY`]), the filter is not what
+//! OpenCTI applies: the poll fails naming it, and the cursor stays. This
+//! costs one request per empty poll and also runs in `check --connect`.
+//! There is no key to change the filter; the message says so.
 
-use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Verdict};
+use super::api::{
+    guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
+    Verdict,
+};
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
 use crate::config::secret::need_secret;
@@ -29,6 +44,23 @@ pub const MAX_PAGE_SIZE: u32 = 5000;
 
 /// User names remembered from `user { id name }`, which `raw_data` lacks.
 const MAX_USERS: usize = 10_000;
+
+/// Rows the guard reads, newest first.
+pub const GUARD_ROWS: u32 = 100;
+/// How late the activity manager may index an event (it batches a Redis
+/// stream every few seconds): a newer event the filtered query did not
+/// return may simply not have been indexed yet, so the guard ignores it.
+pub const INDEXING_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// The guard step: the newest audits, unfiltered.
+const NEWEST: &str = "newest_unfiltered";
+
+/// The guard's query: no filter, newest first.
+const NEWEST_QUERY: &str = "query AuditrelayNewestAudits($types: [String!], $first: Int) {
+  audits(types: $types, first: $first, orderBy: timestamp, orderMode: desc) {
+    pageInfo { endCursor hasNextPage }
+    edges { node { id timestamp } }
+  }
+}";
 
 const QUERY: &str = "query AuditrelayAudits($types: [String!], $first: Int, $after: ID, $filters: FilterGroup) {
   audits(types: $types, first: $first, after: $after, orderBy: timestamp, orderMode: asc, filters: $filters) {
@@ -118,9 +150,14 @@ impl SourceApi for OpenCti {
     }
 
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
-        let ms = chrono::Duration::milliseconds(1);
-        let (from, to) = (floor_to(q.window.from, ms), ceil_to(q.window.to, ms));
-        let value = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if guard_of(q.state) == Some(NEWEST) {
+            let variables = json!({ "types": self.types, "first": GUARD_ROWS });
+            return Ok(ApiRequest::post_json(
+                self.url.clone(),
+                json!({ "query": NEWEST_QUERY, "variables": variables }),
+            ));
+        }
+        let (from, to) = bounds(q);
         let filters = json!({
             "mode": "and",
             "filterGroups": [],
@@ -138,7 +175,7 @@ impl SourceApi for OpenCti {
         Ok(ApiRequest::post_json(self.url.clone(), json!({ "query": QUERY, "variables": variables })))
     }
 
-    fn parse(&self, _q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
+    fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
         let body = json_body(resp)?;
         if let Some(errors) = body.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()) {
             return Err(ShapeError(explain_errors(errors)));
@@ -148,6 +185,9 @@ impl SourceApi for OpenCti {
         let audits = audits.ok_or_else(|| ShapeError(format!("no data.audits in the answer: {}", excerpt())))?;
         let edges =
             audits["edges"].as_array().ok_or_else(|| ShapeError(format!("audits.edges missing: {}", excerpt())))?;
+        if guard_of(q.state) == Some(NEWEST) {
+            return newest_inside(q, edges).map(|()| ApiPage::parsed(Vec::new(), Next::Done));
+        }
         let more = audits.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool);
         let more = more.ok_or_else(|| ShapeError(format!("audits.pageInfo.hasNextPage missing: {}", excerpt())))?;
         let mut events = Vec::with_capacity(edges.len());
@@ -158,6 +198,8 @@ impl SourceApi for OpenCti {
             events.push(raw_event(node));
         }
         let next = match (more, audits.pointer("/pageInfo/endCursor").and_then(Value::as_str)) {
+            // Nothing in the whole window: check the filter (module doc).
+            (false, _) if events.is_empty() && q.state.is_none() => Next::Page(guard_state(NEWEST)),
             (false, _) => Next::Done,
             (true, _) if events.is_empty() => {
                 // Following it could spin, and stopping could skip what it
@@ -218,6 +260,39 @@ impl SourceApi for OpenCti {
         let v: Value = serde_json::from_slice(body).ok()?;
         let errors = v.get("errors")?.as_array().filter(|e| !e.is_empty())?;
         (status == 401 || status == 403).then(|| Verdict::Auth(explain_errors(errors)))
+    }
+}
+
+/// The window as the filter asks for it, in milliseconds (the precision
+/// of OpenCTI's timestamps), never cut short.
+fn bounds(q: &Query<'_>) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let ms = chrono::Duration::milliseconds(1);
+    (floor_to(q.window.from, ms), ceil_to(q.window.to, ms))
+}
+
+fn value(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The guard's verdict: the filtered query found nothing in the window;
+/// no audit indexed in time may lie inside it.
+fn newest_inside(q: &Query<'_>, edges: &[Value]) -> Result<(), ShapeError> {
+    let (from, to) = bounds(q);
+    let inside = edges.iter().find_map(|e| {
+        let at = utc_time(e.pointer("/node/timestamp"))?;
+        (from <= at && at <= to - INDEXING_DELAY).then(|| (e.pointer("/node/id").cloned().unwrap_or(Value::Null), at))
+    });
+    match inside {
+        None => Ok(()),
+        Some((id, at)) => Err(ShapeError(format!(
+            "the filter timestamp gte {} and timestamp lte {} matched no audit, yet audit {id} (at {}) lies inside \
+             it: this OpenCTI does not filter audits on `timestamp` as assumed (FilterGroup, OpenCTI 5.12 or later); \
+             no configuration key changes the filter, so upgrade OpenCTI or report it; nothing was taken and the \
+             cursor stays",
+            value(from),
+            value(to),
+            value(at)
+        ))),
     }
 }
 

@@ -26,9 +26,22 @@
 //! ([`INTAKE_KEYS`]) is a credential: it is removed from the item before
 //! anything else sees it, so it reaches neither the ECS fields nor
 //! `event.original`.
+//!
+//! The search term is a guess: the dialect uuid of the catalogue, under the
+//! key `sekoiaio.intake.dialect_uuid`, in Sekoia's query language (`query`
+//! replaces it). A term that matches nothing would look exactly like a
+//! quiet community, so the first walk of the process that finds nothing in
+//! its whole window (the history window at start; `check --connect`'s last
+//! hour) is followed by one guard job ([`api::guard_state`](super::api::guard_state)):
+//! the same window searched by another mark of the activity log,
+//! [`GUARD_TERM`] (the `agent.name` its events carry), a few results. An
+//! activity-log event there fails the poll naming the term and the `query`
+//! to set, and so does every later empty walk until it is fixed; the cursor
+//! stays. Events under the term, or none under the guard's, settle it for
+//! the process (a job is several requests: not on every empty poll).
 
 use super::api::{
-    json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
+    guard_of, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
@@ -39,6 +52,7 @@ use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Dialect uuid of the "SEKOIA.IO activity logs" intake.
@@ -56,16 +70,32 @@ pub const INTAKE_KEYS: [&str; 2] = ["sekoiaio.intake.key", "customer.intake_key"
 const NOT_COPIED: [&str; 5] = ["@timestamp", "timestamp", "message", "__event_id", "event.original"];
 /// A range narrower than this is not split further.
 const MIN_SPLIT: Duration = Duration::from_secs(2);
+/// The guard's search: the web API's activity log by its agent name, a
+/// mark its events carry besides the dialect (the integration's samples).
+pub const GUARD_TERM: &str = "agent.name:\"sekoia.webapi\"";
+/// Results the guard job asks for: one would do.
+const GUARD_EVENTS: u64 = 10;
+/// The guard step of a walk's state.
+const OTHER_MARK: &str = "other_mark";
+
+/// The search term of the catalogue's activity-log intake.
+pub fn default_term() -> String {
+    format!("sekoiaio.intake.dialect_uuid:\"{DIALECT_UUID}\"")
+}
 
 /// The Sekoia hooks.
 #[derive(Debug)]
 pub struct Sekoia {
     jobs: url::Url,
     cap: u64,
+    term: String,
+    /// Whether the term guard ran (or is no longer needed).
+    guarded: AtomicBool,
 }
 
 /// Build from config: `url` (a region's API base, e.g.
-/// `https://api.sekoia.io` or `https://app.sekoia.io/api`) and `token`.
+/// `https://api.sekoia.io` or `https://app.sekoia.io/api`), `token` and
+/// `query` (the search term, default [`default_term`]).
 pub fn build(
     cfg: &SekoiaConfig,
     at: &str,
@@ -74,7 +104,11 @@ pub fn build(
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
     let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
     let base = base_url(problems, at, cfg.url.as_deref());
-    Some((Box::new(Sekoia::new(&base?, MAX_LAST_EVENTS)), Auth::Bearer(token?)))
+    let mut api = Sekoia::new(&base?, MAX_LAST_EVENTS);
+    if let Some(term) = cfg.query.as_deref() {
+        api.term = term.to_owned();
+    }
+    Some((Box::new(api), Auth::Bearer(token?)))
 }
 
 super::connector!(SekoiaConfig => build);
@@ -94,14 +128,47 @@ enum Step {
 impl Sekoia {
     /// Hooks for the API at `base`; jobs reaching `cap` results are split.
     pub fn new(base: &url::Url, cap: u64) -> Self {
-        Sekoia { jobs: endpoint(base, "v1/sic/conf/events/search/jobs"), cap }
+        Sekoia {
+            jobs: endpoint(base, "v1/sic/conf/events/search/jobs"),
+            cap,
+            term: default_term(),
+            guarded: AtomicBool::new(false),
+        }
     }
 
-    fn step(q: &Query<'_>) -> Result<Step, ShapeError> {
+    /// The step of the walk, and whether it is the guard's.
+    fn step(q: &Query<'_>) -> Result<(bool, Step), ShapeError> {
+        let read =
+            |s: &Value| serde_json::from_value(s.clone()).map_err(|e| ShapeError(format!("internal walk state: {e}")));
         match q.state {
-            None => Ok(Step::Create { ranges: vec![(q.window.from, q.window.to)] }),
-            Some(s) => serde_json::from_value(s.clone()).map_err(|e| ShapeError(format!("internal walk state: {e}"))),
+            None => Ok((false, Step::Create { ranges: vec![(q.window.from, q.window.to)] })),
+            Some(s) if guard_of(Some(s)) == Some(OTHER_MARK) => Ok((true, read(&s["step"])?)),
+            Some(s) => Ok((false, read(s)?)),
         }
+    }
+
+    /// The guard's verdict on its results: an activity-log event inside
+    /// the window means the term missed it.
+    fn verdict_of_guard(&self, q: &Query<'_>, items: &[Value]) -> Result<ApiPage, ShapeError> {
+        let inside = items.iter().find(|item| {
+            let map = item.as_object().cloned().unwrap_or_default();
+            let at = utc_time(crate::event::get(&map, "@timestamp")).or_else(|| utc_time(map.get("timestamp")));
+            at.is_some_and(|t| q.window.from <= t && t <= q.window.to) && is_activity_log(&map)
+        });
+        let Some(item) = inside else { return Ok(ApiPage::parsed(Vec::new(), Next::Done)) };
+        // Not settled: every later empty walk fails the same way until
+        // `query` is set, so the cursor never passes these events.
+        self.guarded.store(false, Ordering::Relaxed);
+        let id = item.get("event.id").or_else(|| item.pointer("/event/id")).or_else(|| item.get("__event_id"));
+        Err(ShapeError(format!(
+            "the search term {:?} found no event between {} and {}, but the activity log has some there (event {}, \
+             found by {GUARD_TERM}): the term does not select this community's activity log; set query to a term \
+             that does (the cursor stays)",
+            self.term,
+            sekoia_time(q.window.from),
+            sekoia_time(q.window.to),
+            id.cloned().unwrap_or(Value::Null)
+        )))
     }
 
     fn job_url(&self, job: &str, tail: &str) -> Result<url::Url, ShapeError> {
@@ -120,6 +187,28 @@ fn sekoia_time(t: DateTime<Utc>) -> String {
 
 fn state(step: &Step) -> Value {
     serde_json::to_value(step).unwrap_or(Value::Null)
+}
+
+/// `step` as the walk's state, inside the guard's marker when it is the
+/// guard's.
+fn wrap(guard: bool, step: &Step) -> Value {
+    if guard {
+        let mut g = super::api::guard_state(OTHER_MARK);
+        g["step"] = state(step);
+        g
+    } else {
+        state(step)
+    }
+}
+
+/// Whether an item is an event of the activity-log intake: its dialect,
+/// its agent or its `sekoiaio.activity` fields say so.
+fn is_activity_log(map: &Map<String, Value>) -> bool {
+    let is = |path: &str, want: &str| crate::event::get(map, path).and_then(Value::as_str) == Some(want);
+    is("sekoiaio.intake.dialect_uuid", DIALECT_UUID)
+        || is("agent.name", "sekoia.webapi")
+        || crate::event::get(map, "sekoiaio.activity").is_some()
+        || map.keys().any(|k| k.starts_with("sekoiaio.activity."))
 }
 
 impl SourceApi for Sekoia {
@@ -142,24 +231,27 @@ impl SourceApi for Sekoia {
     }
 
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
-        match Sekoia::step(q)? {
+        let (guard, step) = Sekoia::step(q)?;
+        match step {
             Step::Create { ranges } => {
                 let (from, to) = ranges.first().copied().ok_or_else(|| ShapeError("no range to search".into()))?;
                 let us = chrono::Duration::microseconds(1);
+                let (term, cap) = if guard { (GUARD_TERM, GUARD_EVENTS) } else { (self.term.as_str(), self.cap) };
                 let body = json!({
-                    "term": format!("sekoiaio.intake.dialect_uuid:\"{DIALECT_UUID}\""),
+                    "term": term,
                     "earliest_time": sekoia_time(floor_to(from, us)),
                     "latest_time": sekoia_time(ceil_to(to, us)),
                     "visible": false,
-                    "max_last_events": self.cap,
+                    "max_last_events": cap,
                 });
                 Ok(ApiRequest::post_json(self.jobs.clone(), body))
             }
             Step::Status { job, .. } => Ok(ApiRequest::get(self.job_url(&job, "")?)),
             Step::Events { job, offset, .. } => {
                 let mut url = self.job_url(&job, "events")?;
+                let limit = if guard { GUARD_EVENTS } else { u64::from(q.page_size) };
                 url.query_pairs_mut()
-                    .append_pair("limit", &q.page_size.to_string())
+                    .append_pair("limit", &limit.to_string())
                     .append_pair("offset", &offset.to_string());
                 Ok(ApiRequest::get(url))
             }
@@ -170,18 +262,19 @@ impl SourceApi for Sekoia {
         let body = json_body(resp)?;
         let excerpt = || crate::transport::http::excerpt(&resp.body);
         let page = |next| Ok(ApiPage::parsed(Vec::new(), next));
-        match Sekoia::step(q)? {
+        let (guard, step) = Sekoia::step(q)?;
+        match step {
             Step::Create { ranges } => {
                 let job = body["uuid"].as_str().filter(|u| !u.is_empty());
                 let job = job.ok_or_else(|| ShapeError(format!("search job created without a uuid: {}", excerpt())))?;
-                page(Next::Page(state(&Step::Status { ranges, job: job.to_owned(), polls: 0 })))
+                page(Next::Page(wrap(guard, &Step::Status { ranges, job: job.to_owned(), polls: 0 })))
             }
             Step::Status { ranges, job, polls } => match body["status"].as_i64() {
                 Some(0 | 1) => {
                     let delay = Duration::from_secs(u64::from(polls.min(9)) + 1);
-                    page(Next::Wait(delay, state(&Step::Status { ranges, job, polls: polls + 1 })))
+                    page(Next::Wait(delay, wrap(guard, &Step::Status { ranges, job, polls: polls + 1 })))
                 }
-                Some(2) => page(Next::Page(state(&Step::Events { ranges, job, offset: 0 }))),
+                Some(2) => page(Next::Page(wrap(guard, &Step::Events { ranges, job, offset: 0 }))),
                 Some(s) => Err(ShapeError(format!("search job {job} ended with status {s} (cancelled or failed)"))),
                 None => Err(ShapeError(format!("search job {job} has no status: {}", excerpt()))),
             },
@@ -190,6 +283,19 @@ impl SourceApi for Sekoia {
                 let items = items.ok_or_else(|| ShapeError(format!("job results without items: {}", excerpt())))?;
                 let total = body["total"].as_u64();
                 let total = total.ok_or_else(|| ShapeError(format!("job results without total: {}", excerpt())))?;
+                if guard {
+                    let items: Vec<Value> = items.iter().cloned().map(scrub).collect();
+                    return self.verdict_of_guard(q, &items);
+                }
+                if total > 0 {
+                    self.guarded.store(true, Ordering::Relaxed);
+                }
+                // The whole window holds nothing under the term: the first
+                // such walk looks once by another mark (see the module doc).
+                let whole = ranges.len() == 1 && ranges[0] == (q.window.from, q.window.to);
+                if total == 0 && offset == 0 && whole && !self.guarded.swap(true, Ordering::Relaxed) {
+                    return page(Next::Page(wrap(true, &Step::Create { ranges })));
+                }
                 if offset == 0 && total >= self.cap {
                     let (from, to) = ranges.remove(0);
                     if (to - from).to_std().unwrap_or_default() < MIN_SPLIT {

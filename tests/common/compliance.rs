@@ -335,3 +335,34 @@ macro_rules! compliance_tests {
         }
     };
 }
+
+/// What every silent-empty guard must do (issue 18): with a guess the API
+/// does not honour (`block` names the source, the fake answers nothing
+/// under the guess), `check --connect` and every poll fail with a message
+/// containing `says` while events lie in the window, and the cursor stays;
+/// once `fix` makes the fake honour the guess, every id of `ids` arrives
+/// exactly once.
+pub fn check_wrong_guess_is_loud(block: &str, says: &str, fix: impl FnOnce(), ids: &[String]) {
+    let dir = TestDir::new();
+    let out = dir.file("out.jsonl");
+    let cfg = format!("{}\n{}{}", dir.agent_section(), with_test_defaults(block), file_output("out", &out, 5));
+    dir.write_config(&cfg);
+    let (code, text) = dir.check_connect();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains(says)), "{text}");
+
+    let agent = dir.start_with(&cfg);
+    let named = || dir.last_error(0).contains(says);
+    super::agent::wait_until_or("the guess to be named", DEADLINE, named, || tail(&agent.stderr(), 20));
+    std::thread::sleep(std::time::Duration::from_millis(2500)); // more polls (interval 1s): none may pass
+    assert!(file_ids(&out).is_empty());
+    fix();
+    super::agent::wait_until_or(
+        "every event",
+        DEADLINE,
+        || missing(&file_ids(&out), ids).is_empty(),
+        || tail(&agent.stderr(), 20),
+    );
+    agent.stop();
+    assert_exactly_once(&file_ids(&out), ids, "once the guess holds");
+}

@@ -181,3 +181,55 @@ fn an_empty_window_is_checked_against_the_newest_unfiltered_log() {
         assert_eq!(p.next, Next::Done, "a quiet tenant");
     }
 }
+
+/// A `POST /api/audit-logs/search` answer shaped exactly as Keepnet's
+/// OpenAPI document declares it (mirrored in ucarozan/keepnet-docs,
+/// `openapi/keepnet-api-spec.json`: the path answers
+/// `KeepnetLabs.Core.ServiceResult<PagedResults<AuditLogSearchView>>`;
+/// `AuditLogSearchView` has exactly `resourceId`, `userName`,
+/// `entityResourceId`, `entityName`, `oldValue`, `newValue`, `operation`,
+/// `ip`, `userAgent`, `auditDescription` (all nullable strings) and
+/// `logDate` (`date-time`, zone undocumented)). No recorded answer is
+/// public; the values are ours, with `logDate` written the ways .NET
+/// serialises a `DateTime` (seven fraction digits and no zone, a trimmed
+/// fraction, `Z`).
+#[test]
+fn recorded_shape_of_audit_log_search_maps_to_ecs() {
+    let body: Value = serde_json::from_str(include_str!("audit_logs_search_sample.json")).unwrap();
+    let a = api();
+    let p = a.parse(&query(None), &resp(200, &body)).unwrap();
+    assert_eq!(p.next, Next::Done, "totalNumberOfPages is 1");
+    let e: Vec<_> = p
+        .events
+        .iter()
+        .map(|raw| crate::event::normalise("kn", a.observer(), raw, a.normalise(raw), chrono::Utc::now()))
+        .collect();
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[0].id, "0c1f6c0e-7a55-4b7c-9a0e-5d2b8e3f4a61");
+    assert_eq!(e[0].timestamp, t("2024-05-01T10:05:44.2033333Z"), "no zone is read as UTC");
+    assert_eq!(e[0].str_field("event.action"), Some("create"));
+    assert_eq!(e[0].fields()["event"]["category"], json!(["configuration"]));
+    assert_eq!(e[0].fields()["event"]["type"], json!(["creation"]));
+    assert_eq!(e[0].str_field("user.name"), Some("Harold Finch"));
+    assert_eq!(e[0].str_field("source.ip"), Some("198.51.100.7"));
+    assert!(e[0].str_field("user_agent.original").is_some_and(|u| u.starts_with("Mozilla/5.0")));
+    assert_eq!(e[0].str_field("keepnet.entity.name"), Some("PhishingCampaign"));
+    assert_eq!(e[0].str_field("keepnet.entity.id"), Some("b1e9a7d2-3c4f-4e5a-8b6c-7d8e9f0a1b2c"));
+    assert_eq!(e[0].str_field("message"), Some("Harold Finch created phishing campaign Q2 payroll lure"));
+    assert_eq!(e[1].timestamp, t("2024-05-01T10:20:03.090Z"));
+    assert_eq!(e[1].fields()["event"]["type"], json!(["change"]));
+    assert_eq!(e[2].timestamp, t("2024-05-01T10:40:12Z"));
+    assert_eq!(e[2].fields()["event"]["type"], json!(["deletion"]));
+    assert_eq!(e[2].str_field("user_agent.original"), None, "a null is no field");
+    assert_eq!(e[2].str_field("user.name"), Some("REST API (siem-connector)"));
+}
+
+#[test]
+fn the_guard_message_reads_as_one_sentence() {
+    let a = api();
+    let p = a.parse(&query(None), &resp(200, &service_result(vec![], 0))).unwrap();
+    let Next::Page(guard) = p.next else { panic!("{:?}", p.next) };
+    let inside = service_result(vec![view("r9", "2024-05-01T10:59:00Z", "Update")], 1);
+    let e = a.parse(&query(Some(&guard)), &resp(200, &inside)).unwrap_err();
+    assert!(!e.0.contains("  "), "no run of spaces from a broken line continuation: {e}");
+}

@@ -89,9 +89,49 @@ fn pages_follow_end_cursor_and_forward_raw_data() {
     let p = a.parse(&query(None), &resp(200, &page(vec![node(&doc)], true, Some("abc")))).unwrap();
     assert_eq!(p.next, Next::Page(json!("abc")));
     assert_eq!(p.events, vec![doc.clone()], "raw_data is the raw event");
-    let p = a.parse(&query(None), &resp(200, &page(vec![], false, None))).unwrap();
-    assert_eq!(p.next, Next::Done);
+    let later = json!("abc");
+    let p = a.parse(&query(Some(&later)), &resp(200, &page(vec![], false, None))).unwrap();
+    assert_eq!(p.next, Next::Done, "a last page, even empty, ends the walk");
     assert!(p.events.is_empty());
+}
+
+/// A `timestamp` filter that matches nothing looks like a quiet platform:
+/// an empty window is followed by the newest audits, unfiltered; one that
+/// lies inside the window (and is old enough to have been indexed) fails
+/// the poll naming the filter.
+#[test]
+fn an_empty_window_is_checked_against_the_newest_unfiltered_audits() {
+    let a = api();
+    let p = a.parse(&query(None), &resp(200, &page(vec![], false, None))).unwrap();
+    assert!(p.events.is_empty());
+    let Next::Page(guard) = p.next else { panic!("an empty window is checked: {:?}", p.next) };
+    let req = a.request(&query(Some(&guard))).unwrap();
+    let body = sent_json(&req);
+    let text = body["query"].as_str().unwrap();
+    assert!(text.contains("orderBy: timestamp, orderMode: desc") && !text.contains("filters"), "{text}");
+    assert_eq!(body["variables"], json!({ "types": ["Activity"], "first": GUARD_ROWS }));
+
+    let newest = |id: &str, at: &str| json!({ "id": id, "timestamp": at });
+    // The window is 10:00:00.123 to 11:00:00.001.
+    let inside = page(
+        vec![newest("1714560000000-0", "2024-05-01T10:59:59.000Z"), newest("x", "2024-05-01T10:20:00.000Z")],
+        true,
+        Some("c"),
+    );
+    let e = a.parse(&query(Some(&guard)), &resp(200, &inside)).unwrap_err();
+    assert!(e.0.contains("timestamp gte 2024-05-01T10:00:00.123Z") && e.0.contains("\"x\""), "{e}");
+    assert!(e.0.contains("does not filter audits on `timestamp`") && !e.0.contains("  "), "{e}");
+    let quiet = [
+        page(vec![], false, None),
+        page(vec![newest("old", "2024-05-01T09:59:00.000Z")], true, Some("c")),
+        // Inside, but perhaps not indexed yet when the window was asked for.
+        page(vec![newest("late", "2024-05-01T10:59:50.000Z")], false, None),
+    ];
+    for body in quiet {
+        let p = a.parse(&query(Some(&guard)), &resp(200, &body)).unwrap();
+        assert!(p.events.is_empty(), "the guard's rows are never taken");
+        assert_eq!(p.next, Next::Done, "a quiet platform: {body}");
+    }
 }
 
 #[test]
@@ -206,4 +246,55 @@ fn build_needs_a_token() {
     let mut problems = Vec::new();
     assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
     assert_eq!(problems[0].path, "source[0].token");
+}
+
+/// An `audits` answer shaped exactly as OpenCTI builds it. No recorded
+/// answer is public; the shape is the platform's own code
+/// (OpenCTI-Platform/opencti, `opencti-platform/opencti-graphql`):
+/// `config/schema/opencti.graphql` (`LogConnection`, `Log`, `pageInfo`
+/// with `globalCount`), `src/resolvers/log.js` (`raw_data` is
+/// `JSON.stringify(log, null, 2)`: pretty-printed, `user` resolved from
+/// `user_id`, null when there is none), `src/database/engine` `elDataConverter`
+/// (the loaded document carries `_index`, `_id`, `id` and the search-after
+/// `sort` besides what was stored) and `src/manager/activityManager.ts`
+/// (the stored document: `internal_id` the Redis stream id `<ms>-<seq>`,
+/// `timestamp` ISO-8601 with milliseconds, `context_data` with `message`).
+/// The selection is the one `tests/02-integration/02-resolvers/audit-test.ts`
+/// asks for, plus `raw_data`. The values are ours.
+#[test]
+fn recorded_shape_of_audits_maps_to_ecs() {
+    let body: Value = serde_json::from_str(include_str!("audits_sample.json")).unwrap();
+    let a = api();
+    let p = a.parse(&query(None), &resp(200, &body)).unwrap();
+    assert_eq!(p.next, Next::Done);
+    assert_eq!(p.events.len(), 3);
+    assert_eq!(p.events[0]["_index"], "opencti_history-000001", "the pretty-printed raw_data is the raw event");
+    let e: Vec<_> = p
+        .events
+        .iter()
+        .map(|raw| crate::event::normalise("octi", a.observer(), raw, a.normalise(raw), Utc::now()))
+        .collect();
+    assert_eq!(e[0].id, "1714557600123-0");
+    assert_eq!(e[0].timestamp, t("2024-05-01T10:00:00.123Z"));
+    assert_eq!(e[0].str_field("event.action"), Some("login"));
+    assert_eq!(e[0].fields()["event"]["category"], json!(["authentication"]));
+    assert_eq!(e[0].fields()["event"]["type"], json!(["start"]));
+    assert_eq!(e[0].outcome(), "success");
+    assert_eq!(e[0].str_field("event.dataset"), Some("opencti.activity"));
+    assert_eq!(e[0].str_field("user.id"), Some("88ec0c6a-13ce-5e39-b486-354fe4a7084f"));
+    assert_eq!(e[0].str_field("user.name"), Some("admin"), "from the node's user, which raw_data lacks");
+    assert_eq!(e[0].str_field("opencti.event_access"), Some("administration"));
+    assert_eq!(e[0].str_field("message"), Some("admin login from provider `local`"));
+
+    assert_eq!(e[1].str_field("event.action"), Some("update"));
+    assert_eq!(e[1].fields()["event"]["category"], json!(["iam"]));
+    assert_eq!(e[1].fields()["event"]["type"], json!(["change"]));
+    assert_eq!(e[1].str_field("opencti.entity.id"), Some("6a4b11e1-90ca-4e42-ba42-db7bc7f7d505"));
+    assert_eq!(e[1].str_field("opencti.entity.type"), Some("User"));
+    assert_eq!(e[1].str_field("opencti.entity.name"), Some("alice"));
+
+    assert_eq!(e[2].outcome(), "failure");
+    assert_eq!(e[2].str_field("user.id"), None, "a failed login has no user");
+    assert_eq!(e[2].str_field("user.name"), Some("mallory@example.com"), "the name tried");
+    assert_eq!(e[2].fields()["event"]["category"], json!(["authentication"]));
 }

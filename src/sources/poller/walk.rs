@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 /// Most `Next::Wait` steps in one walk (an asynchronous job that never ends).
 const MAX_WAITS: u32 = 120;
 
+/// Most requests `check --connect` makes for one source while nothing has
+/// arrived: enough for a search job and a guard's job after it.
+const MAX_PROBE_STEPS: u64 = 16;
+
 impl Poller {
     /// The window the next walk covers, or `None` when nothing is due yet.
     pub(super) fn window(&self, cursor: &Cursor, now: DateTime<Utc>) -> Option<Window> {
@@ -361,37 +365,42 @@ pub(super) fn chrono_dur(d: Duration) -> chrono::Duration {
 }
 
 impl Poller {
-    /// One request for the last hour, for `check --connect`: proves DNS,
-    /// TCP, TLS, credentials and the response shape. Returns how many events
-    /// the first page held.
+    /// The last hour's first page, for `check --connect`: proves DNS, TCP,
+    /// TLS, credentials and the response shape. Returns how many events
+    /// that page held.
+    ///
+    /// While nothing has arrived, the walk's next steps are followed (at
+    /// most [`MAX_PROBE_STEPS`] requests, waiting where the API asks to):
+    /// an asynchronous search job is read to its results, and a
+    /// connector's silent-empty guard (`api::guard_state`) runs, so a
+    /// wrong guess fails `check --connect` too.
     pub async fn probe(&self, cancel: &CancellationToken) -> Result<usize, SourceError> {
         let name = self.settings.name.as_str();
         let now = (self.ctx.clock)();
         let window = Window { from: now - chrono::Duration::hours(1), to: now };
-        let q = Query { window, page: 0, offset: 0, state: None, page_size: self.settings.page_size };
         let shape = |url: String, detail: String| SourceError::Shape { source_name: name.into(), url, detail };
-        let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
-        let url = redact_url(&req.url);
-        let resp = self.fetch(&req, cancel).await?;
-        let mut page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
-        let mut n = page.len();
-        // An empty answer may lead to the connector's silent-empty guard
-        // (`api::guard_state`): followed here, so a wrong guess fails
-        // `check --connect` too. A guard is one request; two at most.
-        for _ in 0..2 {
-            let state = match &page.next {
-                Next::Page(state) if page.is_empty() && crate::sources::api::guard_of(Some(state)).is_some() => {
-                    state.clone()
-                }
-                _ => break,
-            };
-            let q = Query { window, page: 1, offset: 0, state: Some(&state), page_size: q.page_size };
+        let mut state: Option<Value> = None;
+        for step in 0..MAX_PROBE_STEPS {
+            let q = Query { window, page: step, offset: 0, state: state.as_ref(), page_size: self.settings.page_size };
             let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
             let url = redact_url(&req.url);
             let resp = self.fetch(&req, cancel).await?;
-            page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
-            n += page.len();
+            let page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
+            if !page.is_empty() {
+                return Ok(page.len());
+            }
+            state = match page.next {
+                Next::Page(next) => Some(next),
+                Next::Wait(delay, next) => {
+                    tokio::select! {
+                        () = cancel.cancelled() => return Err(SourceError::Cancelled),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    Some(next)
+                }
+                Next::Done | Next::FromCursor => return Ok(0),
+            };
         }
-        Ok(n)
+        Ok(0)
     }
 }

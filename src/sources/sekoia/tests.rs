@@ -74,6 +74,8 @@ fn full_job_flow_creates_waits_and_pages() {
 #[test]
 fn an_empty_window_is_done_after_one_results_page() {
     let a = api(MAX_LAST_EVENTS);
+    // Once the term has found events, an empty window is a quiet one.
+    a.guarded.store(true, Ordering::Relaxed);
     let s = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
     let (_, p) = step(&a, Some(&s), json!({ "items": [], "total": 0 }));
     assert_eq!(p.next, Next::Done);
@@ -264,4 +266,73 @@ fn intake_keys_are_never_forwarded() {
     assert_eq!(e[1].fields()["customer"]["id"], "c1");
     assert_eq!(e[2].fields()["sekoiaio"]["intake"]["name"], "n");
     assert!(page.events[2]["message"].as_str().unwrap().contains("\"a\":1"));
+}
+
+/// Walk a job to its results: create, done at once, `events` as the first
+/// page of results (`total` their number). Returns the create request and
+/// the page.
+fn run_job(a: &Sekoia, state: Option<&Value>, events: Vec<Value>) -> (ApiRequest, Result<ApiPage, ShapeError>) {
+    let (create, p) = step(a, state, json!({ "uuid": "job-g" }));
+    let (_, p) = step(a, Some(&next_state(&p)), json!({ "uuid": "job-g", "status": 2, "total": events.len() }));
+    let s = next_state(&p);
+    let q = query(Some(&s));
+    let total = events.len();
+    (create, a.parse(&q, &resp(200, &json!({ "items": events, "total": total }))))
+}
+
+/// A term that matches nothing looks like a quiet community: the first
+/// walk that finds nothing in its whole window searches it once more by
+/// the activity log's agent; an activity-log event there fails the poll
+/// naming the term and `query`, every empty walk after it too.
+#[test]
+fn an_empty_window_is_searched_once_more_by_the_activity_logs_agent() {
+    let a = api(MAX_LAST_EVENTS);
+    let (_, p) = run_job(&a, None, vec![]);
+    let p = p.unwrap();
+    assert!(p.events.is_empty());
+    let guard = next_state(&p);
+    assert_eq!(crate::sources::api::guard_of(Some(&guard)), Some("other_mark"), "{guard}");
+    let found = json!({ "timestamp": "2024-05-01T10:30:00.5Z", "__event_id": "e-1", "agent.name": "sekoia.webapi",
+                        "sekoiaio.intake.key": "secret-intake-key" });
+    let (create, verdict) = run_job(&a, Some(&guard), vec![found.clone()]);
+    let body = sent_json(&create);
+    assert_eq!(body["term"], json!(GUARD_TERM));
+    assert_eq!(body["max_last_events"], json!(10));
+    assert_eq!(body["earliest_time"], "2024-05-01T10:00:00.123456Z", "the same window");
+    let e = verdict.unwrap_err();
+    assert!(e.0.contains("sekoiaio.intake.dialect_uuid") && e.0.contains("set query"), "{e}");
+    assert!(!e.0.contains("secret-intake-key"), "{e}");
+    assert!(!e.0.contains("  "), "{e}");
+    // Not settled: the next empty walk asks again.
+    let (_, p) = run_job(&a, None, vec![]);
+    assert_eq!(crate::sources::api::guard_of(Some(&next_state(&p.unwrap()))), Some("other_mark"));
+
+    // Nothing of the activity log there (or only outside the window, or
+    // another intake's events): a quiet community, settled for the process.
+    let quiet = api(MAX_LAST_EVENTS);
+    let (_, p) = run_job(&quiet, None, vec![]);
+    let guard = next_state(&p.unwrap());
+    let other = json!({ "timestamp": "2024-05-01T10:30:00Z", "agent.name": "winlogbeat" });
+    let old = json!({ "timestamp": "2024-04-30T10:30:00Z", "agent": { "name": "sekoia.webapi" } });
+    let (_, verdict) = run_job(&quiet, Some(&guard), vec![other, old]);
+    let p = verdict.unwrap();
+    assert!(p.events.is_empty(), "the guard's results are never taken");
+    assert_eq!(p.next, Next::Done);
+    let (_, p) = run_job(&quiet, None, vec![]);
+    assert_eq!(p.unwrap().next, Next::Done, "asked once per process");
+}
+
+#[test]
+fn query_replaces_the_search_term() {
+    let env = crate::config::secret::tests::FakeEnv::default();
+    let text = "[[source]]\nname = \"s\"\ntype = \"sekoia\"\nurl = \"https://api.sekoia.io\"\ntoken = \"k\"\n\
+                query = 'sekoiaio.intake.dialect:\"sekoia.io activity logs\"'\n\
+                [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+    let crate::config::SourceKind::Sekoia(cfg) = crate::config::parse(text).unwrap().sources.remove(0).kind else {
+        panic!("a sekoia source")
+    };
+    let mut problems = Vec::new();
+    let (api, _) = build(&cfg, "source[0]", &env, &mut problems).unwrap();
+    let req = api.request(&query(None)).unwrap();
+    assert_eq!(sent_json(&req)["term"], "sekoiaio.intake.dialect:\"sekoia.io activity logs\"");
 }
