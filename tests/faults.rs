@@ -20,7 +20,7 @@
 //! - `FAULT_SEED`: the seed of the first run (run `i` uses `seed + i`); a
 //!   failing run prints its seed and the command that replays it.
 //!
-//! The whole table, as the README shows it (about 30–40 min on 2 quiet cores;
+//! The whole table, as docs/reliability.md shows it (about 30–40 min on 2 quiet cores;
 //! 3 runs of 20,000 took 4 min):
 //!
 //! ```text
