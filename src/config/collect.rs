@@ -20,7 +20,7 @@ const MAX_RETRIES: usize = 64;
 /// while reading it (before validation).
 pub fn read(text: &str) -> (Config, Vec<Problem>) {
     let mut problems = Vec::new();
-    let mut cfg = Config { agent: AgentConfig::default(), sources: Vec::new(), outputs: Vec::new() };
+    let mut cfg = Config { agent: AgentConfig::default(), sources: Vec::new(), outputs: Vec::new(), cluster: None };
     let table: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
@@ -41,6 +41,9 @@ pub fn read(text: &str) -> (Config, Vec<Problem>) {
     if let Some(value) = table.remove("source") {
         cfg.sources = array_of::<SourceConfig>("source", value, &mut problems);
     }
+    if let Some(value) = table.remove("cluster") {
+        cfg.cluster = table_of::<super::cluster::ClusterConfig>("cluster", value, &mut problems);
+    }
     if let Some(value) = table.remove("output") {
         cfg.outputs = array_of::<OutputConfig>("output", value, &mut problems);
     }
@@ -48,7 +51,7 @@ pub fn read(text: &str) -> (Config, Vec<Problem>) {
         problems.push(Problem {
             path: other.to_owned(),
             message: format!(
-                "unknown field `{other}`: the file has [agent], [[source]] and [[output]] (config.example.toml lists every key)"
+                "unknown field `{other}`: the file has [agent], [[source]], [[output]] and [cluster] (config.example.toml lists every key)"
             ),
         });
     }

@@ -4,6 +4,7 @@
 //! [`Config`] and lists every problem with its key path; secrets and TLS
 //! files are read later, when sources and outputs are built.
 
+pub mod cluster;
 pub mod collect;
 pub mod model;
 pub mod origin;
@@ -70,6 +71,9 @@ pub fn parse_all(text: &str) -> (Config, Vec<Problem>) {
             && !(invalid_tables
                 && (p.path == "source" || p.path == "output" || p.message.starts_with("no output is named")))
     }));
+    if let Some(c) = &cfg.cluster {
+        problems.extend(cluster::validate(c).into_iter().filter(|p| !bad_table(&p.path)));
+    }
     collect::annotate_lines(text, &mut problems);
     (cfg, problems)
 }

@@ -24,6 +24,9 @@ pub struct Config {
     /// Where events go.
     #[serde(default, rename = "output")]
     pub outputs: Vec<OutputConfig>,
+    /// Several agents sharing the sources through etcd; `None` = one agent.
+    #[serde(default)]
+    pub cluster: Option<super::cluster::ClusterConfig>,
 }
 
 /// `[agent]`
