@@ -190,7 +190,7 @@ impl Etcd {
     async fn call(&self, call: &'static str, body: Value) -> Result<Value, EtcdError> {
         let n = self.endpoints.len().max(1);
         let start = self.current.load(Ordering::Relaxed);
-        let mut last = String::from("no endpoint configured");
+        let mut failures: Vec<String> = Vec::new();
         for i in 0..n {
             let at = (start + i) % n;
             let Some(endpoint) = self.endpoints.get(at) else { break };
@@ -199,7 +199,7 @@ impl Etcd {
                 match self.authenticate(endpoint).await {
                     Ok(t) => token = t,
                     Err(EtcdError::Unreachable { detail, .. }) => {
-                        last = format!("{endpoint}: {detail}");
+                        failures.push(format!("{endpoint}: {detail}"));
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -219,15 +219,18 @@ impl Etcd {
                     return Ok(v);
                 }
                 Ok((s, v)) if s >= 500 || error_text(&v).contains("no leader") => {
-                    last = format!("{endpoint}: HTTP {s}: {}", error_text(&v));
+                    failures.push(format!("{endpoint}: HTTP {s}: {}", error_text(&v)));
                 }
                 Ok((_, v)) => {
                     return Err(EtcdError::Refused { endpoint: endpoint.clone(), call, message: error_text(&v) })
                 }
-                Err(detail) => last = format!("{endpoint}: {detail}"),
+                Err(detail) => failures.push(format!("{endpoint}: {detail}")),
             }
         }
-        Err(EtcdError::Unreachable { endpoints: self.endpoints(), detail: last })
+        if failures.is_empty() {
+            failures.push("no endpoint configured".into());
+        }
+        Err(EtcdError::Unreachable { endpoints: self.endpoints(), detail: failures.join("; ") })
     }
 
     /// Every key starting with `prefix`, in key order.

@@ -240,9 +240,29 @@ pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn E
     Some(Ok(Link { commands: cmd_rx, config: config_tx, leave, task }))
 }
 
-/// etcd requests time out well within a lease renewal period.
+/// etcd requests time out within a lease renewal period.
 fn request_timeout(ttl: Duration) -> Duration {
-    (ttl / 4).max(Duration::from_millis(500))
+    (ttl / 4).max(Duration::from_secs(1))
+}
+
+/// Resolves once the lease may have expired: the time in `alive` (moved
+/// on by every renewal) has passed.
+async fn expired(mut alive: watch::Receiver<Instant>) {
+    loop {
+        let until = *alive.borrow_and_update();
+        if Instant::now() >= until {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            changed = alive.changed() => if changed.is_err() {
+                // The sender lives as long as the coordinator; if it went,
+                // the lease is no longer renewed.
+                tokio::time::sleep_until(until).await;
+                return;
+            },
+        }
+    }
 }
 
 /// Spread agents over the sources: each starts looking at a different place.
@@ -271,16 +291,15 @@ impl Coordinator {
         let mut tick = tokio::time::interval(BALANCE_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let deadline = *self.alive.borrow();
             let fenced = self.owned.is_empty();
             tokio::select! {
                 _ = self.leave.cancelled() => break,
-                _ = tokio::time::sleep_until(deadline), if !fenced => self.fence().await,
+                _ = expired(self.alive.clone()), if !fenced => self.fence().await,
                 _ = tick.tick() => {
-                    let leave = self.leave.clone();
+                    let (leave, alive) = (self.leave.clone(), self.alive.clone());
                     let step = tokio::select! {
                         r = self.step() => Some(r),
-                        _ = tokio::time::sleep_until(deadline), if !fenced => None,
+                        _ = expired(alive), if !fenced => None,
                         _ = leave.cancelled() => break,
                     };
                     match step {
