@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
-const TTL: Duration = Duration::from_secs(3);
+/// Short, for a fast suite; long enough that an etcd leader election
+/// (0.5–1 s here) does not outlast the renewals' slack.
+const TTL: Duration = Duration::from_secs(4);
 /// Events added per source, every this often.
 const ADD_EVERY: Duration = Duration::from_millis(500);
 
@@ -83,8 +85,8 @@ impl Etcd {
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial, "--initial-cluster-state", "new"])
-            .args(["--initial-cluster-token", "auditrelay-test", "--heartbeat-interval", "100"])
-            .args(["--election-timeout", "1000", "--log-level", "warn", "--logger", "zap"])
+            .args(["--initial-cluster-token", "auditrelay-test", "--heartbeat-interval", "50"])
+            .args(["--election-timeout", "500", "--log-level", "warn", "--logger", "zap"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -282,6 +284,19 @@ struct Fleet {
     agents: Vec<Option<Agent>>,
 }
 
+/// The agent's `agent.listen` address, from its config.
+fn listen_of(dir: &TestDir) -> String {
+    let text = std::fs::read_to_string(dir.config_path()).unwrap();
+    let line = text.lines().find(|l| l.starts_with("listen = ")).unwrap();
+    line.trim_start_matches("listen = ").trim_matches('"').to_owned()
+}
+
+/// A gauge's value in the agent's `/metrics`.
+fn gauge(dir: &TestDir, name: &str) -> Option<f64> {
+    let text = http_get(&listen_of(dir), "/metrics")?;
+    text.lines().find(|l| l.starts_with(&format!("{name} "))).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 fn agent_name(i: usize) -> String {
     format!("agent-{i}")
 }
@@ -292,7 +307,8 @@ fn user_agent(i: usize) -> String {
 
 fn config(dir: &TestDir, i: usize, etcd: &Etcd, api: &Api, n: usize, hec: &FakeHec) -> String {
     let endpoints: Vec<String> = etcd.endpoints().iter().map(|e| format!("\"{e}\"")).collect();
-    let mut text = dir.agent_section_with("shutdown_timeout = \"15s\"\n");
+    let listen = format!("listen = \"127.0.0.1:{}\"\nshutdown_timeout = \"15s\"\n", free_tcp_port());
+    let mut text = dir.agent_section_with(&listen);
     text.push_str(&format!(
         "[cluster]\netcd = [{}]\nname = \"{}\"\nlease_ttl = \"{}s\"\nprefix = \"/fleet-test/\"\n\n",
         endpoints.join(", "),
@@ -401,10 +417,13 @@ fn dup_count(hec: &FakeHec) -> usize {
     duplicates(&hec.event_ids()).values().map(|c| c - 1).sum()
 }
 
-/// No two agents asked the same source's API at overlapping times.
+/// No two agents asked the same source's API at overlapping times
+/// (`check --connect`, which names no agent, probes every source once by
+/// design and is not a poller).
 fn overlaps(reqs: &[Request]) -> Vec<String> {
+    let probe = format!("auditrelay/{}", env!("CARGO_PKG_VERSION"));
     let mut by_source: BTreeMap<usize, Vec<&Request>> = BTreeMap::new();
-    for r in reqs {
+    for r in reqs.iter().filter(|r| r.agent != probe) {
         by_source.entry(r.source).or_default().push(r);
     }
     let mut out = Vec::new();
@@ -436,6 +455,17 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     }
     println!("cluster suite: {n} sources, lease_ttl {TTL:?}, poll interval 1s");
     let owners = wait_balanced(&api, &fleet, n, "3 agents start");
+
+    // Operating it: status, metrics, check --connect.
+    let status = fleet.dirs[0].status_json();
+    assert_eq!(status["fleet"]["members"].as_array().map(Vec::len), Some(3), "{status:#}");
+    assert_eq!(status["fleet"]["owners"].as_object().map(|o| o.len()), Some(n), "{status:#}");
+    let owned: f64 = fleet.dirs.iter().filter_map(|d| gauge(d, "auditrelay_cluster_owned_sources")).sum();
+    assert_eq!(owned, n as f64, "owned sources over the fleet's /metrics");
+    assert_eq!(gauge(&fleet.dirs[1], "auditrelay_cluster_members"), Some(3.0));
+    let (code, out) = fleet.dirs[2].check_connect();
+    assert!(out.contains("cluster: ok, etcd"), "{out}");
+    assert_eq!(code, Some(0), "{out}");
 
     // SIGKILL: the dead agent's sources resume elsewhere.
     let victim = user_agent(0);
@@ -470,10 +500,30 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     println!("  SIGTERM scenario (rolling restart of one agent): {sigterm_dups} duplicate(s)");
 
     // A fourth agent: the others release to it.
+    let dups = dup_count(&hec);
     let t = Instant::now();
     fleet.add(&etcd, &api, n, &hec);
     wait_balanced(&api, &fleet, n, "a fourth agent joins");
     println!("  fourth agent: fair share reached after {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_secs(4));
+    println!("  fourth agent scenario: {} duplicate(s)", dup_count(&hec) - dups);
+
+    // A fifth agent killed while the others hand sources over to it.
+    let dups = dup_count(&hec);
+    let fifth = fleet.add(&etcd, &api, n, &hec);
+    std::thread::sleep(Duration::from_millis(2500));
+    let took_some = api
+        .askers_since(Instant::now() - Duration::from_secs(2))
+        .values()
+        .filter(|a| a.contains(&user_agent(fifth)))
+        .count();
+    fleet.agents[fifth].take().unwrap().kill();
+    wait_balanced(&api, &fleet, n, "after SIGKILL during a handover");
+    std::thread::sleep(Duration::from_secs(4));
+    println!(
+        "  SIGKILL during a handover (agent-{fifth} had {took_some} sources): {} duplicate(s)",
+        dup_count(&hec) - dups
+    );
 
     // One etcd member down: nothing changes.
     let owners = wait_balanced(&api, &fleet, n, "before an etcd member dies");
@@ -493,11 +543,18 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     println!("  one etcd member killed: all {n} sources kept their owner for {:?}", t.elapsed());
 
     // Two of three down: no quorum; every agent stops polling within the TTL.
+    let dups = dup_count(&hec);
     etcd.kill(1);
     let t = Instant::now();
     std::thread::sleep(TTL + Duration::from_secs(3));
     let late: Vec<Request> = api.requests().into_iter().filter(|r| r.start > t + TTL).collect();
-    assert!(late.is_empty(), "agents polled without etcd quorum: {late:?}\n{}", fleet.logs());
+    let late_agents: BTreeSet<&str> = late.iter().map(|r| r.agent.as_str()).collect();
+    assert!(
+        late.is_empty(),
+        "agents polled without etcd quorum: {late_agents:?} {} requests\n{}",
+        late.len(),
+        fleet.logs()
+    );
     let last = api.requests().iter().filter(|r| r.start > t).map(|r| r.start - t).max().unwrap_or_default();
     println!("  two etcd members killed: last API request {last:?} after, none after lease_ttl ({TTL:?})");
     for (i, a) in fleet.agents.iter_mut().enumerate() {
@@ -505,12 +562,16 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
             assert!(a.is_running(), "agent-{i} exited without etcd:\n{}", a.stderr());
         }
     }
+    let health = http_get(&listen_of(&fleet.dirs[0]), "/health").unwrap_or_default();
+    assert!(health.contains(" 503 ") && health.contains("etcd"), "/health without etcd quorum: {health}");
     etcd.spawn(0);
     etcd.spawn(1);
     etcd.wait_healthy();
     let t = Instant::now();
     wait_balanced(&api, &fleet, n, "etcd quorum back");
     println!("  etcd back: every source polled again after {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_secs(4));
+    println!("  etcd quorum loss scenario: {} duplicate(s)", dup_count(&hec) - dups);
 
     // Everything delivered; nobody ever polled a source another agent was polling.
     adder.stop();

@@ -15,7 +15,7 @@
 //! - **One owner.** An owner key is created only where none is (a
 //!   transaction comparing its create revision with 0) and bound to the
 //!   owner's lease: it goes when the owner releases it or its lease
-//!   expires. The agent renews its lease every third of `lease_ttl`; when
+//!   expires. The agent renews its lease every quarter of `lease_ttl`; when
 //!   no renewal succeeded for `lease_ttl` minus a quarter of it (counted
 //!   from when the renewal was *sent*, so etcd's expiry is later still),
 //!   the agent stops every poller before etcd can hand a source to anyone
@@ -104,11 +104,20 @@ pub fn agent_name(cluster: &ClusterConfig, cfg: &Config) -> String {
     })
 }
 
-/// The lease-renewal timing for a `lease_ttl`: renew every third, stop
-/// polling when a quarter is left.
+/// The lease-renewal timing for a `lease_ttl`: stop polling when a
+/// quarter is left.
 fn margin(ttl: Duration) -> Duration {
     ttl / 4
 }
+
+/// Renew every quarter of `lease_ttl`, so that a renewal lost to an etcd
+/// leader election still leaves time for the next ones.
+fn renew_every(ttl: Duration) -> Duration {
+    ttl / 4
+}
+
+/// After a failed renewal, try again this soon.
+const RENEW_RETRY: Duration = Duration::from_millis(250);
 
 /// A delivered cursor as stored under `cursors/<source>`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -171,6 +180,50 @@ pub async fn read_fleet(etcd: &Etcd, prefix: &str) -> Result<Fleet, EtcdError> {
     Ok(fleet)
 }
 
+/// Read the fleet for `auditrelay status` (a few seconds at most).
+pub async fn fleet_status(cluster: &ClusterConfig, env: &dyn Env) -> Result<Fleet, EtcdError> {
+    let etcd = Etcd::new(cluster, env, Duration::from_secs(3))?;
+    read_fleet(&etcd, &cluster.prefix()).await
+}
+
+/// `check --connect`: reach etcd, authenticate, read the fleet's keys.
+/// The line to print on success.
+pub async fn probe(cluster: &ClusterConfig, env: &dyn Env) -> Result<String, EtcdError> {
+    let etcd = Etcd::new(cluster, env, Duration::from_secs(5))?;
+    let version = etcd.version().await?;
+    let fleet = read_fleet(&etcd, &cluster.prefix()).await?;
+    Ok(format!(
+        "etcd {version} at {}: {} member(s) under {}, {} source(s) owned",
+        etcd.endpoints(),
+        fleet.members.len(),
+        cluster.prefix(),
+        fleet.owners.len()
+    ))
+}
+
+/// The fleet as text, for `auditrelay status`.
+pub fn render(fleet: &Fleet, sources: &[String]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "
+fleet: {} live member(s): {}",
+        fleet.members.len(),
+        fleet.members.join(", ")
+    );
+    let _ = writeln!(out, "{:<20} {:<20} {:<32} CHECKPOINT BY / AT", "SOURCE", "OWNER", "DELIVERED CURSOR");
+    for s in sources {
+        let owner = fleet.owners.get(s).map_or("(none)", String::as_str);
+        let (cursor, by) = match fleet.cursors.get(s) {
+            Some((c, by, at)) => (c.clone().unwrap_or_else(|| "-".into()), format!("{by} {at}")),
+            None => ("-".into(), "-".into()),
+        };
+        let _ = writeln!(out, "{s:<20} {owner:<20} {cursor:<32} {by}");
+    }
+    out
+}
+
 /// A source this agent owns.
 struct Owned {
     /// Create revision of its owner key: the fencing token.
@@ -192,6 +245,8 @@ struct Coordinator {
     leave: CancellationToken,
     /// The lease, 0 when none.
     lease: i64,
+    /// The lease held when the agent stopped polling for want of renewals.
+    suspended: Option<i64>,
     /// Until when the lease is surely alive (renewal sent + ttl − margin).
     alive: watch::Receiver<Instant>,
     alive_tx: Arc<watch::Sender<Instant>>,
@@ -230,6 +285,7 @@ pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn E
         commands: cmd_tx,
         leave: leave.clone(),
         lease: 0,
+        suspended: None,
         alive: alive_rx,
         alive_tx: Arc::new(alive_tx),
         keepalive: None,
@@ -348,46 +404,91 @@ impl Coordinator {
         );
         self.ask(Command::StopAll).await;
         self.owned.clear();
-        self.drop_lease();
+        if let Some(k) = self.keepalive.take() {
+            k.abort();
+        }
+        // Kept: if etcd still holds the lease when it answers again (a
+        // leader election extends every lease), the sources it owns are
+        // still this agent's and resume from the local cursors.
+        if self.lease != 0 {
+            self.suspended = Some(self.lease);
+        }
+        self.lease = 0;
         self.metrics.set("auditrelay_cluster_owned_sources", &[], 0.0);
         self.metrics.set("auditrelay_cluster_etcd_up", &[], 0.0);
     }
 
-    fn drop_lease(&mut self) {
-        if let Some(k) = self.keepalive.take() {
-            k.abort();
-        }
-        if self.lease != 0 {
-            // Best effort: its keys go now rather than at expiry.
-            let (etcd, lease) = (self.etcd.clone(), self.lease);
-            tokio::spawn(async move {
-                let _ = etcd.revoke(lease).await;
-            });
-        }
-        self.lease = 0;
-    }
-
-    /// Take a lease, register, and renew the lease in the background.
+    /// Take a lease (or get back the one held before an outage), register,
+    /// and renew the lease in the background.
     async fn join(&mut self) -> Result<(), EtcdError> {
+        if let Some(old) = self.suspended.take() {
+            let sent = Instant::now();
+            match self.etcd.keepalive(old).await {
+                Ok(left) if left > 0 => return self.resume(old, sent).await,
+                Ok(_) => {
+                    tracing::info!(agent = %self.name, "the lease expired during the outage; joining with a new one")
+                }
+                Err(e) => {
+                    self.suspended = Some(old);
+                    return Err(e);
+                }
+            }
+        }
         let sent = Instant::now();
         let lease = self.etcd.grant(self.ttl).await?;
-        let member = serde_json::json!({"v": 1, "name": self.name, "version": env!("CARGO_PKG_VERSION")});
-        if let Err(e) = self.etcd.put(&self.key("members", &self.name), member.to_string().as_bytes(), lease).await {
+        if let Err(e) = self.register(lease).await {
             let _ = self.etcd.revoke(lease).await;
             return Err(e);
         }
         self.lease = lease;
+        self.renew(lease, sent);
+        tracing::info!(agent = %self.name, lease, "registered in the fleet");
+        Ok(())
+    }
+
+    async fn register(&self, lease: i64) -> Result<(), EtcdError> {
+        let member = serde_json::json!({"v": 1, "name": self.name, "version": env!("CARGO_PKG_VERSION")});
+        self.etcd.put(&self.key("members", &self.name), member.to_string().as_bytes(), lease).await
+    }
+
+    /// The lease survived an outage: start again every source whose owner
+    /// key is still bound to it. Nobody else could take them meanwhile, so
+    /// the local cursors are the newest.
+    async fn resume(&mut self, lease: i64, sent: Instant) -> Result<(), EtcdError> {
+        self.lease = lease;
+        self.renew(lease, sent);
+        self.register(lease).await?;
+        let owners = self.etcd.range_prefix(&self.key("owners", "")).await?;
+        let sources = self.sources();
+        let mine: Vec<(String, i64)> = owners
+            .into_iter()
+            .filter(|kv| kv.lease == lease && kv.value == self.name.as_bytes())
+            .filter_map(|kv| Some((kv.key.strip_prefix(&self.key("owners", ""))?.to_owned(), kv.create_revision)))
+            .filter(|(s, _)| sources.contains(s))
+            .collect();
+        tracing::info!(agent = %self.name, sources = mine.len(), "etcd answers again and the lease held: resuming the sources this agent owns");
+        for (source, revision) in mine {
+            let written = self.state.cursor(&source).ok().flatten();
+            self.owned.insert(source.clone(), Owned { revision, written, written_at: Instant::now() });
+            self.ask(|tx| Command::Start(source.clone(), tx)).await;
+        }
+        Ok(())
+    }
+
+    /// Renew `lease` in the background, moving the alive deadline on.
+    fn renew(&mut self, lease: i64, sent: Instant) {
         let _ = self.alive_tx.send(sent + self.ttl - margin(self.ttl));
         let (etcd, ttl, alive, name) = (self.etcd.clone(), self.ttl, self.alive_tx.clone(), self.name.clone());
         self.keepalive = Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(ttl / 3);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut wait = renew_every(ttl);
             loop {
-                tick.tick().await;
+                tokio::time::sleep(wait).await;
+                wait = RENEW_RETRY;
                 let sent = Instant::now();
                 match tokio::time::timeout(request_timeout(ttl), etcd.keepalive(lease)).await {
                     Ok(Ok(left)) if left > 0 => {
                         let _ = alive.send(sent + ttl - margin(ttl));
+                        wait = renew_every(ttl);
                     }
                     Ok(Ok(_)) => {
                         tracing::error!(agent = %name, "the lease expired in etcd");
@@ -399,8 +500,6 @@ impl Coordinator {
                 }
             }
         }));
-        tracing::info!(agent = %self.name, lease, "registered in the fleet");
-        Ok(())
     }
 
     /// One balancing round.
@@ -637,6 +736,9 @@ impl Coordinator {
         }
         if let Some(k) = self.keepalive.take() {
             k.abort();
+        }
+        if let Some(old) = self.suspended.take().filter(|_| self.lease == 0) {
+            let _ = self.etcd.revoke(old).await;
         }
         if self.lease != 0 {
             match self.etcd.revoke(self.lease).await {
