@@ -147,6 +147,11 @@ pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
             secrets.extend(p);
         }
     }
+    if let Some(c) = cfg.cluster.as_ref().filter(|c| c.user.is_some()) {
+        if let Err(message) = config::secret::resolve(c.password.as_ref(), c.password_file.as_deref(), &ProcessEnv) {
+            secrets.push(config::Problem { path: "cluster.password".into(), message });
+        }
+    }
     // What the file's reading already reported is not repeated.
     secrets.retain(|s| !problems.iter().any(|p| p.path == s.path));
     config::collect::annotate_lines(&text, &mut secrets);
