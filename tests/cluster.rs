@@ -54,8 +54,8 @@ struct Etcd {
 }
 
 impl Etcd {
-    fn start(bin: PathBuf, dir: &Path) -> Etcd {
-        let members: Vec<Member> = (0..3)
+    fn start(bin: PathBuf, dir: &Path, count: usize) -> Etcd {
+        let members: Vec<Member> = (0..count)
             .map(|i| Member {
                 name: format!("e{i}"),
                 client: free_tcp_port(),
@@ -67,7 +67,7 @@ impl Etcd {
         let initial =
             members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect::<Vec<_>>().join(",");
         let mut etcd = Etcd { bin, members, initial };
-        for i in 0..3 {
+        for i in 0..count {
             etcd.spawn(i);
         }
         etcd.wait_healthy();
@@ -445,7 +445,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
     let n = common::runs::env_usize("CLUSTER_SOURCES", 30);
     let tmp = TestDir::new();
-    let mut etcd = Etcd::start(bin, tmp.path());
+    let mut etcd = Etcd::start(bin, tmp.path(), 3);
     let api = Api::start(n);
     let hec = FakeHec::start(HEC_TOKEN);
     let adder = Adder::start(api.shared.clone());
@@ -599,4 +599,62 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     assert_eq!(lost, 0);
     assert!(overlapping.is_empty(), "{overlapping:#?}");
     assert_eq!(sigterm_dups, 0, "a SIGTERM handover duplicated events");
+}
+
+fn post(addr: &str, path: &str, body: &str, token: Option<&str>) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token.map(|t| format!("Authorization: {t}\r\n")).unwrap_or_default();
+    write!(s, "POST {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// etcd with authentication on: the agent authenticates, owns its source,
+/// and a wrong password fails `check --connect` without printing either.
+#[test]
+fn a_fleet_member_authenticates_to_etcd() {
+    let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
+    let tmp = TestDir::new();
+    let etcd = Etcd::start(bin, tmp.path(), 1);
+    let addr = format!("127.0.0.1:{}", etcd.members[0].client);
+    for (path, body) in [
+        ("/v3/auth/user/add", r#"{"name":"root","password":"root-pw-1"}"#),
+        ("/v3/auth/user/grant", r#"{"user":"root","role":"root"}"#),
+        ("/v3/auth/enable", "{}"),
+    ] {
+        let answer = post(&addr, path, body, None).unwrap_or_default();
+        assert!(answer.contains(" 200 "), "{path}: {answer}");
+    }
+    let api = Api::start(1);
+    add_round(&api.shared);
+    let hec = FakeHec::start(HEC_TOKEN);
+    let dir = TestDir::new();
+    let pw = dir.file("etcd.password");
+    let write = |password: &str| {
+        std::fs::write(&pw, password).unwrap();
+        let text = config(&dir, 0, &etcd, &api, 1, &hec)
+            .replace("[cluster]\n", &format!("[cluster]\nuser = \"root\"\npassword_file = \"{}\"\n", pw.display()));
+        dir.write_config(&text);
+    };
+    write("wrong-pw-2");
+    let (code, out) = dir.check_connect();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("cluster: FAILED") && out.contains("authentication failed"), "{out}");
+    assert!(!out.contains("wrong-pw-2") && !out.contains("root-pw-1"), "{out}");
+
+    write("root-pw-1");
+    let agent = Agent::start(&dir);
+    common::agent::wait_until_or(
+        "the agent owns its source through authenticated etcd",
+        Duration::from_secs(30),
+        || dir.try_status_json().is_some_and(|s| s["fleet"]["owners"]["s00"] == "agent-0"),
+        || agent.stderr(),
+    );
+    let expected = api.ids();
+    common::wait_hec_has(&hec, &expected, "the source's events", || agent.stderr());
+    let log = agent.stop();
+    assert!(log.contains("released the source") && !log.contains("root-pw-1"), "{log}");
 }
