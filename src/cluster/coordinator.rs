@@ -513,7 +513,9 @@ impl Coordinator {
         loop {
             let local = self.state.cursor(source).ok().flatten();
             delivered = self.state.delivered_cursor(source, &outputs).ok().flatten().or(delivered);
-            if delivered == local || Instant::now() >= drain_until {
+            // An output that is down will not catch up now: checkpoint what
+            // was delivered (the new owner fetches the rest again).
+            if delivered == local || Instant::now() >= drain_until || self.state.an_output_is_down() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
