@@ -326,7 +326,10 @@ impl Coordinator {
             self.fence().await;
             return Ok(());
         }
-        let kvs = self.etcd.range_prefix(&self.prefix).await?;
+        // Members and owners only: the checkpoints (the larger values) are
+        // read one at a time, when a source is taken.
+        let mut kvs = self.etcd.range_prefix(&self.key("members", "")).await?;
+        kvs.extend(self.etcd.range_prefix(&self.key("owners", "")).await?);
         let mut members = 0usize;
         let mut owners: BTreeMap<String, (String, i64)> = BTreeMap::new();
         let mut me_listed = false;
