@@ -51,10 +51,17 @@ struct Etcd {
     bin: PathBuf,
     members: Vec<Member>,
     initial: String,
+    /// With a certificate directory (see [`make_certs`]): client URLs are
+    /// https and require a client certificate.
+    tls: Option<PathBuf>,
 }
 
 impl Etcd {
     fn start(bin: PathBuf, dir: &Path, count: usize) -> Etcd {
+        Etcd::start_tls(bin, dir, count, None)
+    }
+
+    fn start_tls(bin: PathBuf, dir: &Path, count: usize, tls: Option<PathBuf>) -> Etcd {
         let members: Vec<Member> = (0..count)
             .map(|i| Member {
                 name: format!("e{i}"),
@@ -66,20 +73,28 @@ impl Etcd {
             .collect();
         let initial =
             members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect::<Vec<_>>().join(",");
-        let mut etcd = Etcd { bin, members, initial };
+        let mut etcd = Etcd { bin, members, initial, tls };
         for i in 0..count {
             etcd.spawn(i);
         }
-        etcd.wait_healthy();
+        if etcd.tls.is_none() {
+            etcd.wait_healthy();
+        }
         etcd
     }
 
     fn spawn(&mut self, i: usize) {
         let m = &self.members[i];
         let log = std::fs::File::create(m.dir.with_extension("log")).expect("etcd log");
-        let client = format!("http://127.0.0.1:{}", m.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        if let Some(certs) = &self.tls {
+            cmd.arg("--cert-file").arg(certs.join("server.pem")).arg("--key-file").arg(certs.join("server.key"));
+            cmd.arg("--client-cert-auth").arg("--trusted-ca-file").arg(certs.join("ca.pem"));
+        }
+        let child = cmd
             .args(["--name", &m.name, "--data-dir"])
             .arg(&m.dir)
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
@@ -103,7 +118,8 @@ impl Etcd {
     }
 
     fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client)).collect()
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.members.iter().map(|m| format!("{scheme}://127.0.0.1:{}", m.client)).collect()
     }
 
     /// Every running member answers /health with a leader.
@@ -657,4 +673,91 @@ fn a_fleet_member_authenticates_to_etcd() {
     common::wait_hec_has(&hec, &expected, "the source's events", || agent.stderr());
     let log = agent.stop();
     assert!(log.contains("released the source") && !log.contains("root-pw-1"), "{log}");
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate,
+/// in `dir`: `ca.pem`, `server.pem`/`.key`, `client.pem`/`.key`.
+fn make_certs(openssl: &Path, dir: &Path) {
+    let p = |f: &str| dir.join(f);
+    run(Command::new(openssl)
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=auditrelay test CA"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    // The server certificate serves as a client too: etcd 3.4's JSON gateway
+    // dials etcd's own gRPC port with it (without clientAuth: HTTP 503).
+    for (name, usage) in [("server", "serverAuth,clientAuth"), ("client", "clientAuth")] {
+        run(Command::new(openssl)
+            .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}")])
+            .arg("-keyout")
+            .arg(p(&format!("{name}.key")))
+            .arg("-out")
+            .arg(p(&format!("{name}.csr"))));
+        std::fs::write(
+            p(&format!("{name}.cnf")),
+            format!("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage={usage}\n"),
+        )
+        .unwrap();
+        run(Command::new(openssl)
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+            .arg("-in")
+            .arg(p(&format!("{name}.csr")))
+            .arg("-CA")
+            .arg(p("ca.pem"))
+            .arg("-CAkey")
+            .arg(p("ca.key"))
+            .arg("-extfile")
+            .arg(p(&format!("{name}.cnf")))
+            .arg("-out")
+            .arg(p(&format!("{name}.pem"))));
+    }
+}
+
+/// etcd over TLS with client certificates: `ca_file`, `cert_file` and
+/// `key_file` reach it; without the client certificate it refuses.
+#[test]
+fn a_fleet_member_reaches_etcd_over_mtls() {
+    let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
+    let Some(openssl) = common::rsyslog::openssl() else { return };
+    let tmp = TestDir::new();
+    let certs = tmp.file("certs");
+    std::fs::create_dir(&certs).unwrap();
+    make_certs(&openssl, &certs);
+    let etcd = Etcd::start_tls(bin, tmp.path(), 1, Some(certs.clone()));
+    let api = Api::start(1);
+    let hec = FakeHec::start(HEC_TOKEN);
+    let dir = TestDir::new();
+    let base = config(&dir, 0, &etcd, &api, 1, &hec);
+    let with = |extra: &str| base.replace("[cluster]\n", &format!("[cluster]\n{extra}"));
+    let ca = format!("ca_file = \"{}\"\n", certs.join("ca.pem").display());
+    let client = format!(
+        "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+        certs.join("client.pem").display(),
+        certs.join("client.key").display()
+    );
+    dir.write_config(&with(&format!("{ca}{client}")));
+    let out = std::cell::RefCell::new(String::new());
+    common::agent::wait_until_or(
+        "check --connect reaches etcd over mTLS",
+        Duration::from_secs(30),
+        || {
+            let (code, o) = dir.check_connect();
+            *out.borrow_mut() = o;
+            code == Some(0)
+        },
+        || out.borrow().clone(),
+    );
+    let out = out.into_inner();
+    assert!(out.contains("cluster: ok, etcd"), "{out}");
+    dir.write_config(&with(&ca));
+    let (code, out) = dir.check_connect();
+    assert_eq!(code, Some(1), "no client certificate: {out}");
+    assert!(out.contains("cluster: FAILED"), "{out}");
 }
