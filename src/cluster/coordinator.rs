@@ -264,27 +264,14 @@ impl Coordinator {
         self.etcd.put(&self.key("members", &self.name), member.to_string().as_bytes(), lease).await
     }
 
-    /// The lease survived an outage: start again every source whose owner
-    /// key is still bound to it. Nobody else could take them meanwhile, so
-    /// the local cursors are the newest.
+    /// The lease survived an outage: keep it. The next round finds the
+    /// owner keys still bound to it and polls those sources again
+    /// ([`Coordinator::adopt`]): nobody else could take them meanwhile.
     async fn resume(&mut self, lease: i64, sent: Instant) -> Result<(), EtcdError> {
         self.lease = lease;
         self.renew(lease, sent);
         self.register(lease).await?;
-        let owners = self.etcd.range_prefix(&self.key("owners", "")).await?;
-        let sources = self.sources();
-        let mine: Vec<(String, i64)> = owners
-            .into_iter()
-            .filter(|kv| kv.lease == lease && kv.value == self.name.as_bytes())
-            .filter_map(|kv| Some((kv.key.strip_prefix(&self.key("owners", ""))?.to_owned(), kv.create_revision)))
-            .filter(|(s, _)| sources.contains(s))
-            .collect();
-        tracing::info!(agent = %self.name, sources = mine.len(), "etcd answers again and the lease held: resuming the sources this agent owns");
-        for (source, revision) in mine {
-            let written = self.state.cursor(&source).ok().flatten();
-            self.owned.insert(source.clone(), Owned { revision, written, written_at: Instant::now() });
-            self.ask(|tx| Command::Start(source.clone(), tx)).await;
-        }
+        tracing::info!(agent = %self.name, "etcd answers again and the lease held: resuming the sources this agent owns");
         Ok(())
     }
 
@@ -331,7 +318,8 @@ impl Coordinator {
         let mut kvs = self.etcd.range_prefix(&self.key("members", "")).await?;
         kvs.extend(self.etcd.range_prefix(&self.key("owners", "")).await?);
         let mut members = 0usize;
-        let mut owners: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        // Source → (owner, create revision, lease).
+        let mut owners: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
         let mut me_listed = false;
         for kv in &kvs {
             let Some(rest) = kv.key.strip_prefix(&self.prefix) else { continue };
@@ -339,7 +327,8 @@ impl Coordinator {
                 members += 1;
                 me_listed |= m == self.name && kv.lease == self.lease;
             } else if let Some(s) = rest.strip_prefix("owners/") {
-                owners.insert(s.to_owned(), (String::from_utf8_lossy(&kv.value).into_owned(), kv.create_revision));
+                let who = String::from_utf8_lossy(&kv.value).into_owned();
+                owners.insert(s.to_owned(), (who, kv.create_revision, kv.lease));
             }
         }
         if !me_listed {
@@ -355,13 +344,27 @@ impl Coordinator {
         let lost: Vec<String> = self
             .owned
             .iter()
-            .filter(|(s, o)| owners.get(*s).is_none_or(|(_, rev)| *rev != o.revision))
+            .filter(|(s, o)| owners.get(*s).is_none_or(|(_, rev, _)| *rev != o.revision))
             .map(|(s, _)| s.clone())
             .collect();
         for s in lost {
             tracing::error!(agent = %self.name, source = %s, "ownership of the source lost; stopping it");
             self.ask(|tx| Command::Stop(s.clone(), tx)).await;
             self.owned.remove(&s);
+        }
+        // Owner keys bound to this lease that this agent does not run: kept
+        // through an etcd outage, or taken by a round cut short.
+        let orphans: Vec<(String, i64)> = owners
+            .iter()
+            .filter(|(s, (who, _, lease))| *lease == self.lease && *who == self.name && !self.owned.contains_key(*s))
+            .map(|(s, (_, rev, _))| (s.clone(), *rev))
+            .collect();
+        for (s, revision) in orphans {
+            if sources.contains(&s) {
+                self.adopt(&s, revision).await?;
+            } else {
+                self.release_key(&s, revision).await;
+            }
         }
         // Sources no longer configured, then sources over the fair share.
         let removed: Vec<String> = self.owned.keys().filter(|s| !sources.contains(s)).cloned().collect();
@@ -389,6 +392,30 @@ impl Coordinator {
         }
         self.checkpoint_due().await?;
         self.metrics.set("auditrelay_cluster_owned_sources", &[], self.owned.len() as f64);
+        Ok(())
+    }
+
+    /// Run a source whose owner key is already this agent's: from the
+    /// newer of the local cursor and the fleet's checkpoint (everything up
+    /// to the local cursor was journaled here and is delivered by this
+    /// agent's outputs).
+    async fn adopt(&mut self, source: &str, revision: i64) -> Result<(), EtcdError> {
+        let checkpoint = self.etcd.get(&self.key("cursors", source)).await?.and_then(|kv| decode_checkpoint(&kv.value));
+        let local = self.state.cursor(source).ok().flatten();
+        if let Some(c) = checkpoint.as_ref().filter(|c| local.as_ref().is_none_or(|l| l.time < c.cursor.time)) {
+            if let Err(e) = self.state.set_cursor(source, &c.cursor).await {
+                tracing::error!(source = %source, "cannot store the fleet's cursor: {e}");
+                return Ok(());
+            }
+        }
+        self.owned.insert(
+            source.to_owned(),
+            Owned { revision, written: checkpoint.map(|c| c.cursor), written_at: Instant::now() },
+        );
+        tracing::info!(agent = %self.name, source = %source, "the source's owner key is still this agent's: polling it again");
+        if !self.ask(|tx| Command::Start(source.to_owned(), tx)).await {
+            tracing::warn!(source = %source, "the pipeline did not start the source");
+        }
         Ok(())
     }
 
