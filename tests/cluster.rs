@@ -761,3 +761,66 @@ fn a_fleet_member_reaches_etcd_over_mtls() {
     assert_eq!(code, Some(1), "no client certificate: {out}");
     assert!(out.contains("cluster: FAILED"), "{out}");
 }
+
+/// SIGHUP in a fleet: a source added to the file is taken and polled, a
+/// source removed is stopped and its owner key released.
+#[test]
+fn a_fleet_member_applies_a_reload() {
+    let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
+    let tmp = TestDir::new();
+    let etcd = Etcd::start(bin, tmp.path(), 1);
+    let api = Api::start(3);
+    add_round(&api.shared);
+    let hec = FakeHec::start(HEC_TOKEN);
+    let dir = TestDir::new();
+    let two = config(&dir, 0, &etcd, &api, 2, &hec);
+    dir.write_config(&two);
+    let agent = Agent::start(&dir);
+    let owners = |want: &[&str]| {
+        dir.try_status_json().is_some_and(|s| {
+            let o = s["fleet"]["owners"].as_object().cloned().unwrap_or_default();
+            o.len() == want.len() && want.iter().all(|w| o.get(*w).is_some_and(|v| v == "agent-0"))
+        })
+    };
+    common::agent::wait_until_or(
+        "two sources owned",
+        Duration::from_secs(30),
+        || owners(&["s00", "s01"]),
+        || agent.stderr(),
+    );
+    // Three sources: s02 added.
+    let listen = two.lines().find(|l| l.starts_with("listen = ")).unwrap().to_owned();
+    let three = config(&dir, 0, &etcd, &api, 3, &hec);
+    let three = three
+        .lines()
+        .map(|l| if l.starts_with("listen = ") { listen.clone() } else { l.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    dir.write_config(&three);
+    agent.signal("HUP");
+    common::agent::wait_until_or(
+        "the added source owned",
+        Duration::from_secs(30),
+        || owners(&["s00", "s01", "s02"]),
+        || agent.stderr(),
+    );
+    let t = Instant::now();
+    common::agent::wait_until_or(
+        "the added source polled",
+        Duration::from_secs(30),
+        || api.askers_since(t).contains_key(&2),
+        || agent.stderr(),
+    );
+    // Back to two: s02 released.
+    dir.write_config(&two);
+    agent.signal("HUP");
+    common::agent::wait_until_or(
+        "the removed source released",
+        Duration::from_secs(30),
+        || owners(&["s00", "s01"]),
+        || agent.stderr(),
+    );
+    let expected = api.ids();
+    common::wait_hec_has(&hec, &expected, "every event", || agent.stderr());
+    agent.stop();
+}
