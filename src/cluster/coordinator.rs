@@ -22,16 +22,18 @@ const RELEASE_DRAIN: Duration = Duration::from_secs(5);
 /// How long the coordinator waits for the pipeline to start or stop a poller.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The lease-renewal timing for a `lease_ttl`: stop polling when a
-/// quarter is left.
+/// The lease-renewal timing for a `lease_ttl`: stop polling when a third
+/// is left. A third, not less: an etcd leader that just lost its quorum
+/// still renews leases until it notices (up to an election timeout), so
+/// the last renewal can succeed a moment after the outage began.
 fn margin(ttl: Duration) -> Duration {
-    ttl / 4
+    ttl / 3
 }
 
-/// Renew every quarter of `lease_ttl`, so that a renewal lost to an etcd
+/// Renew every fifth of `lease_ttl`, so that a renewal lost to an etcd
 /// leader election still leaves time for the next ones.
 fn renew_every(ttl: Duration) -> Duration {
-    ttl / 4
+    ttl / 5
 }
 
 /// After a failed renewal, try again this soon.

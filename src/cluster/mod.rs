@@ -15,8 +15,8 @@
 //! - **One owner.** An owner key is created only where none is (a
 //!   transaction comparing its create revision with 0) and bound to the
 //!   owner's lease: it goes when the owner releases it or its lease
-//!   expires. The agent renews its lease every quarter of `lease_ttl`; when
-//!   no renewal succeeded for `lease_ttl` minus a quarter of it (counted
+//!   expires. The agent renews its lease every fifth of `lease_ttl`; when
+//!   no renewal succeeded for two thirds of `lease_ttl` (counted
 //!   from when the renewal was *sent*, so etcd's expiry is later still),
 //!   the agent stops every poller before etcd can hand a source to anyone
 //!   else, and starts again with a new lease once etcd answers.

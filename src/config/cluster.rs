@@ -11,8 +11,8 @@ use std::time::Duration;
 
 /// Default `lease_ttl`.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
-/// Shortest `lease_ttl` accepted: the agent renews every quarter of it and
-/// stops polling a quarter of it before it could expire.
+/// Shortest `lease_ttl` accepted: the agent renews every fifth of it and
+/// stops polling a third of it before it could expire.
 pub const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 /// Default `prefix`.
 pub const DEFAULT_PREFIX: &str = "/auditrelay/";
