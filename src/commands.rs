@@ -147,6 +147,11 @@ pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
             secrets.extend(p);
         }
     }
+    if let Some(c) = cfg.cluster.as_ref().filter(|c| c.user.is_some()) {
+        if let Err(message) = config::secret::resolve(c.password.as_ref(), c.password_file.as_deref(), &ProcessEnv) {
+            secrets.push(config::Problem { path: "cluster.password".into(), message });
+        }
+    }
     // What the file's reading already reported is not repeated.
     secrets.retain(|s| !problems.iter().any(|p| p.path == s.path));
     config::collect::annotate_lines(&text, &mut secrets);
@@ -170,7 +175,16 @@ pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let failures = rt.block_on(crate::probe::probe_all(&cfg));
+    let mut failures = rt.block_on(crate::probe::probe_all(&cfg));
+    if let Some(cluster) = &cfg.cluster {
+        match rt.block_on(crate::cluster::probe(cluster, &ProcessEnv)) {
+            Ok(line) => println!("cluster: ok, {line}"),
+            Err(e) => {
+                println!("cluster: FAILED: {e}");
+                failures += 1;
+            }
+        }
+    }
     if failures == 0 {
         ExitCode::from(OK)
     } else {
@@ -201,8 +215,22 @@ pub fn status(src: ConfigSource, json: bool) -> ExitCode {
             return ExitCode::from(FAILURE);
         }
     };
+    // A fleet member: who owns which source, and the delivered cursors.
+    let fleet = cfg.cluster.as_ref().map(|c| {
+        runtime()
+            .map_err(|_| "cannot start the async runtime".to_owned())
+            .and_then(|rt| rt.block_on(crate::cluster::fleet_status(c, &ProcessEnv)).map_err(|e| e.to_string()))
+    });
     if json {
-        match serde_json::to_string_pretty(&report) {
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some(fleet), Some(obj)) = (&fleet, value.as_object_mut()) {
+            let v = match fleet {
+                Ok(f) => serde_json::to_value(f).unwrap_or_default(),
+                Err(e) => serde_json::json!({ "error": e }),
+            };
+            obj.insert("fleet".into(), v);
+        }
+        match serde_json::to_string_pretty(&value) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("auditrelay: {e}");
@@ -212,6 +240,14 @@ pub fn status(src: ConfigSource, json: bool) -> ExitCode {
         return ExitCode::from(OK);
     }
     print!("{}", render_status(&report, live));
+    match &fleet {
+        Some(Ok(f)) => {
+            let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
+            print!("{}", crate::cluster::render(f, &names));
+        }
+        Some(Err(e)) => println!("\nfleet: etcd unreachable: {e}"),
+        None => {}
+    }
     ExitCode::from(OK)
 }
 

@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod encode;

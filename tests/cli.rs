@@ -215,3 +215,34 @@ fn the_binary_carries_its_allocator_settings() {
         assert!(stats.contains(opt), "jemalloc does not run with {opt:?}:\n{stats}");
     }
 }
+
+/// `[cluster]` is checked like every other table: each problem with its key
+/// path, and the etcd password's file is read (its text never printed).
+#[test]
+fn check_reports_cluster_problems_and_never_prints_the_password() {
+    let dir = TestDir::new();
+    let pw = dir.file("etcd.password");
+    std::fs::write(&pw, "s3cret-etcd-pw\n").unwrap();
+    let base = format!(
+        "{}[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"f\"\ntype = \"file\"\npath = \"-\"\n",
+        dir.agent_section()
+    );
+    dir.write_config(&format!(
+        "{base}[cluster]\netcd = [\"ftp://x\"]\nlease_ttl = \"1s\"\nuser = \"u\"\npassword_file = \"{}\"\n",
+        dir.file("missing.password").display()
+    ));
+    let out = dir.cli(&["check"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for want in ["cluster.etcd[0]:", "cluster.lease_ttl:", "cluster.password: cannot read"] {
+        assert!(text.contains(want), "missing {want:?} in {text}");
+    }
+    dir.write_config(&format!(
+        "{base}[cluster]\netcd = [\"http://127.0.0.1:9\"]\nuser = \"u\"\npassword_file = \"{}\"\n",
+        pw.display()
+    ));
+    let out = dir.cli(&["check"]);
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(!all.contains("s3cret"), "{all}");
+}

@@ -54,6 +54,9 @@ pub fn read(text: &str) -> (Config, Vec<Problem>, bool) {
         cfg.sources = array_of("source", value, &mut problems, read_source);
         dropped |= cfg.sources.len() != n;
     }
+    if let Some(value) = table.remove("cluster") {
+        cfg.cluster = table_of::<super::cluster::ClusterConfig>("cluster", value, &mut problems);
+    }
     if let Some(value) = table.remove("output") {
         let n = tables(&value);
         cfg.outputs = array_of("output", value, &mut problems, read_output);
@@ -63,7 +66,7 @@ pub fn read(text: &str) -> (Config, Vec<Problem>, bool) {
         problems.push(Problem {
             path: other.to_owned(),
             message: format!(
-                "unknown field `{other}`: the file has [agent], [[source]] and [[output]] (config.example.toml lists every key)"
+                "unknown field `{other}`: the file has [agent], [[source]], [[output]] and [cluster] (config.example.toml lists every key)"
             ),
         });
     }

@@ -7,6 +7,7 @@
 //! line; secrets and TLS files are read later, when sources and outputs
 //! are built from the typed values, which need no second validation.
 
+pub mod cluster;
 pub mod collect;
 pub mod http_json;
 pub mod model;
@@ -81,6 +82,9 @@ pub fn parse_all(text: &str) -> (Config, Vec<Problem>) {
         !bad_table(&p.path)
             && !(dropped && (p.path == "source" || p.path == "output" || p.message.starts_with("no output is named")))
     }));
+    if let Some(c) = &cfg.cluster {
+        problems.extend(cluster::validate(c).into_iter().filter(|p| !bad_table(&p.path)));
+    }
     collect::annotate_lines(text, &mut problems);
     (cfg, problems)
 }

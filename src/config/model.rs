@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The whole file. Each table is read on its own by [`super::collect`],
-/// which names the keys here (`agent`, `source`, `output`).
+/// which names the keys here (`agent`, `source`, `output`, `cluster`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     /// `[agent]`: process-wide settings.
@@ -20,6 +20,9 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[[output]]`: where events go.
     pub outputs: Vec<OutputConfig>,
+    /// `[cluster]`: several agents sharing the sources through etcd;
+    /// `None` = one agent.
+    pub cluster: Option<super::cluster::ClusterConfig>,
 }
 
 /// `[agent]`

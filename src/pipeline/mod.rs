@@ -13,7 +13,7 @@ use crate::outputs::{OutputContext, Sink};
 use crate::sources::poller::{Clock, SourceContext};
 use crate::state::{State, StateError};
 use crate::telemetry::metrics::Metrics;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -80,6 +80,9 @@ struct Running {
     outputs: HashMap<String, Task<OutputConfig>>,
     routes: Routes,
     config: Config,
+    /// With `[cluster]`: the sources this agent owns (only those poll);
+    /// `None`: every source.
+    owned: Option<HashSet<String>>,
 }
 
 /// The host name reported to SIEMs.
@@ -102,7 +105,11 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         outputs: HashMap::new(),
         routes: Arc::new(RwLock::new(HashMap::new())),
         config: cfg.clone(),
+        owned: None,
     };
+    if let Some(c) = &cfg.cluster {
+        crate::transport::http::set_agent_name(&crate::cluster::agent_name(c, &cfg));
+    }
     let server = match cfg.agent.listen {
         Some(addr) => Some(
             crate::telemetry::server::serve(addr, rt.metrics.clone(), tasks.clone())
@@ -117,6 +124,17 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     let _ = snapshot::write(&cfg, &rt.state);
     // Build everything first: a problem anywhere means nothing starts.
     let built = build_all(&cfg, &rt, &cfg.outputs, &cfg.sources).await.map_err(AgentError::Config)?;
+    // A fleet member polls only the sources etcd gives it (none yet).
+    let mut link = match crate::cluster::start(&cfg, rt.state.clone(), rt.metrics.clone(), rt.env.as_ref()) {
+        None => None,
+        Some(Ok(link)) => {
+            running.owned = Some(HashSet::new());
+            Some(link)
+        }
+        Some(Err(e)) => {
+            return Err(AgentError::Config(vec![Problem { path: "cluster".into(), message: e.to_string() }]))
+        }
+    };
     start(&mut running, &cfg, &rt, built, &tasks, &fatal_tx);
     tracing::info!(
         sources = cfg.sources.len(),
@@ -152,12 +170,18 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
                 }
             }
             _ = rt.shutdown.cancelled() => break Ok(()),
+            Some(cmd) = next_command(&mut link) => fleet_command(&mut running, cmd, &rt, &tasks, &fatal_tx).await,
             Some(err) = fatal_rx.recv() => {
                 tracing::error!("fatal state error, stopping: {err}");
                 break Err(AgentError::State(err));
             }
             Some(new) = rt.reload.recv() => match new {
-                Ok(new) => reload(&mut running, new, &rt, &tasks, &fatal_tx).await,
+                Ok(new) => {
+                    reload(&mut running, new, &rt, &tasks, &fatal_tx).await;
+                    if let Some(link) = &link {
+                        let _ = link.config.send(Arc::new(running.config.clone()));
+                    }
+                }
                 Err(problems) => {
                     let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
                     tracing::error!("new configuration rejected, the running one stays:\n  {}", list.join("\n  "));
@@ -174,6 +198,20 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     };
     crate::telemetry::notify::notify("STOPPING=1");
     tracing::info!("shutting down: sources stop polling, outputs finish their batch");
+    if let (Some(link), Ok(())) = (link.take(), &result) {
+        // A fleet member: stop polling, let the outputs deliver, checkpoint
+        // and release every source, then stop the outputs.
+        let grace = running.config.agent.shutdown_timeout.get();
+        let stops: Vec<_> = running.sources.drain().map(|(_, t)| stop(t, grace)).collect();
+        futures_util::future::join_all(stops).await;
+        link.leave.cancel();
+        drop(link.commands);
+        if tokio::time::timeout(grace, link.task).await.is_err() {
+            tracing::warn!(
+                "shutdown_timeout reached before every source was released; the rest move when the lease expires"
+            );
+        }
+    }
     tasks.cancel();
     // After a state failure (a full disk) tasks may be stuck inside sled on
     // a log write it never completes, holding the runtime's threads: do not
@@ -308,6 +346,9 @@ fn start(
         running.outputs.insert(o.name.clone(), Task { cfg: o, cancel, handle });
     }
     for (s, poller) in sources {
+        if running.owned.as_ref().is_some_and(|owned| !owned.contains(&s.name)) {
+            continue;
+        }
         rt.metrics.register_source(&s.name, poller.settings().interval);
         let cancel = tasks.child_token();
         let (c, fatal) = (cancel.clone(), fatal.clone());
@@ -334,6 +375,9 @@ async fn reload(
 ) {
     if new.agent != running.config.agent {
         tracing::warn!("[agent] settings changed; they take effect at the next restart");
+    }
+    if new.cluster != running.config.cluster {
+        tracing::warn!("[cluster] settings changed; they take effect at the next restart");
     }
     let changed_outputs: Vec<OutputConfig> =
         new.outputs.iter().filter(|o| running.outputs.get(&o.name).is_none_or(|t| t.cfg != **o)).cloned().collect();
@@ -409,6 +453,10 @@ async fn apply_replays(
             tracing::error!(source = %req.source, "replay requested for a source that is not configured");
             continue;
         };
+        if running.owned.as_ref().is_some_and(|o| !o.contains(&req.source)) {
+            tracing::error!(source = %req.source, "replay: this agent does not own the source in the fleet; run the replay on its owner (auditrelay status)");
+            continue;
+        }
         if let Some(t) = running.sources.remove(&req.source) {
             stop(t, running.config.agent.shutdown_timeout.get()).await;
         }
@@ -427,6 +475,64 @@ async fn apply_replays(
                 let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 tracing::error!(source = %req.source, "replay: the source could not be restarted: {}", list.join("; "));
             }
+        }
+    }
+}
+
+/// The fleet coordinator's next command; never resolves without `[cluster]`.
+async fn next_command(link: &mut Option<crate::cluster::Link>) -> Option<crate::cluster::Command> {
+    match link {
+        Some(l) => l.commands.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Start or stop pollers as the fleet coordinator asks; it is told once done.
+async fn fleet_command(
+    running: &mut Running,
+    cmd: crate::cluster::Command,
+    rt: &Runtime,
+    tasks: &CancellationToken,
+    fatal: &mpsc::UnboundedSender<StateError>,
+) {
+    use crate::cluster::Command;
+    let grace = running.config.agent.shutdown_timeout.get();
+    match cmd {
+        Command::Start(name, done) => {
+            if let Some(owned) = &mut running.owned {
+                owned.insert(name.clone());
+            }
+            let cfg = running.config.sources.iter().find(|s| s.name == name).cloned();
+            if let (Some(cfg), false) = (cfg, running.sources.contains_key(&name)) {
+                match build_all(&running.config, rt, &[], std::slice::from_ref(&cfg)).await {
+                    Ok(built) => {
+                        let config = running.config.clone();
+                        start(running, &config, rt, built, tasks, fatal);
+                    }
+                    Err(problems) => {
+                        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                        tracing::error!(source = %name, "the source could not be started: {}", list.join("; "));
+                    }
+                }
+            }
+            let _ = done.send(());
+        }
+        Command::Stop(name, done) => {
+            if let Some(owned) = &mut running.owned {
+                owned.remove(&name);
+            }
+            if let Some(t) = running.sources.remove(&name) {
+                stop(t, grace).await;
+            }
+            let _ = done.send(());
+        }
+        Command::StopAll(done) => {
+            if let Some(owned) = &mut running.owned {
+                owned.clear();
+            }
+            let stops: Vec<_> = running.sources.drain().map(|(_, t)| stop(t, grace)).collect();
+            futures_util::future::join_all(stops).await;
+            let _ = done.send(());
         }
     }
 }

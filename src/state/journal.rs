@@ -274,6 +274,9 @@ impl State {
             // into the page cache and short.
             let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
             let placed = self.segments.append(source, cursor_bytes.as_deref(), &chunks)?;
+            if let Some(c) = &cursor_bytes {
+                self.delivered.lock().unwrap_or_else(|p| p.into_inner()).journaled(source, placed.0.end, c.clone());
+            }
             self.journal_bytes.fetch_add(added, Ordering::Relaxed);
             self.next_seq.fetch_max(placed.0.end, Ordering::SeqCst);
             placed
@@ -379,6 +382,7 @@ impl State {
                 removed = true;
             }
         }
+        self.delivered.lock().unwrap_or_else(|p| p.into_inner()).passed(low);
         let entries = {
             let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             let (entries, freed) = self.segments.release(low);

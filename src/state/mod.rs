@@ -68,6 +68,7 @@
 //! files once (`migrate.rs`).
 
 mod cursor;
+mod delivered;
 mod journal;
 mod migrate;
 mod segments;
@@ -251,6 +252,9 @@ pub struct State {
     tail: watch::Sender<u64>,
     /// Outputs whose last delivery failed (see [`State::set_output_down`]).
     outputs_down: Mutex<std::collections::HashSet<String>>,
+    /// Journal records' cursors not yet passed by every output, and the
+    /// newest passed, per source (see [`State::delivered_cursor`]).
+    delivered: Mutex<delivered::Delivered>,
 }
 
 impl std::fmt::Debug for State {
@@ -358,14 +362,19 @@ impl State {
             commit_lock: Mutex::new(()),
             status_gen: AtomicU64::new(0),
             outputs_down: Mutex::default(),
+            delivered: Mutex::default(),
             next_seq: AtomicU64::new(next),
             tail,
         };
         // The journal's cursors are at least as new as sled's: the newest
         // per source goes to sled, then sled is made durable once.
         let mut newest = std::collections::HashMap::new();
-        for r in opened.cursors {
-            newest.insert(r.source, r.cursor);
+        {
+            let mut d = state.delivered.lock().unwrap_or_else(|p| p.into_inner());
+            for r in opened.cursors {
+                d.journaled(&r.source, r.end, r.cursor.clone());
+                newest.insert(r.source, r.cursor);
+            }
         }
         for (source, cursor) in &newest {
             state.store_cursor(source, cursor)?;

@@ -138,6 +138,8 @@ pub(super) struct Recovered {
     pub source: String,
     /// The cursor it carries, as `cursors` stores it.
     pub cursor: Vec<u8>,
+    /// The sequence number after its entries.
+    pub end: u64,
 }
 
 /// What [`Segments::open`] found.
@@ -530,7 +532,7 @@ fn scan(
         }
         *next = Some(seq);
         if let Some(cursor) = page.cursor {
-            cursors.push(Recovered { source: page.source, cursor });
+            cursors.push(Recovered { source: page.source, cursor, end: seq });
         }
         at = body_at + body.len() as u64;
     }

@@ -474,3 +474,40 @@ async fn hundred_writers() {
     committer.await.unwrap();
     assert_eq!(st.next_seq(), 10_000);
 }
+
+/// The delivered cursor follows the slowest output, never the journal:
+/// a page journaled but not committed by every output is not delivered,
+/// and after a crash (reopen) the journal's records say the same.
+#[tokio::test]
+async fn delivered_cursor_is_the_newest_every_output_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = vec!["a".to_owned(), "b".to_owned()];
+    let at = |s: i64| Cursor { time: chrono::DateTime::from_timestamp(s, 0), ..Default::default() };
+    let ev = |id: &str| {
+        crate::event::Event::new("s".into(), id.into(), chrono::Utc::now(), serde_json::Map::new(), "{}".into())
+    };
+    {
+        let state = State::open(dir.path()).unwrap();
+        state.offset_or_tail("a").await.unwrap();
+        state.offset_or_tail("b").await.unwrap();
+        assert_eq!(state.delivered_cursor("s", &outputs).unwrap(), None, "no cursor yet");
+        let r1 = state.append("s", &[ev("1"), ev("2")], &at(10)).await.unwrap();
+        let r2 = state.append("s", &[ev("3")], &at(20)).await.unwrap();
+        assert_eq!(state.delivered_cursor("s", &outputs).unwrap(), None, "nothing confirmed");
+        state.commit("a", r2.end, &[]).await.unwrap();
+        assert_eq!(state.delivered_cursor("s", &outputs).unwrap(), None, "b confirmed nothing");
+        state.commit("b", r1.end, &[]).await.unwrap();
+        assert_eq!(state.delivered_cursor("s", &outputs).unwrap(), Some(at(10)));
+        assert_eq!(state.delivered_cursor("other", &outputs).unwrap(), None);
+        // Killed here: page 2 journaled, not delivered by b.
+    }
+    let state = State::open(dir.path()).unwrap();
+    assert_eq!(state.cursor("s").unwrap(), Some(at(20)), "the journal's cursor");
+    let d = state.delivered_cursor("s", &outputs).unwrap();
+    assert!(d.is_none() || d == Some(at(10)), "never past what b confirmed: {d:?}");
+    let end = state.next_seq();
+    state.commit("b", end, &[]).await.unwrap();
+    assert_eq!(state.delivered_cursor("s", &outputs).unwrap(), Some(at(20)));
+    state.collect_garbage(&outputs).await.unwrap();
+    assert_eq!(state.delivered_cursor("s", &outputs).unwrap(), Some(at(20)), "all delivered: the stored cursor");
+}

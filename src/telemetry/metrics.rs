@@ -33,6 +33,10 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("auditrelay_last_poll_timestamp_seconds", "gauge", "Time of a source's last successful poll."),
     ("auditrelay_last_send_timestamp_seconds", "gauge", "Time of an output's last confirmed batch."),
     ("auditrelay_up", "gauge", "1 when a source or output is healthy, 0 when not."),
+    ("auditrelay_cluster_members", "gauge", "Live agents in the fleet ([cluster] only)."),
+    ("auditrelay_cluster_owned_sources", "gauge", "Sources this agent owns and polls ([cluster] only)."),
+    ("auditrelay_cluster_handovers_total", "counter", "Sources this agent took over from another agent's checkpoint."),
+    ("auditrelay_cluster_etcd_up", "gauge", "1 while etcd answers and the agent's lease is renewed ([cluster] only)."),
 ];
 
 /// A source's counters, present at 0 from its start so that alert rules and

@@ -27,6 +27,14 @@ pub fn health(metrics: &Metrics) -> (bool, serde_json::Value) {
             failing.push(entry);
         }
     }
+    if let Some((_, up)) = metrics.series("auditrelay_cluster_etcd_up").first() {
+        let entry = json!({ "kind": "cluster", "name": "etcd" });
+        if *up >= 1.0 {
+            ok.push(entry);
+        } else {
+            failing.push(entry);
+        }
+    }
     let healthy = failing.is_empty();
     (healthy, json!({ "status": if healthy { "ok" } else { "unhealthy" }, "unhealthy": failing, "healthy": ok }))
 }

@@ -9,6 +9,21 @@ use std::time::Duration;
 /// The `User-Agent` auditrelay sends.
 pub const USER_AGENT: &str = concat!("auditrelay/", env!("CARGO_PKG_VERSION"));
 
+/// This agent's name in a fleet, added to its `User-Agent`.
+static AGENT_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Name this agent in every `User-Agent` from now on
+/// (`auditrelay/<version> (<name>)`): APIs and receivers can tell the
+/// agents of a fleet apart. Only the first call counts.
+pub fn set_agent_name(name: &str) {
+    let _ = AGENT_NAME.set(format!("{USER_AGENT} ({name})"));
+}
+
+/// The `User-Agent` this process sends.
+pub fn user_agent() -> &'static str {
+    AGENT_NAME.get().map_or(USER_AGENT, String::as_str)
+}
+
 /// Build a client.
 pub fn client(tls: Option<&TlsConfig>, timeout: Duration) -> Result<reqwest::Client, TlsError> {
     if tls.is_some_and(|t| t.insecure_skip_verify) {
@@ -19,7 +34,7 @@ pub fn client(tls: Option<&TlsConfig>, timeout: Duration) -> Result<reqwest::Cli
         .use_preconfigured_tls(config)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(USER_AGENT)
+        .user_agent(user_agent())
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))

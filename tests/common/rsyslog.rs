@@ -30,7 +30,7 @@ pub fn tool(name: &str, candidates: &[&str], package: &str) -> Option<PathBuf> {
     if found.is_none() {
         assert!(!in_ci(), "{name} is not installed but CI is set: install {package} (see .ci/packages.txt)");
         eprintln!(
-            "\n!!!!!!!! SKIPPED: {name} not found; install it (apt-get install {package}) to run this real-rsyslog test !!!!!!!!\n"
+            "\n!!!!!!!! SKIPPED: {name} not found; install it (apt-get install {package}) to run the tests that need it !!!!!!!!\n"
         );
     }
     found
