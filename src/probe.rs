@@ -138,7 +138,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
         }
         timer.abort();
     }
-    let hostname = crate::pipeline::hostname(cfg);
+    let hostname = cfg.hostname();
     for (i, o) in cfg.outputs.iter().enumerate() {
         let at = format!("output[{i}]");
         let what = format!("output {}", o.name);

@@ -675,49 +675,14 @@ fn a_fleet_member_authenticates_to_etcd() {
     assert!(log.contains("released the source") && !log.contains("root-pw-1"), "{log}");
 }
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A test CA, a server certificate for 127.0.0.1 and a client certificate,
 /// in `dir`: `ca.pem`, `server.pem`/`.key`, `client.pem`/`.key`.
 fn make_certs(openssl: &Path, dir: &Path) {
-    let p = |f: &str| dir.join(f);
-    run(Command::new(openssl)
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=auditrelay test CA"])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-        .arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.pem")));
+    common::certs::make_ca(openssl, dir);
     // The server certificate serves as a client too: etcd 3.4's JSON gateway
     // dials etcd's own gRPC port with it (without clientAuth: HTTP 503).
-    for (name, usage) in [("server", "serverAuth,clientAuth"), ("client", "clientAuth")] {
-        run(Command::new(openssl)
-            .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}")])
-            .arg("-keyout")
-            .arg(p(&format!("{name}.key")))
-            .arg("-out")
-            .arg(p(&format!("{name}.csr"))));
-        std::fs::write(
-            p(&format!("{name}.cnf")),
-            format!("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage={usage}\n"),
-        )
-        .unwrap();
-        run(Command::new(openssl)
-            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
-            .arg("-in")
-            .arg(p(&format!("{name}.csr")))
-            .arg("-CA")
-            .arg(p("ca.pem"))
-            .arg("-CAkey")
-            .arg(p("ca.key"))
-            .arg("-extfile")
-            .arg(p(&format!("{name}.cnf")))
-            .arg("-out")
-            .arg(p(&format!("{name}.pem"))));
-    }
+    common::certs::issue(openssl, dir, "server", "server", "serverAuth,clientAuth");
+    common::certs::issue(openssl, dir, "client", "client", "clientAuth");
 }
 
 /// etcd over TLS with client certificates: `ca_file`, `cert_file` and

@@ -25,7 +25,6 @@ use common::rsyslog::{openssl, rsyslogd, Rsyslog};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "relay01";
@@ -33,46 +32,11 @@ const HOST: &str = "relay01";
 // ---------------------------------------------------------------------------
 // Tools (the receiver itself is `common::rsyslog`)
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A test CA and a server certificate for `localhost` and 127.0.0.1 signed
 /// by it, in `dir`: `ca.pem`, `server.pem`, `server.key`.
 fn make_certs(openssl: &Path, dir: &Path) {
-    let p = |f: &str| dir.join(f);
-    run(Command::new(openssl)
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=auditrelay test CA"])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-        .arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.pem")));
-    run(Command::new(openssl)
-        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
-        .arg("-keyout")
-        .arg(p("server.key"))
-        .arg("-out")
-        .arg(p("server.csr")));
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(Command::new(openssl)
-        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
-        .arg("-in")
-        .arg(p("server.csr"))
-        .arg("-CA")
-        .arg(p("ca.pem"))
-        .arg("-CAkey")
-        .arg(p("ca.key"))
-        .arg("-extfile")
-        .arg(p("ext.cnf"))
-        .arg("-out")
-        .arg(p("server.pem")));
+    common::certs::make_ca(openssl, dir);
+    common::certs::issue(openssl, dir, "server", "localhost", "serverAuth");
 }
 
 // ---------------------------------------------------------------------------

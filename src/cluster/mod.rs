@@ -87,15 +87,7 @@ pub struct Link {
 
 /// The agent's name in the fleet: `cluster.name`, else the host name.
 pub fn agent_name(cluster: &ClusterConfig, cfg: &Config) -> String {
-    cluster.name.clone().unwrap_or_else(|| {
-        cfg.agent.hostname.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|s| s.trim().to_owned())
-                .ok()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "localhost".into())
-        })
-    })
+    cluster.name.clone().unwrap_or_else(|| cfg.hostname())
 }
 
 /// A delivered cursor as stored under `cursors/<source>`.

@@ -25,6 +25,20 @@ pub struct Config {
     pub cluster: Option<super::cluster::ClusterConfig>,
 }
 
+impl Config {
+    /// The host name reported to SIEMs (and a fleet member's default
+    /// name): `agent.hostname`, else the kernel's host name.
+    pub fn hostname(&self) -> String {
+        self.agent.hostname.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_owned())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "localhost".into())
+        })
+    }
+}
+
 /// `[agent]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -85,17 +85,6 @@ struct Running {
     owned: Option<HashSet<String>>,
 }
 
-/// The host name reported to SIEMs.
-pub fn hostname(cfg: &Config) -> String {
-    cfg.agent.hostname.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_owned())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "localhost".into())
-    })
-}
-
 /// Run until `rt.shutdown` is cancelled or a fatal error happens.
 pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<StateError>();
@@ -249,7 +238,7 @@ async fn build_all(
     outputs: &[OutputConfig],
     sources: &[SourceConfig],
 ) -> Result<Built, Vec<Problem>> {
-    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: hostname(cfg) };
+    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: cfg.hostname() };
     let sctx = SourceContext {
         state: rt.state.clone(),
         metrics: rt.metrics.clone(),
@@ -317,7 +306,7 @@ fn start(
         let mut routes = running.routes.write().unwrap_or_else(|p| p.into_inner());
         *routes = cfg.sources.iter().map(|s| (s.name.clone(), s.common.outputs.clone())).collect();
     }
-    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: hostname(cfg) };
+    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: cfg.hostname() };
     let (outputs, sources) = built;
     for (o, mut sink) in outputs {
         let cancel = tasks.child_token();

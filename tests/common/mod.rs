@@ -14,6 +14,7 @@
 //! - [`rsyslog`]: a real `rsyslogd` on 127.0.0.1 writing what it parsed.
 //! - [`lazyfs`]: a LazyFS mount (FUSE) whose unsynced writes a test drops
 //!   on command: a power cut.
+//! - [`certs`]: a test CA and certificates it signs (`openssl` CLI).
 //! - [`runs`]: knobs from the environment, seeds and their replay note,
 //!   medians and numbers for the outcome tables.
 //!
@@ -23,6 +24,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod certs;
 pub mod compliance;
 pub mod hec;
 pub mod lazyfs;
