@@ -545,7 +545,21 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     let owners = wait_balanced(&api, &fleet, n, "before an etcd member dies");
     etcd.kill(0);
     let t = Instant::now();
+    let rev0 = revision(&etcd, 1);
     std::thread::sleep(TTL * 2);
+    // etcd's store revision counts every write (put, delete, a transaction
+    // that wrote): with every source owned and polled, what remains is the
+    // checkpoints, at most one per source per CHECKPOINT_INTERVAL (3 s).
+    let writes = revision(&etcd, 1) - rev0;
+    let per_source_minute = writes as f64 / n as f64 / (t.elapsed().as_secs_f64() / 60.0);
+    println!(
+        "  etcd writes in steady state: {writes} in {:?} for {n} sources = {per_source_minute:.1} per source per minute",
+        t.elapsed()
+    );
+    assert!(
+        per_source_minute <= 21.0,
+        "more etcd writes than one checkpoint per source per 3 s: {per_source_minute:.1}"
+    );
     let window = Instant::now() - Duration::from_millis(2500);
     let askers = api.askers_since(window);
     for (k, who) in &owners {
@@ -615,6 +629,23 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     assert_eq!(lost, 0);
     assert!(overlapping.is_empty(), "{overlapping:#?}");
     assert_eq!(sigterm_dups, 0, "a SIGTERM handover duplicated events");
+}
+
+/// The store revision etcd member `i` reports (it grows by one per write);
+/// asked again while the cluster elects a leader.
+fn revision(etcd: &Etcd, i: usize) -> u64 {
+    let addr = format!("127.0.0.1:{}", etcd.members[i].client);
+    let read = || {
+        let body = post(&addr, "/v3/kv/range", r#"{"key":"AA=="}"#, None)?;
+        let at = body.find("\"revision\":\"")? + "\"revision\":\"".len();
+        body[at..].split('"').next()?.parse().ok()
+    };
+    let mut rev = None;
+    common::agent::wait_until("etcd's revision", Duration::from_secs(10), || {
+        rev = read();
+        rev.is_some()
+    });
+    rev.unwrap_or_default()
 }
 
 fn post(addr: &str, path: &str, body: &str, token: Option<&str>) -> Option<String> {
