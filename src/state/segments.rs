@@ -40,9 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-const MAGIC: &[u8; 4] = b"ARJ1";
-const HEAD: usize = 12;
-const KIND_PAGE: u8 = 1;
+use super::record::{parse_page, record_head, HEAD, MAGIC};
 
 /// A segment takes records until it holds this many bytes.
 pub(super) const SEGMENT_BYTES: u64 = 32 << 20;
@@ -183,39 +181,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Sync a directory, so that files created, renamed or removed in it stay.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
-}
-
-/// A page record: its bytes up to the chunks (head and body start) and the
-/// CRC over the whole body.
-fn record_head(first: u64, source: &str, cursor: Option<&[u8]>, chunks: &[(Vec<u8>, u64)]) -> io::Result<Vec<u8>> {
-    let cursor = cursor.unwrap_or_default();
-    let mut body = Vec::with_capacity(32 + source.len() + cursor.len() + 4 * chunks.len());
-    body.push(KIND_PAGE);
-    body.extend_from_slice(&first.to_be_bytes());
-    for part in [source.as_bytes(), cursor] {
-        body.extend_from_slice(&len32(part.len())?.to_be_bytes());
-        body.extend_from_slice(part);
-    }
-    body.extend_from_slice(&len32(chunks.len())?.to_be_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&body);
-    let mut body_len = body.len();
-    for (c, _) in chunks {
-        let n = len32(c.len())?.to_be_bytes();
-        crc.update(&n);
-        crc.update(c);
-        body_len += 4 + c.len();
-    }
-    let mut out = Vec::with_capacity(HEAD + body.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&len32(body_len)?.to_be_bytes());
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
-fn len32(n: usize) -> io::Result<u32> {
-    u32::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a journal page over 4 GiB"))
 }
 
 impl Segments {
@@ -580,52 +545,4 @@ fn valid_record_after(seg: &Segment, from: u64, size: u64) -> bool {
         at += n.saturating_sub(3).max(1) as u64;
     }
     false
-}
-
-struct Page {
-    first: u64,
-    source: String,
-    cursor: Option<Vec<u8>>,
-    /// Each chunk's offset in the body, length and entry count.
-    chunks: Vec<(u64, u32, u64)>,
-}
-
-fn parse_page(body: &[u8]) -> Option<Page> {
-    let mut r = Reader { buf: body, at: 0 };
-    if r.take(1)? != [KIND_PAGE] {
-        return None;
-    }
-    let first = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
-    let source = String::from_utf8(r.sized()?.to_vec()).ok()?;
-    let cursor = r.sized()?;
-    let cursor = (!cursor.is_empty()).then(|| cursor.to_vec());
-    let n = r.u32()?;
-    let mut chunks = Vec::with_capacity((n as usize).min(body.len() / 4));
-    for _ in 0..n {
-        let len = r.u32()?;
-        let at = r.at as u64;
-        let chunk = r.take(len as usize)?;
-        chunks.push((at, len, super::journal::chunk_len(chunk)?));
-    }
-    (r.at == body.len()).then_some(Page { first, source, cursor, chunks })
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let out = self.buf.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(out)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)?.try_into().ok().map(u32::from_be_bytes)
-    }
-    fn sized(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
 }
