@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, Fault};
+use common::compliance::{deliver_to_file, with_test_defaults, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -214,22 +214,7 @@ fn invicti_reads_a_newest_first_backlog_across_pages() {
     let ids = api.add(45);
     let dir = TestDir::new();
     let block = api.block("inv", TOKEN).replace("lookback = \"5m\"\n", "page_size = 4\n");
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&block),
-        file_output("out", &dir.file("out.jsonl"), 50)
-    );
-    let agent = dir.start_with(&cfg);
-    let out = dir.file("out.jsonl");
-    wait_until_or(
-        "the backlog",
-        DEADLINE,
-        || common::missing(&file_ids(&out), &ids).is_empty(),
-        || tail(&agent.stderr(), 20),
-    );
-    agent.stop();
-    common::assert_exactly_once(&file_ids(&out), &ids, "newest-first backlog");
+    let out = deliver_to_file(&dir, &block, 50, &ids, "newest-first backlog");
     let first: Value =
         common::agent::read_jsonl(&out).into_iter().find(|e| e["event"]["action"] == "LoginAttemptFailed").unwrap();
     assert_eq!(first["event"]["outcome"], "failure");

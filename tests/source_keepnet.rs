@@ -21,7 +21,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, Fault};
+use common::compliance::{deliver_to_file, with_test_defaults, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -308,22 +308,7 @@ fn keepnet_sends_the_configured_company_header() {
     }
     let dir = TestDir::new();
     let block = format!("{}headers = {{ \"X-KEEPNET-Company-Id\" = \"{CUSTOMER}\" }}\n", api.block("kn", SECRET));
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&block),
-        file_output("out", &dir.file("out.jsonl"), 5)
-    );
-    let agent = dir.start_with(&cfg);
-    let out = dir.file("out.jsonl");
-    wait_until_or(
-        "the customer's log",
-        DEADLINE,
-        || common::missing(&file_ids(&out), &customer).is_empty(),
-        || tail(&agent.stderr(), 20),
-    );
-    agent.stop();
-    common::assert_exactly_once(&file_ids(&out), &customer, "the customer's log");
+    let out = deliver_to_file(&dir, &block, 5, &customer, "the customer's log");
     assert!(common::missing(&file_ids(&out), &own).len() == own.len(), "none of the reseller's own logs");
 }
 

@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, Fault};
+use common::agent::{file_output, tail, wait_until_or, TestDir, DEADLINE};
+use common::compliance::{deliver_to_file, with_test_defaults, Fault};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -275,23 +275,8 @@ fn opencti_include_history_delivers_knowledge_events_too() {
     let mut expected = api.add(10);
     let dir = TestDir::new();
     let block = format!("{}include_history = true\n", api.block("octi", TOKEN));
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&block),
-        file_output("out", &dir.file("out.jsonl"), 5)
-    );
-    let agent = dir.start_with(&cfg);
     expected.extend(api.history_ids());
-    let out = dir.file("out.jsonl");
-    wait_until_or(
-        "Activity and History events",
-        DEADLINE,
-        || common::missing(&file_ids(&out), &expected).is_empty(),
-        || tail(&agent.stderr(), 20),
-    );
-    agent.stop();
-    common::assert_exactly_once(&file_ids(&out), &expected, "with include_history");
+    let out = deliver_to_file(&dir, &block, 5, &expected, "Activity and History events with include_history");
     let lines = common::agent::read_jsonl(&out);
     let original: Value = serde_json::from_str(lines[0]["event"]["original"].as_str().unwrap()).unwrap();
     assert!(original.get("internal_id").is_some(), "raw_data is the raw event: {original}");

@@ -193,6 +193,25 @@ fn wait_delivered(dir: &TestDir, agent: &Agent, expected: &[String], what: &str,
     );
 }
 
+/// Run one source `block` (test defaults added) into a JSON-lines file in
+/// `dir` with batches of `batch` until every id in `ids` arrived, stop the
+/// agent, and check each arrived exactly once (`what` names the case).
+/// Returns the file, for checks of the events themselves.
+pub fn deliver_to_file(dir: &TestDir, block: &str, batch: usize, ids: &[String], what: &str) -> std::path::PathBuf {
+    let out = dir.file("out.jsonl");
+    let cfg = format!("{}\n{}{}", dir.agent_section(), with_test_defaults(block), file_output("out", &out, batch));
+    let agent = dir.start_with(&cfg);
+    super::agent::wait_until_or(
+        what,
+        DEADLINE,
+        || missing(&file_ids(&out), ids).is_empty(),
+        || tail(&agent.stderr(), 20),
+    );
+    agent.stop();
+    assert_exactly_once(&file_ids(&out), ids, what);
+    out
+}
+
 /// Checks 1–5: history, live events, faults, clean restart, crash restart.
 pub fn check_delivery(vendor: &dyn FakeVendor) {
     let dir = TestDir::new();
