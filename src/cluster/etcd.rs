@@ -12,6 +12,7 @@
 
 use crate::config::cluster::ClusterConfig;
 use crate::config::secret::{Env, Secret};
+use crate::transport::origin::Redirects;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -125,8 +126,8 @@ impl Etcd {
     /// A client for `[cluster]`; reads the TLS files and the password.
     pub fn new(cfg: &ClusterConfig, env: &dyn Env, timeout: Duration) -> Result<Etcd, EtcdError> {
         let tls = cfg.tls();
-        let http =
-            crate::transport::http::client(tls.as_ref(), timeout).map_err(|e| EtcdError::Setup(e.to_string()))?;
+        let http = crate::transport::http::client(tls.as_ref(), timeout, Redirects::Refuse)
+            .map_err(|e| EtcdError::Setup(e.to_string()))?;
         let auth = match &cfg.user {
             Some(user) => {
                 let pw = crate::config::secret::resolve(cfg.password.as_ref(), cfg.password_file.as_deref(), env)

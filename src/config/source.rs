@@ -77,6 +77,11 @@ pub struct SourceCommon {
     /// Longest time window asked for in one poll (catch-up is split).
     #[serde(default)]
     pub max_window: Option<Dur>,
+    /// Origins (`https://host:port`) besides the configured `url`'s that
+    /// the API may send the source to (a `Link`, a `next` URL, a redirect)
+    /// and that then receive its credentials. None by default.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// A source's `headers`: names and values as configured. A value can carry

@@ -138,6 +138,15 @@ fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashS
     if c.max_response_size.is_some_and(|n| n.bytes() < 1024) {
         p.add(format!("{at}.max_response_size"), "must be at least 1KiB");
     }
+    for (j, origin) in c.allowed_origins.iter().flatten().enumerate() {
+        let path = format!("{at}.allowed_origins[{j}]");
+        match url::Url::parse(origin) {
+            Ok(u) if u.path() != "/" || u.query().is_some() || !u.username().is_empty() => {
+                p.add(path, format!("{origin:?} must be an origin only (scheme://host[:port]), without a path"))
+            }
+            _ => p.check_url(path, origin),
+        }
+    }
     for (j, name) in c.outputs.iter().flatten().enumerate() {
         if !outputs.contains(name.as_str()) {
             p.add(format!("{at}.outputs[{j}]"), format!("no output is named {name:?}"));

@@ -22,6 +22,7 @@ use crate::config::secret::{Env, Secret};
 use crate::config::{OutputConfig, OutputKind, Problem};
 use crate::event::{Event, Payload};
 use crate::transport::http::{error_chain, excerpt, read_body};
+use crate::transport::origin::Redirects;
 use flate2::write::GzEncoder;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -106,7 +107,7 @@ impl Hec {
             problems.push(Problem { path: format!("{at}.url"), message: "is not a URL".into() });
         }
         let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
-        let client = crate::transport::http::client(common.tls.as_ref(), timeout)
+        let client = crate::transport::http::client(common.tls.as_ref(), timeout, Redirects::Refuse)
             .map_err(|e| problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() }))
             .ok();
         let (Some(token), Some(base), Some(client), true) = (token, base, client, problems.is_empty()) else {

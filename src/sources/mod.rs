@@ -18,9 +18,10 @@ pub(crate) mod testkit;
 
 use crate::config::secret::Env;
 use crate::config::{Problem, SourceCommon, SourceConfig};
+use crate::transport::origin::{Origins, Redirects};
 use api::SourceApi;
 use auth::Auth;
-use poller::{Poller, Settings, SourceContext};
+use poller::{Clients, Poller, Settings, SourceContext};
 use std::time::Duration;
 
 // Defaults for every source, where neither its connector (`SourceApi::defaults`)
@@ -98,6 +99,17 @@ pub enum SourceError {
         url: String,
         /// What was wrong, with a short excerpt.
         detail: String,
+    },
+    /// A request would have taken the credentials to another origin (an
+    /// API-given URL or a redirect); nothing was sent there.
+    #[error("source {source_name}: refused to send a request to {origin}: {why}; credentials go only to the configured url's origin (list another in allowed_origins to permit it)")]
+    ForeignOrigin {
+        /// Source name.
+        source_name: String,
+        /// The refused origin (`scheme://host:port`).
+        origin: String,
+        /// How the source was pointed there.
+        why: String,
     },
     /// The API returned the same page or cursor again.
     #[error("source {source_name}: pagination loop: {detail}")]
@@ -239,6 +251,7 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
     let (api, auth) = build_api(cfg, at, env)?;
     let d = api.defaults();
     let name = cfg.name.clone();
+    let url = cfg.kind.spec().url();
     let cfg = &cfg.common;
     let settings = Settings {
         name,
@@ -252,8 +265,25 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
         max_response_size: cfg.max_response_size.map_or(DEFAULT_MAX_RESPONSE_SIZE, |x| x.bytes()),
         rate_limit: cfg.rate_limit.or(d.rate_limit),
         headers: header_map(cfg, at)?,
+        origins: origins(url, cfg),
     };
-    let client = crate::transport::http::client(cfg.tls.as_ref(), settings.timeout)
-        .map_err(|e| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }])?;
-    Ok(Poller::new(settings, api, client, auth, ctx))
+    let tls_problem =
+        |e: crate::transport::tls::TlsError| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }];
+    let http = |redirects| crate::transport::http::client(cfg.tls.as_ref(), settings.timeout, redirects);
+    let clients = Clients {
+        api: http(Redirects::Within(settings.origins.clone())).map_err(tls_problem)?,
+        token: http(Redirects::Refuse).map_err(tls_problem)?,
+    };
+    Ok(Poller::new(settings, api, clients, auth, ctx))
+}
+
+/// The origins a source's requests may go to: its configured `url`'s
+/// (validation has checked the URLs) and `allowed_origins`.
+fn origins(url: Option<&str>, cfg: &SourceCommon) -> Origins {
+    let urls: Vec<url::Url> = url
+        .into_iter()
+        .chain(cfg.allowed_origins.iter().flatten().map(String::as_str))
+        .filter_map(|u| url::Url::parse(u).ok())
+        .collect();
+    Origins::of(&urls)
 }

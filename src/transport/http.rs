@@ -2,6 +2,7 @@
 //! configured TLS settings, a request timeout, a user agent, and a bounded
 //! body reader.
 
+use super::origin::Redirects;
 use super::tls::{client_config, TlsError};
 use crate::config::TlsConfig;
 use std::time::Duration;
@@ -24,8 +25,12 @@ pub fn user_agent() -> &'static str {
     AGENT_NAME.get().map_or(USER_AGENT, String::as_str)
 }
 
-/// Build a client.
-pub fn client(tls: Option<&TlsConfig>, timeout: Duration) -> Result<reqwest::Client, TlsError> {
+/// Longest wait for a TCP connection (the request `timeout` when shorter).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Build a client that follows only the `redirects` given (a source's API
+/// requests: within its origins; the token endpoint, HEC, etcd: none).
+pub fn client(tls: Option<&TlsConfig>, timeout: Duration, redirects: Redirects) -> Result<reqwest::Client, TlsError> {
     if tls.is_some_and(|t| t.insecure_skip_verify) {
         tracing::warn!("tls.insecure_skip_verify = true: certificates are NOT verified; anyone on the path can read and alter this traffic");
     }
@@ -33,9 +38,9 @@ pub fn client(tls: Option<&TlsConfig>, timeout: Duration) -> Result<reqwest::Cli
     reqwest::Client::builder()
         .use_preconfigured_tls(config)
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .connect_timeout(timeout.min(CONNECT_TIMEOUT))
         .user_agent(user_agent())
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(redirects.policy())
         .build()
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))
 }

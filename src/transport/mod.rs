@@ -3,5 +3,6 @@
 
 pub mod framing;
 pub mod http;
+pub mod origin;
 pub mod syslog;
 pub mod tls;

@@ -8,6 +8,7 @@ use crate::sources::api::{ApiRequest, ApiResponse, Body, Verdict};
 use crate::sources::auth::{Auth, AuthError};
 use crate::sources::SourceError;
 use crate::transport::http::{error_chain, excerpt, read_body, redact_url, BodyError};
+use crate::transport::origin::{show, RedirectRefused};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,13 @@ impl Poller {
         let url = redact_url(&req.url);
         if let Some(resp) = self.api.local(req, (self.ctx.clock)()) {
             return Ok(resp);
+        }
+        if !self.settings.origins.permits(&req.url) {
+            return Err(SourceError::ForeignOrigin {
+                source_name: name.into(),
+                origin: show(&req.url),
+                why: "the API pointed the source there (a Link or next URL)".into(),
+            });
         }
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         let mut renewed = false;
@@ -89,6 +97,13 @@ impl Poller {
                 Err(FetchFailure::Auth(e)) => {
                     return Err(SourceError::Token { source_name: name.into(), detail: e.to_string() })
                 }
+                Err(FetchFailure::Redirect(r)) => {
+                    return Err(SourceError::ForeignOrigin {
+                        source_name: name.into(),
+                        origin: r.origin,
+                        why: r.why.into(),
+                    })
+                }
                 Err(FetchFailure::Network(detail)) => (Some(None), detail),
             };
             if attempt >= ATTEMPTS {
@@ -127,8 +142,11 @@ impl Poller {
             }
             None => {}
         }
-        let rb = self.auth.apply(&self.client, rb).await.map_err(FetchFailure::Auth)?;
-        let resp = rb.send().await.map_err(|e| FetchFailure::Network(error_chain(&e.without_url())))?;
+        let rb = self.auth.apply(&self.token_client, rb).await.map_err(FetchFailure::Auth)?;
+        let resp = rb.send().await.map_err(|e| match RedirectRefused::find(&e) {
+            Some(r) => FetchFailure::Redirect(r.clone()),
+            None => FetchFailure::Network(error_chain(&e.without_url())),
+        })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = read_body(resp, self.settings.max_response_size).await.map_err(|e| match e {
@@ -142,6 +160,7 @@ impl Poller {
 enum FetchFailure {
     TooLarge(u64),
     Auth(AuthError),
+    Redirect(RedirectRefused),
     Network(String),
 }
 

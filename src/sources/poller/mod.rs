@@ -37,6 +37,7 @@ use super::auth::Auth;
 use crate::config::units::{Rate, StartAt};
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
+use crate::transport::origin::Origins;
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::sync::Arc;
@@ -76,6 +77,9 @@ pub struct Settings {
     /// The configured `headers`, sent on every API request (values marked
     /// sensitive: `Debug` does not show them).
     pub headers: reqwest::header::HeaderMap,
+    /// Where requests may go: the configured `url`'s origin and
+    /// `allowed_origins`; a URL elsewhere is refused before it is sent.
+    pub origins: Origins,
 }
 
 /// What the poller shares with the rest of the agent.
@@ -97,11 +101,22 @@ pub struct SourceContext {
     pub pages: Arc<tokio::sync::Semaphore>,
 }
 
+/// A source's HTTP clients.
+pub struct Clients {
+    /// API requests: redirects within the source's origins only.
+    pub api: reqwest::Client,
+    /// The OAuth2 token endpoint: no redirects (the form holds the
+    /// client secret).
+    pub token: reqwest::Client,
+}
+
 /// One configured source, ready to run.
 pub struct Poller {
     settings: Settings,
     api: Arc<dyn SourceApi>,
     client: reqwest::Client,
+    /// For the OAuth2 token endpoint: follows no redirect.
+    token_client: reqwest::Client,
     auth: Auth,
     limiter: Option<DefaultDirectRateLimiter>,
     ctx: SourceContext,
@@ -123,18 +138,13 @@ pub struct PollReport {
 
 impl Poller {
     /// Assemble a poller.
-    pub fn new(
-        settings: Settings,
-        api: Box<dyn SourceApi>,
-        client: reqwest::Client,
-        auth: Auth,
-        ctx: SourceContext,
-    ) -> Self {
+    pub fn new(settings: Settings, api: Box<dyn SourceApi>, clients: Clients, auth: Auth, ctx: SourceContext) -> Self {
         let limiter = settings.rate_limit.and_then(|r| {
             Quota::with_period(r.interval()).map(|q| DefaultDirectRateLimiter::direct(q.allow_burst(nonzero_one())))
         });
         let api = Arc::from(api);
-        Poller { settings, api, client, auth, limiter, ctx, full_logged: std::sync::Mutex::new(None) }
+        let Clients { api: client, token: token_client } = clients;
+        Poller { settings, api, client, token_client, auth, limiter, ctx, full_logged: std::sync::Mutex::new(None) }
     }
 
     /// The source's name.

@@ -33,6 +33,7 @@ fn poller(
         max_response_size: 1 << 24,
         rate_limit: None,
         headers: Default::default(),
+        origins: Default::default(),
     };
     let ctx = SourceContext {
         state,
@@ -42,7 +43,7 @@ fn poller(
         run_ahead_bytes: u64::MAX,
         pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
     };
-    Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
+    Poller::new(settings, api, Clients { api: reqwest::Client::new(), token: reqwest::Client::new() }, Auth::None, ctx)
 }
 
 /// The demo source, pages of 50, from 2024-05-01T10:00:00Z, on a clock

@@ -1,0 +1,131 @@
+//! Where credentials may go. A source's credentials (its token, password,
+//! API key header, OAuth access token, configured `headers`) are sent only
+//! to the origin — scheme, host and port — of the URL it was configured
+//! with, plus any `allowed_origins` the operator listed. A URL an API hands
+//! out (a `Link` header, a `next` URL, a redirect) is followed only when
+//! its origin is one of those; never from `https` to `http`. One rule for
+//! every connector, applied here in the HTTP layer (docs/security.md).
+
+use reqwest::redirect::{Attempt, Policy};
+
+/// Redirects followed within one request before it fails.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The origins a client may send credentials to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(Vec<url::Origin>);
+
+impl Origins {
+    /// The origins of `urls` (opaque ones, such as `data:`, are left out:
+    /// they can never be permitted).
+    pub fn of<'a>(urls: impl IntoIterator<Item = &'a url::Url>) -> Self {
+        let mut all = Vec::new();
+        for u in urls {
+            let o = u.origin();
+            if o.is_tuple() && !all.contains(&o) {
+                all.push(o);
+            }
+        }
+        Origins(all)
+    }
+
+    /// Whether a request to `url` may carry the credentials.
+    pub fn permits(&self, url: &url::Url) -> bool {
+        let o = url.origin();
+        o.is_tuple() && self.0.contains(&o)
+    }
+}
+
+/// `scheme://host:port` of a URL, for errors and logs: never the path,
+/// query or user info, which can carry a token.
+pub fn show(url: &url::Url) -> String {
+    let o = url.origin();
+    if o.is_tuple() {
+        o.ascii_serialization()
+    } else {
+        format!("{}:", url.scheme())
+    }
+}
+
+/// Which redirects a client follows.
+#[derive(Debug, Clone)]
+pub enum Redirects {
+    /// None: a redirect is an error (the token endpoint, HEC, etcd).
+    Refuse,
+    /// Those to one of these origins, never `https` → `http`.
+    Within(Origins),
+}
+
+/// A redirect the client refused to follow; the request fails with it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("redirect to {origin} refused: {why}")]
+pub struct RedirectRefused {
+    /// Where the redirect pointed (origin only).
+    pub origin: String,
+    /// Why it was refused.
+    pub why: &'static str,
+}
+
+impl RedirectRefused {
+    /// The refusal in an error's chain of causes, if that is what failed.
+    pub fn find<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e RedirectRefused> {
+        let mut cause = Some(e);
+        while let Some(c) = cause {
+            if let Some(r) = c.downcast_ref::<RedirectRefused>() {
+                return Some(r);
+            }
+            cause = c.source();
+        }
+        None
+    }
+}
+
+impl Redirects {
+    /// The client policy.
+    pub fn policy(self) -> Policy {
+        Policy::custom(move |attempt| self.decide(attempt))
+    }
+
+    fn decide(&self, attempt: Attempt<'_>) -> reqwest::redirect::Action {
+        let refuse = |attempt: Attempt<'_>, why| {
+            let origin = show(attempt.url());
+            attempt.error(RedirectRefused { origin, why })
+        };
+        let downgrade = attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
+        match self {
+            Redirects::Refuse => refuse(attempt, "this endpoint's requests carry secrets and are never redirected"),
+            _ if downgrade => refuse(attempt, "from https to http"),
+            Redirects::Within(origins) if !origins.permits(attempt.url()) => {
+                refuse(attempt, "not the configured origin")
+            }
+            _ if attempt.previous().len() > MAX_REDIRECTS => refuse(attempt, "too many redirects"),
+            _ => attempt.follow(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn origin_is_scheme_host_and_port() {
+        let o = Origins::of([&u("https://api.example.com/v1/audit?x=1")]);
+        assert!(o.permits(&u("https://api.example.com/other/path")));
+        assert!(o.permits(&u("https://api.example.com:443/p")), "the default port is the same origin");
+        assert!(!o.permits(&u("http://api.example.com/v1")), "another scheme");
+        assert!(!o.permits(&u("https://api.example.com:8443/v1")), "another port");
+        assert!(!o.permits(&u("https://evil.example.com/v1")), "another host");
+        assert!(!o.permits(&u("https://api.example.com.evil.net/v1")), "a host with the same prefix");
+        assert!(!o.permits(&u("data:text/plain,x")));
+    }
+
+    #[test]
+    fn shown_origin_has_no_path_query_or_user() {
+        assert_eq!(show(&u("https://user:pw@h.example:8443/p/tok?key=secret")), "https://h.example:8443");
+    }
+}

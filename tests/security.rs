@@ -1,0 +1,12 @@
+//! The security suite (docs/security.md): each defence against an
+//! untrusted API, receiver, network or local user, tried on the real
+//! binary with fakes on 127.0.0.1 only. Every test here failed on the
+//! release before these defences (0246794).
+
+mod common;
+
+#[path = "security/wire.rs"]
+mod wire;
+
+#[path = "security/origin.rs"]
+mod origin;
