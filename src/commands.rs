@@ -50,6 +50,17 @@ fn open_state(cfg: &Config, shutdown: &CancellationToken) -> Result<Option<State
     }
 }
 
+/// Refuse to write a state directory another user owns (the service's
+/// user, when this runs as root): its files would then belong to this
+/// user and the service could not open them. The message gives the exact
+/// `sudo -u OWNER …` to run instead.
+fn owner_or_exit(cfg: &Config) -> Result<(), ExitCode> {
+    crate::state::owner::check(&cfg.agent.state_dir).map_err(|n| {
+        eprintln!("auditrelay: {}", n.advice(&std::env::args().collect::<Vec<_>>()));
+        ExitCode::from(FAILURE)
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
         eprintln!("auditrelay: cannot start the async runtime: {e}");
@@ -74,6 +85,9 @@ pub fn run(src: ConfigSource) -> ExitCode {
     if let Err(e) = crate::signals::install(shutdown.clone(), reload_tx, src.clone()) {
         eprintln!("auditrelay: cannot install signal handlers: {e}");
         return ExitCode::from(FAILURE);
+    }
+    if let Err(code) = owner_or_exit(&cfg) {
+        return code;
     }
     let state = match open_state(&cfg, &shutdown) {
         Ok(Some(s)) => Arc::new(s),
@@ -192,7 +206,20 @@ pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
     }
 }
 
+/// The status from the database, or from the running agent's snapshot
+/// when the database is locked; read-only (the snapshot) when another user
+/// owns the state directory, which opening the database would write to.
 fn state_or_snapshot(cfg: &Config) -> Result<(snapshot::Report, bool), String> {
+    if let Err(n) = crate::state::owner::check(&cfg.agent.state_dir) {
+        let advice = n.advice(&std::env::args().collect::<Vec<_>>());
+        return match snapshot::read(&cfg.agent.state_dir) {
+            Ok(r) => {
+                eprintln!("auditrelay: read-only: the last status snapshot, not the database ({advice})");
+                Ok((r, true))
+            }
+            Err(e) => Err(format!("{advice}\n(and its status snapshot is unreadable: {e})")),
+        };
+    }
     match State::open(&cfg.agent.state_dir) {
         Ok(state) => snapshot::report(cfg, &state).map(|r| (r, false)).map_err(|e| e.to_string()),
         Err(e) if e.is_locked() => snapshot::read(&cfg.agent.state_dir)
@@ -314,6 +341,7 @@ fn with_state<T>(
     what: &str,
     f: impl FnOnce(&State, &tokio::runtime::Runtime) -> Result<T, StateError>,
 ) -> Result<T, ExitCode> {
+    owner_or_exit(cfg)?;
     let state = match State::open(&cfg.agent.state_dir) {
         Ok(s) => s,
         Err(e) if e.is_locked() => {
@@ -349,6 +377,9 @@ pub fn replay(src: ConfigSource, source: &str, from: &str, force: bool) -> ExitC
             return ExitCode::from(BAD_CONFIG);
         }
     };
+    if let Err(code) = owner_or_exit(&cfg) {
+        return code;
+    }
     if force {
         if let Err(e) = State::open(&cfg.agent.state_dir) {
             if e.is_locked() {

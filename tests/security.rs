@@ -10,3 +10,6 @@ mod wire;
 
 #[path = "security/origin.rs"]
 mod origin;
+
+#[path = "security/operator.rs"]
+mod operator;

@@ -178,7 +178,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
                 }
             },
             _ = housekeeping.tick() => {
-                apply_replays(&mut running, &rt, &tasks, &fatal_tx).await;
+                apply_replays(&mut running, &rt, &tasks, &fatal_tx, &mut kept.replays).await;
                 if let Err(e) = housekeep(&running, &rt, &mut kept).await {
                     tracing::error!("fatal state error, stopping: {e}");
                     break Err(AgentError::State(e));
@@ -430,8 +430,9 @@ async fn apply_replays(
     rt: &Runtime,
     tasks: &CancellationToken,
     fatal: &mpsc::UnboundedSender<StateError>,
+    reported: &mut HashSet<std::path::PathBuf>,
 ) {
-    for req in replay::take(&running.config.agent.state_dir) {
+    for req in replay::take(&running.config.agent.state_dir, reported) {
         let req = match req {
             Ok(r) => r,
             Err(e) => {
@@ -472,6 +473,8 @@ async fn apply_replays(
 /// What housekeeping remembers from one tick to the next.
 #[derive(Default)]
 struct Kept {
+    /// Replay requests reported as impossible to remove (never applied).
+    replays: HashSet<std::path::PathBuf>,
     ticks: u64,
     /// Journal tail and status generation at the last snapshot, and when.
     snapshot: Option<((u64, u64), tokio::time::Instant)>,

@@ -72,6 +72,7 @@ mod delivered;
 mod error;
 mod journal;
 mod migrate;
+pub mod owner;
 mod record;
 mod segments;
 mod values;

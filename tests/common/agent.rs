@@ -199,11 +199,25 @@ pub struct Agent {
 impl Agent {
     /// Start `auditrelay run` on the directory's config.
     pub fn start(dir: &TestDir) -> Agent {
+        Agent::spawn(dir, |_| {})
+    }
+
+    /// [`Agent::start`] as another user (the service's user, when the
+    /// tests run as root).
+    pub fn start_as(dir: &TestDir, uid: u32, gid: u32) -> Agent {
+        use std::os::unix::process::CommandExt;
+        Agent::spawn(dir, |c| {
+            c.uid(uid).gid(gid);
+        })
+    }
+
+    fn spawn(dir: &TestDir, adapt: impl Fn(&mut Command)) -> Agent {
         let n = (0..).find(|i| !dir.file(&format!("stderr-{i}.log")).exists()).unwrap_or(0);
         let log = dir.file(&format!("stderr-{n}.log"));
         let child = retry_spawn(|| {
-            command(&["run", "--config"])
-                .arg(dir.config_path())
+            let mut c = command(&["run", "--config"]);
+            adapt(&mut c);
+            c.arg(dir.config_path())
                 .current_dir(dir.path())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
