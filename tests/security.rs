@@ -13,3 +13,6 @@ mod origin;
 
 #[path = "security/operator.rs"]
 mod operator;
+
+#[path = "security/untrusted.rs"]
+mod untrusted;

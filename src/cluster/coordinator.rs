@@ -189,7 +189,7 @@ impl Coordinator {
         self.metrics.set("auditrelay_cluster_etcd_up", &[], if up { 1.0 } else { 0.0 });
         if let Some(e) = err {
             if !self.down {
-                tracing::error!(agent = %self.name, "etcd: {e}; sources owned keep polling while the lease is surely alive");
+                tracing::error!(agent = %self.name, "etcd: {}; sources owned keep polling while the lease is surely alive", crate::telemetry::printable(&e.to_string()));
             }
             self.down = true;
         } else if up && self.down {

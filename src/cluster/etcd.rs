@@ -298,11 +298,9 @@ impl Etcd {
 fn error_text(v: &Value) -> String {
     let text = v.get("error").or_else(|| v.get("message")).and_then(Value::as_str).unwrap_or("");
     if text.is_empty() {
-        let mut s = v.to_string();
-        s.truncate(200);
-        s
+        crate::transport::http::excerpt(v.to_string().as_bytes())
     } else {
-        text.to_owned()
+        crate::transport::http::excerpt(text.as_bytes())
     }
 }
 

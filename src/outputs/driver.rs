@@ -217,7 +217,7 @@ impl<S: Sink> Driver<S> {
         let m = &self.shared.ctx.metrics;
         m.add("auditrelay_events_sent_total", &[("output", name)], (flight.events.len() - dead.len()) as u64);
         if !dead.is_empty() {
-            tracing::error!(output = %name, count = dead.len(), reason = %dead[0].reason, "receiver rejected events; they are in the dead-letter queue (auditrelay dead-letters list --output {name})");
+            tracing::error!(output = %name, count = dead.len(), reason = %crate::telemetry::printable(&dead[0].reason), "receiver rejected events; they are in the dead-letter queue (auditrelay dead-letters list --output {name})");
             m.add("auditrelay_events_dead_lettered_total", &[("output", name)], dead.len() as u64);
         }
         m.set("auditrelay_last_send_timestamp_seconds", &[("output", name)], chrono::Utc::now().timestamp() as f64);
@@ -295,13 +295,14 @@ impl Shared {
                 }
             }
             Some((e, delay)) => {
-                if self.health.failed(now, &e.detail) == Change::Failed {
+                let detail = crate::telemetry::printable(&e.detail);
+                if self.health.failed(now, &detail) == Change::Failed {
                     let what = match e.kind {
                         ErrorKind::Transient => "receiver unavailable",
                         ErrorKind::Auth => "receiver refused the credentials",
                         ErrorKind::Config => "receiver refused the configuration",
                     };
-                    tracing::error!(output = %name, "{what}: {}; events stay in the journal, retrying (next in {delay:?})", e.detail);
+                    tracing::error!(output = %name, "{what}: {detail}; events stay in the journal, retrying (next in {delay:?})");
                 }
             }
         }

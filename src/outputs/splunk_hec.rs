@@ -207,7 +207,7 @@ impl Hec {
         let body = read_body(resp, 1 << 20).await.map_err(|e| SendError::transient(format!("HEC reply: {e}")))?;
         let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let code = reply.get("code").and_then(Value::as_i64);
-        let text = reply.get("text").and_then(Value::as_str).map_or_else(|| excerpt(&body), str::to_owned);
+        let text = reply.get("text").and_then(Value::as_str).map_or_else(|| excerpt(&body), |t| excerpt(t.as_bytes()));
         let what =
             format!("HEC answered HTTP {status}{}: {text}", code.map(|c| format!(" code {c}")).unwrap_or_default());
         match (status, code) {

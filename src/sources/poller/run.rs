@@ -34,7 +34,7 @@ impl Poller {
                 Err(SourceError::Cancelled) => return Ok(()),
                 Err(SourceError::State(e)) => return Err(e),
                 Err(e) => {
-                    let msg = e.to_string();
+                    let msg = crate::telemetry::printable(&e.to_string());
                     if health.failed(now, &msg) == Change::Failed {
                         tracing::error!(source = %name, "poll failed; cursor kept, retrying in {:?}: {msg}", self.settings.interval);
                     }
