@@ -82,6 +82,12 @@ pub struct SourceCommon {
     /// and that then receive its credentials. None by default.
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// Most pages one poll takes (a runaway API is stopped there).
+    #[serde(default)]
+    pub max_pages: Option<u64>,
+    /// Longest one poll runs.
+    #[serde(default)]
+    pub max_poll_time: Option<Dur>,
 }
 
 /// A source's `headers`: names and values as configured. A value can carry

@@ -135,6 +135,12 @@ fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashS
     if c.max_window.is_some_and(|d| d.get() < std::time::Duration::from_secs(1)) {
         p.add(format!("{at}.max_window"), "must be at least 1s");
     }
+    if c.max_pages == Some(0) {
+        p.add(format!("{at}.max_pages"), "must be at least 1");
+    }
+    if c.max_poll_time.is_some_and(|d| d.get() < std::time::Duration::from_secs(1)) {
+        p.add(format!("{at}.max_poll_time"), "must be at least 1s");
+    }
     if c.max_response_size.is_some_and(|n| n.bytes() < 1024) {
         p.add(format!("{at}.max_response_size"), "must be at least 1KiB");
     }

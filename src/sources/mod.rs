@@ -111,6 +111,16 @@ pub enum SourceError {
         /// How the source was pointed there.
         why: String,
     },
+    /// One walk reached its page or time limit: an API that keeps handing
+    /// out new pages. What it took is kept; the next poll goes on from
+    /// the cursor.
+    #[error("source {source_name}: one poll reached {limit} and stopped; the API keeps handing out new pages (a runaway API, or raise the limit for a very long catch-up)")]
+    Runaway {
+        /// Source name.
+        source_name: String,
+        /// The limit reached.
+        limit: String,
+    },
     /// The API returned the same page or cursor again.
     #[error("source {source_name}: pagination loop: {detail}")]
     Loop {
@@ -266,6 +276,8 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
         rate_limit: cfg.rate_limit.or(d.rate_limit),
         headers: header_map(cfg, at)?,
         origins: origins(url, cfg),
+        max_pages: cfg.max_pages.unwrap_or(poller::DEFAULT_MAX_PAGES),
+        max_poll_time: cfg.max_poll_time.map_or(poller::DEFAULT_MAX_POLL_TIME, |d| d.get()),
     };
     let tls_problem =
         |e: crate::transport::tls::TlsError| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }];

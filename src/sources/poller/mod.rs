@@ -80,7 +80,18 @@ pub struct Settings {
     /// Where requests may go: the configured `url`'s origin and
     /// `allowed_origins`; a URL elsewhere is refused before it is sent.
     pub origins: Origins,
+    /// Most pages one walk takes before it stops as a runaway.
+    pub max_pages: u64,
+    /// Longest one walk runs before it stops as a runaway.
+    pub max_poll_time: Duration,
 }
+
+/// Pages one walk takes at most by default (`max_pages`): an API that
+/// keeps handing out new page tokens cannot hold a walk, and the memory
+/// of the requests it made, forever.
+pub const DEFAULT_MAX_PAGES: u64 = 10_000;
+/// How long one walk runs at most by default (`max_poll_time`).
+pub const DEFAULT_MAX_POLL_TIME: Duration = Duration::from_secs(3600);
 
 /// What the poller shares with the rest of the agent.
 #[derive(Clone)]

@@ -34,6 +34,8 @@ fn poller(
         rate_limit: None,
         headers: Default::default(),
         origins: Default::default(),
+        max_pages: DEFAULT_MAX_PAGES,
+        max_poll_time: DEFAULT_MAX_POLL_TIME,
     };
     let ctx = SourceContext {
         state,
@@ -319,6 +321,35 @@ async fn a_looping_token_is_not_read_ahead() {
         state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
     let want: Vec<String> = (0..3 * per).map(|i| format!("e{i}")).collect();
     assert_eq!(ids, want, "the pages before the loop, once each, in order");
+}
+
+/// An API that never stops handing out new pages is stopped at
+/// `max_pages` (or `max_poll_time`): the walk fails as a runaway, naming
+/// the limit, and what it took before is journaled once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_walk_stops_at_its_page_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(State::open(dir.path()).unwrap());
+    let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let api = Paged { pages: u64::MAX, per: 3, stale: false, built: Default::default(), fetched, stuck: None };
+    let mut p = paged_poller(state.clone(), api);
+    p.settings.max_pages = 7;
+    let err = p.poll_once(&CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, SourceError::Runaway { .. }), "{err}");
+    assert!(err.to_string().contains("7 pages (max_pages)"), "{err}");
+    let ids: Vec<String> =
+        state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+    let want: Vec<String> = (0..7 * 3).map(|i| format!("e{i}")).collect();
+    assert_eq!(ids, want, "the pages taken, once each, in order");
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(State::open(dir.path()).unwrap());
+    let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let api = Paged { pages: u64::MAX, per: 3, stale: false, built: Default::default(), fetched, stuck: None };
+    let mut p = paged_poller(state, api);
+    p.settings.max_poll_time = Duration::ZERO;
+    let err = p.poll_once(&CancellationToken::new()).await.unwrap_err();
+    assert!(err.to_string().contains("(max_poll_time)"), "{err}");
 }
 
 #[tokio::test]

@@ -71,7 +71,18 @@ impl Poller {
         // Fingerprints of the requests made (a repeat is a loop).
         let mut seen = HashSet::new();
         let mut ahead: Option<ReadAhead<'_>> = None;
+        let started = tokio::time::Instant::now();
         loop {
+            let limit = if walk.page >= self.settings.max_pages {
+                Some(format!("{} pages (max_pages)", walk.page))
+            } else if started.elapsed() >= self.settings.max_poll_time && walk.page > 0 {
+                Some(format!("{:?} (max_poll_time)", self.settings.max_poll_time))
+            } else {
+                None
+            };
+            if let Some(limit) = limit {
+                return Err(SourceError::Runaway { source_name: name.into(), limit });
+            }
             if !self.room_for(writer) {
                 writer.wait().await?;
             }
