@@ -170,6 +170,18 @@ pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
     secrets.retain(|s| !problems.iter().any(|p| p.path == s.path));
     config::collect::annotate_lines(&text, &mut secrets);
     problems.extend(secrets);
+    // Weak settings are warnings: printed with their key path, the exit
+    // code is the configuration's.
+    let file = match &src {
+        ConfigSource::File(p) => Some(p.as_path()),
+        ConfigSource::Demo => None,
+    };
+    let mut warnings = config::warnings::weak_settings(&cfg);
+    warnings.extend(config::warnings::exposed_secrets(&cfg, file));
+    config::collect::annotate_lines(&text, &mut warnings);
+    for w in &warnings {
+        eprintln!("auditrelay: warning: {w}");
+    }
     if !problems.is_empty() {
         let name = match &src {
             ConfigSource::File(p) => p.display().to_string(),

@@ -56,7 +56,7 @@ pub async fn stages(what: &str, host: &str, port: u16, tls: Option<&crate::confi
     let connector = tokio_rustls::TlsConnector::from(config);
     match tokio::time::timeout(Duration::from_secs(10), connector.connect(server_name, stream)).await {
         Ok(Ok(_)) => {
-            println!("ok    {what}: TLS handshake, certificate valid for {name}");
+            println!("ok    {what}: TLS handshake, {}", certificate_verdict(tls, &name));
             true
         }
         Ok(Err(e)) => {
@@ -70,6 +70,40 @@ pub async fn stages(what: &str, host: &str, port: u16, tls: Option<&crate::confi
     }
 }
 
+/// What a completed handshake says about the certificate: nothing was
+/// verified under `insecure_skip_verify`, and `check` must not suggest it.
+fn certificate_verdict(tls: Option<&crate::config::TlsConfig>, name: &str) -> String {
+    match tls {
+        Some(t) if t.insecure_skip_verify => {
+            "certificate NOT verified (insecure_skip_verify): any server, or anyone in between, is accepted".into()
+        }
+        Some(t) if t.ca_only => format!("certificate valid for {name} (signed by tls.ca_file, system roots not used)"),
+        _ => format!("certificate valid for {name}"),
+    }
+}
+
+/// A fresh scratch directory for `check --connect`'s throwaway state:
+/// `auditrelay-check-<random>` in the temp directory, created 0700 and
+/// failing if the name exists (another user's directory, or a symlink,
+/// is never used), with a new name on each collision. What mkdtemp(3) does.
+fn scratch_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    let mut last = None;
+    for _ in 0..SCRATCH_ATTEMPTS {
+        let dir = base.join(format!("auditrelay-check-{}", uuid::Uuid::new_v4().simple()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AlreadyExists)))
+}
+
+/// Names tried for the scratch directory before giving up.
+const SCRATCH_ATTEMPTS: usize = 16;
+
 /// The stages of an http(s) URL.
 async fn url_stages(what: &str, url: Option<&str>, tls: Option<&crate::config::TlsConfig>) -> bool {
     let Some(u) = url.and_then(|u| url::Url::parse(u).ok()) else { return true };
@@ -80,11 +114,18 @@ async fn url_stages(what: &str, url: Option<&str>, tls: Option<&crate::config::T
 
 /// Probe everything; returns the number of failures.
 pub async fn probe_all(cfg: &Config) -> usize {
-    let dir = std::env::temp_dir().join(format!("auditrelay-check-{}", std::process::id()));
+    let dir = match scratch_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            println!("FAIL  cannot create a scratch directory in {}: {e}", std::env::temp_dir().display());
+            return 1;
+        }
+    };
     let state = match State::open(&dir) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             println!("FAIL  cannot create a scratch state in {}: {e}", dir.display());
+            let _ = std::fs::remove_dir_all(&dir);
             return 1;
         }
     };
@@ -202,4 +243,32 @@ pub async fn probe_all(cfg: &Config) -> usize {
     drop(state);
     let _ = std::fs::remove_dir_all(&dir);
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsConfig;
+
+    #[test]
+    fn an_unverified_certificate_is_never_called_valid() {
+        let insecure = TlsConfig { insecure_skip_verify: true, ..Default::default() };
+        let line = certificate_verdict(Some(&insecure), "siem.example.com");
+        assert!(line.contains("NOT verified (insecure_skip_verify)"), "{line}");
+        assert!(!line.contains("valid"), "{line}");
+        assert_eq!(certificate_verdict(None, "siem.example.com"), "certificate valid for siem.example.com");
+    }
+
+    #[test]
+    fn scratch_directories_are_fresh_private_and_unpredictable() {
+        use std::os::unix::fs::PermissionsExt;
+        let a = scratch_dir().unwrap();
+        let b = scratch_dir().unwrap();
+        assert_ne!(a, b);
+        assert!(!a.to_string_lossy().contains(&std::process::id().to_string()), "{a:?}");
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{a:?}");
+        std::fs::remove_dir(&a).unwrap();
+        std::fs::remove_dir(&b).unwrap();
+    }
 }

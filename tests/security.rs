@@ -16,3 +16,6 @@ mod operator;
 
 #[path = "security/untrusted.rs"]
 mod untrusted;
+
+#[path = "security/check.rs"]
+mod check;

@@ -1,6 +1,6 @@
 //! `type = "http_json"`: any JSON API, described by its keys.
 
-use super::secret::SecretRef;
+use super::secret::{SecretKey, SecretRef};
 use super::source::{Order, SourceCommon, SourceSpec};
 use super::time_format::TimeFormat;
 use super::validate::{check_header_name, Problems};
@@ -204,6 +204,24 @@ impl SourceSpec for HttpJsonConfig {
             _ => {}
         }
         validate_auth(at, self.auth.as_ref(), p);
+    }
+
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        match &self.auth {
+            Some(AuthConfig::Bearer { token, token_file }) => {
+                vec![SecretKey::new("auth.token", token.as_ref(), token_file.as_ref())]
+            }
+            Some(AuthConfig::Basic { password, password_file, .. }) => {
+                vec![SecretKey::new("auth.password", password.as_ref(), password_file.as_ref())]
+            }
+            Some(AuthConfig::Header { value, value_file, .. }) => {
+                vec![SecretKey::new("auth.value", value.as_ref(), value_file.as_ref())]
+            }
+            Some(AuthConfig::Oauth2 { client_secret, client_secret_file, .. }) => {
+                vec![SecretKey::new("auth.client_secret", client_secret.as_ref(), client_secret_file.as_ref())]
+            }
+            None => Vec::new(),
+        }
     }
 
     fn credential_header(&self) -> Option<&str> {

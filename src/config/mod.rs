@@ -2,7 +2,8 @@
 //! type ([`source`], [`source_types`], [`http_json`]) and per output type
 //! ([`output`], [`output_types`]) with their registries ([`registry`]),
 //! value types ([`units`]), secret resolution ([`secret`]) and the pure
-//! validation pass ([`validate`]). Loading is two-phase: [`parse`] turns
+//! validation pass ([`validate`]), and the weak settings `check` warns
+//! about ([`warnings`]). Loading is two-phase: [`parse`] turns
 //! text into a [`Config`] and lists every problem with its key path and
 //! line; secrets and TLS files are read later, when sources and outputs
 //! are built from the typed values, which need no second validation.
@@ -21,6 +22,7 @@ pub mod source_types;
 pub mod time_format;
 pub mod units;
 pub mod validate;
+pub mod warnings;
 
 pub use http_json::{AuthConfig, HttpJsonConfig, PaginationConfig};
 pub use model::*;
@@ -253,6 +255,71 @@ path = "-"
         let shown = format!("{cfg:?}");
         assert!(shown.contains("X-KEEPNET-Company-Id"), "the name is shown: {shown}");
         assert!(!shown.contains("tenant-f3a1c2d4"), "the value is not: {shown}");
+    }
+
+    #[test]
+    fn ca_only_needs_a_ca_file() {
+        let base = "[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"siem.example.com:6514\"\ntransport = \"tls\"\n[[source]]\nname = \"d\"\ntype = \"demo\"\n";
+        let p = problems(&base.replace("transport = \"tls\"\n", "transport = \"tls\"\ntls = { ca_only = true }\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("output[0].tls.ca_only: trusts ca_file alone"), "{p:?}");
+        let ok = base.replace(
+            "transport = \"tls\"\n",
+            "transport = \"tls\"\ntls = { ca_file = \"/etc/ca.pem\", ca_only = true }\n",
+        );
+        assert!(problems(&ok).is_empty(), "{:?}", problems(&ok));
+    }
+
+    /// A value of the wrong type at a secret key is reported at its key
+    /// path by its type, never quoted.
+    #[test]
+    fn mistyped_secrets_are_not_echoed() {
+        let text = r#"
+[[source]]
+name = "o"
+type = "opencti"
+url = "https://opencti.example.com"
+token = 98765001
+
+[[source]]
+name = "h"
+type = "http_json"
+url = "https://api.example.com/audit"
+events = ""
+timestamp = "/t"
+auth = { type = "basic", username = "u", password = 98765002 }
+headers = { "X-Tenant" = 98765003 }
+
+[[source]]
+name = "k"
+type = "keepnet"
+url = "https://api.keepnetlabs.com"
+client_id = "c"
+client_secret = [98765004]
+
+[[output]]
+name = "hec"
+type = "splunk_hec"
+url = "https://splunk.example.com:8088"
+token = 98765005.5
+
+[cluster]
+etcd = ["https://127.0.0.1:2379"]
+user = "u"
+password = 98765006
+"#;
+        let p = problems(text);
+        for path in [
+            "source[0].token: invalid type: integer",
+            "source[1].headers.X-Tenant: invalid type: integer",
+            "source[2].client_secret: invalid type: array",
+            "output[0].token: invalid type: float",
+            "cluster.password: invalid type: integer",
+        ] {
+            assert!(p.iter().any(|x| x.starts_with(path)), "missing {path:?} in {p:#?}");
+        }
+        assert!(p.iter().any(|x| x.starts_with("source[1].auth")), "{p:#?}");
+        assert!(!p.iter().any(|x| x.contains("98765")), "a secret's value is quoted: {p:#?}");
     }
 
     /// Problems of different kinds, several in one table, all come out in

@@ -139,13 +139,16 @@ fn default_batch_timeout() -> Dur {
     Dur::secs(1)
 }
 
-/// `tls = { ca_file, cert_file, key_file, server_name, insecure_skip_verify }`
+/// `tls = { ca_file, ca_only, cert_file, key_file, server_name, insecure_skip_verify }`
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Extra CA bundle (PEM) trusted besides the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Trust `ca_file` alone, not the system's roots (a private CA).
+    #[serde(default)]
+    pub ca_only: bool,
     /// Client certificate (PEM) for mTLS.
     #[serde(default)]
     pub cert_file: Option<PathBuf>,

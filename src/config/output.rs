@@ -68,6 +68,10 @@ pub trait OutputSpec {
     /// Report what the types could not rule out (a required key left
     /// unset, an address without a port). `at` is the output's key path.
     fn validate(&self, at: &str, common: &OutputCommon, p: &mut Problems);
+    /// The keys holding its credentials (none: it sends none).
+    fn secrets(&self) -> Vec<super::secret::SecretKey<'_>> {
+        Vec::new()
+    }
     /// `max_eps` when the config sets none.
     fn default_max_eps(&self) -> Option<u32> {
         None

@@ -5,7 +5,7 @@
 
 use super::output::{OutputCommon, OutputSpec};
 use super::registry::kinds;
-use super::secret::SecretRef;
+use super::secret::{SecretKey, SecretRef};
 use super::units::{Dur, Size};
 use super::validate::Problems;
 use crate::encode::leef::Delimiter;
@@ -69,6 +69,9 @@ pub struct SplunkHecConfig {
 }
 
 impl OutputSpec for SplunkHecConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
     fn validate(&self, at: &str, _common: &OutputCommon, p: &mut Problems) {
         match &self.url {
             Some(u) => p.check_url(format!("{at}.url"), u),

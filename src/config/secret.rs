@@ -29,10 +29,86 @@ impl fmt::Debug for Secret {
 }
 
 /// Where a secret field's text comes from, as written in the file. Debug
-/// shows `${VAR}` references and file paths but never a literal value.
-#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(transparent)]
+/// shows `${VAR}` references and file paths but never a literal value, and
+/// a value of the wrong type (`token = 12345`) is reported by its type
+/// alone: `check` never quotes what was written at a secret key.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct SecretRef(pub String);
+
+impl SecretRef {
+    /// Whether the file holds the secret itself (not `${VAR}`).
+    pub fn is_literal(&self) -> bool {
+        env_name(&self.0).is_none()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Reads a string; anything else is an error naming the type found, never
+/// the value (serde's own message would quote it).
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn wrong<E: serde::de::Error>(found: &str) -> E {
+        E::custom(format!(
+            "invalid type: {found} (value not shown), expected a string: the secret in quotes, or \"${{VAR}}\""
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = SecretRef;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretRef, E> {
+        Ok(SecretRef(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SecretRef, E> {
+        Ok(SecretRef(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+        Err(Self::wrong("boolean"))
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+        Err(Self::wrong("integer"))
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<SecretRef, E> {
+        Err(Self::wrong("integer"))
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+        Err(Self::wrong("integer"))
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<SecretRef, E> {
+        Err(Self::wrong("integer"))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+        Err(Self::wrong("float"))
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<SecretRef, E> {
+        Err(Self::wrong("bytes"))
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+        Err(Self::wrong("nothing"))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+        Err(Self::wrong("nothing"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+        Err(Self::wrong("array"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+        // A TOML date-time reaches serde as a map too.
+        Err(Self::wrong("table or date"))
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+        Err(Self::wrong("enum"))
+    }
+}
 
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,6 +116,26 @@ impl fmt::Debug for SecretRef {
             Some(var) => write!(f, "${{{var}}}"),
             None => f.write_str("[redacted]"),
         }
+    }
+}
+
+/// A secret key of a component as configured: `check` warns when its
+/// value is written in a file other users can read.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretKey<'a> {
+    /// The key, relative to its table (`token`, `auth.password`); the file
+    /// key is this plus `_file`.
+    pub key: &'static str,
+    /// The inline value, if set.
+    pub inline: Option<&'a SecretRef>,
+    /// The `*_file` path, if set.
+    pub file: Option<&'a Path>,
+}
+
+impl<'a> SecretKey<'a> {
+    /// A secret `key` with its inline value and its file.
+    pub fn new(key: &'static str, inline: Option<&'a SecretRef>, file: Option<&'a PathBuf>) -> Self {
+        SecretKey { key, inline, file: file.map(PathBuf::as_path) }
     }
 }
 
@@ -170,6 +266,33 @@ pub(crate) mod tests {
         assert_eq!(format!("{s:?}"), "[redacted]");
         assert_eq!(format!("{:?}", SecretRef("hunter2".into())), "[redacted]");
         assert_eq!(format!("{:?}", SecretRef("${TOKEN}".into())), "${TOKEN}");
+    }
+
+    /// A secret of the wrong type is reported by its type, never its value.
+    #[test]
+    fn a_mistyped_secret_is_not_quoted() {
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            token: SecretRef,
+        }
+        for text in [
+            "token = 987654321",
+            "token = 98765.4321",
+            "token = true",
+            "token = [\"s3cr3t-in-array\"]",
+            "token = { k = \"s3cr3t-in-table\" }",
+            "token = 1987-06-05T04:03:02Z",
+        ] {
+            let err = toml::from_str::<T>(text).unwrap_err().message().to_owned();
+            assert!(err.contains("invalid type") && err.contains("value not shown"), "{text}: {err}");
+            for leak in ["987654321", "98765", "4321", "true", "s3cr3t", "1987"] {
+                assert!(!err.contains(leak), "{text}: the value is quoted: {err}");
+            }
+        }
+        let ok: T = toml::from_str("token = \"${TOKEN}\"").unwrap();
+        assert!(!ok.token.is_literal());
+        assert!(SecretRef("lit".into()).is_literal());
     }
 
     #[test]

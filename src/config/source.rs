@@ -92,10 +92,18 @@ pub struct SourceCommon {
 
 /// A source's `headers`: names and values as configured. A value can carry
 /// a tenant id or, against the rules `check` applies, a key, so `Debug`
-/// (and everything that logs a config) shows the names only.
-#[derive(Clone, PartialEq, Default, Deserialize)]
-#[serde(transparent)]
+/// (and everything that logs a config) shows the names only, and a value of
+/// the wrong type is reported without quoting it (read as a
+/// [`SecretRef`](super::secret::SecretRef)).
+#[derive(Clone, PartialEq, Default)]
 pub struct Headers(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, super::secret::SecretRef>::deserialize(d)?;
+        Ok(Headers(map.into_iter().map(|(k, v)| (k, v.0)).collect()))
+    }
+}
 
 impl std::fmt::Debug for Headers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,6 +131,10 @@ pub trait SourceSpec {
     /// header of the same name would collide with (`None`: no credentials).
     fn credential_header(&self) -> Option<&str> {
         Some("authorization")
+    }
+    /// The keys holding its credentials (none: it sends none).
+    fn secrets(&self) -> Vec<super::secret::SecretKey<'_>> {
+        Vec::new()
     }
     /// Whether the source makes HTTP requests at all (the demo does not, so
     /// `headers`, `tls`, `timeout`, … are errors there).

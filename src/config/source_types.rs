@@ -4,7 +4,7 @@
 
 use super::http_json::HttpJsonConfig;
 use super::registry::kinds;
-use super::secret::SecretRef;
+use super::secret::{SecretKey, SecretRef};
 use super::source::{SourceCommon, SourceSpec};
 use super::units::Rate;
 use super::validate::Problems;
@@ -56,6 +56,9 @@ pub struct OpenctiConfig {
 const OPENCTI_MAX_PAGE_SIZE: u32 = 5000;
 
 impl SourceSpec for OpenctiConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
     fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }
@@ -87,6 +90,9 @@ pub struct SekoiaConfig {
 }
 
 impl SourceSpec for SekoiaConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
     fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }
@@ -121,6 +127,12 @@ pub struct InvictiConfig {
 const INVICTI_MAX_PAGE_SIZE: u32 = 200;
 
 impl SourceSpec for InvictiConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![
+            SecretKey::new("user_id", self.user_id.as_ref(), self.user_id_file.as_ref()),
+            SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()),
+        ]
+    }
     fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }
@@ -153,6 +165,9 @@ pub struct KeepnetConfig {
 }
 
 impl SourceSpec for KeepnetConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("client_secret", self.client_secret.as_ref(), self.client_secret_file.as_ref())]
+    }
     fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }
@@ -184,6 +199,9 @@ pub struct GuanceConfig {
 }
 
 impl SourceSpec for GuanceConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
     fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }
@@ -236,6 +254,9 @@ pub struct ExampleConfig {
 }
 
 impl SourceSpec for ExampleConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
     fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }

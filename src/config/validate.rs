@@ -214,6 +214,9 @@ fn validate_tls(p: &mut Problems, at: &str, tls: &TlsConfig) {
     if tls.cert_file.is_some() != tls.key_file.is_some() {
         p.add(at, "cert_file and key_file go together (client certificate for mTLS)");
     }
+    if tls.ca_only && tls.ca_file.is_none() {
+        p.add(format!("{at}.ca_only"), "trusts ca_file alone, and no ca_file is set: nothing would be trusted");
+    }
 }
 
 fn validate_output(p: &mut Problems, at: &str, o: &OutputConfig) {

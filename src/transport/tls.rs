@@ -1,6 +1,6 @@
 //! rustls client configuration from `tls = { ca_file, cert_file, key_file,
-//! server_name, insecure_skip_verify }`: the system's roots plus a private
-//! CA, an optional client certificate (mTLS), an optional name to verify
+//! server_name, insecure_skip_verify, ca_only }`: the system's roots plus a
+//! private CA (or, with `ca_only`, that CA alone), an optional client certificate (mTLS), an optional name to verify
 //! instead of the host, and verification off only when asked for by name.
 
 use crate::config::TlsConfig;
@@ -54,17 +54,31 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .ok_or_else(|| err("no PEM private key found".into()))
 }
 
-/// The root store: the system's certificates plus `ca_file`.
+/// The root store: the system's certificates plus `ca_file`, or
+/// `ca_file` alone with `ca_only`.
 fn roots(tls: &TlsConfig) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = store.add(cert);
-    }
-    if let Some(ca) = &tls.ca_file {
-        for cert in read_certs("ca_file", ca)? {
-            store.add(cert)?;
+    if !tls.ca_only {
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = store.add(cert);
         }
+    }
+    match &tls.ca_file {
+        Some(ca) => {
+            for cert in read_certs("ca_file", ca)? {
+                store.add(cert)?;
+            }
+        }
+        // Validation rejects this; an empty store would trust nothing.
+        None if tls.ca_only => {
+            return Err(TlsError::File {
+                what: "ca_file",
+                path: "(unset)".into(),
+                detail: "ca_only needs a ca_file".into(),
+            })
+        }
+        None => {}
     }
     Ok(store)
 }
@@ -171,5 +185,44 @@ impl ServerCertVerifier for NoVerify {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed CA certificate made with the `openssl` CLI, or `None`
+    /// (skip) where there is none.
+    fn test_ca(dir: &Path) -> Option<std::path::PathBuf> {
+        let pem = dir.join("ca.pem");
+        let ok = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=auditrelay unit CA"])
+            .arg("-keyout")
+            .arg(dir.join("ca.key"))
+            .arg("-out")
+            .arg(&pem)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then_some(pem)
+    }
+
+    #[test]
+    fn ca_only_trusts_the_given_ca_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(ca) = test_ca(dir.path()) else {
+            eprintln!("skipped: no openssl");
+            return;
+        };
+        let only = TlsConfig { ca_file: Some(ca.clone()), ca_only: true, ..Default::default() };
+        assert_eq!(roots(&only).unwrap().len(), 1, "ca_only: the CA alone");
+        let added = TlsConfig { ca_file: Some(ca), ..Default::default() };
+        let system = rustls_native_certs::load_native_certs().certs.len();
+        if system > 0 {
+            assert!(roots(&added).unwrap().len() > 1, "without ca_only the system roots stay");
+        }
+        assert!(client_config(Some(&only)).is_ok());
+        let nothing = TlsConfig { ca_only: true, ..Default::default() };
+        assert!(client_config(Some(&nothing)).is_err(), "ca_only without ca_file trusts nothing: refused");
     }
 }
