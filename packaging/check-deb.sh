@@ -9,6 +9,8 @@ cargo deb --quiet
 deb=$(ls -t target/debian/auditrelay_*.deb | head -n 1)
 echo "== contents of $deb"
 dpkg-deb -c "$deb"
+dpkg-deb -c "$deb" | awk '$6 == "./etc/auditrelay/auditrelay.toml" {print $1}' | grep -qx -- '-rw-r-----' ||
+  { echo "the packaged config is not 0640"; exit 1; }
 sudo_cmd=""
 [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
 $sudo_cmd dpkg -i "$deb"
@@ -16,9 +18,13 @@ echo "== systemd-analyze verify"
 systemd-analyze verify /usr/lib/systemd/system/auditrelay.service
 echo "== systemd-analyze security"
 systemd-analyze security --offline=true /usr/lib/systemd/system/auditrelay.service | tail -n 1
-echo "== auditrelay check on the installed config"
-/usr/bin/auditrelay check --config /etc/auditrelay/auditrelay.toml
+echo "== the installed config: 0640 root:auditrelay (it can hold secrets)"
 id auditrelay
+owner=$(stat -c '%U:%G %a' /etc/auditrelay/auditrelay.toml)
+[ "$owner" = "root:auditrelay 640" ] || { echo "/etc/auditrelay/auditrelay.toml is $owner, not root:auditrelay 640"; exit 1; }
+echo "== auditrelay check on the installed config"
+# Readable by root and the service's group only.
+$sudo_cmd /usr/bin/auditrelay check --config /etc/auditrelay/auditrelay.toml
 echo "== man page and completions"
 for f in /usr/share/man/man1/auditrelay.1.gz /usr/share/man/man1/auditrelay-run.1.gz \
          /usr/share/bash-completion/completions/auditrelay \

@@ -49,6 +49,8 @@ for f in $expected; do
   grep -qx "$f" <<<"$listed" || { echo "not in the package: $f"; exit 1; }
 done
 rpm -qp --configfiles "$rpm" | grep -qx /etc/auditrelay/auditrelay.toml || { echo "auditrelay.toml is not a config file"; exit 1; }
+rpm -qplv "$rpm" | awk '$NF == "/etc/auditrelay/auditrelay.toml" {print $1}' | grep -qx -- '-rw-r-----' ||
+  { echo "the packaged config is not 0640"; exit 1; }
 
 echo "== rpm -i --root (scratch)"
 root=$(mktemp -d)
@@ -63,6 +65,8 @@ for f in $expected; do
 done
 [ -x "$root/usr/bin/auditrelay" ]
 cmp "$root/usr/lib/systemd/system/auditrelay.service" systemd/auditrelay.service
+# 0640 as packaged (post_install.sh, not run here, gives it group auditrelay).
+[ "$(stat -c %a "$root/etc/auditrelay/auditrelay.toml")" = 640 ] || { echo "the installed config is not 0640"; exit 1; }
 "$root/usr/bin/auditrelay" check --config "$root/etc/auditrelay/auditrelay.toml"
 rpm --root "$root" -V --nodeps auditrelay
 echo "rpm -V: every file as packaged"

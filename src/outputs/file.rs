@@ -3,7 +3,8 @@
 //! `fsync` (or a flush of stdout); when the file is created (first start, or
 //! after logrotate moved it away: the path no longer names the open file)
 //! its directory is synced too, so a power cut cannot take the file's name
-//! away with the batches confirmed in it.
+//! away with the batches confirmed in it. A file it creates is 0640 (the
+//! events are audit data: the service's group may read them, others not).
 
 use super::{Delivery, SendError, Sink};
 use crate::config::output_types::FileConfig;
@@ -21,6 +22,9 @@ pub struct FileSink {
     opened: Option<(u64, u64)>,
     buf: Vec<u8>,
 }
+
+/// Mode of a file the output creates (before the umask): owner and group.
+const FILE_MODE: u32 = 0o640;
 
 /// Device and inode of a file's metadata.
 fn identity(m: &std::fs::Metadata) -> (u64, u64) {
@@ -66,6 +70,7 @@ impl FileSink {
             let f = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(FILE_MODE)
                 .open(path)
                 .await
                 .map_err(|e| cannot("open", e))?;
@@ -179,5 +184,19 @@ mod tests {
         s.send(&[event("d")]).await.unwrap();
         assert_eq!(ids(&dir.path().join("sub/events.jsonl.1")), ["a"]);
         assert_eq!(ids(&path), ["c", "d"]);
+    }
+
+    /// Audit events are not for every local user: a file the output
+    /// creates is 0640, whatever the process's umask lets through beyond.
+    #[tokio::test]
+    async fn a_created_file_is_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut s = sink(&path);
+        s.send(&[event("a")]).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o007, 0, "others can read {mode:o}");
+        assert_eq!(mode & 0o600, 0o600, "{mode:o}");
     }
 }
