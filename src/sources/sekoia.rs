@@ -260,7 +260,8 @@ impl SourceApi for Sekoia {
 
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
         let body = json_body(resp)?;
-        let excerpt = || crate::transport::http::excerpt(&resp.body);
+        // The body's structure, not its bytes: an item can carry an intake key.
+        let excerpt = || shape(&body);
         let page = |next| Ok(ApiPage::parsed(Vec::new(), next));
         let (guard, step) = Sekoia::step(q)?;
         match step {
@@ -390,6 +391,58 @@ fn keep_ecs(n: &mut Normalised, prefix: &str, map: &Map<String, Value>) {
             }
         }
     }
+}
+
+/// Longest [`shape`] quoted in an error.
+const SHAPE_CHARS: usize = 200;
+/// Nesting [`shape`] shows; deeper values are `…`.
+const SHAPE_DEPTH: usize = 3;
+
+/// What a response looks like, for a shape error: its keys and the types
+/// of its values (`{"items": [{"sekoiaio.intake.key": string, …}], …}`),
+/// never a string's text (an item's intake key is one), at most
+/// [`SHAPE_CHARS`] characters.
+fn shape(body: &Value) -> String {
+    fn walk(v: &Value, depth: usize, out: &mut String) {
+        if out.len() > SHAPE_CHARS {
+            return;
+        }
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(_) => out.push_str("bool"),
+            Value::Number(_) => out.push_str("number"),
+            Value::String(_) => out.push_str("string"),
+            Value::Array(a) if a.is_empty() => out.push_str("[]"),
+            Value::Object(m) if m.is_empty() => out.push_str("{}"),
+            _ if depth >= SHAPE_DEPTH => out.push('…'),
+            Value::Array(a) => {
+                out.push('[');
+                walk(&a[0], depth + 1, out);
+                if a.len() > 1 {
+                    out.push_str(&format!(", … {} items", a.len()));
+                }
+                out.push(']');
+            }
+            Value::Object(m) => {
+                out.push('{');
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let key: String = k.chars().take(40).map(|c| if c.is_control() { ' ' } else { c }).collect();
+                    out.push_str(&format!("{key:?}: "));
+                    walk(v, depth + 1, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(body, 0, &mut out);
+    if out.chars().count() > SHAPE_CHARS {
+        out = out.chars().take(SHAPE_CHARS).collect::<String>() + "…";
+    }
+    out
 }
 
 /// The item without its intake keys ([`INTAKE_KEYS`]).

@@ -127,6 +127,32 @@ fn failures_of_the_job_are_loud() {
     );
 }
 
+/// A shape error describes the body by its keys and value types: the
+/// intake key an item carries (or any other string) is never quoted.
+#[test]
+fn shape_errors_do_not_quote_an_intake_key() {
+    let a = api(5);
+    let events = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
+    let key = "0123456789abcdef-intake-key-SECRET";
+    let item =
+        json!({ "sekoiaio.intake.key": key, "customer": { "intake_key": key }, "message": format!("key={key}") });
+    let cases = [
+        (Some(&events), json!({ "results": [item.clone(), item.clone()] }), "without items"),
+        (Some(&events), json!({ "items": [item.clone()] }), "without total"),
+        (None, json!({ "id": key, "detail": [item] }), "without a uuid"),
+    ];
+    for (s, body, want) in cases {
+        let e = a.parse(&query(s), &resp(200, &body)).unwrap_err().0;
+        assert!(e.contains(want), "{e}");
+        assert!(!e.contains("SECRET") && !e.contains("0123456789"), "the intake key is quoted: {e}");
+    }
+    let e = a.parse(&query(Some(&events)), &resp(200, &json!({ "items": [json!({"a": 1})] }))).unwrap_err().0;
+    assert!(e.ends_with(r#"{"items": [{"a": number}]}"#), "the keys and types are shown: {e}");
+    let wide: serde_json::Map<String, Value> = (0..100).map(|i| (format!("field{i}"), json!("v"))).collect();
+    let e = a.parse(&query(Some(&events)), &resp(200, &Value::Object(wide))).unwrap_err().0;
+    assert!(e.chars().count() < 300 && e.ends_with('…'), "{e}");
+}
+
 #[test]
 fn samples_keep_their_ecs_fields_and_map_to_ours() {
     let a = api(MAX_LAST_EVENTS);
