@@ -62,7 +62,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// List, retry or purge the events an output's receiver rejected (agent stopped for retry/purge).
+    /// List, retry or purge the events an output's receiver rejected, or those a source could not read (`--source`) (agent stopped).
     DeadLetters {
         /// What to do.
         #[arg(value_enum)]
@@ -71,8 +71,11 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// The output's name.
+        #[arg(long, required_unless_present = "source", conflicts_with = "source")]
+        output: Option<String>,
+        /// The source's name: the events it received but could not read (not UTF-8, no readable time), set aside.
         #[arg(long)]
-        output: String,
+        source: Option<String>,
     },
 }
 

@@ -441,14 +441,23 @@ pub enum DeadLetterAction {
     Purge,
 }
 
-/// `auditrelay dead-letters list|retry|purge --output NAME`.
-pub fn dead_letters(src: ConfigSource, action: DeadLetterAction, output: &str) -> ExitCode {
+/// Whose dead letters.
+#[derive(Debug, Clone)]
+pub enum DeadLettersOf {
+    /// Events an output's receiver rejected.
+    Output(String),
+    /// Events a source received but could not read, set aside.
+    Source(String),
+}
+
+/// `auditrelay dead-letters list|retry|purge --output NAME | --source NAME`.
+pub fn dead_letters(src: ConfigSource, action: DeadLetterAction, of: &DeadLettersOf) -> ExitCode {
     let cfg = match load_or_exit(&src) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let result = with_state(&cfg, "dead-letters", |state, rt| match action {
-        DeadLetterAction::List => {
+    let result = with_state(&cfg, "dead-letters", |state, rt| match (of, action) {
+        (DeadLettersOf::Output(output), DeadLetterAction::List) => {
             for d in state.dead_letters(output)? {
                 let line =
                     serde_json::json!({ "seq": d.seq, "at": d.at, "reason": d.reason, "event": d.event.document() });
@@ -456,14 +465,25 @@ pub fn dead_letters(src: ConfigSource, action: DeadLetterAction, output: &str) -
             }
             Ok(String::new())
         }
-        DeadLetterAction::Retry => {
+        (DeadLettersOf::Output(output), DeadLetterAction::Retry) => {
             let n = rt.block_on(state.retry_dead_letters(output))?;
             Ok(format!("{n} dead letter(s) of {output} queued again"))
         }
-        DeadLetterAction::Purge => {
+        (DeadLettersOf::Output(output), DeadLetterAction::Purge) => {
             let n = rt.block_on(state.purge_dead_letters(output))?;
             Ok(format!("{n} dead letter(s) of {output} deleted"))
         }
+        (DeadLettersOf::Source(source), DeadLetterAction::List) => {
+            for d in state.set_aside_events(source)? {
+                println!("{}", serde_json::to_string(&d).unwrap_or_default());
+            }
+            Ok(String::new())
+        }
+        (DeadLettersOf::Source(source), DeadLetterAction::Purge) => {
+            let n = rt.block_on(state.purge_set_aside(source))?;
+            Ok(format!("{n} set-aside event(s) of {source} deleted"))
+        }
+        (DeadLettersOf::Source(_), DeadLetterAction::Retry) => Ok(String::new()),
     });
     match result {
         Ok(msg) => {

@@ -30,13 +30,17 @@ fn main() -> ExitCode {
         Command::Replay { config, source, from, force } => {
             commands::replay(ConfigSource::resolve(config), &source, &from, force)
         }
-        Command::DeadLetters { action, config, output } => {
+        Command::DeadLetters { action, config, output, source } => {
             let action = match action {
                 Action::List => DeadLetterAction::List,
                 Action::Retry => DeadLetterAction::Retry,
                 Action::Purge => DeadLetterAction::Purge,
             };
-            commands::dead_letters(ConfigSource::resolve(config), action, &output)
+            let of = match (output, source) {
+                (Some(o), _) => commands::DeadLettersOf::Output(o),
+                (None, s) => commands::DeadLettersOf::Source(s.unwrap_or_default()),
+            };
+            commands::dead_letters(ConfigSource::resolve(config), action, &of)
         }
     }
 }

@@ -55,29 +55,36 @@ fn repeating_next_token_is_reported_as_a_pagination_loop() {
     common::assert_exactly_once(&file_ids(&dir.file("out.jsonl")), &expected, "after a pagination loop");
 }
 
-/// An event without a readable time fails its poll before anything of
-/// the page is journaled; stderr names the source, the event, the pointer
-/// and the format; the next poll takes the page again and nothing is lost
-/// or repeated.
+/// An event without a readable time is set aside durably as a dead letter
+/// of its source (`dead-letters list --source`), the log names the
+/// source, the page, the pointer, the format and what was found, and the
+/// page's other events arrive once each: one poisoned event neither blocks
+/// its page nor is lost (issue #24; it used to fail every poll).
 #[test]
-fn an_event_without_a_readable_time_fails_the_poll_and_loses_nothing() {
+fn an_event_without_a_readable_time_is_set_aside_and_its_page_goes_on() {
     let api = FakeApi::start("api-token");
     let dir = TestDir::new();
-    let expected = api.add_history(12);
+    let mut expected = api.add_history(12);
     api.push_fault(ApiFault::Untimed);
     let agent = start_agent(&dir, &api, "untimed");
+    // The fault makes the first page's last event untimed (page_size 7).
+    let poisoned = expected.remove(6);
     wait_until_or(
-        "every event after the failed poll",
+        "every other event",
         DEADLINE,
         || common::missing(&file_ids(&dir.file("out.jsonl")), &expected).is_empty(),
         || format!("{}\ndelivered {:?}", tail(&agent.stderr(), 30), file_ids(&dir.file("out.jsonl"))),
     );
     let log = agent.stop();
-    let line = log.lines().find(|l| l.contains("has no readable time")).unwrap_or_else(|| panic!("{log}"));
+    let line = log.lines().find(|l| l.contains("set aside")).unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("untimed") && line.contains("of page 1"), "names the source and the page: {line}");
     assert!(line.contains(r#"no "rfc3339" time at "/created_at""#), "says what was looked for: {line}");
     assert!(line.contains("yesterday"), "and what was found: {line}");
-    common::assert_exactly_once(&file_ids(&dir.file("out.jsonl")), &expected, "after an untimed event");
+    common::assert_exactly_once(&file_ids(&dir.file("out.jsonl")), &expected, "around an untimed event");
+    let out = dir.cli(&["dead-letters", "list", "--source", "untimed"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains(&poisoned) && listed.contains("yesterday"), "the event as sent: {listed}");
 }
 
 compliance_tests!(FakeApi::start("api-token"));

@@ -231,8 +231,19 @@ pub fn guard_of(state: Option<&Value>) -> Option<&str> {
 }
 
 /// Parse a JSON body with a short excerpt in the error.
+///
+/// A body that is not UTF-8 is read with the offending bytes as U+FFFD:
+/// one bad byte in one event must not make a page unreadable forever. (The
+/// generic source, which keeps each event's bytes, sets such events aside
+/// instead: [`json_body_split`].)
 pub fn json_body(resp: &ApiResponse) -> Result<Value, ShapeError> {
-    serde_json::from_slice(&resp.body).map_err(|e| not_json(resp, e))
+    match serde_json::from_slice(&resp.body) {
+        Ok(v) => Ok(v),
+        Err(e) if std::str::from_utf8(&resp.body).is_err() => {
+            serde_json::from_str(&String::from_utf8_lossy(&resp.body)).map_err(|_| not_json(resp, e))
+        }
+        Err(e) => Err(not_json(resp, e)),
+    }
 }
 
 fn not_json(resp: &ApiResponse, e: serde_json::Error) -> ShapeError {

@@ -14,6 +14,9 @@ use serde_json::Value;
 pub struct Unparsed {
     body: bytes::Bytes,
     spans: Vec<std::ops::Range<usize>>,
+    /// When the body was not UTF-8: the body as sent and the positions of
+    /// its bytes that are not (`body` has `?` there).
+    original: Option<std::sync::Arc<(bytes::Bytes, Vec<usize>)>>,
 }
 
 impl Unparsed {
@@ -40,7 +43,16 @@ impl Unparsed {
 
     /// Events `range`, sharing the body.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Unparsed {
-        Unparsed { body: self.body.clone(), spans: self.spans[range].to_vec() }
+        Unparsed { body: self.body.clone(), spans: self.spans[range].to_vec(), original: self.original.clone() }
+    }
+
+    /// Event `i`'s bytes as the API sent them, when they are not UTF-8
+    /// (its [`Unparsed::text`] then holds `?` for each such byte).
+    pub fn not_utf8(&self, i: usize) -> Option<&[u8]> {
+        let (sent, bad) = self.original.as_deref()?;
+        let span = self.spans[i].clone();
+        let first = bad.partition_point(|&b| b < span.start);
+        bad.get(first).is_some_and(|&b| b < span.end).then(|| &sent[span])
     }
 }
 
@@ -51,7 +63,42 @@ impl Unparsed {
 /// the poller do it in parallel parts. When the pointer does not name an
 /// array (or goes through an array index), the whole body is parsed and
 /// `None` returned.
+///
+/// A body that is not UTF-8 is read with each offending byte taken as `?`
+/// (the positions stay those of the body): one event with a bad byte must
+/// not make the whole page unreadable. Such events say so
+/// ([`Unparsed::not_utf8`]) and keep their bytes as sent; the poller sets
+/// them aside.
 pub fn split(body: &bytes::Bytes, pointer: &str) -> Result<(Value, Option<Unparsed>), serde_json::Error> {
+    let first = split_utf8(body, pointer);
+    if first.is_ok() || std::str::from_utf8(body).is_ok() {
+        return first;
+    }
+    let (repaired, bad) = mark_invalid_utf8(body);
+    let (tree, unparsed) = split_utf8(&repaired, pointer)?;
+    let original = Some(std::sync::Arc::new((body.clone(), bad)));
+    Ok((tree, unparsed.map(|u| Unparsed { original, ..u })))
+}
+
+/// `body` with each byte that is not UTF-8 replaced by `?`, and their
+/// positions.
+fn mark_invalid_utf8(body: &[u8]) -> (bytes::Bytes, Vec<usize>) {
+    let mut out = body.to_vec();
+    let mut bad = Vec::new();
+    let mut at = 0;
+    while let Err(e) = std::str::from_utf8(&out[at..]) {
+        let from = at + e.valid_up_to();
+        let to = e.error_len().map_or(out.len(), |n| from + n);
+        for (k, b) in out.iter_mut().enumerate().take(to).skip(from) {
+            *b = b'?';
+            bad.push(k);
+        }
+        at = to;
+    }
+    (out.into(), bad)
+}
+
+fn split_utf8(body: &bytes::Bytes, pointer: &str) -> Result<(Value, Option<Unparsed>), serde_json::Error> {
     let Pointer(Some(path)) = Pointer::parse(pointer) else { return Ok((serde_json::from_slice(body)?, None)) };
     let mut found = None;
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -66,7 +113,7 @@ pub fn split(body: &bytes::Bytes, pointer: &str) -> Result<(Value, Option<Unpars
                 at..at + raw.get().len()
             })
             .collect();
-        Unparsed { body: body.clone(), spans }
+        Unparsed { body: body.clone(), spans, original: None }
     });
     Ok((tree, unparsed))
 }
@@ -478,10 +525,28 @@ mod tests {
             assert!(split.contains("body is not JSON") && split.contains(&body[..body.len().min(10)]), "{split}");
             assert_eq!(split.split(" (").next(), whole.split(" (").next(), "{body}");
         }
-        // Bytes that are not UTF-8 inside an event are refused with the body.
-        let mut bad = br#"{"data": {"items": [{"s": "#.to_vec();
-        bad.extend_from_slice(&[b'"', 0xff, b'"', b'}', b']', b'}', b'}']);
-        let resp = ApiResponse { status: 200, headers: Default::default(), body: bad.into() };
+    }
+
+    /// Bytes that are not UTF-8 inside one event leave the page readable:
+    /// that event says so and keeps its bytes as sent, its neighbours read
+    /// as usual; the whole-tree reader takes them as U+FFFD. Outside any
+    /// string they are still a broken body.
+    #[test]
+    fn bytes_that_are_not_utf8_spoil_only_their_event() {
+        let mut bad = br#"{"data": {"items": [{"s": "ok"}, {"s": "#.to_vec();
+        bad.extend_from_slice(&[b'"', 0xff, 0xfe, b'"', b'}', b',', b'3', b']', b'}', b'}']);
+        let resp = ApiResponse { status: 200, headers: Default::default(), body: bad.clone().into() };
+        let (_, unparsed) = json_body_split(&resp, "/data/items").unwrap();
+        let u = unparsed.unwrap();
+        assert_eq!(u.len(), 3);
+        assert_eq!(u.not_utf8(0), None);
+        assert_eq!(u.not_utf8(1), Some(&[b'{', b'"', b's', b'"', b':', b' ', b'"', 0xff, 0xfe, b'"', b'}'][..]));
+        assert_eq!(u.not_utf8(2), None);
+        assert_eq!(u.parse(2).unwrap(), serde_json::json!(3));
+        assert_eq!(json_body(&resp).unwrap()["data"]["items"][1]["s"], "\u{fffd}\u{fffd}");
+        let mut outside = br#"{"data": {"items": [1]}, "#.to_vec();
+        outside.extend_from_slice(&[0xff, b'}']);
+        let resp = ApiResponse { status: 200, headers: Default::default(), body: outside.into() };
         assert!(json_body_split(&resp, "/data/items").is_err());
     }
 

@@ -75,6 +75,7 @@ mod migrate;
 pub mod owner;
 mod record;
 mod segments;
+mod set_aside;
 mod values;
 
 pub use cursor::{Cursor, Taken, Window};
@@ -82,6 +83,7 @@ use error::is_lock_error;
 pub use error::StateError;
 pub use journal::{DeadLetter, Entry};
 pub use segments::JournalError;
+pub use set_aside::SetAside;
 
 use segments::Segments;
 use serde::{Deserialize, Serialize};

@@ -28,7 +28,7 @@ impl Seen {
 }
 
 /// Answers a request with a whole HTTP response.
-pub type Handler = Arc<dyn Fn(&Seen) -> String + Send + Sync>;
+pub type Handler = Arc<dyn Fn(&Seen) -> Vec<u8> + Send + Sync>;
 
 /// The server.
 pub struct Wire {
@@ -38,7 +38,7 @@ pub struct Wire {
 
 impl Wire {
     /// Listen on `127.0.0.1:0` and answer each request with `handler`.
-    pub fn start(handler: impl Fn(&Seen) -> String + Send + Sync + 'static) -> Wire {
+    pub fn start(handler: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> Wire {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -108,14 +108,19 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, handler: &Handler) {
         };
         log.lock().unwrap_or_else(|p| p.into_inner()).push(seen.clone());
         let answer = handler(&seen);
-        if writer.write_all(answer.as_bytes()).is_err() {
+        if writer.write_all(&answer).is_err() {
             return;
         }
     }
 }
 
 /// A whole response with `Content-Length`.
-pub fn response(status: u16, headers: &[(&str, &str)], body: &str) -> String {
+pub fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    response_bytes(status, headers, body.as_bytes())
+}
+
+/// [`response`] with a body of any bytes (not UTF-8, say).
+pub fn response_bytes(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut r = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
         r.push_str("content-type: application/json\r\n");
@@ -124,6 +129,7 @@ pub fn response(status: u16, headers: &[(&str, &str)], body: &str) -> String {
         r.push_str(&format!("{k}: {v}\r\n"));
     }
     r.push_str("\r\n");
-    r.push_str(body);
+    let mut r = r.into_bytes();
+    r.extend_from_slice(body);
     r
 }

@@ -6,15 +6,15 @@ use super::Poller;
 use crate::event::{as_sent, needs_tree, normalise_text, Event};
 use crate::sources::api::{parse_wanted, SourceApi, Unparsed};
 use crate::sources::SourceError;
+use crate::state::SetAside;
 use crate::transport::http::excerpt;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 impl Poller {
-    /// Parse (where the API left them as text) and normalise a page's
-    /// events, in order. A large page (a catch-up's) is cut into one part
-    /// per core, each done on the blocking pool, so a single source uses
-    /// every core; a small one is done in place.
+    /// [`Poller::sort_page`], failing on the first event that cannot be
+    /// read (what a page's events are when nothing may be set aside).
+    #[cfg(test)]
     pub(super) async fn normalise_page(
         &self,
         events: Vec<Value>,
@@ -23,14 +23,67 @@ impl Poller {
         url: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, SourceError> {
-        let name = self.settings.name.as_str();
-        let failed = |(i, detail): (usize, String)| SourceError::Shape {
-            source_name: name.into(),
+        let sorted = self.sort_page(events, unparsed, now).await?;
+        match sorted.set_aside.into_iter().next() {
+            Some(bad) => Err(self.unreadable(&bad, index, url)),
+            None => Ok(sorted.events),
+        }
+    }
+
+    /// The error for an event that cannot be read.
+    pub(super) fn unreadable(&self, bad: &Unreadable, index: u64, url: &str) -> SourceError {
+        SourceError::Shape {
+            source_name: self.settings.name.clone(),
             url: url.to_owned(),
-            // An event that cannot be read or placed against the cursor
-            // fails the poll, which keeps it (and the cursor) safe.
-            detail: format!("event {i} of page {index} {detail}"),
-        };
+            detail: format!("event {} of page {index} {}", bad.index, bad.reason),
+        }
+    }
+
+    /// Keep a page's unreadable events durably as the source's dead
+    /// letters before the page is journaled (the cursor then moves past
+    /// them), count and log them; unless the source has not `proven` it
+    /// can read this API at all, which fails the poll on the first.
+    pub(super) async fn put_aside(
+        &self,
+        bad: Vec<Unreadable>,
+        proven: bool,
+        index: u64,
+        url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), SourceError> {
+        let Some(first) = bad.first() else { return Ok(()) };
+        if !proven {
+            return Err(self.unreadable(first, index, url));
+        }
+        let name = self.settings.name.as_str();
+        tracing::warn!(
+            source = %name,
+            "{} event(s) of page {index} cannot be read and are set aside (auditrelay dead-letters list --source {name}); the page's other events go on. First: event {} {}",
+            bad.len(),
+            first.index,
+            crate::telemetry::printable(&first.reason)
+        );
+        let items: Vec<SetAside> = bad
+            .iter()
+            .map(|b| SetAside::new(&b.bytes, format!("event {} of page {index} from {url} {}", b.index, b.reason), now))
+            .collect();
+        self.ctx.state.set_aside(name, &items).await?;
+        self.ctx.metrics.add("auditrelay_events_set_aside_total", &[("source", name)], items.len() as u64);
+        Ok(())
+    }
+
+    /// Parse (where the API left them as text) and normalise a page's
+    /// events, in order, and sort out those that cannot be read. A large
+    /// page (a catch-up's) is cut into one part per core, each done on the
+    /// blocking pool, so a single source uses every core; a small one is
+    /// done in place.
+    pub(super) async fn sort_page(
+        &self,
+        events: Vec<Value>,
+        unparsed: Option<Unparsed>,
+        now: DateTime<Utc>,
+    ) -> Result<Sorted, SourceError> {
+        let name = self.settings.name.as_str();
         let len = events.len() + unparsed.as_ref().map_or(0, Unparsed::len);
         let parts = cores().min(len / PART_MIN).max(1);
         let mut pieces = Vec::with_capacity(parts + 1);
@@ -49,18 +102,21 @@ impl Poller {
             }
         }
         if pieces.len() <= 1 {
-            let Some((first, raw)) = pieces.pop() else { return Ok(Vec::new()) };
-            return normalise_part(&*self.api, name, raw, first, now).map_err(failed);
+            let Some((first, raw)) = pieces.pop() else { return Ok(Sorted::default()) };
+            return Ok(normalise_part(&*self.api, name, raw, first, now));
         }
         let mut tasks = Vec::with_capacity(pieces.len());
         for (first, raw) in pieces {
             let (api, name) = (self.api.clone(), name.to_owned());
             tasks.push(tokio::task::spawn_blocking(move || normalise_part(&*api, &name, raw, first, now)));
         }
-        let mut out = Vec::with_capacity(len);
+        let mut out = Sorted { events: Vec::with_capacity(len), set_aside: Vec::new() };
         for task in tasks {
             match task.await {
-                Ok(part) => out.extend(part.map_err(failed)?),
+                Ok(part) => {
+                    out.events.extend(part.events);
+                    out.set_aside.extend(part.set_aside);
+                }
                 Err(e) => match e.try_into_panic() {
                     Ok(panic) => std::panic::resume_unwind(panic),
                     // Only when the runtime is shutting down.
@@ -70,6 +126,25 @@ impl Poller {
         }
         Ok(out)
     }
+}
+
+/// A page's events: those read, in order, and those that could not be.
+#[derive(Default)]
+pub(super) struct Sorted {
+    /// The events read.
+    pub events: Vec<Event>,
+    /// The events that could not be read, in order.
+    pub set_aside: Vec<Unreadable>,
+}
+
+/// An event that cannot be read: not UTF-8, not JSON, or no readable time.
+pub(super) struct Unreadable {
+    /// Its index in the page.
+    pub index: usize,
+    /// What is wrong with it ("has no readable time: …").
+    pub reason: String,
+    /// Its bytes as the API sent them.
+    pub bytes: Vec<u8>,
 }
 
 /// Events per part below which a page is not cut further.
@@ -89,16 +164,11 @@ pub(super) enum Raw {
 }
 
 /// Normalise consecutive events of a page (parsing them first if they are
-/// text); `first` is the page index of the first. Err: the index of an event
-/// that cannot be read or has no readable time, and what is wrong with it.
-pub(super) fn normalise_part(
-    api: &dyn SourceApi,
-    name: &str,
-    raw: Raw,
-    first: usize,
-    now: DateTime<Utc>,
-) -> Result<Vec<Event>, (usize, String)> {
+/// text); `first` is the page index of the first. An event that cannot be
+/// read or has no readable time is sorted out with what is wrong with it.
+pub(super) fn normalise_part(api: &dyn SourceApi, name: &str, raw: Raw, first: usize, now: DateTime<Utc>) -> Sorted {
     let observer = api.observer();
+    let mut out = Sorted::default();
     let timed = |i: usize, raw: &Value| {
         let n = api.normalise(raw);
         match n.timestamp {
@@ -107,35 +177,65 @@ pub(super) fn normalise_part(
         }
     };
     match raw {
-        Raw::Parsed(events) => events
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| Ok(normalise_text(name, observer, raw, None, timed(i, raw)?, now).into_journaled()))
-            .collect(),
-        Raw::Text(text) => (0..text.len())
-            .map(|i| {
+        Raw::Parsed(events) => {
+            for (i, raw) in events.iter().enumerate() {
+                match timed(i, raw) {
+                    Ok(n) => out.events.push(normalise_text(name, observer, raw, None, n, now).into_journaled()),
+                    Err((index, reason)) => {
+                        out.set_aside.push(Unreadable { index, reason, bytes: raw.to_string().into_bytes() })
+                    }
+                }
+            }
+        }
+        Raw::Text(text) => {
+            for i in 0..text.len() {
                 let sent = text.text(i);
-                let unreadable = |e| (first + i, format!("is not readable JSON ({e}): {}", excerpt(sent)));
-                let whole = || text.parse(i).map_err(unreadable);
-                let event = match api.wanted() {
-                    None => {
-                        let raw = whole()?;
-                        normalise_text(name, observer, &raw, as_sent(sent), timed(i, &raw)?, now)
-                    }
-                    // Only what the mapping reads is built; the whole tree
-                    // only when the event is written compact or hashed.
-                    Some(wanted) => {
-                        let raw = parse_wanted(sent, wanted).map_err(unreadable)?;
-                        let n = timed(i, &raw)?;
-                        let text = as_sent(sent);
-                        match needs_tree(text, &n) {
-                            true => normalise_text(name, observer, &whole()?, text, n, now),
-                            false => normalise_text(name, observer, &raw, text, n, now),
-                        }
-                    }
-                };
-                Ok(event.into_journaled())
-            })
-            .collect(),
+                if let Some(bytes) = text.not_utf8(i) {
+                    let reason = "is not valid UTF-8".to_owned();
+                    out.set_aside.push(Unreadable { index: first + i, reason, bytes: bytes.to_vec() });
+                    continue;
+                }
+                match normalise_sent(api, name, observer, &text, (first, i), now, &timed) {
+                    Ok(event) => out.events.push(event.into_journaled()),
+                    Err((index, reason)) => out.set_aside.push(Unreadable { index, reason, bytes: sent.to_vec() }),
+                }
+            }
+        }
     }
+    out
+}
+
+/// Normalises an event, or says (with its page index) why its time cannot be read.
+type Timed<'a> = dyn Fn(usize, &Value) -> Result<crate::event::Normalised, (usize, String)> + 'a;
+
+/// Event `i` of `text`, normalised.
+fn normalise_sent(
+    api: &dyn SourceApi,
+    name: &str,
+    observer: crate::event::Observer,
+    text: &Unparsed,
+    (first, i): (usize, usize),
+    now: DateTime<Utc>,
+    timed: &Timed<'_>,
+) -> Result<Event, (usize, String)> {
+    let sent = text.text(i);
+    let unreadable = |e| (first + i, format!("is not readable JSON ({e}): {}", excerpt(sent)));
+    let whole = || text.parse(i).map_err(unreadable);
+    Ok(match api.wanted() {
+        None => {
+            let raw = whole()?;
+            normalise_text(name, observer, &raw, as_sent(sent), timed(i, &raw)?, now)
+        }
+        // Only what the mapping reads is built; the whole tree only when
+        // the event is written compact or hashed.
+        Some(wanted) => {
+            let raw = parse_wanted(sent, wanted).map_err(unreadable)?;
+            let n = timed(i, &raw)?;
+            let sent = as_sent(sent);
+            match needs_tree(sent, &n) {
+                true => normalise_text(name, observer, &whole()?, sent, n, now),
+                false => normalise_text(name, observer, &raw, sent, n, now),
+            }
+        }
+    })
 }

@@ -3,6 +3,7 @@
 //! cursor and handed to the journal writer with the cursor that moves past
 //! it; and the one-page walk `check --connect` makes.
 
+use super::normalise::Sorted;
 use super::writer::Writer;
 use super::{PollReport, Poller};
 use crate::event::Event;
@@ -118,8 +119,15 @@ impl Poller {
                 let q = Query { state: Some(s), ..walk.query(self.settings.page_size) };
                 ahead = room.then(|| self.read_ahead(&q, &seen, cancel)).flatten();
             }
-            let normalised = self.normalise_page(events, unparsed, walk.page, &url, now);
-            let normalised = self.normalise_beside(normalised, ahead.as_mut()).await?;
+            let sorted = self.sort_page(events, unparsed, now);
+            let Sorted { events: normalised, set_aside } = self.normalise_beside(sorted, ahead.as_mut()).await?;
+            if !set_aside.is_empty() {
+                // A source that has never read an event and reads none
+                // here is more likely configured wrong (the time pointer)
+                // than fed poison: that fails the poll, loudly.
+                let proven = walk.cursor.time.is_some() || !normalised.is_empty();
+                self.put_aside(set_aside, proven, walk.page, &url, now).await?;
+            }
             let (fresh, past_end) = walk.sift(normalised);
             if walk.dropped > 0 {
                 self.ctx.metrics.add("auditrelay_events_dropped_duplicate_total", &[("source", name)], walk.dropped);
@@ -186,11 +194,11 @@ impl Poller {
 
     /// Wait for a page's normalising while the read-ahead, if any, makes
     /// progress (and keeps its outcome).
-    async fn normalise_beside(
+    async fn normalise_beside<T>(
         &self,
-        normalised: impl Future<Output = Result<Vec<Event>, SourceError>>,
+        normalised: impl Future<Output = Result<T, SourceError>>,
         ahead: Option<&mut ReadAhead<'_>>,
-    ) -> Result<Vec<Event>, SourceError> {
+    ) -> Result<T, SourceError> {
         let Some(read) = ahead else { return normalised.await };
         tokio::pin!(normalised);
         loop {
