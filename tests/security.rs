@@ -19,3 +19,6 @@ mod untrusted;
 
 #[path = "security/check.rs"]
 mod check;
+
+#[path = "security/listener.rs"]
+mod listener;

@@ -39,6 +39,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::record::{parse_page, record_head, HEAD, MAGIC};
 
@@ -52,6 +53,23 @@ const RECYCLE_BYTES: u64 = 1 << 20;
 
 /// The journal's directory under the state directory.
 pub(super) const DIR: &str = "journal";
+
+/// Tries at creating a segment file (and syncing the directory after it)
+/// while the process or the system is out of file descriptors. A failure
+/// here stops the agent (the source's append fails with a state error), so
+/// a shortage that passes within the tries (a burst of connections) is
+/// waited out instead; one that lasts still stops it, as before.
+const CREATE_TRIES: u32 = 5;
+
+/// The pause between those tries. The thread creating the segment blocks
+/// meanwhile (it holds the writer, which every append waits for anyway),
+/// so all tries together stay a fraction of a second.
+const CREATE_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// `EMFILE` (the process's descriptor limit) and `ENFILE` (the system's):
+/// the same numbers on Linux and the BSDs.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
 
 /// What went wrong with the segment files.
 #[derive(Debug, thiserror::Error)]
@@ -97,17 +115,53 @@ impl Segment {
     }
 
     fn create(dir: &Path, number: u64, first: u64) -> Result<Segment, JournalError> {
-        use std::os::unix::fs::OpenOptionsExt;
+        Segment::create_with(dir, number, first, open_new)
+    }
+
+    /// [`Segment::create`], opening the new file with `open` (tests make it
+    /// fail). A shortage of descriptors is retried (see [`CREATE_TRIES`]).
+    fn create_with(
+        dir: &Path,
+        number: u64,
+        first: u64,
+        mut open: impl FnMut(&Path) -> io::Result<File>,
+    ) -> Result<Segment, JournalError> {
         let path = dir.join(Segment::name(number));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        sync_dir(dir)?;
+        let file = retry_out_of_descriptors(&path, || open(&path)).map_err(io_err(&path))?;
+        if let Err(e) = retry_out_of_descriptors(dir, || File::open(dir).and_then(|d| d.sync_all())) {
+            // The file is empty and nothing refers to it yet: remove it, or
+            // the next try (`create_new`) would find it and fail for good.
+            let _ = std::fs::remove_file(&path);
+            return Err(JournalError::Io { path: dir.to_path_buf(), source: e });
+        }
         Ok(Segment { path, file, number, end: AtomicU64::new(first) })
+    }
+}
+
+/// Create a new segment file, readable by the agent only.
+fn open_new(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)
+}
+
+/// Whether the process or the system ran out of file descriptors.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
+}
+
+/// Run `op` until it succeeds, fails for another reason, or has failed
+/// [`CREATE_TRIES`] times for want of descriptors.
+fn retry_out_of_descriptors<T>(path: &Path, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 1;
+    loop {
+        match op() {
+            Err(e) if out_of_descriptors(&e) && tries < CREATE_TRIES => {
+                tracing::warn!(path = %path.display(), "creating a journal segment: {e}; try {tries} of {CREATE_TRIES}, retrying in {CREATE_RETRY_PAUSE:?}");
+                tries += 1;
+                std::thread::sleep(CREATE_RETRY_PAUSE);
+            }
+            done => return done,
+        }
     }
 }
 
@@ -545,4 +599,58 @@ fn valid_record_after(seg: &Segment, from: u64, size: u64) -> bool {
         at += n.saturating_sub(3).max(1) as u64;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn emfile() -> io::Error {
+        io::Error::from_raw_os_error(EMFILE)
+    }
+
+    #[test]
+    fn segment_creation_out_of_descriptors_is_retried_until_it_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut calls = 0;
+        let seg = Segment::create_with(dir.path(), 7, 42, |path| {
+            calls += 1;
+            if calls <= 2 {
+                Err(if calls == 1 { emfile() } else { io::Error::from_raw_os_error(ENFILE) })
+            } else {
+                open_new(path)
+            }
+        })
+        .unwrap();
+        assert_eq!(calls, 3);
+        assert_eq!(seg.number, 7);
+        assert_eq!(seg.end.load(Ordering::Relaxed), 42);
+        assert!(dir.path().join(Segment::name(7)).is_file());
+    }
+
+    #[test]
+    fn segment_creation_gives_up_after_its_tries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut calls = 0;
+        let err = Segment::create_with(dir.path(), 1, 0, |_| {
+            calls += 1;
+            Err(emfile())
+        })
+        .err()
+        .unwrap();
+        assert_eq!(calls, CREATE_TRIES);
+        assert!(matches!(&err, JournalError::Io { source, .. } if source.raw_os_error() == Some(EMFILE)), "{err}");
+    }
+
+    #[test]
+    fn other_segment_creation_errors_are_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut calls = 0;
+        let err = Segment::create_with(dir.path(), 1, 0, |_| {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(28)) // ENOSPC
+        });
+        assert!(err.is_err());
+        assert_eq!(calls, 1);
+    }
 }
