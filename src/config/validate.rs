@@ -150,6 +150,12 @@ fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashS
             Ok(u) if u.path() != "/" || u.query().is_some() || !u.username().is_empty() => {
                 p.add(path, format!("{origin:?} must be an origin only (scheme://host[:port]), without a path"))
             }
+            Ok(u) if u.scheme() == "http" && spec.url().is_some_and(|c| c.starts_with("https:")) => p.add(
+                path,
+                format!(
+                    "{origin:?} is http:// but the source's url is https://: credentials never go from https to http"
+                ),
+            ),
             _ => p.check_url(path, origin),
         }
     }

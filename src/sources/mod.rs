@@ -292,10 +292,7 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
 /// The origins a source's requests may go to: its configured `url`'s
 /// (validation has checked the URLs) and `allowed_origins`.
 fn origins(url: Option<&str>, cfg: &SourceCommon) -> Origins {
-    let urls: Vec<url::Url> = url
-        .into_iter()
-        .chain(cfg.allowed_origins.iter().flatten().map(String::as_str))
-        .filter_map(|u| url::Url::parse(u).ok())
-        .collect();
-    Origins::of(&urls)
+    let configured = url.and_then(|u| url::Url::parse(u).ok());
+    let also: Vec<url::Url> = cfg.allowed_origins.iter().flatten().filter_map(|u| url::Url::parse(u).ok()).collect();
+    Origins::pinned(configured.as_ref(), &also)
 }

@@ -13,26 +13,31 @@ pub const MAX_REDIRECTS: usize = 5;
 
 /// The origins a client may send credentials to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origins(Vec<url::Origin>);
+pub struct Origins {
+    all: Vec<url::Origin>,
+    /// The configured URL is `https`: nothing goes over `http`, whatever
+    /// else is listed.
+    https_only: bool,
+}
 
 impl Origins {
-    /// The origins of `urls` (opaque ones, such as `data:`, are left out:
-    /// they can never be permitted).
-    pub fn of<'a>(urls: impl IntoIterator<Item = &'a url::Url>) -> Self {
+    /// The origin of the `configured` URL and of `also` (opaque ones, such
+    /// as `data:`, are left out: they can never be permitted).
+    pub fn pinned<'a>(configured: Option<&'a url::Url>, also: impl IntoIterator<Item = &'a url::Url>) -> Self {
         let mut all = Vec::new();
-        for u in urls {
+        for u in configured.into_iter().chain(also) {
             let o = u.origin();
             if o.is_tuple() && !all.contains(&o) {
                 all.push(o);
             }
         }
-        Origins(all)
+        Origins { all, https_only: configured.is_some_and(|u| u.scheme() == "https") }
     }
 
     /// Whether a request to `url` may carry the credentials.
     pub fn permits(&self, url: &url::Url) -> bool {
         let o = url.origin();
-        o.is_tuple() && self.0.contains(&o)
+        o.is_tuple() && self.all.contains(&o) && !(self.https_only && url.scheme() != "https")
     }
 }
 
@@ -114,7 +119,7 @@ mod tests {
 
     #[test]
     fn origin_is_scheme_host_and_port() {
-        let o = Origins::of([&u("https://api.example.com/v1/audit?x=1")]);
+        let o = Origins::pinned(Some(&u("https://api.example.com/v1/audit?x=1")), []);
         assert!(o.permits(&u("https://api.example.com/other/path")));
         assert!(o.permits(&u("https://api.example.com:443/p")), "the default port is the same origin");
         assert!(!o.permits(&u("http://api.example.com/v1")), "another scheme");
@@ -122,6 +127,16 @@ mod tests {
         assert!(!o.permits(&u("https://evil.example.com/v1")), "another host");
         assert!(!o.permits(&u("https://api.example.com.evil.net/v1")), "a host with the same prefix");
         assert!(!o.permits(&u("data:text/plain,x")));
+    }
+
+    /// An `https` source never sends to `http`, even to an origin listed.
+    #[test]
+    fn an_https_source_never_downgrades() {
+        let also = u("http://mirror.example.com");
+        let o = Origins::pinned(Some(&u("https://api.example.com")), [&also]);
+        assert!(!o.permits(&u("http://mirror.example.com/page")));
+        let o = Origins::pinned(Some(&u("http://api.example.com")), [&also]);
+        assert!(o.permits(&u("http://mirror.example.com/page")), "an http source was configured so");
     }
 
     #[test]

@@ -225,3 +225,63 @@ fn etcd_redirect_is_not_followed() {
     assert_nothing_reached(&collector, "etcd 307");
     assert!(!log.contains("etcd-PW-8"), "{}", tail(&log, 30));
 }
+
+/// An `https` API that points to `http` (a `Link`, a 302) gets nothing
+/// sent there, and `allowed_origins` cannot list an `http` origin for an
+/// `https` source: credentials never go from https to http.
+#[test]
+fn an_https_source_never_sends_over_http() {
+    let Some(openssl) = crate::common::rsyslog::openssl() else { return };
+    let dir = TestDir::new();
+    crate::common::certs::make_ca(&openssl, dir.path());
+    crate::common::certs::issue(&openssl, dir.path(), "server", "localhost", "serverAuth");
+    let collector = Wire::collector();
+    let elsewhere = collector.url();
+    let api = Wire::start_tls(&dir.file("server.pem"), &dir.file("server.key"), move |req: &Seen| {
+        let steal = format!("{elsewhere}/steal");
+        if req.target.starts_with("/link") {
+            let time = (chrono::Utc::now() - chrono::Duration::minutes(30)).to_rfc3339();
+            let body = format!(r#"{{"items":[{{"id":"tls-1","time":"{time}"}}]}}"#);
+            response(200, &[("link", &format!("<{steal}>; rel=\"next\""))], &body)
+        } else {
+            response(302, &[("location", &steal)], "")
+        }
+    });
+    assert!(api.url().starts_with("https://"));
+    let tls = format!("tls = {{ ca_file = \"{}\", ca_only = true }}\n", dir.file("ca.pem").display());
+    let mut cfg = dir.agent_section();
+    for (name, path) in [("tls-link", "link"), ("tls-302", "r302")] {
+        cfg.push_str(&source(name, &format!("{}/{path}", api.url()), "GET", &auth_toml("basic", "", "")));
+        cfg.push_str(&tls);
+    }
+    cfg.push_str(&file_output("file", &dir.file("out.jsonl"), 5));
+    let agent = dir.start_with(&cfg);
+    wait_until_or(
+        "both sources to refuse the http origin",
+        DEADLINE,
+        || {
+            let log = agent.stderr();
+            ["tls-link", "tls-302"]
+                .iter()
+                .all(|n| log.contains(&format!("source {n}: refused to send a request to {}", collector.url())))
+        },
+        || tail(&agent.stderr(), 30),
+    );
+    agent.stop();
+    assert_nothing_reached(&collector, "https to http");
+    assert!(
+        api.seen().iter().any(|s| s.head.to_ascii_lowercase().contains("authorization: basic")),
+        "the https API got the credentials"
+    );
+
+    // Listing the http origin is refused by check.
+    let mut cfg = dir.agent_section();
+    cfg.push_str(&source("tls-link", &format!("{}/link", api.url()), "GET", &auth_toml("basic", "", "")));
+    cfg.push_str(&format!("allowed_origins = [\"{}\"]\n", collector.url()));
+    cfg.push_str(&file_output("file", &dir.file("out.jsonl"), 5));
+    dir.write_config(&cfg);
+    let out = dir.cli(&["check"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("source[0].allowed_origins[0]") && text.contains("never go from https to http"), "{text}");
+}

@@ -4,7 +4,8 @@
 //! API would (a `Link` elsewhere, a 302, a 307).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// One request as received.
@@ -34,23 +35,55 @@ pub type Handler = Arc<dyn Fn(&Seen) -> Vec<u8> + Send + Sync>;
 pub struct Wire {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    https: bool,
 }
 
 impl Wire {
     /// Listen on `127.0.0.1:0` and answer each request with `handler`.
     pub fn start(handler: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> Wire {
+        Wire::listen(None, handler)
+    }
+
+    /// [`Wire::start`] over TLS with the certificate `cert` and key `key`
+    /// (PEM files, e.g. from `common::certs`).
+    pub fn start_tls(cert: &Path, key: &Path, handler: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> Wire {
+        let certs =
+            rustls_pemfile::certs(&mut std::fs::read(cert).unwrap().as_slice()).collect::<Result<Vec<_>, _>>().unwrap();
+        let key = rustls_pemfile::private_key(&mut std::fs::read(key).unwrap().as_slice()).unwrap().unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Wire::listen(Some(Arc::new(config)), handler)
+    }
+
+    fn listen(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static,
+    ) -> Wire {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let handler: Handler = Arc::new(handler);
-        let log = seen.clone();
+        let (log, https) = (seen.clone(), tls.is_some());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (log, handler) = (log.clone(), handler.clone());
-                std::thread::spawn(move || serve(conn, &log, &handler));
+                let (log, handler, tls) = (log.clone(), handler.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                    match tls {
+                        None => serve(conn, &log, &handler),
+                        Some(config) => {
+                            let Ok(session) = rustls::ServerConnection::new(config) else { return };
+                            serve(rustls::StreamOwned::new(session, conn), &log, &handler)
+                        }
+                    }
+                });
             }
         });
-        Wire { port, seen }
+        Wire { port, seen, https }
     }
 
     /// A server that answers every request `200 {}`: the collector.
@@ -58,9 +91,9 @@ impl Wire {
         Wire::start(|_| response(200, &[], "{}"))
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` over TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", if self.https { "https" } else { "http" }, self.port)
     }
 
     /// Every request so far.
@@ -69,11 +102,8 @@ impl Wire {
     }
 }
 
-fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, handler: &Handler) {
-    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    let Ok(write_half) = conn.try_clone() else { return };
+fn serve(conn: impl Read + Write, log: &Mutex<Vec<Seen>>, handler: &Handler) {
     let mut reader = BufReader::new(conn);
-    let mut writer = write_half;
     loop {
         let mut head = String::new();
         let mut line = String::new();
@@ -108,7 +138,7 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, handler: &Handler) {
         };
         log.lock().unwrap_or_else(|p| p.into_inner()).push(seen.clone());
         let answer = handler(&seen);
-        if writer.write_all(&answer).is_err() {
+        if reader.get_mut().write_all(&answer).and_then(|()| reader.get_mut().flush()).is_err() {
             return;
         }
     }
