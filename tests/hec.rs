@@ -274,3 +274,32 @@ fn check_connect_proves_the_hec_token_without_writing_an_event() {
     assert!(text.lines().any(|l| l.starts_with("ok    output hec") && l.contains("token accepted")), "{text}");
     assert!(hec.event_ids().is_empty(), "check --connect writes no event");
 }
+
+/// Regression (#26): a `url` that already ends in the endpoint path (as
+/// the Invicti seed document writes it) is the collector's base, and a url
+/// where there is no HEC (404) is reported as a configuration problem
+/// naming the URL, not retried silently as a busy receiver.
+#[test]
+fn a_url_with_the_endpoint_path_delivers_and_a_404_is_a_named_configuration_error() {
+    let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
+    let expected = api.add_history(12);
+    let with_path = format!("{}/services/collector/event", hec.url());
+    let agent = dir.start_with(&api_config(&dir, &api, &HecOutput::new("hec", &with_path, HEC_TOKEN).toml()));
+    wait_hec_has(&hec, &expected, "the history through a url with the endpoint path", || agent.stderr());
+    agent.stop();
+    assert_exactly_once(&hec.event_ids(), &expected, "url with the endpoint path");
+
+    let dir = TestDir::new();
+    let wrong = format!("{}/not-hec", hec.url());
+    let agent = dir.start_with(&api_config(&dir, &api, &HecOutput::new("hec", &wrong, HEC_TOKEN).toml()));
+    common::agent::wait_until_or(
+        "the 404 to be reported",
+        DEADLINE,
+        || agent.stderr().contains("there is no HEC endpoint at"),
+        || agent.stderr(),
+    );
+    let log = agent.stop();
+    let line = log.lines().find(|l| l.contains("there is no HEC endpoint at")).unwrap();
+    assert!(line.contains("receiver refused the configuration"), "a configuration problem: {line}");
+    assert!(line.contains(&format!("{wrong}/services/collector/event")), "names the URL: {line}");
+}

@@ -33,8 +33,29 @@ use tokio::time::Instant;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Whether a batch waits for the indexer acknowledgement.
 pub const DEFAULT_ACK: bool = false;
-/// How long an unacknowledged batch waits before it is sent again.
-pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an unacknowledged batch waits before it is sent again: Splunk
+/// documents acks arriving "after e.g. 5 minutes", Vector waits 300 s, and
+/// kafka-connect-splunk raised its timeout to 300 s after small batches
+/// sat ~2 minutes in the indexer (splunk/kafka-connect-splunk#122). A
+/// shorter wait resends, and duplicates, a low-volume audit stream's
+/// batches that were on their way.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The HEC endpoint paths a configured `url` may already end with; the
+/// base is what comes before them (`https://splunk:8088/services/collector`
+/// is `https://splunk:8088`).
+const HEC_PATHS: [&str; 4] =
+    ["/services/collector/event/1.0", "/services/collector/event", "/services/collector/raw", "/services/collector"];
+
+/// The HEC base of a configured URL: without a trailing endpoint path.
+fn hec_base(mut url: url::Url) -> url::Url {
+    let path = url.path().trim_end_matches('/').to_owned();
+    if let Some(base) = HEC_PATHS.iter().find_map(|p| path.strip_suffix(p)) {
+        url.set_path(if base.is_empty() { "/" } else { base });
+    }
+    url.set_query(None);
+    url
+}
 /// Whether bodies are gzipped.
 pub const DEFAULT_COMPRESSION: bool = true;
 /// The `sourcetype` events get.
@@ -102,7 +123,7 @@ impl Hec {
             cfg.token_file.as_deref(),
             env,
         );
-        let base = cfg.url.as_deref().and_then(|u| url::Url::parse(u).ok());
+        let base = cfg.url.as_deref().and_then(|u| url::Url::parse(u).ok()).map(hec_base);
         if base.is_none() {
             problems.push(Problem { path: format!("{at}.url"), message: "is not a URL".into() });
         }
@@ -223,6 +244,10 @@ impl Hec {
                 Ok(Posted::Invalid { index, reason: what })
             }
             (413, _) => Ok(Posted::TooLarge(what)),
+            (404, _) => Err(SendError::config(format!(
+                "{what}: there is no HEC endpoint at {}; set url to the collector's base (https://HOST:8088)",
+                crate::transport::http::redact_url(&self.endpoint("services/collector/event"))
+            ))),
             (401 | 403, _) | (_, Some(1..=4 | 21 | 22)) => Err(SendError::auth(format!("{what} (check the HEC token)"))),
             (400, Some(7)) => Err(SendError::config(format!("{what}: the token may not write to index {:?}", self.index))),
             (400, Some(14)) => Err(SendError::config(format!("{what}: indexer acknowledgement is off for this token; set ack = false"))),
@@ -610,6 +635,62 @@ mod tests {
         assert_eq!(acks.interval(), ACK_POLL_MAX, "slow acks are still asked about every second");
         acks.book().latency = Duration::from_millis(600);
         assert_eq!(acks.interval(), Duration::from_millis(300));
+    }
+
+    /// Regression (#26): a url that already named the endpoint (the
+    /// Invicti seed's `https://splunk:8088/services/collector/event`) got
+    /// the path twice and a 404 retried forever.
+    #[test]
+    fn a_url_ending_in_the_endpoint_path_is_its_base() {
+        let base = |u: &str| hec_base(url::Url::parse(u).unwrap()).to_string();
+        assert_eq!(base("https://splunk:8088"), "https://splunk:8088/");
+        assert_eq!(base("https://splunk:8088/services/collector/event"), "https://splunk:8088/");
+        assert_eq!(base("https://splunk:8088/services/collector/event/"), "https://splunk:8088/");
+        assert_eq!(base("https://splunk:8088/services/collector"), "https://splunk:8088/");
+        assert_eq!(base("https://splunk:8088/services/collector/raw"), "https://splunk:8088/");
+        assert_eq!(base("https://lb.example/splunk/services/collector/event/1.0"), "https://lb.example/splunk");
+        assert_eq!(base("https://lb.example/splunk/"), "https://lb.example/splunk/", "a prefix stays");
+    }
+
+    fn hec_with(extra: &str) -> Hec {
+        let toml = format!(
+            "[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9/services/collector/event\"\ntoken = \"t\"\nack = true\n{extra}"
+        );
+        let cfg = crate::config::parse(&toml).unwrap();
+        let env = crate::config::secret::tests::FakeEnv::default();
+        Hec::build(&cfg.outputs[0], "output[0]", &env, "host", "ch".into()).unwrap()
+    }
+
+    /// Regression (#26): the ack timeout was 60 s, so a batch the indexer
+    /// acknowledged after two minutes (small batches of a quiet audit
+    /// stream do sit that long) was sent again and duplicated. Now an ack
+    /// that comes after 120 s is waited for and the batch is not resent.
+    #[tokio::test(start_paused = true)]
+    async fn an_ack_after_two_minutes_is_waited_for_not_resent() {
+        let hec = hec_with("");
+        assert_eq!(hec.ack_timeout, Duration::from_secs(300));
+        assert_eq!(hec.base.as_str(), "http://127.0.0.1:9/", "the endpoint path is not doubled");
+        // Another batch's poller runs already: this test answers the acks.
+        let (other, _keep) = waiter();
+        assert!(hec.acks.wait("ch", 0, other));
+        let waiting = tokio::spawn({
+            let hec = hec.clone();
+            async move { hec.wait_for_ack("ch", 1).await }
+        });
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(!waiting.is_finished(), "still waiting after 120 s, not resent");
+        hec.acks.answer("ch", &[1]);
+        assert!(waiting.await.unwrap().is_ok(), "acknowledged: delivered, no resend");
+        assert_eq!(*hec.channel.lock().unwrap(), "ch", "the channel was not given up");
+
+        // Past the timeout the batch goes again, on a fresh channel.
+        let late = tokio::spawn({
+            let hec = hec.clone();
+            async move { hec.wait_for_ack("ch", 2).await }
+        });
+        tokio::time::sleep(Duration::from_secs(301)).await;
+        let err = late.await.unwrap().unwrap_err();
+        assert!(err.detail.contains("within 300s"), "{}", err.detail);
     }
 
     #[test]
