@@ -63,7 +63,7 @@ pub const MAX_LAST_EVENTS: u64 = 10_000;
 /// Where an item carries the key of its intake, a credential that lets
 /// anyone push events into the community: removed from every item, as a
 /// dotted key, a nested path or inside the raw record in `message`.
-pub const INTAKE_KEYS: [&str; 2] = ["sekoiaio.intake.key", "customer.intake_key"];
+pub const INTAKE_KEYS: [&str; 3] = ["sekoiaio.intake.key", "customer.intake_key", "event.intake_key"];
 /// Keys of an item the agent reads itself and does not copy as ECS fields:
 /// the time (`@timestamp`, the flat shape's `timestamp`), the raw record
 /// (`message`), the index's document id and `event.original`.
@@ -445,33 +445,48 @@ fn shape(body: &Value) -> String {
     out
 }
 
-/// The item without its intake keys ([`INTAKE_KEYS`]).
+/// The item without its intake keys ([`INTAKE_KEYS`], and any key whose
+/// name ends in `intake_key` at any depth, such as `event.intake_key`,
+/// which Sekoia documents as "The intake key"), in the item and in a
+/// `message` that holds JSON.
 fn scrub(mut item: Value) -> Value {
     let Some(map) = item.as_object_mut() else { return item };
-    for path in INTAKE_KEYS {
-        remove(map, path);
-    }
-    match map.get_mut("message") {
-        Some(Value::Object(inner)) => {
-            for path in INTAKE_KEYS {
-                remove(inner, path);
-            }
-        }
-        // Both keys name an intake: most records are not parsed here.
-        Some(Value::String(text)) if text.contains("intake") => {
+    scrub_map(map);
+    if let Some(Value::String(text)) = map.get_mut("message") {
+        // Both kinds of key name an intake: most records are not parsed here.
+        if text.contains("intake") {
             if let Ok(Value::Object(mut inner)) = serde_json::from_str::<Value>(text) {
-                let mut removed = false;
-                for path in INTAKE_KEYS {
-                    removed |= remove(&mut inner, path);
-                }
-                if removed {
+                if scrub_map(&mut inner) {
                     *text = Value::Object(inner).to_string();
                 }
             }
         }
-        _ => {}
     }
     item
+}
+
+/// Remove the intake keys from `map` and every object inside it. Whether
+/// anything was removed.
+fn scrub_map(map: &mut Map<String, Value>) -> bool {
+    let mut removed = false;
+    for path in INTAKE_KEYS {
+        removed |= remove(map, path);
+    }
+    let before = map.len();
+    map.retain(|k, _| !k.to_ascii_lowercase().ends_with("intake_key"));
+    removed |= map.len() != before;
+    for v in map.values_mut() {
+        removed |= scrub_value(v);
+    }
+    removed
+}
+
+fn scrub_value(v: &mut Value) -> bool {
+    match v {
+        Value::Object(inner) => scrub_map(inner),
+        Value::Array(items) => items.iter_mut().fold(false, |r, i| scrub_value(i) | r),
+        _ => false,
+    }
 }
 
 /// Remove dotted `path` from `map` however it is written: one dotted key,

@@ -272,12 +272,21 @@ fn intake_keys_are_never_forwarded() {
     let mixed = json!({ "timestamp": "2024-05-01T10:00:00Z", "event.id": "m1",
                         "sekoiaio.intake": { "key": "MIXED-KEY-1", "name": "n" },
                         "message": json!({ "customer.intake_key": "MESSAGE-KEY-1", "a": 1 }).to_string() });
+    // `event.intake_key` is "The intake key" in Sekoia's event fields
+    // (SEKOIA-IO/documentation docs/xdr/features/investigate/querying_events.md),
+    // and any other key ending in `intake_key`, at any depth (#26).
+    let documented = json!({ "timestamp": "2024-05-01T10:00:00Z", "event.id": "d1",
+                             "event.intake_key": "EVENT-KEY-1",
+                             "event": { "intake_key": "EVENT-KEY-2", "dataset": "x" },
+                             "related": [{ "source_intake_key": "DEEP-KEY-1" }],
+                             "message": json!({ "event": { "intake_key": "MESSAGE-KEY-2" } }).to_string() });
     let mut body: Value = serde_json::from_str(SEARCH_EVENTS).unwrap();
     let items = body["items"].as_array_mut().unwrap();
     items.push(nested);
     items.push(mixed);
+    items.push(documented);
     let page = results_page(&a, body);
-    let secrets = ["WJ4KkMbT8wkiFVk", "NESTED-KEY-", "MIXED-KEY-1", "MESSAGE-KEY-1"];
+    let secrets = ["WJ4KkMbT8wkiFVk", "NESTED-KEY-", "MIXED-KEY-1", "MESSAGE-KEY-", "EVENT-KEY-", "DEEP-KEY-1"];
     for (raw, e) in page.events.iter().zip(events_of(&a, &page)) {
         let mut doc = Vec::new();
         e.write_document(&mut doc);
@@ -292,6 +301,7 @@ fn intake_keys_are_never_forwarded() {
     assert_eq!(e[1].fields()["customer"]["id"], "c1");
     assert_eq!(e[2].fields()["sekoiaio"]["intake"]["name"], "n");
     assert!(page.events[2]["message"].as_str().unwrap().contains("\"a\":1"));
+    assert_eq!(e[3].fields()["event"]["dataset"], "x", "the rest of event.* stays");
 }
 
 /// Walk a job to its results: create, done at once, `events` as the first
