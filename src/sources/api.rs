@@ -225,6 +225,57 @@ pub fn guard_state(what: &str) -> Value {
     serde_json::json!({ "guard": what })
 }
 
+/// How long after a guard found nothing it runs again on an empty walk: a
+/// quiet first window must not settle a wrong guess for good, and a guard
+/// costs requests (a search job, a rate-limited query).
+pub const GUARD_RECHECK: chrono::Duration = chrono::Duration::hours(1);
+
+/// When a connector's silent-empty guard is due. Only a positive answer
+/// (events under the guess) settles it; a guard that found nothing under
+/// the alternative either is asked again after [`GUARD_RECHECK`] (walk
+/// time: the window's end), and one that found events there is due on
+/// every empty walk until the guess is fixed.
+#[derive(Debug, Default)]
+pub struct GuardSchedule(std::sync::Mutex<GuardLast>);
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum GuardLast {
+    /// Never ran, or found the guess wrong: due.
+    #[default]
+    Due,
+    /// Found nothing under the alternative, for the walk ending then.
+    Quiet(DateTime<Utc>),
+    /// Events under the guess: never again.
+    Settled,
+}
+
+impl GuardSchedule {
+    /// Whether an empty walk ending at `now` runs the guard; if so, it is
+    /// taken (another empty walk before the answer does not run it twice).
+    pub fn take_if_due(&self, now: DateTime<Utc>) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let due = match *last {
+            GuardLast::Due => true,
+            GuardLast::Quiet(at) => now - at >= GUARD_RECHECK,
+            GuardLast::Settled => false,
+        };
+        if due {
+            *last = GuardLast::Quiet(now);
+        }
+        due
+    }
+
+    /// Events under the guess: the guard is never needed again.
+    pub fn settle(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = GuardLast::Settled;
+    }
+
+    /// The guard found events the guess missed: due on every empty walk.
+    pub fn wrong(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = GuardLast::Due;
+    }
+}
+
 /// Which guard a step's state is, if it is one ([`guard_state`]).
 pub fn guard_of(state: Option<&Value>) -> Option<&str> {
     state?.get("guard")?.as_str()

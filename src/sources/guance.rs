@@ -20,13 +20,15 @@
 //! by one guard request ([`api::guard_state`](super::api::guard_state)):
 //! the same window under the other namespace, one row. A row there fails
 //! the poll with the `query` to set, and so does every later empty walk
-//! until it is set; the cursor stays. An answer either way (rows under the
-//! query, none under the other namespace) settles it for the process: at
-//! 20 requests a minute, not on every empty poll.
+//! until it is set; the cursor stays. Only rows under the query settle it
+//! for the process; none under the other namespace leave it to run again
+//! on an empty walk an hour later ([`GUARD_RECHECK`](super::api::GUARD_RECHECK);
+//! at 20 requests a minute, not on every empty poll), so a quiet first
+//! window cannot settle a wrong namespace for good.
 
 use super::api::{
-    guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
-    Verdict,
+    guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, GuardSchedule, Next, Query,
+    ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, endpoint};
@@ -38,7 +40,6 @@ use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The DQL of the audit-event docs (`management/audit-event.md`). Older
@@ -54,8 +55,8 @@ pub struct Guance {
     /// The same query under the other namespace (`TAE::` ↔ `E::`), when
     /// the query starts with one of them.
     other: Option<String>,
-    /// Whether the namespace guard ran (or is no longer needed).
-    guarded: AtomicBool,
+    /// When the namespace guard runs again.
+    guard: GuardSchedule,
 }
 
 /// The guard step: the other namespace, one row.
@@ -92,7 +93,7 @@ impl Guance {
             url: endpoint(base, "api/v1/df/query_data_v1"),
             query: query.to_owned(),
             other: other_namespace(query),
-            guarded: AtomicBool::new(false),
+            guard: GuardSchedule::default(),
         }
     }
 }
@@ -171,7 +172,7 @@ impl SourceApi for Guance {
         }
         if guard_of(q.state) == Some(OTHER_NAMESPACE) {
             if !events.is_empty() {
-                self.guarded.store(false, Ordering::Relaxed);
+                self.guard.wrong();
             }
             return match (&self.other, events.first()) {
                 // Not settled: every later empty walk fails the same way
@@ -189,9 +190,9 @@ impl SourceApi for Guance {
         // the first walk without any runs the guard once.
         let first = q.state.is_none();
         if first && !events.is_empty() {
-            self.guarded.store(true, Ordering::Relaxed);
+            self.guard.settle();
         }
-        if first && events.is_empty() && self.other.is_some() && !self.guarded.swap(true, Ordering::Relaxed) {
+        if first && events.is_empty() && self.other.is_some() && self.guard.take_if_due(q.window.to) {
             return Ok(ApiPage::parsed(Vec::new(), Next::Page(guard_state(OTHER_NAMESPACE))));
         }
         let after = result.get("search_after").filter(|a| a.as_array().is_some_and(|a| !a.is_empty()));

@@ -37,11 +37,15 @@
 //! [`GUARD_TERM`] (the `agent.name` its events carry), a few results. An
 //! activity-log event there fails the poll naming the term and the `query`
 //! to set, and so does every later empty walk until it is fixed; the cursor
-//! stays. Events under the term, or none under the guard's, settle it for
-//! the process (a job is several requests: not on every empty poll).
+//! stays. Only events under the term settle it for the process; none under
+//! the guard's leave it to run again on an empty walk an hour later
+//! ([`GUARD_RECHECK`](super::api::GUARD_RECHECK); a job is several requests:
+//! not on every empty poll), so a quiet first window cannot settle a wrong
+//! term for good.
 
 use super::api::{
-    guard_of, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
+    guard_of, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, GuardSchedule, Next, Order, Query, ShapeError,
+    SourceApi, Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
@@ -52,7 +56,6 @@ use crate::config::Problem;
 use crate::event::{Normalised, Observer};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Dialect uuid of the "SEKOIA.IO activity logs" intake.
@@ -89,8 +92,8 @@ pub struct Sekoia {
     jobs: url::Url,
     cap: u64,
     term: String,
-    /// Whether the term guard ran (or is no longer needed).
-    guarded: AtomicBool,
+    /// When the term guard runs again.
+    guard: GuardSchedule,
 }
 
 /// Build from config: `url` (a region's API base, e.g.
@@ -132,7 +135,7 @@ impl Sekoia {
             jobs: endpoint(base, "v1/sic/conf/events/search/jobs"),
             cap,
             term: default_term(),
-            guarded: AtomicBool::new(false),
+            guard: GuardSchedule::default(),
         }
     }
 
@@ -158,7 +161,7 @@ impl Sekoia {
         let Some(item) = inside else { return Ok(ApiPage::parsed(Vec::new(), Next::Done)) };
         // Not settled: every later empty walk fails the same way until
         // `query` is set, so the cursor never passes these events.
-        self.guarded.store(false, Ordering::Relaxed);
+        self.guard.wrong();
         let id = item.get("event.id").or_else(|| item.pointer("/event/id")).or_else(|| item.get("__event_id"));
         Err(ShapeError(format!(
             "the search term {:?} found no event between {} and {}, but the activity log has some there (event {}, \
@@ -289,12 +292,12 @@ impl SourceApi for Sekoia {
                     return self.verdict_of_guard(q, &items);
                 }
                 if total > 0 {
-                    self.guarded.store(true, Ordering::Relaxed);
+                    self.guard.settle();
                 }
                 // The whole window holds nothing under the term: the first
                 // such walk looks once by another mark (see the module doc).
                 let whole = ranges.len() == 1 && ranges[0] == (q.window.from, q.window.to);
-                if total == 0 && offset == 0 && whole && !self.guarded.swap(true, Ordering::Relaxed) {
+                if total == 0 && offset == 0 && whole && self.guard.take_if_due(q.window.to) {
                     return page(Next::Page(wrap(true, &Step::Create { ranges })));
                 }
                 if offset == 0 && total >= self.cap {

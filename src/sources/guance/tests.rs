@@ -196,6 +196,27 @@ fn the_first_empty_walk_looks_once_under_the_other_namespace() {
     assert_eq!(custom.parse(&query(None), &resp(200, &answer(vec![], json!([])))).unwrap().next, Next::Done);
 }
 
+/// Regression (#26): an empty answer under the other namespace settled the
+/// guard for the process, so a quiet first window meant a wrong namespace
+/// was never checked again. Now only rows under the query settle it; a
+/// quiet guard runs again on an empty walk an hour (walk time) later.
+#[test]
+fn a_quiet_namespace_guard_runs_again_an_hour_later_and_only_rows_settle_it() {
+    let a = api();
+    let empty_walk = |a: &Guance, from: &str, to: &str| {
+        let q = testkit::query(window(from, to), None, 500);
+        let next = a.parse(&q, &resp(200, &answer(vec![], json!([])))).unwrap().next;
+        matches!(&next, Next::Page(s) if crate::sources::api::guard_of(Some(s)) == Some(OTHER_NAMESPACE))
+    };
+    assert!(empty_walk(&a, "2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z"), "the first empty walk");
+    assert!(!empty_walk(&a, "2024-05-01T11:00:00Z", "2024-05-01T11:30:00Z"), "not within the hour");
+    assert!(empty_walk(&a, "2024-05-01T11:30:00Z", "2024-05-01T12:00:00Z"), "re-checked after an hour");
+    let q = testkit::query(window("2024-05-01T12:00:00Z", "2024-05-01T13:00:00Z"), None, 500);
+    a.parse(&q, &resp(200, &answer(vec![row(1_714_564_800_000, "e9", "Login")], json!([])))).unwrap();
+    assert!(!empty_walk(&a, "2024-05-01T13:00:00Z", "2024-05-01T15:00:00Z"), "rows settle it");
+    assert!(!empty_walk(&a, "2024-05-03T13:00:00Z", "2024-05-03T15:00:00Z"), "for good");
+}
+
 /// The answer shaped exactly as Guance's OpenAPI docs show
 /// `POST /api/v1/df/query_data_v1` answering (GuanceCloud/guance-docs,
 /// `docs/en/open-api/query-data/query-data-v1.md`: `content.data[0]` with

@@ -75,7 +75,7 @@ fn full_job_flow_creates_waits_and_pages() {
 fn an_empty_window_is_done_after_one_results_page() {
     let a = api(MAX_LAST_EVENTS);
     // Once the term has found events, an empty window is a quiet one.
-    a.guarded.store(true, Ordering::Relaxed);
+    a.guard.settle();
     let s = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 0 });
     let (_, p) = step(&a, Some(&s), json!({ "items": [], "total": 0 }));
     assert_eq!(p.next, Next::Done);
@@ -356,6 +356,33 @@ fn an_empty_window_is_searched_once_more_by_the_activity_logs_agent() {
     assert_eq!(p.next, Next::Done);
     let (_, p) = run_job(&quiet, None, vec![]);
     assert_eq!(p.unwrap().next, Next::Done, "asked once per process");
+}
+
+/// Regression (#26): a guard that found nothing settled the term for the
+/// process, so a quiet first window (the default history window is an
+/// hour) meant a wrong term was never checked again. Now only events under
+/// the term settle it; a quiet guard runs again on an empty walk an hour
+/// (walk time) after the last one.
+#[test]
+fn a_quiet_guard_runs_again_an_hour_later_and_only_events_settle_it() {
+    let a = api(MAX_LAST_EVENTS);
+    let empty_walk = |a: &Sekoia, from: &str, to: &str| {
+        let s = state(&Step::Events { ranges: vec![(t(from), t(to))], job: "j".into(), offset: 0 });
+        let q = testkit::query(window(from, to), Some(&s), 100);
+        let next = a.parse(&q, &resp(200, &json!({ "items": [], "total": 0 }))).unwrap().next;
+        matches!(&next, Next::Page(s) if crate::sources::api::guard_of(Some(s)) == Some(OTHER_MARK))
+    };
+    assert!(empty_walk(&a, FROM, TO), "the first empty walk runs the guard");
+    // The guard found nothing: the walks of the next hour do not ask again…
+    assert!(!empty_walk(&a, TO, "2024-05-01T11:30:00Z"));
+    assert!(!empty_walk(&a, "2024-05-01T11:30:00Z", "2024-05-01T11:59:59Z"));
+    // …the first empty walk an hour after the last guard does.
+    assert!(empty_walk(&a, "2024-05-01T11:59:59Z", "2024-05-01T12:00:00Z"), "re-checked after an hour");
+    // Events under the term settle it for good.
+    let p = results_page(&a, serde_json::from_str(SEARCH_EVENTS).unwrap());
+    assert!(!p.events.is_empty());
+    assert!(!empty_walk(&a, "2024-05-01T12:00:00Z", "2024-05-01T14:00:00Z"));
+    assert!(!empty_walk(&a, "2024-05-02T12:00:00Z", "2024-05-02T14:00:00Z"), "settled");
 }
 
 #[test]
