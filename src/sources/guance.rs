@@ -59,6 +59,53 @@ pub struct Guance {
     guard: GuardSchedule,
 }
 
+/// The key of a query that still runs (`content.data[0].async_id`), sent
+/// back with the next request (GuanceCloud/guance-docs,
+/// `query-data-asynchronous.md`: "if the previous answer holds it, this
+/// query must carry it").
+const ASYNC_ID: &str = "async_id";
+
+/// How long to wait before asking again about a query that still runs.
+const RUNNING_WAIT: Duration = Duration::from_secs(2);
+
+/// What a partial answer means for the walk: `None` when the answer is
+/// whole. Never ends a window early: a query that still runs is asked
+/// again (`is_running` with its `async_id`); a segmented answer
+/// (`next_cursor_time` other than -1, which this connector never asks for)
+/// and a full page without `search_after` (the rest of the window could
+/// not be asked for) fail the poll loudly, the cursor kept. `complete` is
+/// not read: the docs' own answer to a finished query says `false`.
+fn partial(result: &Value, q: &Query<'_>, events: &[Value], after: Option<&Value>) -> Result<Option<Next>, ShapeError> {
+    if result.get("is_running") == Some(&Value::Bool(true)) {
+        let id = result.get(ASYNC_ID).and_then(Value::as_str).filter(|id| !id.is_empty());
+        let id = id.ok_or_else(|| {
+            ShapeError("Guance says the query is still running but gave no async_id to ask again with".into())
+        })?;
+        if !events.is_empty() {
+            return Err(ShapeError(format!(
+                "Guance answered {} row(s) of a query that is still running (async_id {id:?}); the window is not taken",
+                events.len()
+            )));
+        }
+        let again = json!({ ASYNC_ID: id, "search_after": q.state.and_then(|s| s.get("search_after").cloned().or_else(|| s.is_array().then(|| s.clone()))) });
+        return Ok(Some(Next::Wait(RUNNING_WAIT, again)));
+    }
+    if let Some(t) = result.get("next_cursor_time").filter(|t| !t.is_null() && t.as_i64() != Some(-1)) {
+        return Err(ShapeError(format!(
+            "Guance answered one segment of the window (next_cursor_time {t}), which this connector does not ask for; \
+             the window is not taken: lower max_window"
+        )));
+    }
+    if after.is_none() && events.len() >= q.page_size as usize && q.page_size > 1 {
+        return Err(ShapeError(format!(
+            "Guance answered a full page ({} rows) without search_after: the rest of the window cannot be asked for; \
+             the window is not taken",
+            events.len()
+        )));
+    }
+    Ok(None)
+}
+
 /// The guard step: the other namespace, one row.
 const OTHER_NAMESPACE: &str = "other_namespace";
 
@@ -137,10 +184,21 @@ impl SourceApi for Guance {
             "tz": "UTC",
             "disable_sampling": true,
         });
-        if let Some(after) = q.state.filter(|_| !guard) {
+        // The state: the `search_after` of the page before, or, while a
+        // query still runs, `{"async_id", "search_after"}` to ask again.
+        let running = q.state.and_then(|s| s.get(ASYNC_ID)).filter(|_| !guard);
+        let after = match q.state.filter(|_| !guard) {
+            Some(s) if running.is_some() => s.get("search_after").filter(|a| !a.is_null()),
+            other => other,
+        };
+        if let Some(after) = after {
             query["search_after"] = after.clone();
         }
-        Ok(ApiRequest::post_json(self.url.clone(), json!({ "queries": [{ "qtype": "dql", "query": query }] })))
+        let mut member = json!({ "qtype": "dql", "query": query });
+        if let Some(id) = running {
+            member[ASYNC_ID] = id.clone();
+        }
+        Ok(ApiRequest::post_json(self.url.clone(), json!({ "queries": [member] })))
     }
 
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError> {
@@ -186,16 +244,20 @@ impl SourceApi for Guance {
                 _ => Ok(ApiPage::parsed(Vec::new(), Next::Done)),
             };
         }
+        let after = result.get("search_after").filter(|a| a.as_array().is_some_and(|a| !a.is_empty()));
+        if let Some(partial) = partial(result, q, &events, after)? {
+            return Ok(ApiPage::parsed(events, partial));
+        }
         // The first page with rows shows the namespace holds audit events;
         // the first walk without any runs the guard once.
-        let first = q.state.is_none();
+        let first =
+            q.state.is_none() || q.state.is_some_and(|s| s.get(ASYNC_ID).is_some() && s["search_after"].is_null());
         if first && !events.is_empty() {
             self.guard.settle();
         }
         if first && events.is_empty() && self.other.is_some() && self.guard.take_if_due(q.window.to) {
             return Ok(ApiPage::parsed(Vec::new(), Next::Page(guard_state(OTHER_NAMESPACE))));
         }
-        let after = result.get("search_after").filter(|a| a.as_array().is_some_and(|a| !a.is_empty()));
         let next = match after {
             // An empty page ends the walk even with a token: asking again
             // with the same token would only repeat it.

@@ -246,3 +246,57 @@ fn recorded_shape_of_query_data_v1_maps_to_ecs() {
     assert_eq!(e.str_field("guance.operation_id"), Some("rul_8a7b"));
     assert_eq!(e.str_field("message"), Some("Zhang San modified monitor [CPU usage]"));
 }
+
+/// The answer of [`answer`] with `fields` set in `content.data[0]`.
+fn answer_with(rows: Vec<Value>, after: Value, fields: Value) -> Value {
+    let mut a = answer(rows, after);
+    for (k, v) in fields.as_object().unwrap() {
+        a["content"]["data"][0][k] = v.clone();
+    }
+    a
+}
+
+/// Regression (#26): a partial answer ended the window as done. A query
+/// that still runs (`is_running` with its `async_id`; GuanceCloud/guance-docs
+/// `docs/zh/open-api/query-data/query-data-asynchronous.md`: the next query
+/// "must carry" the `async_id` of the previous answer) is asked again with
+/// it; a segmented answer (`next_cursor_time` other than the -1 of
+/// `query-data-v1.md`'s sample) and a full page without `search_after`
+/// fail the poll, the window not taken.
+#[test]
+fn a_partial_answer_never_ends_the_window() {
+    let a = api();
+    let running = answer_with(vec![], json!([]), json!({ "is_running": true, "async_id": "as_1" }));
+    let p = a.parse(&query(None), &resp(200, &running)).unwrap();
+    let Next::Wait(delay, state) = p.next else { panic!("asked again: {:?}", p.next) };
+    assert!(delay > Duration::ZERO);
+    let body = sent_json(&a.request(&query(Some(&state))).unwrap());
+    assert_eq!(body["queries"][0]["async_id"], "as_1", "the async_id goes back");
+    assert!(body["queries"][0]["query"].get("search_after").is_none(), "still the first page");
+    let done =
+        answer_with(vec![row(1_714_557_600_123, "e1", "Login")], json!([1, 2, "x"]), json!({ "async_id": "as_1" }));
+    let p = a.parse(&query(Some(&state)), &resp(200, &done)).unwrap();
+    assert_eq!(p.events.len(), 1);
+    assert_eq!(p.next, Next::Page(json!([1, 2, "x"])));
+    // Running on a later page: the page's search_after is kept.
+    let after = json!([9, 9, "y"]);
+    let p = a.parse(&query(Some(&after)), &resp(200, &running)).unwrap();
+    let Next::Wait(_, state) = p.next else { panic!("asked again: {:?}", p.next) };
+    let body = sent_json(&a.request(&query(Some(&state))).unwrap());
+    assert_eq!(body["queries"][0]["query"]["search_after"], after);
+    // Running without an async_id: nothing to ask again with.
+    let lost = answer_with(vec![], json!([]), json!({ "is_running": true, "async_id": "" }));
+    assert!(a.parse(&query(None), &resp(200, &lost)).unwrap_err().0.contains("no async_id"));
+
+    let segment = answer_with(vec![row(1, "e2", "x")], json!([]), json!({ "next_cursor_time": 1_714_559_000_000i64 }));
+    let e = a.parse(&query(None), &resp(200, &segment)).unwrap_err();
+    assert!(e.0.contains("next_cursor_time 1714559000000") && e.0.contains("not taken"), "{e}");
+
+    let small = testkit::query(window("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z"), None, 2);
+    let full = answer(vec![row(1, "e3", "x"), row(2, "e4", "y")], json!([]));
+    let e = a.parse(&small, &resp(200, &full)).unwrap_err();
+    assert!(e.0.contains("full page (2 rows) without search_after"), "{e}");
+    // The docs' sample itself (complete: false, next_cursor_time: -1) is whole.
+    let sample: Value = serde_json::from_str(include_str!("query_data_v1_sample.json")).unwrap();
+    assert!(a.parse(&query(None), &resp(200, &sample)).is_ok());
+}
