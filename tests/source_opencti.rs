@@ -8,7 +8,13 @@
 //! `raw_data`, the loaded document as pretty-printed JSON text (as
 //! OpenCTI's `resolvers/log.js` writes it). Every call to
 //! `add_events` also stores a `History` event, which only `include_history`
-//! may deliver.
+//! may deliver. Which types a token reads is OpenCTI's `computeAuditTypes`
+//! (`opencti-graphql/src/domain/log.ts`): History needs a capability
+//! containing `KNOWLEDGE`, Activity one containing
+//! `SETTINGS_SECURITYACTIVITY` (`BYPASS` grants all); a type the token lacks
+//! is dropped silently, and only when none is left is the answer
+//! `ForbiddenAccess`. `me { capabilities { name } }` answers the token's
+//! capabilities.
 
 mod common;
 
@@ -28,6 +34,31 @@ use std::sync::{Arc, Mutex};
 const TOKEN: &str = "2b4c8f1e-5d6a-4e7b-9c0d-1f2e3a4b5c6d";
 /// A valid token of an account without SETTINGS_SECURITYACTIVITY.
 const NO_CAPABILITY: &str = "0a0a0a0a-0000-4000-8000-000000000000";
+
+/// The capabilities of a valid token: the admin's `BYPASS`, and for
+/// [`NO_CAPABILITY`] those of `orgAdmin` in OpenCTI's unit test of
+/// `computeAuditTypes` (`tests/01-unit/domain/log-audit-types-test.ts`).
+fn capabilities(auth: &str) -> Option<&'static [&'static str]> {
+    if auth == format!("Bearer {TOKEN}") {
+        Some(&["BYPASS"])
+    } else if auth == format!("Bearer {NO_CAPABILITY}") {
+        Some(&["KNOWLEDGE_KNUPDATE", "VIRTUAL_ORGANIZATION_ADMIN"])
+    } else {
+        None
+    }
+}
+
+/// `computeAuditTypes`: the requested types the capabilities allow, or
+/// `None` (ForbiddenAccess) when none is left.
+fn audit_types<'a>(held: &[&str], requested: Vec<&'a str>) -> Option<Vec<&'a str>> {
+    let has = |need: &str| held.iter().any(|h| *h == "BYPASS" || h.contains(need));
+    let types: Vec<&str> = requested
+        .into_iter()
+        .filter(|t| *t != "History" || has("KNOWLEDGE"))
+        .filter(|t| *t != "Activity" || has("SETTINGS_SECURITYACTIVITY"))
+        .collect();
+    (!types.is_empty()).then_some(types)
+}
 
 struct Log {
     ms: i64,
@@ -94,23 +125,27 @@ async fn graphql(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
     if let Some(f) = s.faults.pop_front() {
         return fault_response(f);
     }
-    if auth == format!("Bearer {NO_CAPABILITY}") {
-        return graphql_error("You are not allowed to do this.", "ForbiddenAccess", "FORBIDDEN_ACCESS");
-    }
-    if auth != format!("Bearer {TOKEN}") {
+    let Some(held) = capabilities(&auth) else {
         return graphql_error("You must be logged in to do this.", "AuthRequired", "AUTH_REQUIRED");
-    }
+    };
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "POST body missing").into_response();
     };
     let query = req["query"].as_str().unwrap_or_default();
+    if query.contains("me { capabilities { name } }") {
+        let caps: Vec<Value> = held.iter().map(|n| json!({ "name": n })).collect();
+        return Json(json!({ "data": { "me": { "capabilities": caps } } })).into_response();
+    }
     let desc = query.contains("orderBy: timestamp, orderMode: desc");
     if !query.contains("audits(") || !(desc || query.contains("orderBy: timestamp, orderMode: asc")) {
         return graphql_error("this fake answers audits ordered by timestamp only", "UnsupportedError", "UNSUPPORTED");
     }
     let v = &req["variables"];
-    let types: Vec<&str> =
+    let requested: Vec<&str> =
         v["types"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let Some(types) = audit_types(held, requested) else {
+        return graphql_error("You are not allowed to do this.", "ForbiddenAccess", "FORBIDDEN_ACCESS");
+    };
     let first = v["first"].as_u64().unwrap_or(25) as usize;
     if first > 5000 {
         return graphql_error("first must be at most 5000", "FunctionalError", "FUNCTIONAL_ERROR");
@@ -281,6 +316,34 @@ fn opencti_include_history_delivers_knowledge_events_too() {
     let original: Value = serde_json::from_str(lines[0]["event"]["original"].as_str().unwrap()).unwrap();
     assert!(original.get("internal_id").is_some(), "raw_data is the raw event: {original}");
     assert_eq!(lines[0]["observer"]["product"], "OpenCTI");
+}
+
+/// `include_history = true` with a token that may read History but not
+/// Activity (`orgAdmin`'s capabilities): OpenCTI answers History alone, so
+/// the logins and admin actions would be missing without a word. Both
+/// `check --connect` and the agent fail naming SETTINGS_SECURITYACTIVITY,
+/// and nothing is forwarded.
+#[test]
+fn opencti_include_history_with_a_token_lacking_security_activity_fails_naming_it() {
+    let api = FakeOpencti::start();
+    api.add(3);
+    let dir = TestDir::new();
+    let out = dir.file("out.jsonl");
+    let block = format!("{}include_history = true\n", api.block("octi", NO_CAPABILITY));
+    let cfg = format!("{}\n{}{}", dir.agent_section(), with_test_defaults(&block), file_output("out", &out, 5));
+    dir.write_config(&cfg);
+    let (code, text) = dir.check_connect();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL") && l.contains("SETTINGS_SECURITYACTIVITY (for Activity)")),
+        "{text}"
+    );
+    let agent = dir.start_with(&cfg);
+    let named = || dir.last_error(0).contains("lacks the capability SETTINGS_SECURITYACTIVITY");
+    wait_until_or("the missing capability to be named", DEADLINE, named, || tail(&agent.stderr(), 20));
+    std::thread::sleep(std::time::Duration::from_millis(2500)); // more polls (interval 1s): none may pass
+    agent.stop();
+    assert!(common::agent::file_ids(&out).is_empty(), "no History-only delivery");
 }
 
 /// A `timestamp` filter that matches nothing must not pass for a quiet

@@ -22,6 +22,20 @@
 //! OpenCTI applies: the poll fails naming it, and the cursor stays. This
 //! costs one request per empty poll and also runs in `check --connect`.
 //! There is no key to change the filter; the message says so.
+//!
+//! With `include_history = true` OpenCTI does not fail for a type the
+//! token may not read: `computeAuditTypes` (`domain/log.ts`) drops History
+//! without `KNOWLEDGE` and Activity without `SETTINGS_SECURITYACTIVITY`
+//! and throws `ForbiddenAccess` only when nothing is left, so half the log
+//! would be missing without a word. So the first walk of the process, and
+//! again every [`CAPABILITY_RECHECK`], begins with `me { capabilities {
+//! name } }` ([`CAPABILITIES`]); a token lacking the capability a
+//! configured type needs fails the poll (and `check --connect`) naming it.
+//! The check reads capabilities as OpenCTI's `isUserHasCapability` does:
+//! `BYPASS` grants all, otherwise a held name containing the required one
+//! (`KNOWLEDGE_KNUPDATE` holds `KNOWLEDGE`). Without `include_history` a
+//! missing `SETTINGS_SECURITYACTIVITY` is already OpenCTI's own
+//! `ForbiddenAccess`, explained by [`explain_errors`].
 
 use super::api::{
     guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
@@ -54,6 +68,16 @@ pub const INDEXING_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 /// The guard step: the newest audits, unfiltered.
 const NEWEST: &str = "newest_unfiltered";
 
+/// How long a capability check holds before a walk checks again (a role
+/// can be changed on the platform at any time).
+pub const CAPABILITY_RECHECK: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// The capability check's query.
+pub const CAPABILITIES: &str = "query AuditrelayCapabilities { me { capabilities { name } } }";
+/// The walk's state after the capability check: the first audits page.
+const CHECKED: &str = "capabilities_checked";
+/// The capability `computeAuditTypes` requires for each type.
+const NEEDS: [(&str, &str); 2] = [("Activity", "SETTINGS_SECURITYACTIVITY"), ("History", "KNOWLEDGE")];
+
 /// The guard's query: no filter, newest first.
 const NEWEST_QUERY: &str = "query AuditrelayNewestAudits($types: [String!], $first: Int) {
   audits(types: $types, first: $first, orderBy: timestamp, orderMode: desc) {
@@ -76,6 +100,8 @@ pub struct OpenCti {
     url: url::Url,
     types: Vec<&'static str>,
     users: Mutex<HashMap<String, String>>,
+    /// The window end of the last capability check that passed.
+    checked: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 /// Build from config: `url` (the platform; `/graphql` is appended), `token`,
@@ -98,7 +124,7 @@ impl OpenCti {
     /// Hooks for the platform at `base`.
     pub fn new(base: &url::Url, include_history: bool) -> Self {
         let types = if include_history { vec!["Activity", "History"] } else { vec!["Activity"] };
-        OpenCti { url: endpoint(base, "graphql"), types, users: Mutex::new(HashMap::new()) }
+        OpenCti { url: endpoint(base, "graphql"), types, users: Mutex::new(HashMap::new()), checked: Mutex::new(None) }
     }
 
     fn remember_user(&self, node: &Value) {
@@ -115,6 +141,50 @@ impl OpenCti {
     fn user_name(&self, id: &str) -> Option<String> {
         self.users.lock().ok()?.get(id).cloned()
     }
+
+    /// Whether this walk begins with the capability check: only several
+    /// types can be narrowed silently, and a passed check holds for
+    /// [`CAPABILITY_RECHECK`].
+    fn capabilities_due(&self, q: &Query<'_>) -> bool {
+        let last = self.checked.lock().map(|c| *c).unwrap_or(None);
+        q.state.is_none() && self.types.len() > 1 && last.is_none_or(|at| q.window.to - at >= CAPABILITY_RECHECK)
+    }
+
+    /// The capability check's verdict on `me.capabilities`.
+    fn check_capabilities(&self, q: &Query<'_>, me: &Value) -> Result<(), ShapeError> {
+        let held: Vec<&str> = me["capabilities"]
+            .as_array()
+            .ok_or_else(|| ShapeError(format!("me.capabilities missing from the answer: {me}")))?
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        // As OpenCTI's `isUserHasCapability` (utils/access.ts) reads them.
+        let has = |need: &str| held.iter().any(|h| *h == "BYPASS" || h.contains(need));
+        let missing: Vec<String> = NEEDS
+            .iter()
+            .filter(|(kind, need)| self.types.contains(kind) && !has(need))
+            .map(|(kind, need)| format!("{need} (for {kind})"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ShapeError(format!(
+                "the token lacks the capability {}: OpenCTI would silently leave those audits out \
+                 (computeAuditTypes); give the account's role that capability (Settings > Security > Roles; \
+                 SETTINGS_SECURITYACTIVITY is \"Security activity\", KNOWLEDGE is \"Access knowledge\") or \
+                 set include_history = false; nothing was taken",
+                missing.join(" and ")
+            )));
+        }
+        if let Ok(mut c) = self.checked.lock() {
+            *c = Some(q.window.to);
+        }
+        Ok(())
+    }
+}
+
+/// The Relay cursor the walk's state carries, if any (the capability and
+/// guard steps carry none).
+fn after(state: Option<&Value>) -> Option<&str> {
+    state?.as_str()
 }
 
 /// Explain a GraphQL `errors[]`, naming what the account lacks when it is
@@ -157,6 +227,9 @@ impl SourceApi for OpenCti {
                 json!({ "query": NEWEST_QUERY, "variables": variables }),
             ));
         }
+        if self.capabilities_due(q) {
+            return Ok(ApiRequest::post_json(self.url.clone(), json!({ "query": CAPABILITIES })));
+        }
         let (from, to) = bounds(q);
         let filters = json!({
             "mode": "and",
@@ -169,7 +242,7 @@ impl SourceApi for OpenCti {
         let variables = json!({
             "types": self.types,
             "first": q.page_size.min(MAX_PAGE_SIZE),
-            "after": q.state.cloned().unwrap_or(Value::Null),
+            "after": after(q.state),
             "filters": filters,
         });
         Ok(ApiRequest::post_json(self.url.clone(), json!({ "query": QUERY, "variables": variables })))
@@ -181,6 +254,10 @@ impl SourceApi for OpenCti {
             return Err(ShapeError(explain_errors(errors)));
         }
         let excerpt = || crate::transport::http::excerpt(&resp.body);
+        if let Some(me) = body.pointer("/data/me").filter(|_| self.capabilities_due(q)) {
+            self.check_capabilities(q, me)?;
+            return Ok(ApiPage::parsed(Vec::new(), Next::Page(json!({ "step": CHECKED }))));
+        }
         let audits = body.pointer("/data/audits").filter(|a| a.is_object());
         let audits = audits.ok_or_else(|| ShapeError(format!("no data.audits in the answer: {}", excerpt())))?;
         let edges =
@@ -199,7 +276,7 @@ impl SourceApi for OpenCti {
         }
         let next = match (more, audits.pointer("/pageInfo/endCursor").and_then(Value::as_str)) {
             // Nothing in the whole window: check the filter (module doc).
-            (false, _) if events.is_empty() && q.state.is_none() => Next::Page(guard_state(NEWEST)),
+            (false, _) if events.is_empty() && after(q.state).is_none() => Next::Page(guard_state(NEWEST)),
             (false, _) => Next::Done,
             (true, _) if events.is_empty() => {
                 // Following it could spin, and stopping could skip what it

@@ -298,3 +298,60 @@ fn recorded_shape_of_audits_maps_to_ecs() {
     assert_eq!(e[2].str_field("user.name"), Some("mallory@example.com"), "the name tried");
     assert_eq!(e[2].fields()["event"]["category"], json!(["authentication"]));
 }
+
+/// `me.capabilities` as OpenCTI answers it, for the capability names the
+/// users of OpenCTI's own unit test of `computeAuditTypes` hold
+/// (OpenCTI-Platform/opencti,
+/// `opencti-graphql/tests/01-unit/domain/log-audit-types-test.ts`:
+/// `securityUser`, `orgAdmin`, `noAuditUser`, `knowledgeAndSecurityUser`),
+/// and the admin's `BYPASS`.
+fn me(names: &[&str]) -> Value {
+    let caps: Vec<Value> = names.iter().map(|n| json!({ "name": n })).collect();
+    json!({ "data": { "me": { "capabilities": caps } } })
+}
+
+/// With History and Activity asked for, OpenCTI's `computeAuditTypes`
+/// (`domain/log.ts`) drops the type the token may not read and answers
+/// the rest: the walk begins with `me { capabilities { name } }` and fails
+/// naming the missing capability (History needs KNOWLEDGE, Activity
+/// SETTINGS_SECURITYACTIVITY; matched as `isUserHasCapability` does, by
+/// substring, BYPASS granting all). A passed check holds for an hour.
+#[test]
+fn include_history_checks_the_token_capabilities_first() {
+    let a = OpenCti::new(&url::Url::parse("https://opencti.example.com/").unwrap(), true);
+    let body = sent_json(&a.request(&query(None)).unwrap());
+    assert!(body["query"].as_str().unwrap().contains("me { capabilities { name } }"), "{body}");
+
+    // securityUser: Activity only; History would be dropped silently.
+    let e = a.parse(&query(None), &resp(200, &me(&["SETTINGS_SECURITYACTIVITY"]))).unwrap_err();
+    assert!(e.0.contains("lacks the capability KNOWLEDGE (for History)") && !e.0.contains("  "), "{e}");
+    // orgAdmin: History only; the logins and admin actions would be absent.
+    let e = a.parse(&query(None), &resp(200, &me(&["KNOWLEDGE_KNUPDATE", "VIRTUAL_ORGANIZATION_ADMIN"]))).unwrap_err();
+    assert!(e.0.contains("SETTINGS_SECURITYACTIVITY (for Activity)") && !e.0.contains("KNOWLEDGE (for"), "{e}");
+    let e = a.parse(&query(None), &resp(200, &me(&["SOME_OTHER_CAPABILITY"]))).unwrap_err();
+    assert!(e.0.contains("SETTINGS_SECURITYACTIVITY (for Activity) and KNOWLEDGE (for History)"), "{e}");
+    assert_eq!(
+        sent_json(&a.request(&query(None)).unwrap())["query"],
+        CAPABILITIES,
+        "a failed check is made again on the next walk"
+    );
+
+    for held in [&["BYPASS"][..], &["KNOWLEDGE_KNUPDATE", "SETTINGS_SECURITYACTIVITY"]] {
+        let a = OpenCti::new(&url::Url::parse("https://opencti.example.com/").unwrap(), true);
+        let p = a.parse(&query(None), &resp(200, &me(held))).unwrap();
+        assert!(p.events.is_empty());
+        let Next::Page(state) = p.next else { panic!("the walk goes on to the audits: {:?}", p.next) };
+        let v = sent_json(&a.request(&query(Some(&state))).unwrap())["variables"].clone();
+        assert_eq!((v["types"].clone(), v["after"].clone()), (json!(["Activity", "History"]), Value::Null));
+        // An empty first page after the check still runs the filter guard.
+        let p = a.parse(&query(Some(&state)), &resp(200, &page(vec![], false, None))).unwrap();
+        assert_eq!(p.next, Next::Page(guard_state(NEWEST)));
+        // Within the hour the next walk starts with the audits themselves.
+        assert!(sent_json(&a.request(&query(None)).unwrap())["variables"]["filters"].is_object());
+        let later = window("2024-05-01T11:00:00Z", "2024-05-01T12:00:00.000200Z");
+        let body = sent_json(&a.request(&testkit::query(later, None, 10)).unwrap());
+        assert_eq!(body["query"], CAPABILITIES, "checked again after CAPABILITY_RECHECK");
+    }
+    // Activity alone: a missing capability is OpenCTI's own ForbiddenAccess.
+    assert!(sent_json(&api().request(&query(None)).unwrap())["variables"]["filters"].is_object());
+}
