@@ -153,21 +153,33 @@ impl SourceApi for Invicti {
         let mut walk: Walk =
             serde_json::from_value(state.clone()).map_err(|e| ShapeError(format!("walk state: {e}")))?;
         let (start, end) = Invicti::range(q);
-        let (slack, shown) = (chrono::Duration::seconds(1), DATE_FORMAT);
+        let shown = DATE_FORMAT;
         let asked = format!("asked for {} to {} (UTC)", start.format(shown), end.format(shown));
-        let zone = "the API reads these dates in another time zone than UTC; nothing was taken";
+        // The spec words the filter as `MM/dd/yyyy 00:00:00` to
+        // `23:59:59`: an API that filters by whole days answers rows of
+        // those days outside the asked seconds, which the walk drops. Rows
+        // of other days mean the filter was not applied as asked.
+        let (first_day, last_day) = (start.date_naive(), end.date_naive());
         for e in list {
             walk.expect.retain(|(x, _)| *x != id(e));
             let Some(at) = utc_time(e.get("CreatedAt")) else { continue };
-            if at < start - slack || at > end + slack {
-                return Err(ShapeError(format!("{asked} and got {} created at {}: {zone}", e["Id"], e["CreatedAt"])));
+            if at.date_naive() < first_day || at.date_naive() > last_day {
+                return Err(ShapeError(format!(
+                    "{asked} and got {} created at {}, on another day: the API did not filter by the dates asked for \
+                     (it may read them in another time zone than UTC); nothing was taken",
+                    e["Id"], e["CreatedAt"]
+                )));
             }
         }
         let next = match (more, list.is_empty()) {
             (false, _) => match walk.expect.first() {
                 None => Next::Done,
                 Some((x, at)) => {
-                    return Err(ShapeError(format!("{asked} and did not get {x} created at {at} (UTC) in it: {zone}")))
+                    return Err(ShapeError(format!(
+                        "{asked} and did not get {x} created at {at} (UTC), which the newest page places inside that \
+                         range: the API filtered by other dates (it may read them in another time zone than UTC); \
+                         nothing was taken"
+                    )))
                 }
             },
             (true, true) => return Err(ShapeError(format!("page {} is empty but HasNextPage is true", walk.page))),

@@ -76,18 +76,28 @@ fn pages_newest_first_until_has_next_page_is_false() {
     assert_eq!(p.next, Next::Done);
 }
 
+/// Regression (#26): any row dated outside the asked seconds failed the
+/// poll, but the spec's filter wording (`MM/dd/yyyy 00:00:00` to
+/// `23:59:59`, niaid/netsparker-cloud-js `specs/netsparker.json`) allows
+/// filtering by whole days. Rows of the asked days are taken (the walk
+/// drops those outside the window); rows of other days, or an expected row
+/// missing, fail the poll and say what was wrong.
 #[test]
-fn dates_read_in_another_zone_fail_either_way() {
-    // Read as UTC+2: the API answers logs two hours before the window.
-    let body = paged(vec![log("x", "2024-05-01T08:30:00", "Signin")], 1, false);
+fn day_granular_filtering_is_taken_and_a_missed_row_fails_accurately() {
+    // Filtered by whole days: rows earlier and later the same day.
+    let body =
+        paged(vec![log("late", "2024-05-01T23:10:00", "Signin"), log("x", "2024-05-01T08:30:00", "Signin")], 1, false);
+    let p = api().parse(&query(Some(&walk(1, &[]))), &resp(200, &body)).unwrap();
+    assert_eq!((p.events.len(), p.next), (2, Next::Done), "the walk drops what is outside the window");
+    // Another day: the filter was not applied as asked.
+    let body = paged(vec![log("y", "2024-04-30T22:00:00", "Signin")], 1, false);
     let e = api().parse(&query(Some(&walk(1, &[]))), &resp(200, &body)).unwrap_err();
-    assert!(e.0.contains("another time zone"), "{e}");
-    assert!(e.0.contains("05/01/2024 09:54:59"), "{e}");
-    // Read as UTC-5: the dated pages miss a log the newest page placed in
-    // the window.
-    let body = paged(vec![], 1, false);
+    assert!(e.0.contains("on another day") && e.0.contains("05/01/2024 09:54:59"), "{e}");
+    // Read as UTC-5 (or any other filter): the dated pages miss a log the
+    // newest page placed in the window.
+    let body = paged(vec![log("x", "2024-05-01T08:30:00", "Signin")], 1, false);
     let e = api().parse(&query(Some(&walk(1, &[("c", "2024-05-01T10:58:00Z")]))), &resp(200, &body)).unwrap_err();
-    assert!(e.0.contains("did not get c created at 2024-05-01T10:58:00") && e.0.contains("another time zone"), "{e}");
+    assert!(e.0.contains("did not get c created at 2024-05-01T10:58:00") && e.0.contains("inside that range"), "{e}");
 }
 
 #[test]
