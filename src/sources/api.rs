@@ -151,6 +151,9 @@ pub struct Defaults {
     pub interval: Duration,
     /// Longest window per walk (`None`: up to now).
     pub max_window: Option<Duration>,
+    /// Longest one walk runs (`None`: the agent's default), for APIs
+    /// whose asynchronous jobs may take long.
+    pub max_poll_time: Option<Duration>,
 }
 
 impl Default for Defaults {
@@ -161,6 +164,7 @@ impl Default for Defaults {
             lag: Duration::ZERO,
             lookback: Duration::ZERO,
             interval: super::DEFAULT_INTERVAL,
+            max_poll_time: None,
             max_window: None,
         }
     }

@@ -277,7 +277,7 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
         headers: header_map(cfg, at)?,
         origins: origins(url, cfg),
         max_pages: cfg.max_pages.unwrap_or(poller::DEFAULT_MAX_PAGES),
-        max_poll_time: cfg.max_poll_time.map_or(poller::DEFAULT_MAX_POLL_TIME, |d| d.get()),
+        max_poll_time: cfg.max_poll_time.map(|d| d.get()).or(d.max_poll_time).unwrap_or(poller::DEFAULT_MAX_POLL_TIME),
     };
     let tls_problem =
         |e: crate::transport::tls::TlsError| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }];

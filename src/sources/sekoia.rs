@@ -94,6 +94,11 @@ pub struct Sekoia {
     term: String,
     /// When the term guard runs again.
     guard: GuardSchedule,
+    /// The job of the last walk that had not ended when that walk did (a
+    /// failed poll): its range and uuid. The next walk from the same
+    /// cursor asks about it instead of creating another, which would use
+    /// up the tenant's job budget.
+    running: std::sync::Mutex<Option<((DateTime<Utc>, DateTime<Utc>), String)>>,
 }
 
 /// Build from config: `url` (a region's API base, e.g.
@@ -116,14 +121,36 @@ pub fn build(
 
 super::connector!(SekoiaConfig => build);
 
+/// How long SEKOIA.IO's own library waits for a search job to start
+/// (status 0), and then to run (status 1) (SEKOIA-IO/automation-library,
+/// the operation center's `get_events` action): a busy tenant's job is
+/// waited for as long as the vendor does.
+pub const JOB_START_WAIT: Duration = Duration::from_secs(20 * 60);
+/// See [`JOB_START_WAIT`].
+pub const JOB_RUN_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// Seconds a job has been waited for, queued and running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Waited {
+    queued: u64,
+    running: u64,
+}
+
 /// Where a walk is, carried in [`Query::state`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 enum Step {
     /// Create a job for `ranges[0]`.
     Create { ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> },
-    /// Ask how job `job` is doing (`polls` asked so far).
-    Status { ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>, job: String, polls: u32 },
+    /// Ask how job `job` is doing (`polls` asked so far, `waited` seconds
+    /// waited for it to start and then to run).
+    Status {
+        ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+        job: String,
+        polls: u32,
+        #[serde(default)]
+        waited: Waited,
+    },
     /// Read job `job`'s results from `offset`.
     Events { ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>, job: String, offset: u64 },
 }
@@ -136,17 +163,43 @@ impl Sekoia {
             cap,
             term: default_term(),
             guard: GuardSchedule::default(),
+            running: Default::default(),
         }
     }
 
-    /// The step of the walk, and whether it is the guard's.
-    fn step(q: &Query<'_>) -> Result<(bool, Step), ShapeError> {
+    /// The step of the walk, and whether it is the guard's. A walk starts
+    /// with a job of its own window, or with the job a failed walk from the
+    /// same cursor left running (then the rest of the window after it).
+    fn step(&self, q: &Query<'_>) -> Result<(bool, Step), ShapeError> {
         let read =
             |s: &Value| serde_json::from_value(s.clone()).map_err(|e| ShapeError(format!("internal walk state: {e}")));
         match q.state {
-            None => Ok((false, Step::Create { ranges: vec![(q.window.from, q.window.to)] })),
+            None => {
+                let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                Ok((
+                    false,
+                    match running {
+                        Some(((from, to), job)) if from == q.window.from && to <= q.window.to => {
+                            let mut ranges = vec![(from, to)];
+                            if to < q.window.to {
+                                ranges.push((to, q.window.to));
+                            }
+                            Step::Status { ranges, job, polls: 0, waited: Waited::default() }
+                        }
+                        _ => Step::Create { ranges: vec![(q.window.from, q.window.to)] },
+                    },
+                ))
+            }
             Some(s) if guard_of(Some(s)) == Some(OTHER_MARK) => Ok((true, read(&s["step"])?)),
             Some(s) => Ok((false, read(s)?)),
+        }
+    }
+
+    /// Forget `job` as the running one.
+    fn forget(&self, job: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.as_ref().is_some_and(|(_, j)| j == job) {
+            *running = None;
         }
     }
 
@@ -225,6 +278,9 @@ impl SourceApi for Sekoia {
             lag: Duration::from_secs(120),
             lookback: Duration::from_secs(60),
             max_window: Some(Duration::from_secs(3600)),
+            // A job may wait JOB_START_WAIT + JOB_RUN_WAIT, and a window
+            // split in sub-jobs waits for each.
+            max_poll_time: Some(Duration::from_secs(2 * 3600)),
             ..Defaults::default()
         }
     }
@@ -234,7 +290,7 @@ impl SourceApi for Sekoia {
     }
 
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
-        let (guard, step) = Sekoia::step(q)?;
+        let (guard, step) = self.step(q)?;
         match step {
             Step::Create { ranges } => {
                 let (from, to) = ranges.first().copied().ok_or_else(|| ShapeError("no range to search".into()))?;
@@ -266,22 +322,46 @@ impl SourceApi for Sekoia {
         // The body's structure, not its bytes: an item can carry an intake key.
         let excerpt = || shape(&body);
         let page = |next| Ok(ApiPage::parsed(Vec::new(), next));
-        let (guard, step) = Sekoia::step(q)?;
+        let (guard, step) = self.step(q)?;
         match step {
             Step::Create { ranges } => {
                 let job = body["uuid"].as_str().filter(|u| !u.is_empty());
                 let job = job.ok_or_else(|| ShapeError(format!("search job created without a uuid: {}", excerpt())))?;
-                page(Next::Page(wrap(guard, &Step::Status { ranges, job: job.to_owned(), polls: 0 })))
-            }
-            Step::Status { ranges, job, polls } => match body["status"].as_i64() {
-                Some(0 | 1) => {
-                    let delay = Duration::from_secs(u64::from(polls.min(9)) + 1);
-                    page(Next::Wait(delay, wrap(guard, &Step::Status { ranges, job, polls: polls + 1 })))
+                if !guard {
+                    *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some((ranges[0], job.to_owned()));
                 }
-                Some(2) => page(Next::Page(wrap(guard, &Step::Events { ranges, job, offset: 0 }))),
-                Some(s) => Err(ShapeError(format!("search job {job} ended with status {s} (cancelled or failed)"))),
-                None => Err(ShapeError(format!("search job {job} has no status: {}", excerpt()))),
-            },
+                let waited = Waited::default();
+                page(Next::Page(wrap(guard, &Step::Status { ranges, job: job.to_owned(), polls: 0, waited })))
+            }
+            Step::Status { ranges, job, polls, mut waited } => {
+                let status = body["status"].as_i64();
+                if status != Some(0) && status != Some(1) {
+                    // Ended, one way or another: not to be asked about again.
+                    self.forget(&job);
+                }
+                match status {
+                    Some(s @ (0 | 1)) => {
+                        let delay = Duration::from_secs(u64::from(polls.min(9)) + 1);
+                        let (spent, limit, what) = match s {
+                            0 => (&mut waited.queued, JOB_START_WAIT, "to start"),
+                            _ => (&mut waited.running, JOB_RUN_WAIT, "to finish"),
+                        };
+                        if *spent >= limit.as_secs() {
+                            return Err(ShapeError(format!(
+                                "search job {job} waited {} min {what}, as long as SEKOIA.IO's own tools wait; the tenant \
+                                 is busy: the next poll asks about the same job",
+                                *spent / 60
+                            )));
+                        }
+                        *spent += delay.as_secs();
+                        let next = Step::Status { ranges, job, polls: polls + 1, waited };
+                        page(Next::Wait(delay, wrap(guard, &next)))
+                    }
+                    Some(2) => page(Next::Page(wrap(guard, &Step::Events { ranges, job, offset: 0 }))),
+                    Some(s) => Err(ShapeError(format!("search job {job} ended with status {s} (cancelled or failed)"))),
+                    None => Err(ShapeError(format!("search job {job} has no status: {}", excerpt()))),
+                }
+            }
             Step::Events { mut ranges, job, offset } => {
                 let items = body["items"].as_array();
                 let items = items.ok_or_else(|| ShapeError(format!("job results without items: {}", excerpt())))?;
@@ -317,7 +397,7 @@ impl SourceApi for Sekoia {
                 let offset = offset + items.len() as u64;
                 if items.is_empty() && offset < total {
                     return Err(ShapeError(format!(
-                        "search job {job} returned no items at offset {offset} of {total} (results expire after 10 minutes)"
+                        "search job {job} returned no items at offset {offset} of {total} (its results expired: results_ttl is 10 or 30 minutes)"
                     )));
                 }
                 let next = if offset < total {

@@ -19,8 +19,11 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Most `Next::Wait` steps in one walk (an asynchronous job that never ends).
-const MAX_WAITS: u32 = 120;
+/// Most `Next::Wait` steps in one walk: an API that asks to wait and
+/// again without end (a walk's `max_poll_time` bounds the time; this, the
+/// requests of waits that are very short). SEKOIA.IO's job, waited for as
+/// long as its own tools wait (50 min at up to 10 s), asks ~300 times.
+const MAX_WAITS: u32 = 1000;
 
 /// Most requests `check --connect` makes for one source while nothing has
 /// arrived: enough for a search job and a guard's job after it.

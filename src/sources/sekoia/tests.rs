@@ -106,7 +106,8 @@ fn a_job_at_the_cap_is_split_and_searched_again() {
 #[test]
 fn failures_of_the_job_are_loud() {
     let a = api(5);
-    let status = state(&Step::Status { ranges: vec![(t(FROM), t(TO))], job: "j".into(), polls: 0 });
+    let status =
+        state(&Step::Status { ranges: vec![(t(FROM), t(TO))], job: "j".into(), polls: 0, waited: Waited::default() });
     let events = state(&Step::Events { ranges: vec![(t(FROM), t(TO))], job: "j".into(), offset: 2 });
     let tiny = state(&Step::Events { ranges: vec![(t(TO), t(TO))], job: "j".into(), offset: 0 });
     let cases = [
@@ -398,4 +399,60 @@ fn query_replaces_the_search_term() {
     let (api, _) = build(&cfg, "source[0]", &env, &mut problems).unwrap();
     let req = api.request(&query(None)).unwrap();
     assert_eq!(sent_json(&req)["term"], "sekoiaio.intake.dialect:\"sekoia.io activity logs\"");
+}
+
+/// Regression (#26): a walk gave up after 120 waits (~19 min) while
+/// SEKOIA.IO's own library (SEKOIA-IO/automation-library, the operation
+/// center's `get_events`) waits up to 20 min for a job to start and 30 min
+/// for it to run; the next poll then created another job, using up the
+/// tenant's job budget. Now a job is waited for as long as the vendor
+/// waits, and a walk that failed leaves its job to the next one.
+#[test]
+fn a_busy_tenants_job_is_waited_for_as_the_vendor_does_and_then_reused() {
+    let a = api(MAX_LAST_EVENTS);
+    let status = |queued: u64, running: u64| {
+        state(&Step::Status {
+            ranges: vec![(t(FROM), t(TO))],
+            job: "job-1".into(),
+            polls: 40,
+            waited: Waited { queued, running },
+        })
+    };
+    let (_, p) = step(&a, Some(&status(JOB_START_WAIT.as_secs() - 10, 0)), json!({ "uuid": "job-1", "status": 0 }));
+    assert!(matches!(p.next, Next::Wait(d, _) if d == Duration::from_secs(10)), "still waited for: {:?}", p.next);
+    let s = status(JOB_START_WAIT.as_secs(), 0);
+    let e = a.parse(&query(Some(&s)), &resp(200, &json!({ "uuid": "job-1", "status": 0 }))).unwrap_err();
+    assert!(e.0.contains("waited 20 min to start"), "{e}");
+    let s = status(JOB_START_WAIT.as_secs(), JOB_RUN_WAIT.as_secs() - 10);
+    let ok = a.parse(&query(Some(&s)), &resp(200, &json!({ "uuid": "job-1", "status": 1 })));
+    assert!(ok.is_ok(), "running: up to 30 min");
+    let s = status(0, JOB_RUN_WAIT.as_secs());
+    let e = a.parse(&query(Some(&s)), &resp(200, &json!({ "uuid": "job-1", "status": 1 }))).unwrap_err();
+    assert!(e.0.contains("waited 30 min to finish"), "{e}");
+    assert!(a.defaults().max_poll_time.unwrap() >= JOB_START_WAIT + JOB_RUN_WAIT, "the walk may wait that long");
+
+    // A walk creates job-7 and fails while it runs: the next walk from the
+    // same cursor asks about job-7 instead of creating a job, and then
+    // searches the rest of its longer window.
+    let b = api(MAX_LAST_EVENTS);
+    let (create, _) = step(&b, None, json!({ "uuid": "job-7" }));
+    assert_eq!(create.method, reqwest::Method::POST);
+    let later = "2024-05-01T11:20:00Z";
+    let q = testkit::query(window(FROM, later), None, 100);
+    let req = b.request(&q).unwrap();
+    assert_eq!(req.method, reqwest::Method::GET, "no new job");
+    assert!(req.url.as_str().ends_with("/jobs/job-7"), "{}", req.url);
+    let p = b.parse(&q, &resp(200, &json!({ "uuid": "job-7", "status": 2, "total": 0 }))).unwrap();
+    let s = next_state(&p);
+    let q = testkit::query(window(FROM, later), Some(&s), 100);
+    let p = b.parse(&q, &resp(200, &json!({ "items": [], "total": 0 }))).unwrap();
+    let s = next_state(&p);
+    let q = testkit::query(window(FROM, later), Some(&s), 100);
+    let req = b.request(&q).unwrap();
+    let body = sent_json(&req);
+    assert_eq!(body["earliest_time"], "2024-05-01T11:00:00.000000Z", "the rest of the window");
+    assert_eq!(body["latest_time"], "2024-05-01T11:20:00.000000Z");
+    // A job that ended is not asked about again.
+    let req = b.request(&testkit::query(window(FROM, later), None, 100)).unwrap();
+    assert_eq!(req.method, reqwest::Method::POST);
 }
