@@ -98,7 +98,7 @@ pub struct Sekoia {
     /// failed poll): its range and uuid. The next walk from the same
     /// cursor asks about it instead of creating another, which would use
     /// up the tenant's job budget.
-    running: std::sync::Mutex<Option<((DateTime<Utc>, DateTime<Utc>), String)>>,
+    running: std::sync::Mutex<Option<(Range, String)>>,
 }
 
 /// Build from config: `url` (a region's API base, e.g.
@@ -128,6 +128,9 @@ super::connector!(SekoiaConfig => build);
 pub const JOB_START_WAIT: Duration = Duration::from_secs(20 * 60);
 /// See [`JOB_START_WAIT`].
 pub const JOB_RUN_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// A time range a job searches.
+type Range = (DateTime<Utc>, DateTime<Utc>);
 
 /// Seconds a job has been waited for, queued and running.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
