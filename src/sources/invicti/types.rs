@@ -136,6 +136,10 @@ pub const TYPES: &[(&str, Ecs)] = &[
     ("RoleCreated", IAM_CREATED),
     ("RoleUpdated", IAM_CHANGED),
     ("RoleDelete", IAM_DELETED),
+    // The 107th value of the spec's enum (niaid/netsparker-cloud-js
+    // `specs/netsparker.json`), missing from the model file: a role that
+    // limits a member's rights, set or changed.
+    ("LimitingRole", IAM_CHANGED),
     ("TeamCreated", GROUP_CREATED),
     ("TeamUpdated", GROUP_CHANGED),
     ("TeamDelete", GROUP_DELETED),
