@@ -216,6 +216,14 @@ impl FakeKeepnet {
         ids
     }
 
+    /// Move every log `by` into the past.
+    fn backdate(&self, by: chrono::Duration) {
+        for (t, v) in &mut self.state.lock().unwrap().logs {
+            *t -= by;
+            v["logDate"] = json!(t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        }
+    }
+
     fn block(&self, name: &str, secret: &str) -> String {
         format!(
             "[[source]]\nname = \"{name}\"\ntype = \"keepnet\"\nurl = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{secret}\"\n",
@@ -323,6 +331,24 @@ fn keepnet_a_log_date_filter_that_matches_nothing_is_not_a_quiet_tenant() {
     let ids = api.add(5);
     let fix = || api.state.lock().unwrap().log_date_matches_nothing = false;
     common::compliance::check_wrong_guess_is_loud(&api.block("kn", SECRET), "does not filter on `LogDate`", fix, &ids);
+}
+
+/// A catch-up longer than one window (Keepnet's windows are a day; here
+/// `start_at` three days back): with a `LogDate` filter that matches
+/// nothing, the window 2.5 days back, which holds logs, must not pass for
+/// quiet because the newest log overall (today's) lies after it. The poll
+/// fails naming the filter, the cursor stays, and once the filter works
+/// the old logs arrive too.
+#[test]
+fn keepnet_a_catch_up_window_whose_logs_the_filter_misses_is_not_skipped() {
+    let api = FakeKeepnet::start();
+    api.state.lock().unwrap().log_date_matches_nothing = true;
+    let mut ids = api.add(4);
+    api.backdate(chrono::Duration::hours(60));
+    ids.extend(api.add(2));
+    let block = format!("{}start_at = \"3d\"\n", api.block("kn", SECRET));
+    let fix = || api.state.lock().unwrap().log_date_matches_nothing = false;
+    common::compliance::check_wrong_guess_is_loud(&block, "does not filter on `LogDate`", fix, &ids);
 }
 
 compliance_tests!(FakeKeepnet::start());

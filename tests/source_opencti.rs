@@ -363,4 +363,22 @@ fn opencti_a_timestamp_filter_that_matches_nothing_is_not_a_quiet_platform() {
     common::compliance::check_wrong_guess_is_loud(&block, "does not filter audits on `timestamp`", fix, &ids);
 }
 
+/// A catch-up longer than one window (`max_window = "1h"`, `start_at`
+/// three hours back) with more audits since than the guard's first page
+/// holds: with a `timestamp` filter that matches nothing, the window 2.5 h
+/// back, which holds audits, must not pass for quiet because the newest
+/// 100 audits all lie after it. The poll fails naming the filter, the
+/// cursor stays, and once the filter works the old audits arrive too.
+#[test]
+fn opencti_a_catch_up_window_whose_audits_the_filter_misses_is_not_skipped() {
+    let api = FakeOpencti::start();
+    api.state.lock().unwrap().timestamp_filter_matches_nothing = true;
+    let mut ids = api.add(5);
+    api.backdate(150 * 60_000);
+    ids.extend(api.add(150));
+    let block = format!("{}start_at = \"3h\"\nmax_window = \"1h\"\n", api.block("octi", TOKEN));
+    let fix = || api.state.lock().unwrap().timestamp_filter_matches_nothing = false;
+    common::compliance::check_wrong_guess_is_loud(&block, "does not filter audits on `timestamp`", fix, &ids);
+}
+
 compliance_tests!(FakeOpencti::start());

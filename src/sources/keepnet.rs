@@ -18,12 +18,26 @@
 //! letting the cursor skip anything.
 //!
 //! A filter that matches nothing at all would look exactly like a quiet
-//! tenant, so a window that comes back empty is followed by one guard
-//! request ([`api::guard_state`](super::api::guard_state)): the newest log,
-//! unfiltered (one row, newest first). If that log lies inside the window,
-//! the `LogDate` filter is not what Keepnet applies: the poll fails naming
-//! the filter, and the cursor stays. This costs one request per empty poll
-//! and also runs in `check --connect`.
+//! tenant, so a window that comes back empty is followed by guard requests
+//! ([`api::guard_state`](super::api::guard_state)) that ask, without
+//! trusting the `LogDate` range, whether any log lies in the window:
+//!
+//! 1. [`NEWEST`]: the newest log, unfiltered (one row, newest first). Inside
+//!    the window: the filter is wrong. Older than the window, or no log at
+//!    all: the window is truly empty. Newer (a catch-up window, days back):
+//!    step 2.
+//! 2. [`BEFORE_END`]: the newest log at or before the window's end (the
+//!    `LogDate <=` item alone, newest first). Inside the window, or after
+//!    its end (the item ignored): the filter is wrong. Older: the window is
+//!    truly empty. No row: step 3, as a filter that matches nothing
+//!    answers no row too.
+//! 3. [`OLDEST`]: the oldest log, unfiltered. At or before the window's end:
+//!    step 2 should have found it, the filter is wrong. Otherwise the window
+//!    lies before the whole log.
+//!
+//! A wrong filter fails the poll naming it, and the cursor stays. This
+//! costs one to three requests per empty window and also runs in
+//! `check --connect`.
 
 use super::api::{
     guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
@@ -89,27 +103,71 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The guard step: the newest log, unfiltered.
+/// Guard step 1: the newest log, unfiltered.
 const NEWEST: &str = "newest_unfiltered";
+/// Guard step 2: the newest log at or before the window's end.
+const BEFORE_END: &str = "newest_before_end";
+/// Guard step 3: the oldest log, unfiltered.
+const OLDEST: &str = "oldest_unfiltered";
 
-/// The guard's verdict: the filtered search found nothing in `[from, to]`;
-/// the newest log must then not lie inside.
-fn newest_inside(results: &[Value], from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ShapeError> {
-    let newest = results.first();
-    let at = newest.and_then(|e| utc_time(field(e, "logDate")));
-    match (newest, at) {
-        (Some(e), Some(at)) if from <= at && at <= to => {
-            let id = field(e, "resourceId").or(field(e, "logId")).cloned().unwrap_or(Value::Null);
-            Err(ShapeError(format!(
-                "the filter LogDate >= {} and LogDate <= {} matched nothing, yet the newest log ({id}, logged at {}) \
-                 lies inside it: Keepnet does not filter on `LogDate` as assumed; nothing was taken and the cursor \
-                 stays",
-                stamp(from),
-                stamp(to),
-                stamp(at)
-            )))
+/// A one-row search for a guard step: newest first unless `ascending`,
+/// with `items` (none: unfiltered, but never a null filter).
+fn guard_search(ascending: bool, items: Vec<Value>) -> Value {
+    let groups = if items.is_empty() {
+        json!([])
+    } else {
+        json!([{ "condition": "AND", "filterItems": items, "filterGroups": [] }])
+    };
+    json!({
+        "pageNumber": 1,
+        "pageSize": 1,
+        "orderBy": "LogDate",
+        "ascending": ascending,
+        "filter": { "condition": "AND", "searchInputTextValue": "", "filterGroups": groups },
+    })
+}
+
+fn log_date_item(op: &str, t: DateTime<Utc>) -> Value {
+    json!({ "fieldName": "LogDate", "operator": op, "value": stamp(t) })
+}
+
+/// The guard's verdict on a step's row (module doc): `Ok(None)` when the
+/// window is truly empty, `Ok(Some(step))` when another step must tell.
+fn guard_verdict(
+    step: &str,
+    results: &[Value],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Option<&'static str>, ShapeError> {
+    let row = results.first().and_then(|e| Some((e, utc_time(field(e, "logDate"))?)));
+    let wrong = |what: String| {
+        ShapeError(format!(
+            "the filter LogDate >= {} and LogDate <= {} matched nothing, yet {what}: Keepnet does not filter on \
+             `LogDate` as assumed; nothing was taken and the cursor stays",
+            stamp(from),
+            stamp(to)
+        ))
+    };
+    let named = |e: &Value, at: DateTime<Utc>| {
+        let id = field(e, "resourceId").or(field(e, "logId")).cloned().unwrap_or(Value::Null);
+        format!("({id}, logged at {})", stamp(at))
+    };
+    match (step, row) {
+        (_, Some((e, at))) if step != OLDEST && from <= at && at <= to => {
+            let which = if step == NEWEST { "overall" } else { "at or before its end" };
+            Err(wrong(format!("the newest log {which} {} lies inside it", named(e, at))))
         }
-        _ => Ok(()),
+        (NEWEST, Some((_, at))) if at > to => Ok(Some(BEFORE_END)),
+        (BEFORE_END, Some((e, at))) if at > to => {
+            Err(wrong(format!("asked for LogDate <= {} alone, Keepnet answered the log {}", stamp(to), named(e, at))))
+        }
+        (BEFORE_END, None) => Ok(Some(OLDEST)),
+        (OLDEST, Some((e, at))) if at <= to => Err(wrong(format!(
+            "the oldest log {} lies at or before its end and LogDate <= {} alone matched nothing",
+            named(e, at),
+            stamp(to)
+        ))),
+        _ => Ok(None),
     }
 }
 
@@ -129,19 +187,18 @@ impl SourceApi for Keepnet {
     }
 
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
-        if guard_of(q.state) == Some(NEWEST) {
-            let body = json!({
-                "pageNumber": 1,
-                "pageSize": 1,
-                "orderBy": "LogDate",
-                "ascending": false,
-                "filter": { "condition": "AND", "searchInputTextValue": "", "filterGroups": [] },
-            });
-            return Ok(ApiRequest::post_json(self.search.clone(), body));
+        let (from, to) = bounds(q);
+        match guard_of(q.state) {
+            Some(NEWEST) => return Ok(ApiRequest::post_json(self.search.clone(), guard_search(false, vec![]))),
+            Some(BEFORE_END) => {
+                let body = guard_search(false, vec![log_date_item("<=", to)]);
+                return Ok(ApiRequest::post_json(self.search.clone(), body));
+            }
+            Some(OLDEST) => return Ok(ApiRequest::post_json(self.search.clone(), guard_search(true, vec![]))),
+            _ => {}
         }
         let page = q.state.and_then(|s| s["page"].as_u64()).unwrap_or(1);
-        let (from, to) = bounds(q);
-        let item = |op: &str, t| json!({ "fieldName": "LogDate", "operator": op, "value": stamp(t) });
+        let item = log_date_item;
         let body = json!({
             "pageNumber": page,
             "pageSize": q.page_size,
@@ -175,8 +232,12 @@ impl SourceApi for Keepnet {
             return Err(ShapeError(format!("no data.results in the answer: {}", excerpt())));
         };
         let (from, to) = bounds(q);
-        if guard_of(q.state) == Some(NEWEST) {
-            return newest_inside(results, from, to).map(|()| ApiPage::parsed(Vec::new(), Next::Done));
+        if let Some(step) = guard_of(q.state) {
+            let next = match guard_verdict(step, results, from, to)? {
+                Some(next) => Next::Page(guard_state(next)),
+                None => Next::Done,
+            };
+            return Ok(ApiPage::parsed(Vec::new(), next));
         }
         let slack = chrono::Duration::seconds(1);
         let mut last = q.state.and_then(|s| utc_time(s.get("last")));

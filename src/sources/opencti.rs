@@ -14,14 +14,27 @@
 //! The `timestamp` filter is a guess (OpenCTI documents `FilterGroup` keys
 //! for knowledge, not for the Activity log), and a filter that matches
 //! nothing would look exactly like a quiet platform. So a window that comes
-//! back empty is followed by one guard request
-//! ([`api::guard_state`](super::api::guard_state)): the newest audits,
-//! unfiltered (newest first, [`GUARD_ROWS`] rows). If one of them lies
-//! inside the window (and is old enough to have been indexed when the
-//! window was asked for, [`INDEXING_DELAY`]), the filter is not what
-//! OpenCTI applies: the poll fails naming it, and the cursor stays. This
-//! costs one request per empty poll and also runs in `check --connect`.
-//! There is no key to change the filter; the message says so.
+//! back empty is followed by guard requests
+//! ([`api::guard_state`](super::api::guard_state)) that ask, without
+//! trusting the range filter, whether an audit indexed in time (older than
+//! the window's end less [`INDEXING_DELAY`]) lies in the window:
+//!
+//! 1. [`NEWEST`]: the newest [`GUARD_ROWS`] audits, unfiltered, newest first.
+//!    One inside the window: the filter is wrong. The rows reach back past
+//!    the window's start, or are all there is: the window is truly empty.
+//!    Otherwise (a catch-up window further back, or a busy platform): step 2.
+//! 2. [`BEFORE_END`]: the newest audit at or before that bound (the `lte`
+//!    filter alone, newest first). Inside the window, or after the bound
+//!    (the filter ignored): the filter is wrong. Older: the window is truly
+//!    empty. No row: step 3, as a filter that matches nothing answers none.
+//! 3. [`OLDEST`]: the oldest audit, unfiltered. At or before the bound: step
+//!    2 should have found it, the filter is wrong. Otherwise the window lies
+//!    before the whole log.
+//!
+//! A wrong filter fails the poll naming it, and the cursor stays. This
+//! costs one to three requests per empty window and also runs in
+//! `check --connect`. There is no key to change the filter; the message
+//! says so.
 //!
 //! With `include_history = true` OpenCTI does not fail for a type the
 //! token may not read: `computeAuditTypes` (`domain/log.ts`) drops History
@@ -65,8 +78,12 @@ pub const GUARD_ROWS: u32 = 100;
 /// stream every few seconds): a newer event the filtered query did not
 /// return may simply not have been indexed yet, so the guard ignores it.
 pub const INDEXING_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
-/// The guard step: the newest audits, unfiltered.
+/// Guard step 1: the newest audits, unfiltered.
 const NEWEST: &str = "newest_unfiltered";
+/// Guard step 2: the newest audit at or before the window's end.
+const BEFORE_END: &str = "newest_before_end";
+/// Guard step 3: the oldest audit, unfiltered.
+const OLDEST: &str = "oldest_unfiltered";
 
 /// How long a capability check holds before a walk checks again (a role
 /// can be changed on the platform at any time).
@@ -81,6 +98,23 @@ const NEEDS: [(&str, &str); 2] = [("Activity", "SETTINGS_SECURITYACTIVITY"), ("H
 /// The guard's query: no filter, newest first.
 const NEWEST_QUERY: &str = "query AuditrelayNewestAudits($types: [String!], $first: Int) {
   audits(types: $types, first: $first, orderBy: timestamp, orderMode: desc) {
+    pageInfo { endCursor hasNextPage }
+    edges { node { id timestamp } }
+  }
+}";
+
+/// The guard's query bounded by the window's end: newest first.
+const BEFORE_END_QUERY: &str =
+    "query AuditrelayAuditsBeforeEnd($types: [String!], $first: Int, $filters: FilterGroup) {
+  audits(types: $types, first: $first, orderBy: timestamp, orderMode: desc, filters: $filters) {
+    pageInfo { endCursor hasNextPage }
+    edges { node { id timestamp } }
+  }
+}";
+
+/// The guard's query for the oldest audit: no filter, oldest first.
+const OLDEST_QUERY: &str = "query AuditrelayOldestAudits($types: [String!], $first: Int) {
+  audits(types: $types, first: $first, orderBy: timestamp, orderMode: asc) {
     pageInfo { endCursor hasNextPage }
     edges { node { id timestamp } }
   }
@@ -220,12 +254,21 @@ impl SourceApi for OpenCti {
     }
 
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError> {
-        if guard_of(q.state) == Some(NEWEST) {
-            let variables = json!({ "types": self.types, "first": GUARD_ROWS });
-            return Ok(ApiRequest::post_json(
-                self.url.clone(),
-                json!({ "query": NEWEST_QUERY, "variables": variables }),
-            ));
+        let guard = |query: &str, variables: Value| {
+            Ok(ApiRequest::post_json(self.url.clone(), json!({ "query": query, "variables": variables })))
+        };
+        match guard_of(q.state) {
+            Some(NEWEST) => return guard(NEWEST_QUERY, json!({ "types": self.types, "first": GUARD_ROWS })),
+            Some(BEFORE_END) => {
+                let filters = json!({
+                    "mode": "and",
+                    "filterGroups": [],
+                    "filters": [{ "key": ["timestamp"], "operator": "lte", "values": [value(checked_to(q))], "mode": "or" }],
+                });
+                return guard(BEFORE_END_QUERY, json!({ "types": self.types, "first": 1, "filters": filters }));
+            }
+            Some(OLDEST) => return guard(OLDEST_QUERY, json!({ "types": self.types, "first": 1 })),
+            _ => {}
         }
         if self.capabilities_due(q) {
             return Ok(ApiRequest::post_json(self.url.clone(), json!({ "query": CAPABILITIES })));
@@ -262,8 +305,13 @@ impl SourceApi for OpenCti {
         let audits = audits.ok_or_else(|| ShapeError(format!("no data.audits in the answer: {}", excerpt())))?;
         let edges =
             audits["edges"].as_array().ok_or_else(|| ShapeError(format!("audits.edges missing: {}", excerpt())))?;
-        if guard_of(q.state) == Some(NEWEST) {
-            return newest_inside(q, edges).map(|()| ApiPage::parsed(Vec::new(), Next::Done));
+        if let Some(step) = guard_of(q.state) {
+            let more = audits.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool).unwrap_or(true);
+            let next = match guard_verdict(q, step, edges, more)? {
+                Some(next) => Next::Page(guard_state(next)),
+                None => Next::Done,
+            };
+            return Ok(ApiPage::parsed(Vec::new(), next));
         }
         let more = audits.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool);
         let more = more.ok_or_else(|| ShapeError(format!("audits.pageInfo.hasNextPage missing: {}", excerpt())))?;
@@ -351,25 +399,60 @@ fn value(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The guard's verdict: the filtered query found nothing in the window;
-/// no audit indexed in time may lie inside it.
-fn newest_inside(q: &Query<'_>, edges: &[Value]) -> Result<(), ShapeError> {
+/// The newest time the guard holds an audit must have been indexed by
+/// when the window was asked for ([`INDEXING_DELAY`]).
+fn checked_to(q: &Query<'_>) -> chrono::DateTime<chrono::Utc> {
+    bounds(q).1 - INDEXING_DELAY
+}
+
+/// The guard's verdict on a step's rows (module doc): `Ok(None)` when the
+/// window is truly empty, `Ok(Some(step))` when another step must tell.
+/// `more`: the step's answer has further pages.
+fn guard_verdict(q: &Query<'_>, step: &str, edges: &[Value], more: bool) -> Result<Option<&'static str>, ShapeError> {
     let (from, to) = bounds(q);
-    let inside = edges.iter().find_map(|e| {
-        let at = utc_time(e.pointer("/node/timestamp"))?;
-        (from <= at && at <= to - INDEXING_DELAY).then(|| (e.pointer("/node/id").cloned().unwrap_or(Value::Null), at))
-    });
-    match inside {
-        None => Ok(()),
-        Some((id, at)) => Err(ShapeError(format!(
-            "the filter timestamp gte {} and timestamp lte {} matched no audit, yet audit {id} (at {}) lies inside \
-             it: this OpenCTI does not filter audits on `timestamp` as assumed (FilterGroup, OpenCTI 5.12 or later); \
-             no configuration key changes the filter, so upgrade OpenCTI or report it; nothing was taken and the \
-             cursor stays",
+    let end = checked_to(q);
+    let rows: Vec<(Value, chrono::DateTime<chrono::Utc>)> = edges
+        .iter()
+        .filter_map(|e| {
+            Some((e.pointer("/node/id").cloned().unwrap_or(Value::Null), utc_time(e.pointer("/node/timestamp"))?))
+        })
+        .collect();
+    let wrong = |what: String| {
+        ShapeError(format!(
+            "the filter timestamp gte {} and timestamp lte {} matched no audit, yet {what}: this OpenCTI does not \
+             filter audits on `timestamp` as assumed (FilterGroup, OpenCTI 5.12 or later); no configuration key \
+             changes the filter, so upgrade OpenCTI or report it; nothing was taken and the cursor stays",
             value(from),
-            value(to),
-            value(at)
-        ))),
+            value(to)
+        ))
+    };
+    if step != OLDEST {
+        if let Some((id, at)) = rows.iter().find(|(_, at)| from <= *at && *at <= end) {
+            return Err(wrong(format!("audit {id} (at {}) lies inside it", value(*at))));
+        }
+    }
+    let first = rows.first();
+    match step {
+        NEWEST if !more || rows.last().is_some_and(|(_, at)| *at < from) => Ok(None),
+        NEWEST => Ok(Some(BEFORE_END)),
+        BEFORE_END => match first {
+            Some((id, at)) if *at > end + chrono::TimeDelta::milliseconds(1) => Err(wrong(format!(
+                "asked for timestamp lte {} alone, OpenCTI answered audit {id} (at {})",
+                value(end),
+                value(*at)
+            ))),
+            Some(_) => Ok(None),
+            None => Ok(Some(OLDEST)),
+        },
+        _ => match first {
+            Some((id, at)) if *at <= end => Err(wrong(format!(
+                "the oldest audit {id} (at {}) is at or before {}, where timestamp lte {} alone matched none",
+                value(*at),
+                value(end),
+                value(end)
+            ))),
+            _ => Ok(None),
+        },
     }
 }
 

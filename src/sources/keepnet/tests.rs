@@ -233,3 +233,55 @@ fn the_guard_message_reads_as_one_sentence() {
     let e = a.parse(&query(Some(&guard)), &resp(200, &inside)).unwrap_err();
     assert!(!e.0.contains("  "), "no run of spaces from a broken line continuation: {e}");
 }
+
+/// A catch-up window (a day, days back): the newest log overall is newer
+/// than the window's end, so it proves nothing about the window. The guard
+/// then asks for the newest log at or before the window's end, and when
+/// that finds nothing (a filter that matches nothing answers no row either)
+/// for the oldest log: one at or before the window's end means the filter
+/// is wrong. Rows are `AuditLogSearchView`s in the `ServiceResult`
+/// envelope of Keepnet's OpenAPI document (ucarozan/keepnet-docs,
+/// `openapi/keepnet-api-spec.json`).
+#[test]
+fn a_catch_up_window_is_checked_for_logs_before_its_end() {
+    let a = api();
+    let p = a.parse(&query(None), &resp(200, &service_result(vec![], 0))).unwrap();
+    let Next::Page(newest) = p.next else { panic!("{:?}", p.next) };
+    // The window is 2024-05-01 10:00 to 11:00; the newest log is days later.
+    let today = service_result(vec![view("r-today", "2024-05-04T08:00:00Z", "Update")], 1);
+    let p = a.parse(&query(Some(&newest)), &resp(200, &today)).unwrap();
+    assert!(p.events.is_empty(), "the guard's row is never taken");
+    let Next::Page(before_end) = p.next else { panic!("a newer log proves nothing about the window: {:?}", p.next) };
+    let b = sent_json(&a.request(&query(Some(&before_end))).unwrap());
+    assert_eq!((b["pageSize"].clone(), b["ascending"].clone()), (json!(1), json!(false)));
+    assert_eq!(
+        b["filter"]["filterGroups"][0]["filterItems"],
+        json!([{ "fieldName": "LogDate", "operator": "<=", "value": "2024-05-01T11:00:00.000Z" }]),
+        "bounded by the window's end only"
+    );
+
+    // The filter matched nothing here too: the oldest log decides.
+    let p = a.parse(&query(Some(&before_end)), &resp(200, &service_result(vec![], 0))).unwrap();
+    let Next::Page(oldest) = p.next else { panic!("{:?}", p.next) };
+    let b = sent_json(&a.request(&query(Some(&oldest))).unwrap());
+    assert_eq!((b["pageSize"].clone(), b["ascending"].clone()), (json!(1), json!(true)));
+    assert_eq!(b["filter"]["filterGroups"], json!([]), "unfiltered, never null");
+    let old = service_result(vec![view("r-old", "2024-04-20T07:00:00Z", "Create")], 1);
+    let e = a.parse(&query(Some(&oldest)), &resp(200, &old)).unwrap_err();
+    assert!(e.0.contains("r-old") && e.0.contains("does not filter on `LogDate`") && !e.0.contains("  "), "{e}");
+    let inside = service_result(vec![view("r-in", "2024-05-01T10:30:00Z", "Create")], 1);
+    assert!(a.parse(&query(Some(&oldest)), &resp(200, &inside)).is_err());
+    for later in [service_result(vec![view("r-new", "2024-05-02T07:00:00Z", "Create")], 1), service_result(vec![], 0)] {
+        let p = a.parse(&query(Some(&oldest)), &resp(200, &later)).unwrap();
+        assert_eq!(p.next, Next::Done, "the window lies before the whole log");
+    }
+
+    // The bounded search answered: inside the window, or after its end
+    // (the item ignored), is a wrong filter; older is a quiet window.
+    let e = a.parse(&query(Some(&before_end)), &resp(200, &inside)).unwrap_err();
+    assert!(e.0.contains("r-in") && e.0.contains("the newest log at or before its end ("), "{e}");
+    let e = a.parse(&query(Some(&before_end)), &resp(200, &today)).unwrap_err();
+    assert!(e.0.contains("LogDate <= 2024-05-01T11:00:00.000Z alone") && e.0.contains("r-today"), "{e}");
+    let p = a.parse(&query(Some(&before_end)), &resp(200, &old)).unwrap();
+    assert_eq!(p.next, Next::Done, "nothing between the older log and the window's end");
+}

@@ -355,3 +355,57 @@ fn include_history_checks_the_token_capabilities_first() {
     // Activity alone: a missing capability is OpenCTI's own ForbiddenAccess.
     assert!(sent_json(&api().request(&query(None)).unwrap())["variables"]["filters"].is_object());
 }
+
+/// A catch-up window (hours back, or a busy platform): the newest
+/// [`GUARD_ROWS`] audits are all newer than the window, so they prove
+/// nothing about it. The guard then asks for the newest audit at or before
+/// the window's end (`timestamp lte` alone), and when that finds none (a
+/// filter that matches nothing answers none either) for the oldest audit:
+/// one at or before the window's end means the filter is wrong. The
+/// answers have the `audits` connection shape of OpenCTI's schema
+/// (`pageInfo { endCursor hasNextPage }`, `edges { node { id timestamp } }`,
+/// as `tests/02-integration/02-resolvers/audit-test.ts` selects it).
+#[test]
+fn a_catch_up_window_is_checked_for_audits_before_its_end() {
+    let a = api();
+    let Next::Page(newest) = a.parse(&query(None), &resp(200, &page(vec![], false, None))).unwrap().next else {
+        panic!("an empty window is checked")
+    };
+    let row = |id: &str, at: &str| json!({ "id": id, "timestamp": at });
+    // The window is 10:00:00.123 to 11:00:00.001; every row is later.
+    let later =
+        page(vec![row("n1", "2024-05-01T14:00:00.000Z"), row("n2", "2024-05-01T13:00:00.000Z")], true, Some("c"));
+    let p = a.parse(&query(Some(&newest)), &resp(200, &later)).unwrap();
+    assert!(p.events.is_empty(), "the guard's rows are never taken");
+    let Next::Page(before_end) = p.next else { panic!("newer rows prove nothing about the window: {:?}", p.next) };
+    let body = sent_json(&a.request(&query(Some(&before_end))).unwrap());
+    assert!(body["query"].as_str().unwrap().contains("orderBy: timestamp, orderMode: desc, filters: $filters"));
+    assert_eq!(body["variables"]["first"], 1);
+    assert_eq!(
+        body["variables"]["filters"]["filters"],
+        json!([{ "key": ["timestamp"], "operator": "lte", "values": ["2024-05-01T10:59:30.001Z"], "mode": "or" }]),
+        "bounded by the window's end (less the indexing delay) only"
+    );
+
+    let p = a.parse(&query(Some(&before_end)), &resp(200, &page(vec![], false, None))).unwrap();
+    let Next::Page(oldest) = p.next else { panic!("no row proves nothing: {:?}", p.next) };
+    let body = sent_json(&a.request(&query(Some(&oldest))).unwrap());
+    let text = body["query"].as_str().unwrap();
+    assert!(text.contains("orderBy: timestamp, orderMode: asc") && !text.contains("filters"), "{text}");
+    let old = page(vec![row("o1", "2024-04-20T07:00:00.000Z")], true, Some("c"));
+    let e = a.parse(&query(Some(&oldest)), &resp(200, &old)).unwrap_err();
+    assert!(
+        e.0.contains("\"o1\"") && e.0.contains("does not filter audits on `timestamp`") && !e.0.contains("  "),
+        "{e}"
+    );
+    for none_before in [page(vec![row("n3", "2024-05-01T12:00:00.000Z")], true, Some("c")), page(vec![], false, None)] {
+        assert_eq!(a.parse(&query(Some(&oldest)), &resp(200, &none_before)).unwrap().next, Next::Done);
+    }
+
+    let inside = page(vec![row("i1", "2024-05-01T10:30:00.000Z")], true, Some("c"));
+    let e = a.parse(&query(Some(&before_end)), &resp(200, &inside)).unwrap_err();
+    assert!(e.0.contains("\"i1\"") && e.0.contains("lies inside it"), "{e}");
+    let e = a.parse(&query(Some(&before_end)), &resp(200, &later)).unwrap_err();
+    assert!(e.0.contains("lte 2024-05-01T10:59:30.001Z alone") && e.0.contains("\"n1\""), "{e}");
+    assert_eq!(a.parse(&query(Some(&before_end)), &resp(200, &old)).unwrap().next, Next::Done, "older: quiet");
+}
