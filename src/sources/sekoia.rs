@@ -445,6 +445,13 @@ impl SourceApi for Sekoia {
         if n.fields.get("event.category").is_none() {
             n.put("event.category", Some(json!(["web"]))).put("event.type", kind.map(|k| json!([k])));
         }
+        // ECS makes `event.category` and `event.type` arrays; a flat item
+        // carries them as strings.
+        for key in ["event.category", "event.type"] {
+            if let Some(Value::String(one)) = n.fields.get(key) {
+                n.put(key, Some(json!([one])));
+            }
+        }
         n.put_str("event.action", action.as_deref())
             .put_str("user.id", s("client.user.id").or(m("/identity/user_uuid")).or(s("sekoiaio.activity.client.id")))
             .put_str("source.ip", s("client.ip").or(m("/visit/ip")))

@@ -243,7 +243,7 @@ fn recorded_search_results_are_read_flat_with_timestamp_and_event_id() {
     assert_eq!(e.fields()["user"]["name"], "joe.done");
     assert_eq!(e.fields()["process"]["parent"]["pid"], 1002);
     assert_eq!(e.str_field("event.action"), Some("process-created"));
-    assert_eq!(e.fields()["event"]["category"], "process", "the intake's category is kept");
+    assert_eq!(e.fields()["event"]["category"], json!(["process"]), "the intake's category is kept, as an ECS array");
     assert_eq!(e.outcome(), "success");
     assert_eq!(e.fields()["sekoiaio"]["intake"]["dialect_uuid"], "250e4095-fa08-4101");
     assert!(e.fields().get("timestamp").is_none() && e.fields().get("__event_id").is_none());
