@@ -325,6 +325,9 @@ pub fn render_status(r: &snapshot::Report, live: bool) -> String {
             dash(&s.last_poll),
             dash(&s.last_error)
         );
+        if let Some(w) = &s.waiting {
+            let _ = writeln!(out, "{:<20} waiting: {w}", "");
+        }
     }
     let _ = writeln!(
         out,

@@ -54,6 +54,9 @@ pub struct SourceReport {
     pub last_error: Option<String>,
     /// When the last error happened.
     pub last_error_at: Option<String>,
+    /// What the poll in progress waits for (an API's asynchronous job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// An output's progress and health.
@@ -97,6 +100,7 @@ pub fn report(cfg: &Config, state: &State) -> Result<Report, StateError> {
             last_poll: st.as_ref().and_then(|s| s.last_ok.clone()),
             last_error: st.as_ref().and_then(|s| s.last_error.clone()),
             last_error_at: st.as_ref().and_then(|s| s.last_error_at.clone()),
+            waiting: st.as_ref().and_then(|s| s.waiting.clone()),
         });
     }
     let mut outputs = Vec::new();

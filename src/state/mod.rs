@@ -139,6 +139,10 @@ pub struct Status {
     pub last_error: Option<String>,
     /// When `last_error` happened.
     pub last_error_at: Option<String>,
+    /// What the poll in progress waits for (an API's asynchronous job),
+    /// cleared when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// The open state database.

@@ -68,6 +68,7 @@ impl Health {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let mut status = self.status();
         status.healthy = true;
+        status.waiting = None;
         status.last_ok = Some(crate::event::rfc3339(now));
         self.record(&status);
         let change = if *last == Some(false) { Change::Recovered } else { Change::Unchanged };
@@ -81,6 +82,7 @@ impl Health {
         let mut status = self.status();
         let same = *last == Some(false) && status.last_error.as_deref() == Some(detail);
         status.healthy = false;
+        status.waiting = None;
         status.last_error = Some(detail.to_owned());
         status.last_error_at = Some(crate::event::rfc3339(now));
         self.record(&status);
@@ -102,6 +104,15 @@ impl Health {
         self.metrics.set("auditrelay_up", &[(self.component.as_str(), &self.name)], up);
         let _ = self.state.set_status(self.component.as_str(), &self.name, status);
     }
+}
+
+/// Note in a component's status what its poll in progress waits for (the
+/// next outcome reported clears it): `status` shows a source waiting for
+/// an asynchronous job instead of one that is merely slow.
+pub fn note_waiting(state: &State, component: Component, name: &str, what: &str) {
+    let mut status = state.status(component.as_str(), name).ok().flatten().unwrap_or_default();
+    status.waiting = Some(what.to_owned());
+    let _ = state.set_status(component.as_str(), name, &status);
 }
 
 /// Record a component as unhealthy with a reason, without a reporter
@@ -138,5 +149,9 @@ mod tests {
         assert!(st.healthy && st.last_ok.is_some() && st.last_error.as_deref() == Some("refused"), "{st:?}");
         assert_eq!(metrics.get("auditrelay_up", &[("output", "hec")]), 1.0);
         assert_eq!(metrics.get("auditrelay_errors_total", &[("output", "hec")]), 3.0);
+        note_waiting(&state, Component::Output, "hec", "a job");
+        assert_eq!(state.status("output", "hec").unwrap().unwrap().waiting.as_deref(), Some("a job"));
+        h.failed(now, "refused");
+        assert_eq!(state.status("output", "hec").unwrap().unwrap().waiting, None, "the outcome clears it");
     }
 }

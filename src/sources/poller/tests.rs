@@ -457,3 +457,48 @@ async fn lag_leaves_young_events_and_a_clock_jump_back_polls_nothing() {
     now.store(t0_ms + 20_000, AtomicOrdering::SeqCst);
     assert_eq!(p.poll_once(&cancel).await.unwrap().journaled, 1000, "resumes exactly after the cursor");
 }
+
+/// An API whose first answer asks to wait, then answers one event.
+struct WaitsOnce;
+
+impl SourceApi for WaitsOnce {
+    fn observer(&self) -> crate::event::Observer {
+        crate::event::Observer { vendor: "test", product: "waits" }
+    }
+    fn request(&self, q: &Query<'_>) -> Result<ApiRequest, super::super::api::ShapeError> {
+        let asked = if q.state.is_some() { "again" } else { "first" };
+        Ok(ApiRequest::get(url::Url::parse(&format!("test://local/{asked}")).unwrap()))
+    }
+    fn local(&self, req: &ApiRequest, _now: DateTime<Utc>) -> Option<ApiResponse> {
+        let body = if req.url.path() == "/first" { "{}" } else { r#"{"id":"w1","t":"2024-05-01T10:00:00.5Z"}"# };
+        Some(ApiResponse { status: 200, headers: Default::default(), body: body.as_bytes().to_vec().into() })
+    }
+    fn parse(&self, _q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, super::super::api::ShapeError> {
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        Ok(match v.get("id") {
+            None => ApiPage::parsed(Vec::new(), Next::Wait(Duration::from_secs(7), serde_json::json!("job"))),
+            Some(_) => ApiPage::parsed(vec![v], Next::Done),
+        })
+    }
+    fn normalise(&self, raw: &Value) -> crate::event::Normalised {
+        crate::event::Normalised {
+            id: raw["id"].as_str().map(str::to_owned),
+            timestamp: raw["t"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A walk that waits for the API's job says so in the source's status
+/// (`auditrelay status` shows it) until the poll's outcome is reported.
+#[tokio::test(start_paused = true)]
+async fn a_walk_waiting_for_the_api_says_so_in_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(State::open(dir.path()).unwrap());
+    let now = t("2024-05-01T11:00:00Z");
+    let p = poller(state.clone(), "waits", Box::new(WaitsOnce), t("2024-05-01T09:00:00Z"), 10, Arc::new(move || now));
+    let report = p.poll_once(&CancellationToken::new()).await.unwrap();
+    assert_eq!(report.journaled, 1);
+    let st = state.status("source", "waits").unwrap().unwrap();
+    assert_eq!(st.waiting.as_deref(), Some("the API's job is not ready: waited 7s in 1 step(s)"));
+}

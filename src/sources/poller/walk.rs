@@ -76,6 +76,7 @@ impl Poller {
         let mut seen = HashSet::new();
         let mut ahead: Option<ReadAhead<'_>> = None;
         let started = tokio::time::Instant::now();
+        let mut waited = Duration::ZERO;
         loop {
             let limit = if walk.page >= self.settings.max_pages {
                 Some(format!("{} pages (max_pages)", walk.page))
@@ -146,6 +147,15 @@ impl Poller {
                     });
                 }
                 Step::Wait(delay) => {
+                    waited += delay;
+                    let what =
+                        format!("the API's job is not ready: waited {}s in {} step(s)", waited.as_secs(), walk.waits);
+                    crate::telemetry::health::note_waiting(
+                        &self.ctx.state,
+                        crate::telemetry::health::Component::Source,
+                        name,
+                        &what,
+                    );
                     tokio::select! {
                         _ = cancel.cancelled() => return Err(SourceError::Cancelled),
                         _ = tokio::time::sleep(delay) => {}
