@@ -6,6 +6,7 @@ use super::{agent_name, decode_checkpoint, Command, Link, StoredCheckpoint, CHEC
 use crate::config::secret::Env;
 use crate::config::Config;
 use crate::state::{Cursor, State};
+use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,10 +86,10 @@ pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn E
     let (config_tx, config_rx) = watch::channel(Arc::new(cfg.clone()));
     let (alive_tx, alive_rx) = watch::channel(Instant::now());
     let leave = CancellationToken::new();
-    for m in ["auditrelay_cluster_members", "auditrelay_cluster_owned_sources", "auditrelay_cluster_etcd_up"] {
+    for m in [metric::CLUSTER_MEMBERS, metric::CLUSTER_OWNED_SOURCES, metric::CLUSTER_ETCD_UP] {
         metrics.set(m, &[], 0.0);
     }
-    metrics.add("auditrelay_cluster_handovers_total", &[], 0);
+    metrics.add(metric::CLUSTER_HANDOVERS, &[], 0);
     let c = Coordinator {
         etcd,
         name: agent_name(cluster, cfg),
@@ -186,7 +187,7 @@ impl Coordinator {
 
     fn etcd_up(&mut self, up: bool, err: Option<EtcdError>) {
         let up = up && self.lease != 0;
-        self.metrics.set("auditrelay_cluster_etcd_up", &[], if up { 1.0 } else { 0.0 });
+        self.metrics.set(metric::CLUSTER_ETCD_UP, &[], if up { 1.0 } else { 0.0 });
         if let Some(e) = err {
             if !self.down {
                 tracing::error!(agent = %self.name, "etcd: {}; sources owned keep polling while the lease is surely alive", crate::telemetry::printable(&e.to_string()));
@@ -229,8 +230,8 @@ impl Coordinator {
             self.suspended = Some(self.lease);
         }
         self.lease = 0;
-        self.metrics.set("auditrelay_cluster_owned_sources", &[], 0.0);
-        self.metrics.set("auditrelay_cluster_etcd_up", &[], 0.0);
+        self.metrics.set(metric::CLUSTER_OWNED_SOURCES, &[], 0.0);
+        self.metrics.set(metric::CLUSTER_ETCD_UP, &[], 0.0);
     }
 
     /// Take a lease (or get back the one held before an outage), register,
@@ -340,7 +341,7 @@ impl Coordinator {
             self.fence().await;
             return Ok(());
         }
-        self.metrics.set("auditrelay_cluster_members", &[], members as f64);
+        self.metrics.set(metric::CLUSTER_MEMBERS, &[], members as f64);
         let sources = self.sources();
         // Sources whose owner key is no longer ours: stop at once.
         let lost: Vec<String> = self
@@ -393,7 +394,7 @@ impl Coordinator {
             self.acquire(s).await?;
         }
         self.checkpoint_due().await?;
-        self.metrics.set("auditrelay_cluster_owned_sources", &[], self.owned.len() as f64);
+        self.metrics.set(metric::CLUSTER_OWNED_SOURCES, &[], self.owned.len() as f64);
         Ok(())
     }
 
@@ -446,7 +447,7 @@ impl Coordinator {
                 return Ok(());
             }
             if c.by != self.name {
-                self.metrics.add("auditrelay_cluster_handovers_total", &[], 1);
+                self.metrics.add(metric::CLUSTER_HANDOVERS, &[], 1);
             }
         }
         self.owned.insert(

@@ -15,6 +15,7 @@ use crate::event::Event;
 use crate::retry::Backoff;
 use crate::state::{DeadLetter, Entry, StateError};
 use crate::telemetry::health::{Change, Component, Health};
+use crate::telemetry::metrics::name as metric;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::collections::HashMap;
 use std::future::Future;
@@ -215,13 +216,13 @@ impl<S: Sink> Driver<S> {
             return Ok(true);
         }
         let m = &self.shared.ctx.metrics;
-        m.add("auditrelay_events_sent_total", &[("output", name)], (flight.events.len() - dead.len()) as u64);
+        m.add(metric::EVENTS_SENT, &[("output", name)], (flight.events.len() - dead.len()) as u64);
         if !dead.is_empty() {
             tracing::error!(output = %name, count = dead.len(), reason = %crate::telemetry::printable(&dead[0].reason), "receiver rejected events; they are in the dead-letter queue (auditrelay dead-letters list --output {name})");
-            m.add("auditrelay_events_dead_lettered_total", &[("output", name)], dead.len() as u64);
+            m.add(metric::EVENTS_DEAD_LETTERED, &[("output", name)], dead.len() as u64);
         }
-        m.set("auditrelay_last_send_timestamp_seconds", &[("output", name)], chrono::Utc::now().timestamp() as f64);
-        m.set("auditrelay_backlog_events", &[("output", name)], state.next_seq().saturating_sub(*offset) as f64);
+        m.set(metric::LAST_SEND, &[("output", name)], chrono::Utc::now().timestamp() as f64);
+        m.set(metric::BACKLOG_EVENTS, &[("output", name)], state.next_seq().saturating_sub(*offset) as f64);
         Ok(true)
     }
 
@@ -272,7 +273,7 @@ async fn send_until_confirmed<S: Sink>(
                     ErrorKind::Auth | ErrorKind::Config => slow.next_delay(),
                 };
                 let name = settings.name.as_str();
-                shared.ctx.metrics.add("auditrelay_retries_total", &[("output", name)], 1);
+                shared.ctx.metrics.add(metric::RETRIES, &[("output", name)], 1);
                 shared.set_health(Some((&e, delay)));
                 tokio::select! {
                     _ = cancel.cancelled() => return None,

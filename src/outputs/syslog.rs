@@ -49,6 +49,7 @@ use crate::config::{OutputConfig, OutputKind, Problem, TlsConfig};
 use crate::encode::leef::Delimiter;
 use crate::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, SyslogHeader};
 use crate::event::{Event, Payload};
+use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
 use crate::transport::syslog::{host_of, Framing, SenderConfig, SyslogError, SyslogSender, Transport};
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub fn qradar_framing(transport: Transport) -> Framing {
 }
 
 /// Name of the counter of messages cut to `max_message_size`.
-pub const TRUNCATED_METRIC: &str = "auditrelay_events_truncated_total";
+pub const TRUNCATED_METRIC: &str = metric::EVENTS_TRUNCATED;
 
 /// The body of a `syslog` message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use crate::outputs::driver::{self, DriverSettings, Routes};
 use crate::outputs::{OutputContext, Sink};
 use crate::sources::poller::{Clock, SourceContext};
 use crate::state::{State, StateError};
+use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -108,8 +109,8 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         ),
         None => None,
     };
-    rt.metrics.set("auditrelay_journal_max_bytes", &[], cfg.agent.max_journal_size.bytes() as f64);
-    rt.metrics.set("auditrelay_journal_full", &[], 0.0);
+    rt.metrics.set(metric::JOURNAL_MAX_BYTES, &[], cfg.agent.max_journal_size.bytes() as f64);
+    rt.metrics.set(metric::JOURNAL_FULL, &[], 0.0);
     // `status` reads this snapshot while the agent holds the database.
     let _ = snapshot::write(&cfg, &rt.state);
     // Build everything first: a problem anywhere means nothing starts.
@@ -493,11 +494,11 @@ async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(
     if rt.state.journal_bytes() == 0 && kept.ticks % 15 == 1 {
         rt.state.collect_garbage(&outputs).await?;
     }
-    rt.metrics.set("auditrelay_journal_bytes", &[], rt.state.journal_bytes() as f64);
+    rt.metrics.set(metric::JOURNAL_BYTES, &[], rt.state.journal_bytes() as f64);
     let tail = rt.state.next_seq();
     for o in &outputs {
         if let Some(off) = rt.state.offset(o)? {
-            rt.metrics.set("auditrelay_backlog_events", &[("output", o)], tail.saturating_sub(off) as f64);
+            rt.metrics.set(metric::BACKLOG_EVENTS, &[("output", o)], tail.saturating_sub(off) as f64);
         }
     }
     let key = (tail, rt.state.status_generation());

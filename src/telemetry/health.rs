@@ -6,6 +6,7 @@
 //! cursor, an output keeps its events in the journal).
 
 use crate::state::{State, Status};
+use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
@@ -86,7 +87,7 @@ impl Health {
         status.last_error = Some(detail.to_owned());
         status.last_error_at = Some(crate::event::rfc3339(now));
         self.record(&status);
-        self.metrics.add("auditrelay_errors_total", &[(self.component.as_str(), &self.name)], 1);
+        self.metrics.add(metric::ERRORS, &[(self.component.as_str(), &self.name)], 1);
         *last = Some(false);
         if same {
             Change::Unchanged
@@ -101,7 +102,7 @@ impl Health {
 
     fn record(&self, status: &Status) {
         let up = if status.healthy { 1.0 } else { 0.0 };
-        self.metrics.set("auditrelay_up", &[(self.component.as_str(), &self.name)], up);
+        self.metrics.set(metric::UP, &[(self.component.as_str(), &self.name)], up);
         let _ = self.state.set_status(self.component.as_str(), &self.name, status);
     }
 }
@@ -147,8 +148,8 @@ mod tests {
         assert_eq!(h.ok(now), Change::Recovered);
         let st = state.status("output", "hec").unwrap().unwrap();
         assert!(st.healthy && st.last_ok.is_some() && st.last_error.as_deref() == Some("refused"), "{st:?}");
-        assert_eq!(metrics.get("auditrelay_up", &[("output", "hec")]), 1.0);
-        assert_eq!(metrics.get("auditrelay_errors_total", &[("output", "hec")]), 3.0);
+        assert_eq!(metrics.get(metric::UP, &[("output", "hec")]), 1.0);
+        assert_eq!(metrics.get(metric::ERRORS, &[("output", "hec")]), 3.0);
         note_waiting(&state, Component::Output, "hec", "a job");
         assert_eq!(state.status("output", "hec").unwrap().unwrap().waiting.as_deref(), Some("a job"));
         h.failed(now, "refused");

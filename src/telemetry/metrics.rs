@@ -8,55 +8,105 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
+/// The name of each metric, for the call sites (a typo is a compile error,
+/// not a series nobody scrapes).
+pub mod name {
+    /// `auditrelay_events_polled_total`.
+    pub const EVENTS_POLLED: &str = "auditrelay_events_polled_total";
+    /// `auditrelay_events_journaled_total`.
+    pub const EVENTS_JOURNALED: &str = "auditrelay_events_journaled_total";
+    /// `auditrelay_events_dropped_duplicate_total`.
+    pub const EVENTS_DROPPED_DUPLICATE: &str = "auditrelay_events_dropped_duplicate_total";
+    /// `auditrelay_events_set_aside_total`.
+    pub const EVENTS_SET_ASIDE: &str = "auditrelay_events_set_aside_total";
+    /// `auditrelay_events_sent_total`.
+    pub const EVENTS_SENT: &str = "auditrelay_events_sent_total";
+    /// `auditrelay_events_dead_lettered_total`.
+    pub const EVENTS_DEAD_LETTERED: &str = "auditrelay_events_dead_lettered_total";
+    /// `auditrelay_events_truncated_total`.
+    pub const EVENTS_TRUNCATED: &str = "auditrelay_events_truncated_total";
+    /// `auditrelay_requests_total`.
+    pub const REQUESTS: &str = "auditrelay_requests_total";
+    /// `auditrelay_errors_total`.
+    pub const ERRORS: &str = "auditrelay_errors_total";
+    /// `auditrelay_retries_total`.
+    pub const RETRIES: &str = "auditrelay_retries_total";
+    /// `auditrelay_journal_bytes`.
+    pub const JOURNAL_BYTES: &str = "auditrelay_journal_bytes";
+    /// `auditrelay_journal_max_bytes`.
+    pub const JOURNAL_MAX_BYTES: &str = "auditrelay_journal_max_bytes";
+    /// `auditrelay_journal_full`.
+    pub const JOURNAL_FULL: &str = "auditrelay_journal_full";
+    /// `auditrelay_backlog_events`.
+    pub const BACKLOG_EVENTS: &str = "auditrelay_backlog_events";
+    /// `auditrelay_cursor_lag_seconds`.
+    pub const CURSOR_LAG: &str = "auditrelay_cursor_lag_seconds";
+    /// `auditrelay_poll_interval_seconds`.
+    pub const POLL_INTERVAL: &str = "auditrelay_poll_interval_seconds";
+    /// `auditrelay_last_poll_timestamp_seconds`.
+    pub const LAST_POLL: &str = "auditrelay_last_poll_timestamp_seconds";
+    /// `auditrelay_last_send_timestamp_seconds`.
+    pub const LAST_SEND: &str = "auditrelay_last_send_timestamp_seconds";
+    /// `auditrelay_up`.
+    pub const UP: &str = "auditrelay_up";
+    /// `auditrelay_cluster_members`.
+    pub const CLUSTER_MEMBERS: &str = "auditrelay_cluster_members";
+    /// `auditrelay_cluster_owned_sources`.
+    pub const CLUSTER_OWNED_SOURCES: &str = "auditrelay_cluster_owned_sources";
+    /// `auditrelay_cluster_handovers_total`.
+    pub const CLUSTER_HANDOVERS: &str = "auditrelay_cluster_handovers_total";
+    /// `auditrelay_cluster_etcd_up`.
+    pub const CLUSTER_ETCD_UP: &str = "auditrelay_cluster_etcd_up";
+}
+
+use name as metric;
+
 /// Every metric auditrelay exports, with its type and help text. The list is
 /// the contract dashboards rely on; a test pins it.
 pub const METRICS: &[(&str, &str, &str)] = &[
-    ("auditrelay_events_polled_total", "counter", "Events received from a source's API (before dedupe)."),
-    ("auditrelay_events_journaled_total", "counter", "Events written to the journal by a source."),
+    (metric::EVENTS_POLLED, "counter", "Events received from a source's API (before dedupe)."),
+    (metric::EVENTS_JOURNALED, "counter", "Events written to the journal by a source."),
+    (metric::EVENTS_DROPPED_DUPLICATE, "counter", "Events a source dropped as already taken or older than its cursor."),
     (
-        "auditrelay_events_dropped_duplicate_total",
+        metric::EVENTS_SET_ASIDE,
         "counter",
-        "Events a source dropped as already taken or older than its cursor.",
+        "Events a source received but could not read, set aside as its dead letters.",
     ),
-    ("auditrelay_events_sent_total", "counter", "Events an output's receiver confirmed."),
-    ("auditrelay_events_dead_lettered_total", "counter", "Events an output's receiver rejected for good."),
-    ("auditrelay_events_truncated_total", "counter", "Syslog messages an output cut to its max_message_size."),
-    ("auditrelay_requests_total", "counter", "HTTP requests made, by source or output and status."),
-    ("auditrelay_errors_total", "counter", "Failed polls or sends, by source or output."),
-    ("auditrelay_retries_total", "counter", "Retries of a request or batch."),
-    ("auditrelay_journal_bytes", "gauge", "Bytes of events in the journal."),
-    ("auditrelay_journal_max_bytes", "gauge", "The journal's cap, agent.max_journal_size."),
-    ("auditrelay_journal_full", "gauge", "1 while the journal is at max_journal_size and sources are paused."),
-    ("auditrelay_backlog_events", "gauge", "Journal entries an output has not delivered yet."),
-    ("auditrelay_cursor_lag_seconds", "gauge", "Now minus a source's cursor time."),
-    ("auditrelay_poll_interval_seconds", "gauge", "A source's poll interval once caught up."),
-    ("auditrelay_last_poll_timestamp_seconds", "gauge", "Time of a source's last successful poll."),
-    ("auditrelay_last_send_timestamp_seconds", "gauge", "Time of an output's last confirmed batch."),
-    ("auditrelay_up", "gauge", "1 when a source or output is healthy, 0 when not."),
-    ("auditrelay_cluster_members", "gauge", "Live agents in the fleet ([cluster] only)."),
-    ("auditrelay_cluster_owned_sources", "gauge", "Sources this agent owns and polls ([cluster] only)."),
-    ("auditrelay_cluster_handovers_total", "counter", "Sources this agent took over from another agent's checkpoint."),
-    ("auditrelay_cluster_etcd_up", "gauge", "1 while etcd answers and the agent's lease is renewed ([cluster] only)."),
+    (metric::EVENTS_SENT, "counter", "Events an output's receiver confirmed."),
+    (metric::EVENTS_DEAD_LETTERED, "counter", "Events an output's receiver rejected for good."),
+    (metric::EVENTS_TRUNCATED, "counter", "Syslog messages an output cut to its max_message_size."),
+    (metric::REQUESTS, "counter", "HTTP requests made, by source or output and status."),
+    (metric::ERRORS, "counter", "Failed polls or sends, by source or output."),
+    (metric::RETRIES, "counter", "Retries of a request or batch."),
+    (metric::JOURNAL_BYTES, "gauge", "Bytes of events in the journal."),
+    (metric::JOURNAL_MAX_BYTES, "gauge", "The journal's cap, agent.max_journal_size."),
+    (metric::JOURNAL_FULL, "gauge", "1 while the journal is at max_journal_size and sources are paused."),
+    (metric::BACKLOG_EVENTS, "gauge", "Journal entries an output has not delivered yet."),
+    (metric::CURSOR_LAG, "gauge", "Now minus a source's cursor time."),
+    (metric::POLL_INTERVAL, "gauge", "A source's poll interval once caught up."),
+    (metric::LAST_POLL, "gauge", "Time of a source's last successful poll."),
+    (metric::LAST_SEND, "gauge", "Time of an output's last confirmed batch."),
+    (metric::UP, "gauge", "1 when a source or output is healthy, 0 when not."),
+    (metric::CLUSTER_MEMBERS, "gauge", "Live agents in the fleet ([cluster] only)."),
+    (metric::CLUSTER_OWNED_SOURCES, "gauge", "Sources this agent owns and polls ([cluster] only)."),
+    (metric::CLUSTER_HANDOVERS, "counter", "Sources this agent took over from another agent's checkpoint."),
+    (metric::CLUSTER_ETCD_UP, "gauge", "1 while etcd answers and the agent's lease is renewed ([cluster] only)."),
 ];
 
 /// A source's counters, present at 0 from its start so that alert rules and
 /// dashboards see every series before its first increment (`rate()` and
 /// `increase()` need the zero).
 const SOURCE_COUNTERS: &[&str] = &[
-    "auditrelay_events_polled_total",
-    "auditrelay_events_journaled_total",
-    "auditrelay_events_dropped_duplicate_total",
-    "auditrelay_errors_total",
-    "auditrelay_retries_total",
+    metric::EVENTS_POLLED,
+    metric::EVENTS_JOURNALED,
+    metric::EVENTS_DROPPED_DUPLICATE,
+    metric::EVENTS_SET_ASIDE,
+    metric::ERRORS,
+    metric::RETRIES,
 ];
 
 /// An output's counters, present at 0 from its start (see [`SOURCE_COUNTERS`]).
-const OUTPUT_COUNTERS: &[&str] = &[
-    "auditrelay_events_sent_total",
-    "auditrelay_events_dead_lettered_total",
-    "auditrelay_errors_total",
-    "auditrelay_retries_total",
-];
+const OUTPUT_COUNTERS: &[&str] = &[metric::EVENTS_SENT, metric::EVENTS_DEAD_LETTERED, metric::ERRORS, metric::RETRIES];
 
 type Key = (&'static str, Vec<(&'static str, String)>);
 
@@ -112,7 +162,7 @@ impl Metrics {
         for counter in SOURCE_COUNTERS {
             self.add(counter, &[("source", name)], 0);
         }
-        self.set("auditrelay_poll_interval_seconds", &[("source", name)], interval.as_secs_f64());
+        self.set(metric::POLL_INTERVAL, &[("source", name)], interval.as_secs_f64());
     }
 
     /// Export a started output's counters at 0.

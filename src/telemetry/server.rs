@@ -14,6 +14,7 @@
 //! with "Too many open files" and `/health` never answered.
 
 use super::metrics::Metrics;
+use crate::telemetry::metrics::name as metric;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -88,7 +89,7 @@ const LIMITS: Limits =
 pub fn health(metrics: &Metrics) -> (bool, serde_json::Value) {
     let mut failing = Vec::new();
     let mut ok = Vec::new();
-    for (labels, v) in metrics.series("auditrelay_up") {
+    for (labels, v) in metrics.series(metric::UP) {
         let Some((kind, name)) = labels.first() else { continue };
         let entry = json!({ "kind": kind, "name": name });
         if v >= 1.0 {
@@ -97,7 +98,7 @@ pub fn health(metrics: &Metrics) -> (bool, serde_json::Value) {
             failing.push(entry);
         }
     }
-    if let Some((_, up)) = metrics.series("auditrelay_cluster_etcd_up").first() {
+    if let Some((_, up)) = metrics.series(metric::CLUSTER_ETCD_UP).first() {
         let entry = json!({ "kind": "cluster", "name": "etcd" });
         if *up >= 1.0 {
             ok.push(entry);

@@ -7,6 +7,7 @@ use crate::retry::Backoff;
 use crate::sources::api::{ApiRequest, ApiResponse, Body, Verdict};
 use crate::sources::auth::{Auth, AuthError};
 use crate::sources::SourceError;
+use crate::telemetry::metrics::name as metric;
 use crate::transport::http::{error_chain, excerpt, read_body, redact_url, BodyError};
 use crate::transport::origin::{show, RedirectRefused};
 use chrono::{DateTime, Utc};
@@ -113,7 +114,7 @@ impl Poller {
                 Some(d) => d.min(MAX_RETRY_AFTER),
                 None => backoff.next_delay(),
             };
-            self.ctx.metrics.add("auditrelay_retries_total", &[("source", name)], 1);
+            self.ctx.metrics.add(metric::RETRIES, &[("source", name)], 1);
             tracing::warn!(source = %name, url = %url, "request failed ({failure}); retrying in {delay:?}");
             tokio::select! {
                 _ = cancel.cancelled() => return Err(SourceError::Cancelled),
@@ -124,7 +125,7 @@ impl Poller {
 
     fn count(&self, status: u16) {
         let s = status.to_string();
-        self.ctx.metrics.add("auditrelay_requests_total", &[("source", &self.settings.name), ("status", &s)], 1);
+        self.ctx.metrics.add(metric::REQUESTS, &[("source", &self.settings.name), ("status", &s)], 1);
     }
 
     async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, FetchFailure> {

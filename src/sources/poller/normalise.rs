@@ -7,6 +7,7 @@ use crate::event::{as_sent, needs_tree, normalise_text, Event};
 use crate::sources::api::{parse_wanted, SourceApi, Unparsed};
 use crate::sources::SourceError;
 use crate::state::SetAside;
+use crate::telemetry::metrics::name as metric;
 use crate::transport::http::excerpt;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -68,7 +69,7 @@ impl Poller {
             .map(|b| SetAside::new(&b.bytes, format!("event {} of page {index} from {url} {}", b.index, b.reason), now))
             .collect();
         self.ctx.state.set_aside(name, &items).await?;
-        self.ctx.metrics.add("auditrelay_events_set_aside_total", &[("source", name)], items.len() as u64);
+        self.ctx.metrics.add(metric::EVENTS_SET_ASIDE, &[("source", name)], items.len() as u64);
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use super::Poller;
 use crate::sources::SourceError;
 use crate::state::State;
 use crate::telemetry::health::{Change, Component, Health};
+use crate::telemetry::metrics::name as metric;
 use tokio_util::sync::CancellationToken;
 
 impl Poller {
@@ -24,11 +25,7 @@ impl Poller {
                     if health.ok(now) == Change::Recovered {
                         tracing::info!(source = %name, "source is healthy again");
                     }
-                    self.ctx.metrics.set(
-                        "auditrelay_last_poll_timestamp_seconds",
-                        &[("source", &name)],
-                        now.timestamp() as f64,
-                    );
+                    self.ctx.metrics.set(metric::LAST_POLL, &[("source", &name)], now.timestamp() as f64);
                     report.caught_up
                 }
                 Err(SourceError::Cancelled) => return Ok(()),
@@ -44,7 +41,7 @@ impl Poller {
             if let Ok(Some(c)) = self.ctx.state.cursor(&name) {
                 if let Some(t) = c.time {
                     let lag = (now - t).num_milliseconds() as f64 / 1000.0;
-                    self.ctx.metrics.set("auditrelay_cursor_lag_seconds", &[("source", &name)], lag);
+                    self.ctx.metrics.set(metric::CURSOR_LAG, &[("source", &name)], lag);
                 }
             }
             if caught_up {

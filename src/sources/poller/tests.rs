@@ -5,6 +5,7 @@ use crate::event::Event;
 use crate::sources::api::{ApiPage, ApiRequest, ApiResponse, Next, Query, SourceApi};
 use crate::sources::testkit::t;
 use crate::sources::SourceError;
+use crate::telemetry::metrics::name as metric;
 use serde_json::Value;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use tokio_util::sync::CancellationToken;
@@ -434,7 +435,7 @@ async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
     state.set_output_down("hec", true);
     let (r, p) = tokio::time::timeout(Duration::from_secs(30), walk).await.unwrap().unwrap();
     assert_eq!(r.unwrap().journaled, 6001, "the whole window once an output is down");
-    assert!(p.ctx.metrics.series("auditrelay_journal_full").is_empty(), "never reported as full");
+    assert!(p.ctx.metrics.series(metric::JOURNAL_FULL).is_empty(), "never reported as full");
     let ids: std::collections::HashSet<String> =
         state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
     assert_eq!(ids.len(), 6001, "every event once");

@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::sources::api::{ApiPage, ApiRequest, ApiResponse, Next, Order, Query};
 use crate::sources::SourceError;
 use crate::state::{Cursor, Window};
+use crate::telemetry::metrics::name as metric;
 use crate::transport::http::redact_url;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -116,7 +117,7 @@ impl Poller {
             })?;
             walk.page += 1;
             walk.offset += parsed.len() as u64;
-            self.ctx.metrics.add("auditrelay_events_polled_total", &[("source", name)], parsed.len() as u64);
+            self.ctx.metrics.add(metric::EVENTS_POLLED, &[("source", name)], parsed.len() as u64);
             let ApiPage { events, unparsed, next } = parsed;
             if let Next::Page(s) = &next {
                 let room = self.room_for(writer);
@@ -134,7 +135,7 @@ impl Poller {
             }
             let (fresh, past_end) = walk.sift(normalised);
             if walk.dropped > 0 {
-                self.ctx.metrics.add("auditrelay_events_dropped_duplicate_total", &[("source", name)], walk.dropped);
+                self.ctx.metrics.add(metric::EVENTS_DROPPED_DUPLICATE, &[("source", name)], walk.dropped);
             }
             let done = match walk.advance(next, past_end, &fresh, self.settings.lookback) {
                 Step::Done => true,

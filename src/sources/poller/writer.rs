@@ -6,6 +6,7 @@ use super::{Poller, SourceContext};
 use crate::event::Event;
 use crate::sources::SourceError;
 use crate::state::Cursor;
+use crate::telemetry::metrics::name as metric;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -69,7 +70,7 @@ impl Writer {
         self.pending = Some(tokio::spawn(async move {
             let _permit = permit;
             state.append(&name, &events, &cursor).await?;
-            metrics.add("auditrelay_events_journaled_total", &[("source", &name)], events.len() as u64);
+            metrics.add(metric::EVENTS_JOURNALED, &[("source", &name)], events.len() as u64);
             Ok(())
         }));
         Ok(())
@@ -101,7 +102,7 @@ impl Poller {
         let (mut paused, mut logged) = (false, false);
         while self.ctx.state.journal_bytes() >= self.journal_limit() {
             if self.ctx.state.journal_bytes() >= self.ctx.max_journal_bytes {
-                self.ctx.metrics.set("auditrelay_journal_full", &[], 1.0);
+                self.ctx.metrics.set(metric::JOURNAL_FULL, &[], 1.0);
                 paused = true;
                 let mut last = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
                 if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
@@ -116,7 +117,7 @@ impl Poller {
             }
         }
         if paused {
-            self.ctx.metrics.set("auditrelay_journal_full", &[], 0.0);
+            self.ctx.metrics.set(metric::JOURNAL_FULL, &[], 0.0);
         }
         if logged {
             tracing::info!(source = %self.settings.name, "journal has room again; polling resumed");
