@@ -413,6 +413,7 @@ fn alert_rules_and_dashboard_queries_hold_against_a_real_prometheus() {
         "AuditrelayOutputStalled",
         "AuditrelayBacklogGrowing",
         "AuditrelayDeadLetters",
+        "AuditrelayEventsSetAside",
         "AuditrelayJournalNearFull",
         "AuditrelayJournalFull",
     ]
