@@ -112,9 +112,12 @@ pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn E
     Some(Ok(Link { commands: cmd_rx, config: config_tx, leave, task }))
 }
 
+/// The shortest etcd request timeout, whatever the lease.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// etcd requests time out within a lease renewal period.
 fn request_timeout(ttl: Duration) -> Duration {
-    (ttl / 4).max(Duration::from_secs(1))
+    (ttl / 4).max(MIN_REQUEST_TIMEOUT)
 }
 
 /// Resolves once the lease may have expired: the time in `alive` (moved

@@ -151,16 +151,21 @@ pub async fn read_fleet(etcd: &Etcd, prefix: &str) -> Result<Fleet, EtcdError> {
     Ok(fleet)
 }
 
+/// How long `auditrelay status` waits for each etcd request.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `check --connect` waits for each etcd request.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Read the fleet for `auditrelay status` (a few seconds at most).
 pub async fn fleet_status(cluster: &ClusterConfig, env: &dyn Env) -> Result<Fleet, EtcdError> {
-    let etcd = Etcd::new(cluster, env, Duration::from_secs(3))?;
+    let etcd = Etcd::new(cluster, env, STATUS_TIMEOUT)?;
     read_fleet(&etcd, &cluster.prefix()).await
 }
 
 /// `check --connect`: reach etcd, authenticate, read the fleet's keys.
 /// The line to print on success.
 pub async fn probe(cluster: &ClusterConfig, env: &dyn Env) -> Result<String, EtcdError> {
-    let etcd = Etcd::new(cluster, env, Duration::from_secs(5))?;
+    let etcd = Etcd::new(cluster, env, PROBE_TIMEOUT)?;
     let version = etcd.version().await?;
     let fleet = read_fleet(&etcd, &cluster.prefix()).await?;
     Ok(format!(

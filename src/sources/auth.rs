@@ -76,6 +76,14 @@ pub enum AuthError {
     },
 }
 
+/// A token that expires within this is renewed before it is used: a
+/// request must not reach the API with a token about to lapse.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// How long a token lives when the endpoint does not say (`expires_in`).
+pub const DEFAULT_TOKEN_LIFETIME: u64 = 3600;
+/// Largest token answer read.
+const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+
 impl OAuth2 {
     /// Client-credentials settings; no token is fetched until first use.
     pub fn new(token_url: url::Url, client_id: Secret, client_secret: Secret, scope: Option<String>) -> Self {
@@ -91,7 +99,7 @@ impl OAuth2 {
     pub async fn token(&self, client: &reqwest::Client) -> Result<Secret, AuthError> {
         let mut guard = self.token.lock().await;
         if let Some((tok, until)) = guard.as_ref() {
-            if Instant::now() + Duration::from_secs(60) < *until {
+            if Instant::now() + REFRESH_MARGIN < *until {
                 return Ok(tok.clone());
             }
         }
@@ -109,7 +117,7 @@ impl OAuth2 {
             detail: crate::transport::http::error_chain(&e.without_url()),
         })?;
         let status = resp.status().as_u16();
-        let body = crate::transport::http::read_body(resp, 1 << 20)
+        let body = crate::transport::http::read_body(resp, MAX_TOKEN_RESPONSE)
             .await
             .map_err(|e| AuthError::Network { url: url.clone(), detail: e.to_string() })?;
         if !(200..300).contains(&status) {
@@ -122,7 +130,10 @@ impl OAuth2 {
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| AuthError::Shape { url: url.clone(), excerpt: "(no access_token field)".into() })?;
-        let expires = v.get("expires_in").and_then(|e| e.as_u64().or_else(|| e.as_str()?.parse().ok())).unwrap_or(3600);
+        let expires = v
+            .get("expires_in")
+            .and_then(|e| e.as_u64().or_else(|| e.as_str()?.parse().ok()))
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         let secret = Secret::new(tok);
         *guard = Some((secret.clone(), Instant::now() + Duration::from_secs(expires)));
         Ok(secret)

@@ -125,6 +125,10 @@ pub(crate) fn release_garbage() {
     crossbeam_epoch::pin().flush();
 }
 
+/// How long a flush waits for a slot before it goes ahead without one
+/// (see [`State::flush`]).
+const FLUSH_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Result of state operations.
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
@@ -334,7 +338,7 @@ impl State {
     /// flush that cannot get a slot within 10 s goes ahead without one,
     /// rather than queue forever behind flushes that will never return.
     pub async fn flush(&self) -> Result<()> {
-        let _slot = tokio::time::timeout(std::time::Duration::from_secs(10), self.flush_slots.acquire()).await;
+        let _slot = tokio::time::timeout(FLUSH_SLOT_WAIT, self.flush_slots.acquire()).await;
         let (db, file, path) = (self.db.clone(), self.db_file.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || flush_and_sync(&db, &file, &path))
             .await

@@ -17,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 /// Attempts per request within one poll before the poll gives up (the next
 /// poll tries again from the same cursor).
 const ATTEMPTS: u32 = 5;
+/// First and longest wait between the attempts of a request.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// See [`BACKOFF_FIRST`].
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Longest `Retry-After` honoured within a poll.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 
@@ -36,7 +40,7 @@ impl Poller {
                 why: "the API pointed the source there (a Link or next URL)".into(),
             });
         }
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_MAX);
         let mut renewed = false;
         let mut attempt = 0;
         loop {

@@ -11,6 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// "Journal is full" is logged at most this often across pauses (a
+/// catch-up into a small journal pauses every few seconds).
+const FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a paused source looks whether the journal has room again.
+const ROOM_CHECK: Duration = Duration::from_millis(50);
+
 /// Journal bytes sources may hold ahead of outputs that all deliver
 /// (counted until garbage collection deletes them, every 50 ms): about ten
 /// batches of 1,000 audit events, enough to keep every output busy, without
@@ -105,7 +111,7 @@ impl Poller {
                 self.ctx.metrics.set(metric::JOURNAL_FULL, &[], 1.0);
                 paused = true;
                 let mut last = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
-                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                if last.is_none_or(|t| t.elapsed() >= FULL_LOG_INTERVAL) {
                     tracing::warn!(source = %self.settings.name, bytes = self.ctx.state.journal_bytes(), "journal is full (agent.max_journal_size); polling paused until outputs catch up");
                     *last = Some(Instant::now());
                     logged = true;
@@ -113,7 +119,7 @@ impl Poller {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Err(SourceError::Cancelled),
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep(ROOM_CHECK) => {}
             }
         }
         if paused {
