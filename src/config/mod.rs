@@ -78,12 +78,13 @@ pub fn parse_all(text: &str) -> (Config, Vec<Problem>) {
     // missing by validation.
     let reported: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
     let bad_table = |path: &str| reported.iter().any(|r| path == r || path.starts_with(&format!("{r}.")));
-    problems.extend(validate::validate(&cfg).into_iter().filter(|p| {
-        // A dropped table would make "no source configured" or "no output
-        // named …" up; those wait until the tables read.
-        !bad_table(&p.path)
-            && !(dropped && (p.path == "source" || p.path == "output" || p.message.starts_with("no output is named")))
-    }));
+    let found = validate::validate(&cfg);
+    problems.extend(found.problems.into_iter().filter(|p| !bad_table(&p.path)));
+    // A dropped table would make "no source configured" or "no output
+    // named …" up; those wait until the tables read.
+    if !dropped {
+        problems.extend(found.whole.into_iter().filter(|p| !bad_table(&p.path)));
+    }
     if let Some(c) = &cfg.cluster {
         problems.extend(cluster::validate(c).into_iter().filter(|p| !bad_table(&p.path)));
     }

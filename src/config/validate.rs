@@ -29,9 +29,26 @@ impl fmt::Display for Problem {
 
 /// The problems found so far, with the checks types share.
 #[derive(Debug, Default)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub Vec<Problem>, Vec<Problem>);
+
+/// What validation found, by kind.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Problems of a key or table by itself.
+    pub problems: Vec<Problem>,
+    /// Problems of what the file holds as a whole: no source or output at
+    /// all, a source naming an output that is not there. A table that
+    /// could not be read makes these up, so they wait until every table
+    /// reads.
+    pub whole: Vec<Problem>,
+}
 
 impl Problems {
+    /// Report a problem of the file as a whole at `path` (see [`Found::whole`]).
+    pub fn add_whole(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.1.push(Problem { path: path.into(), message: message.into() });
+    }
+
     /// Report a problem at `path`.
     pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem { path: path.into(), message: message.into() });
@@ -77,7 +94,7 @@ pub fn check_header_name(name: &str) -> bool {
 }
 
 /// Check the whole configuration; an empty list means it is valid.
-pub fn validate(cfg: &Config) -> Vec<Problem> {
+pub fn validate(cfg: &Config) -> Found {
     let mut p = Problems::default();
     if cfg.agent.max_journal_size.bytes() < 1 << 20 {
         p.add("agent.max_journal_size", "must be at least 1MiB");
@@ -86,10 +103,10 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         p.add("agent.log_level", format!("{:?} is not a log filter (try \"info\" or \"debug\")", cfg.agent.log_level));
     }
     if cfg.sources.is_empty() {
-        p.add("source", "no [[source]] is configured; add one (type = \"demo\" to try it out)");
+        p.add_whole("source", "no [[source]] is configured; add one (type = \"demo\" to try it out)");
     }
     if cfg.outputs.is_empty() {
-        p.add("output", "no [[output]] is configured; add one (type = \"file\", path = \"-\" prints events)");
+        p.add_whole("output", "no [[output]] is configured; add one (type = \"file\", path = \"-\" prints events)");
     }
     let output_names: HashSet<&str> = cfg.outputs.iter().map(|o| o.name.as_str()).collect();
     let mut seen = HashSet::new();
@@ -104,7 +121,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         check_name(&mut p, &at, &o.name, &mut seen, "output");
         validate_output(&mut p, &at, o);
     }
-    p.0
+    Found { problems: p.0, whole: p.1 }
 }
 
 fn check_name<'a>(p: &mut Problems, at: &str, name: &'a str, seen: &mut HashSet<&'a str>, what: &str) {
@@ -161,7 +178,7 @@ fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashS
     }
     for (j, name) in c.outputs.iter().flatten().enumerate() {
         if !outputs.contains(name.as_str()) {
-            p.add(format!("{at}.outputs[{j}]"), format!("no output is named {name:?}"));
+            p.add_whole(format!("{at}.outputs[{j}]"), format!("no output is named {name:?}"));
         }
     }
     if let Some(tls) = &c.tls {
