@@ -21,14 +21,14 @@ pub enum StateError {
     Open {
         /// The database directory.
         path: PathBuf,
-        /// sled's error.
-        source: sled::Error,
+        /// The storage engine's error.
+        source: StorageError,
         /// A hint for the operator.
         hint: &'static str,
     },
     /// A read, write or flush failed (disk full, IO error).
-    #[error("state database error: {} (is the disk full or read-only?)", sled_text(.0))]
-    Sled(#[from] sled::Error),
+    #[error("state database error: {0} (is the disk full or read-only?)")]
+    Sled(StorageError),
     /// The journal's files could not be read, written or synced, or are
     /// damaged.
     #[error("{0}")]
@@ -59,6 +59,38 @@ pub enum StateError {
     },
 }
 
+/// An error of the storage engine under the state (sled), kept opaque: the
+/// engine is this module's choice, not part of its interface.
+#[derive(Debug)]
+pub struct StorageError(sled::Error);
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&sled_text(&self.0))
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            sled::Error::Io(io) => Some(io),
+            _ => None,
+        }
+    }
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(e: sled::Error) -> Self {
+        StorageError(e)
+    }
+}
+
+impl From<sled::Error> for StateError {
+    fn from(e: sled::Error) -> Self {
+        StateError::Sled(StorageError(e))
+    }
+}
+
 impl StateError {
     pub(super) fn corrupt(key: &[u8], detail: &str) -> StateError {
         StateError::Corrupt { what: String::from_utf8_lossy(key).into_owned(), detail: detail.to_owned() }
@@ -66,7 +98,7 @@ impl StateError {
 
     /// Whether the database is locked by another process (a running agent).
     pub fn is_locked(&self) -> bool {
-        matches!(self, StateError::Open { source, .. } if is_lock_error(source))
+        matches!(self, StateError::Open { source, .. } if is_lock_error(&source.0))
     }
 }
 

@@ -236,7 +236,7 @@ enum StoredDeadLetter {
 pub(super) fn tx_err(e: TransactionError<StateError>) -> StateError {
     match e {
         TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StateError::Sled(e),
+        TransactionError::Storage(e) => StateError::from(e),
     }
 }
 

@@ -80,7 +80,7 @@ mod values;
 
 pub use cursor::{Cursor, Taken, Window};
 use error::is_lock_error;
-pub use error::StateError;
+pub use error::{StateError, StorageError};
 pub use journal::{DeadLetter, Entry};
 pub use segments::JournalError;
 pub use set_aside::SetAside;
@@ -234,7 +234,7 @@ impl State {
                 }
                 _ => "",
             };
-            StateError::Open { path: path.clone(), source, hint }
+            StateError::Open { path: path.clone(), source: source.into(), hint }
         })?;
         // sled may have written a snapshot and its config while opening.
         sync_tree(&path)?;
