@@ -4,6 +4,9 @@
 pub mod api;
 pub mod auth;
 pub mod demo;
+/// The connector kept as documentation (docs/adding-a-connector.md): built
+/// for the tests only, not in a release.
+#[cfg(test)]
 pub mod example;
 pub mod guance;
 pub mod http_json;
@@ -220,6 +223,18 @@ macro_rules! connector {
     };
 }
 pub(crate) use connector;
+
+/// A release has no example connector; its config type only satisfies the
+/// registry's bounds (users cannot configure `type = "example"`: the
+/// registry lists it in the tests only).
+#[cfg(not(test))]
+impl<'a> crate::config::Build<BuildCtx<'a>> for crate::config::source_types::ExampleConfig {
+    type Output = Built;
+    fn build(&self, ctx: BuildCtx<'a>) -> Built {
+        ctx.problems.push(Problem { path: format!("{}.type", ctx.at), message: "is only in the tests".into() });
+        None
+    }
+}
 
 /// Build the vendor hooks and authentication of a source. `at` is its key
 /// path (`source[2]`) for problems.
