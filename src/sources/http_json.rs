@@ -340,7 +340,7 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// The `rel="next"` target of a `Link` header (RFC 8288).
-fn link_next(headers: &reqwest::header::HeaderMap) -> Option<String> {
+pub(crate) fn link_next(headers: &reqwest::header::HeaderMap) -> Option<String> {
     for value in headers.get_all(reqwest::header::LINK) {
         let text = value.to_str().ok()?;
         for part in text.split(',') {

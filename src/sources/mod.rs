@@ -8,6 +8,7 @@ pub mod demo;
 /// for the tests only, not in a release.
 #[cfg(test)]
 pub mod example;
+pub mod github;
 pub mod guance;
 pub mod http_json;
 pub mod invicti;

@@ -1,6 +1,13 @@
 //! One request: the rate limit, the send, and the classification of what
 //! came back (success, throttled, refused credentials, a transient failure
 //! to retry with backoff or `Retry-After`, or a final error).
+//!
+//! The vendors' own rate-limit headers are read for every source:
+//! `X-Rate-Limit-Remaining`/`X-Rate-Limit-Reset` (Okta) and their
+//! `X-RateLimit-*` spelling (GitHub and many others). A throttled answer
+//! without `Retry-After` waits for the reset; an answer that says the quota
+//! is spent (`Remaining: 0`) holds the source's next request until the
+//! reset, so that the quota is not overrun in the first place.
 
 use super::Poller;
 use crate::retry::Backoff;
@@ -23,6 +30,14 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Longest `Retry-After` honoured within a poll.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
+/// When the rate-limit window resets: Okta's spelling, then the common one.
+const RESET_HEADERS: [&str; 2] = ["x-rate-limit-reset", "x-ratelimit-reset"];
+/// Requests left in the rate-limit window, in both spellings.
+const REMAINING_HEADERS: [&str; 2] = ["x-rate-limit-remaining", "x-ratelimit-remaining"];
+/// A reset value at or above this is a Unix time in seconds (Okta, GitHub);
+/// below it, seconds to wait (the delta form some APIs send). Unix time
+/// passed 10^9 in 2001, and no window lasts 31 years.
+const RESET_EPOCH_FLOOR: u64 = 1_000_000_000;
 
 impl Poller {
     /// Send one request with the rate limit, retrying throttling, server
@@ -51,10 +66,14 @@ impl Poller {
                     _ = limiter.until_ready() => {}
                 }
             }
+            self.wait_for_quota(cancel).await?;
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return Err(SourceError::Cancelled),
                 r = self.send(req) => r,
             };
+            if let Ok(resp) = &outcome {
+                self.note_quota(&resp.headers);
+            }
             let (retry_in, failure) = match outcome {
                 Ok(resp) if (200..300).contains(&resp.status) => {
                     self.count(resp.status);
@@ -64,7 +83,8 @@ impl Poller {
                     self.count(resp.status);
                     let status = resp.status;
                     let verdict = self.api.verdict(status, &resp.body);
-                    let retry_after = retry_after(&resp.headers);
+                    let retry_after =
+                        retry_after(&resp.headers).or_else(|| rate_limit_reset(&resp.headers, Utc::now()));
                     let failure = format!("HTTP {status}: {}", excerpt(&resp.body));
                     match verdict {
                         Some(Verdict::Throttled(d)) => (Some(d.or(retry_after)), failure),
@@ -127,6 +147,29 @@ impl Poller {
         }
     }
 
+    /// Wait while a response said the API's quota is spent, until its reset.
+    async fn wait_for_quota(&self, cancel: &CancellationToken) -> Result<(), SourceError> {
+        let until = *self.quota_reset.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(until) = until.filter(|u| *u > tokio::time::Instant::now()) else { return Ok(()) };
+        tokio::select! {
+            _ = cancel.cancelled() => Err(SourceError::Cancelled),
+            _ = tokio::time::sleep_until(until) => Ok(()),
+        }
+    }
+
+    /// Read a response's rate-limit headers: no request left means the next
+    /// waits for the window's reset (at most [`MAX_RETRY_AFTER`]).
+    fn note_quota(&self, headers: &reqwest::header::HeaderMap) {
+        if quota_left(headers) != Some(0) {
+            return;
+        }
+        let Some(delay) = rate_limit_reset(headers, Utc::now()) else { return };
+        let delay = delay.min(MAX_RETRY_AFTER);
+        *self.quota_reset.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now() + delay);
+        let name = self.settings.name.as_str();
+        tracing::info!(source = %name, "the API's rate limit is spent (no request remaining); waiting {delay:?} for its reset");
+    }
+
     fn count(&self, status: u16) {
         let s = status.to_string();
         self.ctx.metrics.add(metric::REQUESTS, &[("source", &self.settings.name), ("status", &s)], 1);
@@ -177,4 +220,55 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?;
     (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
+}
+
+/// The first of `names` present, as text.
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|n| headers.get(*n)).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// How long until the vendor's rate-limit window resets
+/// (`X-Rate-Limit-Reset`, `X-RateLimit-Reset`): a Unix time in seconds, or
+/// seconds to wait ([`RESET_EPOCH_FLOOR`]). `None` when absent, unreadable
+/// or already past (a clock ahead of the vendor's: backoff decides).
+fn rate_limit_reset(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let v: u64 = header(headers, &RESET_HEADERS)?.parse().ok()?;
+    if v < RESET_EPOCH_FLOOR {
+        return (v > 0).then(|| Duration::from_secs(v));
+    }
+    let at = DateTime::from_timestamp(i64::try_from(v).ok()?, 0)?;
+    (at - now).to_std().ok().filter(|d| !d.is_zero())
+}
+
+/// Requests left in the vendor's rate-limit window, when it says.
+fn quota_left(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    header(headers, &REMAINING_HEADERS)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (reqwest::header::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn rate_limit_reset_reads_unix_times_and_deltas_in_both_spellings() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let okta = headers(&[("x-rate-limit-reset", "1700000042"), ("x-rate-limit-remaining", "0")]);
+        assert_eq!(rate_limit_reset(&okta, now), Some(Duration::from_secs(42)));
+        assert_eq!(quota_left(&okta), Some(0));
+        let github = headers(&[("x-ratelimit-reset", "1700000005"), ("x-ratelimit-remaining", "12")]);
+        assert_eq!(rate_limit_reset(&github, now), Some(Duration::from_secs(5)));
+        assert_eq!(quota_left(&github), Some(12));
+        assert_eq!(rate_limit_reset(&headers(&[("x-ratelimit-reset", "30")]), now), Some(Duration::from_secs(30)));
+        // Past (the clock is ahead of the vendor's), zero, garbage, absent: backoff decides.
+        for v in ["1699999990", "1700000000", "0", "soon"] {
+            assert_eq!(rate_limit_reset(&headers(&[("x-rate-limit-reset", v)]), now), None, "{v}");
+        }
+        assert_eq!(rate_limit_reset(&HeaderMap::new(), now), None);
+        assert_eq!(quota_left(&HeaderMap::new()), None);
+    }
 }

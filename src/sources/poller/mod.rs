@@ -134,6 +134,9 @@ pub struct Poller {
     /// When "journal is full" was last logged: at most once a minute across
     /// pauses (a catch-up into a small journal pauses every few seconds).
     full_logged: std::sync::Mutex<Option<Instant>>,
+    /// Until when the API's own rate-limit quota is spent (a response said
+    /// `X-Rate-Limit-Remaining: 0`): requests wait for its reset.
+    quota_reset: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What one walk did.
@@ -155,7 +158,17 @@ impl Poller {
         });
         let api = Arc::from(api);
         let Clients { api: client, token: token_client } = clients;
-        Poller { settings, api, client, token_client, auth, limiter, ctx, full_logged: std::sync::Mutex::new(None) }
+        Poller {
+            settings,
+            api,
+            client,
+            token_client,
+            auth,
+            limiter,
+            ctx,
+            full_logged: std::sync::Mutex::new(None),
+            quota_reset: std::sync::Mutex::new(None),
+        }
     }
 
     /// The source's name.
