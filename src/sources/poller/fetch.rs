@@ -82,7 +82,12 @@ impl Poller {
                 Ok(resp) => {
                     self.count(resp.status);
                     let status = resp.status;
-                    let verdict = self.api.verdict(status, &resp.body);
+                    // A spent quota is throttling whatever the status says
+                    // (GitHub answers 403 with `X-RateLimit-Remaining: 0`):
+                    // never refused credentials.
+                    let spent = matches!(status, 403 | 429) && quota_left(&resp.headers) == Some(0);
+                    let verdict =
+                        if spent { Some(Verdict::Throttled(None)) } else { self.api.verdict(status, &resp.body) };
                     let retry_after =
                         retry_after(&resp.headers).or_else(|| rate_limit_reset(&resp.headers, Utc::now()));
                     let failure = format!("HTTP {status}: {}", excerpt(&resp.body));
