@@ -77,7 +77,10 @@ fn fault_response(f: Fault) -> Response {
 }
 
 /// The bounds of a phrase's `created:>=` and `created:<=` qualifiers.
-fn created_bounds(phrase: &str) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), String> {
+/// The `created:>=` and `created:<=` bounds of a phrase, each if given.
+type Bounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+fn created_bounds(phrase: &str) -> Result<Bounds, String> {
     let (mut from, mut to) = (None, None);
     for term in phrase.split_whitespace() {
         let parse = |v: &str| DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc)).map_err(|e| e.to_string());
