@@ -14,6 +14,7 @@ pub mod http_json;
 pub mod invicti;
 pub mod json;
 pub mod keepnet;
+pub mod okta;
 pub mod opencti;
 pub mod poller;
 pub mod sekoia;
