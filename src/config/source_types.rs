@@ -28,6 +28,8 @@ kinds! { SourceKind: super::source::SourceSpec, "source";
     Okta(OktaConfig) = "okta",
     /// GitHub organisation or enterprise audit log.
     Github(GithubConfig) = "github",
+    /// Slack Audit Logs API (Enterprise Grid).
+    Slack(SlackConfig) = "slack",
     /// Any JSON API.
     HttpJson(HttpJsonConfig) = "http_json",
     /// Built-in generator of sample events.
@@ -310,6 +312,44 @@ impl SourceSpec for OktaConfig {
         }
         if common.page_size.is_some_and(|n| n > OKTA_MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "Okta allows at most 1000");
+        }
+    }
+}
+
+/// `type = "slack"`: the Audit Logs API of an Enterprise Grid organisation,
+/// read with an org-level user token (`xoxp-`) holding `auditlogs:read`,
+/// sent as `Authorization: Bearer`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Base URL of the API (`https://api.slack.com`; `/audit/v1/logs` is appended).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The org owner's user token (`xoxp-…`) with the `auditlogs:read` scope.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Slack's Audit Logs API.
+pub const SLACK_API: &str = "https://api.slack.com";
+/// Slack's largest `limit` on `/audit/v1/logs`.
+pub const SLACK_MAX_PAGE_SIZE: u32 = 9999;
+
+impl SourceSpec for SlackConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
+    fn url(&self) -> Option<&str> {
+        Some(self.url.as_deref().unwrap_or(SLACK_API))
+    }
+    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
+        p.url(at, Some(self.url.as_deref().unwrap_or(SLACK_API)));
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+        if common.page_size.is_some_and(|n| n > SLACK_MAX_PAGE_SIZE) {
+            p.add(format!("{at}.page_size"), "Slack allows at most 9999");
         }
     }
 }

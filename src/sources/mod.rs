@@ -18,6 +18,7 @@ pub mod okta;
 pub mod opencti;
 pub mod poller;
 pub mod sekoia;
+pub mod slack;
 #[cfg(test)]
 pub(crate) mod testkit;
 
