@@ -62,6 +62,78 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
     };
     let sekoia: Vec<Value> =
         serde_json::from_str(include_str!("../src/sources/sekoia/samples.json")).expect("sekoia samples");
+    // Okta: the connector's recorded-shape sample (Elastic's Filebeat Okta
+    // module test input: a logout, a login, the sign-on policy's verdict, a
+    // report of suspicious activity), then the login record with what a
+    // failed login, a user created, a user added to a group and a policy
+    // updated change in it (eventType, outcome, target), as Okta's System
+    // Log event types reference names them.
+    let okta_sample: Vec<Value> = include_str!("../src/sources/okta/beats_okta_system_test.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("okta sample"))
+        .collect();
+    let okta_login = okta_sample
+        .iter()
+        .find(|e| e["eventType"] == "user.session.start")
+        .expect("the okta sample has a login")
+        .clone();
+    let okta_target = |ty: &str, id: &str, alternate: &str, display: &str| json!({ "alternateId": alternate, "detailEntry": null, "displayName": display, "id": id, "type": ty });
+    let okta_like = |uuid: &str, published: &str, event_type: &str, message: &str, outcome: Value, target: Value| {
+        let mut e = okta_login.clone();
+        e["uuid"] = json!(uuid);
+        e["published"] = json!(published);
+        e["eventType"] = json!(event_type);
+        e["legacyEventType"] = Value::Null;
+        e["displayMessage"] = json!(message);
+        e["outcome"] = outcome;
+        e["target"] = target;
+        if event_type != "user.session.start" {
+            e["debugContext"] = json!({ "debugData": {} });
+        }
+        e
+    };
+    let ok = json!({ "reason": null, "result": "SUCCESS" });
+    let bob = okta_target("User", "00u1newuser0001x6", "bob@example.com", "Bob Example");
+    let mut okta = okta_sample.clone();
+    okta.extend([
+        okta_like(
+            "5f9a1c3e-4f67-11ea-abd3-1f5d113f2546",
+            "2020-02-14T20:19:02.101Z",
+            "user.session.start",
+            "User login to Okta",
+            json!({ "reason": "INVALID_CREDENTIALS", "result": "FAILURE" }),
+            Value::Null,
+        ),
+        okta_like(
+            "6b2d7e10-4f67-11ea-abd3-1f5d113f2546",
+            "2020-02-14T20:21:13.412Z",
+            "user.lifecycle.create",
+            "Create Okta user",
+            ok.clone(),
+            json!([bob]),
+        ),
+        okta_like(
+            "6b2d7e11-4f67-11ea-abd3-1f5d113f2546",
+            "2020-02-14T20:21:14.007Z",
+            "group.user_membership.add",
+            "Add user to group membership",
+            ok.clone(),
+            json!([bob, okta_target("UserGroup", "00g1engineers01x6", "unknown", "Engineering")]),
+        ),
+        okta_like(
+            "6b2d7e12-4f67-11ea-abd3-1f5d113f2546",
+            "2020-02-14T20:25:40.950Z",
+            "policy.lifecycle.update",
+            "Update policy",
+            ok,
+            json!([okta_target("PolicyEntity", "00p1abvweGGDW10Ur4x6", "unknown", "Default Policy")]),
+        ),
+    ]);
+    // GitHub: the connector's recorded-shape sample (the example answer of
+    // GitHub's REST reference, "Get the audit log for an enterprise"): a
+    // member added to a team, an organisation created, a repository deleted.
+    let github: Vec<Value> =
+        serde_json::from_str(include_str!("../src/sources/github/audit_log_sample.json")).expect("github sample");
     vec![
         (
             "opencti",
@@ -123,6 +195,8 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
                 demo(9, "report-export", "file", "access", "success"),
             ],
         ),
+        ("okta", "type = \"okta\"\nurl = \"https://acme.okta.com\"\ntoken = \"t\"\n", okta),
+        ("github", "type = \"github\"\norg = \"octo-corp\"\ntoken = \"t\"\n", github),
         (
             "http_json",
             "type = \"http_json\"\nurl = \"https://audit.example.com/v1/audit\"\nevents = \"/items\"\nid = \"/id\"\ntimestamp = \"/created_at\"\n",

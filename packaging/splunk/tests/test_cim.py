@@ -134,7 +134,7 @@ class Eval:
     """Splunk eval, the subset the add-on uses. Values are None, a string, a
     number, a bool or a list (multivalue)."""
 
-    FUNCS = {"coalesce", "case", "if", "isnull", "isnotnull", "mvfind", "lower", "true", "null", "match", "mvcount"}
+    FUNCS = {"coalesce", "case", "if", "isnull", "isnotnull", "mvfind", "lower", "true", "null", "match", "mvcount", "mvindex"}
 
     def __init__(self, expr):
         self.toks = tokens_of(expr)
@@ -257,6 +257,12 @@ class Eval:
                 return None
             if name == "lower":
                 return None if vals[0] is None else str(vals[0]).lower()
+            if name == "mvindex":
+                mv, i = vals[0], int(vals[1])
+                if mv is None:
+                    return None
+                mv = mv if isinstance(mv, list) else [mv]
+                return mv[i] if -len(mv) <= i < len(mv) else None
             if name == "mvcount":
                 return None if vals[0] is None else (len(vals[0]) if isinstance(vals[0], list) else 1)
             if name in ("mvfind", "match"):
@@ -398,6 +404,21 @@ EXPECTED = {
     "evt-000000000007": (ACCOUNT, {"action": "modified", "object_category": "user"}),
     "evt-000000000008": (CHANGE, {"action": "modified", "change_type": "configuration", "object_category": "configuration"}),
     "evt-000000000009": (NONE, {"action": "read"}),
+    # Okta: the recorded-shape sample (logout, login, sign-on policy verdict,
+    # suspicious-activity report), then a failed login, a user created, a user
+    # added to a group, a policy updated.
+    "faf7398a-4f77-11ea-97fb-5925e98228bd": (NONE, {"user": "xxxxxx@elastic.co", "src": "67.43.156.12"}),
+    "3aeede38-4f67-11ea-abd3-1f5d113f2546": (AUTH, {"action": "success", "user": "xxxxxx@elastic.co", "src": "67.43.156.12", "app": "Okta System Log", "dest": "okta", "user_id": "00u1abvz4pYqdM8ms4x6"}),
+    "3af594f9-4f67-11ea-abd3-1f5d113f2546": (NONE, {"result": "Sign-on policy evaluation resulted in ALLOW"}),
+    "c2adb364-88d1-45a9-a620-2b64e44c5fcf": (NONE, {"user": "xxxxxx@elastic.co"}),
+    "5f9a1c3e-4f67-11ea-abd3-1f5d113f2546": (AUTH, {"action": "failure", "user": "xxxxxx@elastic.co", "result": "INVALID_CREDENTIALS", "signature": "user.session.start"}),
+    "6b2d7e10-4f67-11ea-abd3-1f5d113f2546": (ACCOUNT, {"action": "created", "object": "bob@example.com", "object_id": "00u1newuser0001x6", "object_category": "user", "src_user": "xxxxxx@elastic.co", "change_type": "AAA", "status": "success"}),
+    "6b2d7e11-4f67-11ea-abd3-1f5d113f2546": (ACCOUNT, {"action": "modified", "object": "bob@example.com", "object_category": "user", "change_type": "AAA"}),
+    "6b2d7e12-4f67-11ea-abd3-1f5d113f2546": (CHANGE, {"action": "modified", "object": "Default Policy", "object_id": "00p1abvweGGDW10Ur4x6", "object_category": "policy", "change_type": "configuration"}),
+    # GitHub: the recorded-shape sample (the REST reference's audit log example).
+    "xJJFlFOhQ6b-5vaAFy9Rjw": (ACCOUNT, {"action": "created", "object": "monalisa", "object_category": "user", "src_user": "octocat", "change_type": "AAA", "app": "GitHub audit log", "dest": "github"}),
+    "Vqvg6kZ4MYqwWRKFDzlMoQ": (CHANGE, {"action": "created", "object": "octocat-test-org", "object_category": "configuration", "change_type": "configuration", "status": "success"}),
+    "LwW2vpJZCDS-WUmo9Z-ifw": (CHANGE, {"action": "deleted", "object": "mona-org/mona-test-repo", "object_category": "repository", "src_user": "monalisa"}),
     # http_json: no ECS categories unless `fields` maps them; the common fields still come out.
     "h1": (NONE, {"user": "carol", "src": "192.0.2.10", "app": "http_json"}),
 }
@@ -436,17 +457,18 @@ class AddOnAppliedToSamples(unittest.TestCase):
 
     def test_every_connector_is_covered(self):
         seen = {doc["labels"]["source"] for _, doc in self.samples}
-        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "demo", "http_json"})
+        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "okta", "github", "demo", "http_json"})
         ids = {doc["event"]["id"] for _, doc in self.samples}
         self.assertEqual(ids, set(EXPECTED), "samples.jsonl and EXPECTED list the same events")
         models = {}
         for _, doc in self.samples:
             models.setdefault(doc["labels"]["source"], set()).add(EXPECTED[doc["event"]["id"]][0])
-        for connector in ("opencti", "invicti", "demo"):
+        for connector in ("opencti", "invicti", "okta", "demo"):
             self.assertTrue({AUTH, ACCOUNT, CHANGE} <= models[connector], connector)
         self.assertIn(AUTH, models["guance"])
         self.assertIn(CHANGE, models["keepnet"])
         self.assertIn(CHANGE, models["sekoia"])
+        self.assertTrue({ACCOUNT, CHANGE} <= models["github"], "github")
 
     def test_cim_fields_eventtypes_and_tags(self):
         for _, doc in self.samples:
@@ -472,6 +494,8 @@ class AddOnAppliedToSamples(unittest.TestCase):
         with self.assertRaises(ValueError):
             Eval("strftime(_time, \"%Y\")")
         self.assertEqual(Eval("coalesce('a.b', \"x\")").run({}), "x")
+        self.assertEqual(Eval("mvindex('t{}.id', 1)").run({"t{}.id": ["a", "b"]}), "b")
+        self.assertIsNone(Eval("mvindex('t{}.id', 0)").run({}))
         self.assertTrue(Search('sourcetype="x" ("a{}"="b" OR c=d)').matches({"sourcetype": ["x"], "c": ["D"]}))
 
 
