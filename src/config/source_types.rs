@@ -351,6 +351,18 @@ impl SourceSpec for SlackConfig {
         if common.page_size.is_some_and(|n| n > SLACK_MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "Slack allows at most 9999");
         }
+        // Entries are dated in whole seconds: one dated in the second a
+        // window ends may appear after the window was read, dated before
+        // the next window's start, unless the lag or lookback covers it.
+        let (lag, lookback) = (common.lag.map(|d| d.0), common.lookback.map(|d| d.0));
+        let covered = |d: Option<std::time::Duration>| d.is_none_or(|d| d >= std::time::Duration::from_secs(1));
+        if !covered(lag) && !covered(lookback) {
+            p.add(
+                format!("{at}.lag"),
+                "Slack dates entries in whole seconds: lag or lookback must be at least 1s, or entries dated in the \
+                 second a window ends are missed",
+            );
+        }
     }
 }
 

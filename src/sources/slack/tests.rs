@@ -58,6 +58,10 @@ fn the_registry_builds_bearer_auth_and_checks_the_keys() {
     let has = |s: &str| p.iter().any(|m| m.contains(s));
     assert!(has("source[0].page_size: Slack allows at most 9999"), "{p:?}");
     assert!(has("source[0].token: is required"), "{p:?}");
+    let p =
+        crate::config::parse(&CONFIG.replace("token =", "lag = \"0s\"\nlookback = \"500ms\"\ntoken =")).unwrap_err();
+    assert!(p[0].to_string().contains("source[0].lag: Slack dates entries in whole seconds"), "{p:?}");
+    assert!(crate::config::parse(&CONFIG.replace("token =", "lag = \"0s\"\nlookback = \"1s\"\ntoken =")).is_ok());
     let p = crate::config::parse(&CONFIG.replace("token =", "org = \"x\"\ntoken =")).unwrap_err();
     assert!(p[0].to_string().contains("source[0].org"), "{p:?}");
 
