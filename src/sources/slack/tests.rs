@@ -235,7 +235,7 @@ fn an_empty_window_is_guarded_until_the_filter_is_proven() {
 
 #[test]
 fn actions_classify_to_ecs() {
-    let cases: [(&str, Option<&str>, Vec<&str>, &str); 16] = [
+    let cases: [(&str, Option<&str>, Vec<&str>, &str); 17] = [
         ("user_login", Some("authentication"), vec!["start"], "success"),
         ("user_login_failed", Some("authentication"), vec!["start"], "failure"),
         ("user_logout", Some("authentication"), vec!["end"], "success"),
@@ -247,6 +247,7 @@ fn actions_classify_to_ecs() {
         ("user_channel_join", Some("iam"), vec!["group", "change"], "success"),
         ("public_channel_created", Some("configuration"), vec!["creation"], "success"),
         ("app_installed", Some("configuration"), vec!["creation"], "success"),
+        ("app_uninstalled", Some("configuration"), vec!["deletion"], "success"),
         ("pref.sso_setting_changed", Some("configuration"), vec!["change"], "success"),
         ("workspace_created", Some("configuration"), vec!["creation"], "success"),
         ("file_downloaded_blocked", Some("file"), vec!["access"], "failure"),
