@@ -5,7 +5,8 @@
 
 use crate::config::output_types::Transport;
 use crate::config::secret::ProcessEnv;
-use crate::config::{Config, OutputKind};
+use crate::config::Config;
+use crate::outputs::Endpoint;
 use crate::sources::poller::SourceContext;
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
@@ -130,9 +131,10 @@ pub async fn probe_all(cfg: &Config) -> usize {
         }
     };
     let mut failures = 0;
+    let metrics = Arc::new(Metrics::default());
     let ctx = SourceContext {
         state: state.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         clock: crate::sources::poller::system_clock(),
         max_journal_bytes: u64::MAX,
         run_ahead_bytes: u64::MAX,
@@ -184,31 +186,9 @@ pub async fn probe_all(cfg: &Config) -> usize {
         let at = format!("output[{i}]");
         let what = format!("output {}", o.name);
         let tls = o.common.tls.as_ref();
-        let (url, address) = match &o.kind {
-            OutputKind::SplunkHec(c) => (c.url.as_deref(), None),
-            OutputKind::Syslog(c) => (None, c.address.as_deref().map(|a| (a, c.transport))),
-            OutputKind::Qradar(c) => (None, c.address.as_deref().map(|a| (a, c.transport))),
-            OutputKind::File(_) => (None, None),
-        };
-        let reachable = match (url, address) {
-            (Some(_), _) => url_stages(&what, url, tls).await,
-            (None, Some((addr, transport))) => {
-                match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
-                    Some((h, p)) => {
-                        let h = h.trim_start_matches('[').trim_end_matches(']');
-                        transport == Transport::Udp || stages(&what, h, p, tls, transport == Transport::Tls).await
-                    }
-                    None => true,
-                }
-            }
-            _ => true,
-        };
-        if !reachable {
-            failures += 1;
-            continue;
-        }
         let channel = uuid::Uuid::new_v4().to_string();
-        let mut sink = match crate::outputs::build(o, &at, &ProcessEnv, &hostname, channel) {
+        let built = crate::outputs::build(o, &at, &ProcessEnv, &hostname, channel, metrics.clone());
+        let mut sink = match built {
             Ok(s) => s,
             Err(problems) => {
                 failures += 1;
@@ -218,14 +198,25 @@ pub async fn probe_all(cfg: &Config) -> usize {
                 continue;
             }
         };
-        match tokio::time::timeout(Duration::from_secs(30), sink.check_credentials()).await {
-            Ok(Ok(())) => {
-                let what = match o.kind {
-                    OutputKind::SplunkHec(_) => "reachable, token accepted (an empty POST, nothing written)",
-                    _ => "reachable and accepting",
-                };
-                println!("ok    output {} ({}): {what}", o.name, o.type_name());
+        let reachable = match sink.endpoint() {
+            Endpoint::Url(url) => url_stages(&what, Some(url.as_str()), tls).await,
+            Endpoint::Address(addr, transport) => {
+                match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+                    Some((h, p)) => {
+                        let h = h.trim_start_matches('[').trim_end_matches(']');
+                        transport == Transport::Udp || stages(&what, h, p, tls, transport == Transport::Tls).await
+                    }
+                    None => true,
+                }
             }
+            Endpoint::Local => true,
+        };
+        if !reachable {
+            failures += 1;
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), sink.check_credentials()).await {
+            Ok(Ok(what)) => println!("ok    output {} ({}): {what}", o.name, o.type_name()),
             Ok(Err(e)) => {
                 failures += 1;
                 println!("FAIL  output {}: {e}", o.name);

@@ -365,7 +365,7 @@ async fn tls_receiver_restarted_mid_stream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn driver_paces_to_max_eps_and_drops_nothing() {
     use auditrelay::outputs::driver::{self, DriverSettings};
-    use auditrelay::outputs::{AnySink, OutputContext};
+    use auditrelay::outputs::OutputContext;
     use auditrelay::state::{Cursor, State};
     use std::sync::Arc;
 
@@ -374,7 +374,12 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
     let cfg = output(&format!("type = \"syslog\"\naddress = \"127.0.0.1:{}\"\nmax_eps = 200\n", rs.tcp));
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open(dir.path()).unwrap());
-    let ctx = OutputContext { state: state.clone(), metrics: Arc::default(), hostname: HOST.into() };
+    let ctx = OutputContext {
+        state: state.clone(),
+        metrics: Arc::default(),
+        hostname: HOST.into(),
+        clock: Arc::new(chrono::Utc::now),
+    };
     // A new output starts at the journal's tail: register it first.
     state.offset_or_tail(&cfg.name).await.unwrap();
     const TOTAL: usize = 2000;
@@ -389,7 +394,7 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
         retry_max_interval: Duration::from_secs(1),
         max_in_flight: 1,
     };
-    let sink = AnySink::Syslog(Box::new(SyslogSink::build(&cfg, "output[0]", HOST).unwrap()));
+    let sink = SyslogSink::build(&cfg, "output[0]", HOST).unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(driver::run(settings, sink, Arc::default(), ctx, cancel.clone()));

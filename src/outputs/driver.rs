@@ -9,7 +9,7 @@
 //! During shutdown a batch being sent is finished (bounded by the agent's
 //! shutdown timeout); waits and backoffs end at once.
 
-use super::{AnySink, Delivery, ErrorKind, SendError, Sink};
+use super::{Delivery, ErrorKind, SendError, Sink};
 use crate::config::BatchConfig;
 use crate::event::Event;
 use crate::retry::Backoff;
@@ -25,6 +25,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// First wait after a transient failure (network, timeout, 5xx, busy);
+/// the waits double from here to `retry_max_interval`, with jitter.
+pub const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// First wait after the receiver refused the credentials or the
+/// configuration (or `retry_max_interval`, when that is shorter): an
+/// operator has to act, so there is no point knocking every second.
+pub const REFUSED_RETRY_FIRST: Duration = Duration::from_secs(30);
+/// Longest wait between retries of a refused batch (or `retry_max_interval`,
+/// when that is longer): a refusal is still retried, forever, but slowly.
+pub const REFUSED_RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Which outputs each source routes to (`None` = every output). Sources not
 /// in the map (removed from the config) route to every output, so their
@@ -49,9 +60,9 @@ pub struct DriverSettings {
 
 /// Run an output until cancelled. Returns an error only for a state failure
 /// (fatal).
-pub async fn run(
+pub async fn run<S: Sink>(
     settings: DriverSettings,
-    sink: AnySink,
+    sink: S,
     routes: Routes,
     ctx: super::OutputContext,
     cancel: CancellationToken,
@@ -72,7 +83,7 @@ struct Driver<S> {
     /// Idle handles on the receiver; one per batch in flight.
     pool: Vec<S>,
     routes: Routes,
-    limiter: Option<governor::DefaultDirectRateLimiter>,
+    limiter: Option<Pacer>,
 }
 
 /// A batch handed to the receiver, in journal order.
@@ -90,10 +101,31 @@ struct Flight<S> {
 
 type InFlight<S> = FuturesOrdered<Pin<Box<dyn Future<Output = Flight<S>> + Send>>>;
 
+/// The `max_eps` limiter. It reads tokio's clock (see [`TokioClock`]).
+type Pacer = governor::RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    TokioClock,
+    governor::middleware::NoOpMiddleware<Duration>,
+>;
+
 /// Pacing is done in chunks no larger than one second's worth.
-fn limiter(max_eps: Option<u32>) -> Option<governor::DefaultDirectRateLimiter> {
+fn limiter(max_eps: Option<u32>) -> Option<Pacer> {
     let eps = NonZeroU32::new(max_eps?)?;
-    Some(governor::RateLimiter::direct(governor::Quota::per_second(eps)))
+    Some(governor::RateLimiter::direct_with_clock(governor::Quota::per_second(eps), TokioClock(Instant::now())))
+}
+
+/// Time since a start, read from tokio's clock: the real monotonic clock
+/// in the agent, the paused one in tests. (governor's default clock and its
+/// `until_ready` wait read the real clock, which a paused test cannot move.)
+#[derive(Debug, Clone)]
+struct TokioClock(Instant);
+
+impl governor::clock::Clock for TokioClock {
+    type Instant = Duration;
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
 }
 
 impl<S: Sink> Driver<S> {
@@ -177,7 +209,7 @@ impl<S: Sink> Driver<S> {
             in_flight.push_back(Box::pin(std::future::ready(flight)));
             return;
         }
-        self.pace(events.len(), cancel).await;
+        pace(self.limiter.as_ref(), self.shared.settings.max_eps, events.len(), cancel).await;
         let Some(mut sink) = self.pool.pop() else { return };
         let (shared, cancel) = (self.shared.clone(), cancel.clone());
         let task = tokio::spawn(async move {
@@ -201,7 +233,7 @@ impl<S: Sink> Driver<S> {
         }
         let Some(delivery) = flight.delivery else { return Ok(false) };
         let (name, state) = (&self.shared.settings.name, &self.shared.ctx.state);
-        let at = crate::event::rfc3339(chrono::Utc::now());
+        let at = crate::event::rfc3339((self.shared.ctx.clock)());
         let dead: Vec<DeadLetter> = delivery
             .rejected
             .iter()
@@ -221,7 +253,7 @@ impl<S: Sink> Driver<S> {
             tracing::error!(output = %name, count = dead.len(), reason = %crate::telemetry::printable(&dead[0].reason), "receiver rejected events; they are in the dead-letter queue (auditrelay dead-letters list --output {name})");
             m.add(metric::EVENTS_DEAD_LETTERED, &[("output", name)], dead.len() as u64);
         }
-        m.set(metric::LAST_SEND, &[("output", name)], chrono::Utc::now().timestamp() as f64);
+        m.set(metric::LAST_SEND, &[("output", name)], (self.shared.ctx.clock)().timestamp() as f64);
         m.set(metric::BACKLOG_EVENTS, &[("output", name)], state.next_seq().saturating_sub(*offset) as f64);
         Ok(true)
     }
@@ -231,20 +263,31 @@ impl<S: Sink> Driver<S> {
         let routes = map.get(&e.event.source).and_then(|r| r.as_deref());
         e.routed_to(&self.shared.settings.name, routes)
     }
+}
 
-    /// Wait for `max_eps` to allow `n` events; delays, never drops.
-    async fn pace(&self, n: usize, cancel: &CancellationToken) {
-        let (Some(l), Some(eps)) = (&self.limiter, self.shared.settings.max_eps) else { return };
-        let mut left = n as u32;
-        while left > 0 {
-            let chunk = left.min(eps.max(1));
-            let Some(c) = NonZeroU32::new(chunk) else { return };
+/// Wait for `max_eps` to allow `n` events; delays, never drops.
+// A free function, not a method: the wait must not hold `&Driver`, which
+// is not `Sync` (a sink need not be).
+async fn pace(limiter: Option<&Pacer>, max_eps: Option<u32>, n: usize, cancel: &CancellationToken) {
+    let (Some(l), Some(eps)) = (limiter, max_eps) else { return };
+    let mut left = n as u32;
+    while left > 0 {
+        let chunk = left.min(eps.max(1));
+        let Some(c) = NonZeroU32::new(chunk) else { return };
+        // What governor's `until_n_ready` does, waiting on tokio's clock.
+        loop {
+            let wait = match l.check_n(c) {
+                Ok(Ok(())) => break,
+                Ok(Err(not_until)) => not_until.wait_time_from(governor::clock::Clock::now(l.clock())),
+                // A chunk is at most the burst (one second's worth).
+                Err(_) => return,
+            };
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = l.until_n_ready(c) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            left -= chunk;
         }
+        left -= chunk;
     }
 }
 
@@ -256,10 +299,10 @@ async fn send_until_confirmed<S: Sink>(
     cancel: &CancellationToken,
 ) -> Option<Delivery> {
     let settings = &shared.settings;
-    let mut backoff = Backoff::new(Duration::from_secs(1), settings.retry_max_interval);
+    let mut backoff = Backoff::new(RETRY_FIRST, settings.retry_max_interval);
     let mut slow = Backoff::new(
-        Duration::from_secs(30).min(settings.retry_max_interval),
-        settings.retry_max_interval.max(Duration::from_secs(300)),
+        REFUSED_RETRY_FIRST.min(settings.retry_max_interval),
+        settings.retry_max_interval.max(REFUSED_RETRY_MAX),
     );
     loop {
         match sink.send(events).await {
@@ -288,7 +331,7 @@ impl Shared {
     /// Record health; log once per change (and when the error changes).
     fn set_health(&self, err: Option<(&SendError, Duration)>) {
         let name = &self.settings.name;
-        let now = chrono::Utc::now();
+        let now = (self.ctx.clock)();
         match err {
             None => {
                 if self.health.ok(now) == Change::Recovered {
@@ -317,3 +360,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,8 +6,9 @@
 //! away with the batches confirmed in it. A file it creates is 0640 (the
 //! events are audit data: the service's group may read them, others not).
 
-use super::{Delivery, SendError, Sink};
+use super::{BuildCtx, Delivery, SendError, Sink};
 use crate::config::output_types::FileConfig;
+use crate::config::Problem;
 use crate::event::{Event, Payload};
 use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
@@ -35,6 +36,13 @@ fn identity(m: &std::fs::Metadata) -> (u64, u64) {
 /// fsync a directory (its entries: a file created or renamed in it).
 async fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
     tokio::fs::File::open(dir).await?.sync_all().await
+}
+
+// The registry line of `type = "file"`.
+super::output!(FileConfig => build);
+
+fn build(cfg: &FileConfig, _: BuildCtx<'_>) -> Result<FileSink, Vec<Problem>> {
+    Ok(FileSink::new(cfg))
 }
 
 impl FileSink {

@@ -1,19 +1,26 @@
 //! Outputs: the [`Sink`] trait each receiver implements, the generic
 //! [`driver`] that owns batching, pacing, retries and offset commits, and
-//! one module per receiver.
+//! one module per receiver. Each receiver's module registers its config
+//! type with one [`output!`] line; [`build`] reaches it through the
+//! registry of output types, and the pipeline and `check --connect` hold
+//! the result as an [`Output`], never matching on the type.
 
 pub mod driver;
 pub mod file;
 pub mod splunk_hec;
 pub mod syslog;
 
+use crate::config::output_types::Transport;
 use crate::config::secret::Env;
 use crate::config::{OutputConfig, OutputKind, Problem};
 use crate::event::Event;
-use crate::state::State;
+use crate::state::{State, StateError};
 use crate::telemetry::metrics::Metrics;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// What a receiver did with a batch it confirmed.
 #[derive(Debug, Default, PartialEq)]
@@ -62,11 +69,32 @@ impl SendError {
 
 /// A receiver. `send` returns only once the receiver confirmed the batch
 /// (HTTP 2xx and the indexer acknowledgement, a flushed socket, an fsync).
+/// Besides sending, each receiver says here what the pipeline and
+/// `check --connect` need to know about it, so neither matches on the
+/// output's type.
 pub trait Sink: Send + 'static {
     /// Encode and deliver a batch.
     fn send(&mut self, batch: &[Event]) -> impl Future<Output = Result<Delivery, SendError>> + Send;
     /// Check that the receiver is reachable and accepts our credentials.
     fn healthcheck(&mut self) -> impl Future<Output = Result<(), SendError>> + Send;
+    /// [`Sink::healthcheck`], then, where the receiver takes credentials a
+    /// health check does not prove, a request that proves them and writes
+    /// nothing (HEC: an empty POST, see [`splunk_hec::Hec::check_token`]).
+    /// Says what was proved, for `check --connect`'s line. The default
+    /// suits receivers that take no credentials beyond a TLS client
+    /// certificate, which the handshake already proved.
+    fn check_credentials(&mut self) -> impl Future<Output = Result<&'static str, SendError>> + Send {
+        async move { self.healthcheck().await.map(|()| "reachable and accepting") }
+    }
+    /// Where `check --connect` tests DNS, TCP and TLS before the health check.
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint::Local
+    }
+    /// Batches sent before the first is confirmed (1, the default: one at
+    /// a time); more take [`Sink::fork`].
+    fn max_in_flight(&self) -> usize {
+        1
+    }
     /// Another handle on the same receiver, so the driver can send a batch
     /// while an earlier one waits for its confirmation; `None` (the default)
     /// when batches must go one at a time (a syslog stream, a file).
@@ -78,6 +106,17 @@ pub trait Sink: Send + 'static {
     }
 }
 
+/// Where a receiver is, for `check --connect`'s network stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// Nothing to reach over the network (a file, stdout).
+    Local,
+    /// An `http` or `https` URL.
+    Url(&'a url::Url),
+    /// A `host:port` address and the transport it is reached by.
+    Address(&'a str, Transport),
+}
+
 /// What outputs share with the rest of the agent.
 #[derive(Clone)]
 pub struct OutputContext {
@@ -87,55 +126,107 @@ pub struct OutputContext {
     pub metrics: Arc<Metrics>,
     /// Host name to report (HEC `host`, syslog HOSTNAME).
     pub hostname: String,
+    /// The wall clock (dead letters' time, health, the last-send gauge);
+    /// the same clock the sources get. Waits use tokio's clock, so tests
+    /// pause and advance both.
+    pub clock: Clock,
 }
 
-/// A built output of any type, ready to hand to the driver.
-pub enum AnySink {
-    /// Splunk HEC.
-    Hec(splunk_hec::Hec),
-    /// JSON lines.
-    File(file::FileSink),
-    /// Syslog or QRadar (LEEF over syslog); boxed, it is the largest.
-    Syslog(Box<syslog::SyslogSink>),
+/// The current time; injectable so tests can fix it. The same type as the
+/// poller's `sources::poller::Clock` (an alias of one type: either is the
+/// other), declared here too because outputs do not import sources.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// A built output, its sink's type erased: what the pipeline starts and
+/// `check --connect` checks. Every [`Sink`] is one (through the output's
+/// registry line, [`output!`]); the driver it runs is generic over the
+/// sink, so sending is not dynamically dispatched.
+pub trait Output: Send {
+    /// [`Sink::healthcheck`].
+    fn healthcheck(&mut self) -> BoxFuture<'_, Result<(), SendError>>;
+    /// [`Sink::check_credentials`].
+    fn check_credentials(&mut self) -> BoxFuture<'_, Result<&'static str, SendError>>;
+    /// [`Sink::endpoint`].
+    fn endpoint(&self) -> Endpoint<'_>;
+    /// [`Sink::max_in_flight`].
+    fn max_in_flight(&self) -> usize;
+    /// Run the [`driver`] on this sink until cancelled.
+    fn run(
+        self: Box<Self>,
+        settings: driver::DriverSettings,
+        routes: driver::Routes,
+        ctx: OutputContext,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), StateError>>;
 }
 
-impl Sink for AnySink {
-    async fn send(&mut self, batch: &[Event]) -> Result<Delivery, SendError> {
-        match self {
-            AnySink::Hec(s) => s.send(batch).await,
-            AnySink::File(s) => s.send(batch).await,
-            AnySink::Syslog(s) => s.send(batch).await,
-        }
+/// A sink behind [`Output`].
+struct Erased<S>(S);
+
+impl<S: Sink> Output for Erased<S> {
+    fn healthcheck(&mut self) -> BoxFuture<'_, Result<(), SendError>> {
+        Box::pin(self.0.healthcheck())
     }
-    async fn healthcheck(&mut self) -> Result<(), SendError> {
-        match self {
-            AnySink::Hec(s) => s.healthcheck().await,
-            AnySink::File(s) => s.healthcheck().await,
-            AnySink::Syslog(s) => s.healthcheck().await,
-        }
+    fn check_credentials(&mut self) -> BoxFuture<'_, Result<&'static str, SendError>> {
+        Box::pin(self.0.check_credentials())
     }
-    fn fork(&self) -> Option<Self> {
-        match self {
-            AnySink::Hec(s) => Some(AnySink::Hec(s.clone())),
-            AnySink::File(_) | AnySink::Syslog(_) => None,
-        }
+    fn endpoint(&self) -> Endpoint<'_> {
+        self.0.endpoint()
+    }
+    fn max_in_flight(&self) -> usize {
+        self.0.max_in_flight()
+    }
+    fn run(
+        self: Box<Self>,
+        settings: driver::DriverSettings,
+        routes: driver::Routes,
+        ctx: OutputContext,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), StateError>> {
+        Box::pin(driver::run(settings, self.0, routes, ctx, cancel))
     }
 }
 
-impl AnySink {
-    /// [`Sink::healthcheck`], then, where the receiver takes credentials a
-    /// health check does not prove, a request that proves them and writes
-    /// nothing (HEC: an empty POST, see [`splunk_hec::Hec::check_token`]).
-    /// Syslog and QRadar take no credentials beyond a TLS client
-    /// certificate, which the handshake already proved.
-    pub async fn check_credentials(&mut self) -> Result<(), SendError> {
-        self.healthcheck().await?;
-        match self {
-            AnySink::Hec(s) => s.check_token().await,
-            AnySink::File(_) | AnySink::Syslog(_) => Ok(()),
-        }
-    }
+/// A sink as an [`Output`].
+pub fn erase<S: Sink>(sink: S) -> Box<dyn Output> {
+    Box::new(Erased(sink))
 }
+
+/// An output built from its config, or the problems that stopped it.
+pub type Built = Result<Box<dyn Output>, Vec<Problem>>;
+
+/// What an output type's `build` is given besides its own keys.
+pub struct BuildCtx<'a> {
+    /// The whole `[[output]]`: its name and the keys every output has.
+    pub output: &'a OutputConfig,
+    /// Its key path (`output[1]`), for problems.
+    pub at: &'a str,
+    /// Where `${ENV}` and `*_file` secrets are read.
+    pub env: &'a dyn Env,
+    /// Host name to report (HEC `host`, syslog HOSTNAME).
+    pub hostname: &'a str,
+    /// The output's persisted HEC channel GUID.
+    pub channel: String,
+    /// Where the sink counts what it alone sees (truncated syslog messages).
+    pub metrics: Arc<Metrics>,
+}
+
+/// Wires an output type's `build(cfg, ctx) -> Result<impl Sink, Vec<Problem>>`
+/// function to its config type, so that [`build`] reaches it through the
+/// registry of output types (`config::output_types`): one line in the
+/// output's file, `super::output!(AcmeConfig => build);`. What the pipeline
+/// and `check --connect` need beyond that, the sink says in its [`Sink`] impl.
+macro_rules! output {
+    ($cfg:ty => $build:path) => {
+        impl<'a> $crate::config::Build<$crate::outputs::BuildCtx<'a>> for $cfg {
+            type Output = $crate::outputs::Built;
+            fn build(&self, ctx: $crate::outputs::BuildCtx<'a>) -> $crate::outputs::Built {
+                $build(self, ctx).map($crate::outputs::erase)
+            }
+        }
+    };
+}
+pub(crate) use output;
 
 /// The `max_eps` an output type gets when the config sets none: QRadar's
 /// licence is per EPS and QRadar drops what overflows its burst queue, so the
@@ -145,37 +236,26 @@ pub fn default_max_eps(kind: &OutputKind) -> Option<u32> {
     kind.spec().default_max_eps()
 }
 
-/// Build a sink from its configuration. `at` is its key path (`output[1]`).
-/// `channel` is the output's persisted HEC channel GUID.
+/// Build an output from its configuration, through its type's registry
+/// line. `at` is its key path (`output[1]`); `channel` is the output's
+/// persisted HEC channel GUID.
 pub fn build(
     cfg: &OutputConfig,
     at: &str,
     env: &dyn Env,
     hostname: &str,
     channel: String,
-) -> Result<AnySink, Vec<Problem>> {
-    match &cfg.kind {
-        OutputKind::SplunkHec(_) => splunk_hec::Hec::build(cfg, at, env, hostname, channel).map(AnySink::Hec),
-        OutputKind::File(file) => Ok(AnySink::File(file::FileSink::new(file))),
-        OutputKind::Syslog(_) | OutputKind::Qradar(_) => {
-            syslog::SyslogSink::build(cfg, at, hostname).map(|s| AnySink::Syslog(Box::new(s)))
-        }
-    }
+    metrics: Arc<Metrics>,
+) -> Result<Box<dyn Output>, Vec<Problem>> {
+    cfg.kind.build(BuildCtx { output: cfg, at, env, hostname, channel, metrics })
 }
 
 /// Resolve an output's secrets and TLS files (for `check`), without
 /// connecting anywhere.
 pub fn check_secrets(cfg: &OutputConfig, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
-    if let OutputKind::SplunkHec(hec) = &cfg.kind {
-        crate::config::secret::need_secret(
-            &mut problems,
-            at,
-            "token",
-            hec.token.as_ref(),
-            hec.token_file.as_deref(),
-            env,
-        );
+    for key in cfg.kind.spec().secrets() {
+        crate::config::secret::need_secret(&mut problems, at, key.key, key.inline, key.file, env);
     }
     if let Some(tls) = &cfg.common.tls {
         if let Err(e) = crate::transport::tls::client_config(Some(tls)) {
@@ -186,5 +266,54 @@ pub fn check_secrets(cfg: &OutputConfig, at: &str, env: &dyn Env) -> Result<(), 
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::secret::ProcessEnv;
+
+    /// What the pipeline and `check --connect` used to read from each
+    /// output type's config by matching on it, each sink now says itself:
+    /// built through the registry, every type answers for its endpoint and
+    /// in-flight limit.
+    #[test]
+    fn every_output_type_builds_through_the_registry_and_says_what_the_pipeline_needs() {
+        let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n\
+            [[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088/services/collector\"\ntoken = \"t\"\nmax_in_flight = 4\n\
+            [[output]]\nname = \"hec1\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken = \"t\"\n\
+            [[output]]\nname = \"sys\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\n\
+            [[output]]\nname = \"qr\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\n\
+            [[output]]\nname = \"f\"\ntype = \"file\"\npath = \"-\"\n";
+        let cfg = crate::config::parse(text).unwrap_or_else(|p| panic!("{p:?}"));
+        let built: Vec<Box<dyn Output>> = cfg
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let at = format!("output[{i}]");
+                build(o, &at, &ProcessEnv, "relay01", "c".into(), Arc::default()).unwrap_or_else(|p| panic!("{p:?}"))
+            })
+            .collect();
+        let hec_base = url::Url::parse("https://splunk.example.com:8088/").unwrap();
+        assert_eq!(built[0].endpoint(), Endpoint::Url(&hec_base));
+        assert_eq!(built[0].max_in_flight(), 4);
+        assert_eq!(built[1].max_in_flight(), splunk_hec::DEFAULT_MAX_IN_FLIGHT as usize);
+        assert_eq!(built[2].endpoint(), Endpoint::Address("127.0.0.1:6514", Transport::Tls));
+        assert_eq!(built[3].endpoint(), Endpoint::Address("127.0.0.1:514", Transport::Udp));
+        assert_eq!(built[4].endpoint(), Endpoint::Local);
+        assert!(built[2..].iter().all(|o| o.max_in_flight() == 1), "syslog and files send one batch at a time");
+    }
+
+    /// `check` resolves each type's secrets through its own list of them.
+    #[test]
+    fn check_secrets_reports_an_unreadable_token_with_its_key_path() {
+        let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n\
+            [[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_file = \"/nonexistent/hec.token\"\n";
+        let cfg = crate::config::parse(text).unwrap_or_else(|p| panic!("{p:?}"));
+        let problems = check_secrets(&cfg.outputs[0], "output[0]", &ProcessEnv).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].path.starts_with("output[0].token"), "{problems:?}");
     }
 }

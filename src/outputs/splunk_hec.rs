@@ -17,7 +17,8 @@
 //! before an `invalid-event-number` count as accepted only without acks (with
 //! acks they got no ackId, so they are resent).
 
-use super::{Delivery, SendError, Sink};
+use super::{BuildCtx, Delivery, Endpoint, SendError, Sink};
+use crate::config::output_types::SplunkHecConfig;
 use crate::config::secret::{Env, Secret};
 use crate::config::{OutputConfig, OutputKind, Problem};
 use crate::event::{Event, Payload};
@@ -56,6 +57,8 @@ fn hec_base(mut url: url::Url) -> url::Url {
     url.set_query(None);
     url
 }
+/// Batches sent before the first is confirmed unless `max_in_flight` says more.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1;
 /// Whether bodies are gzipped.
 pub const DEFAULT_COMPRESSION: bool = true;
 /// The `sourcetype` events get.
@@ -75,6 +78,8 @@ pub struct Hec {
     acks: std::sync::Arc<Acks>,
     ack: bool,
     ack_timeout: Duration,
+    /// Batches the driver may have in flight (`max_in_flight`).
+    max_in_flight: usize,
     gzip: bool,
     index: Option<String>,
     sourcetype: String,
@@ -97,6 +102,13 @@ enum Posted {
     Invalid { index: Option<usize>, reason: String },
     /// 413: the body is too large.
     TooLarge(String),
+}
+
+// The registry line of `type = "splunk_hec"`.
+super::output!(SplunkHecConfig => build);
+
+fn build(_: &SplunkHecConfig, ctx: BuildCtx<'_>) -> Result<Hec, Vec<Problem>> {
+    Hec::build(ctx.output, ctx.at, ctx.env, ctx.hostname, ctx.channel)
 }
 
 impl Hec {
@@ -142,6 +154,7 @@ impl Hec {
             acks: Default::default(),
             ack: cfg.ack.unwrap_or(DEFAULT_ACK),
             ack_timeout: cfg.ack_timeout.map_or(DEFAULT_ACK_TIMEOUT, |d| d.get()),
+            max_in_flight: cfg.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT) as usize,
             gzip: cfg.compression.unwrap_or(DEFAULT_COMPRESSION),
             index: cfg.index.clone(),
             sourcetype: cfg.sourcetype.clone().unwrap_or_else(|| DEFAULT_SOURCETYPE.into()),
@@ -151,7 +164,7 @@ impl Hec {
         })
     }
 
-    fn endpoint(&self, path: &str) -> url::Url {
+    fn url_of(&self, path: &str) -> url::Url {
         let mut u = self.base.clone();
         let joined = format!("{}/{}", u.path().trim_end_matches('/'), path.trim_start_matches('/'));
         u.set_path(&joined);
@@ -217,7 +230,7 @@ impl Hec {
     }
 
     async fn post(&self, events: &[&Event]) -> Result<Posted, SendError> {
-        let url = self.endpoint("services/collector/event");
+        let url = self.url_of("services/collector/event");
         let channel = self.channel();
         let resp = self
             .request(url, &channel, self.encode(events), self.gzip)?
@@ -246,7 +259,7 @@ impl Hec {
             (413, _) => Ok(Posted::TooLarge(what)),
             (404, _) => Err(SendError::config(format!(
                 "{what}: there is no HEC endpoint at {}; set url to the collector's base (https://HOST:8088)",
-                crate::transport::http::redact_url(&self.endpoint("services/collector/event"))
+                crate::transport::http::redact_url(&self.url_of("services/collector/event"))
             ))),
             (401 | 403, _) | (_, Some(1..=4 | 21 | 22)) => Err(SendError::auth(format!("{what} (check the HEC token)"))),
             (400, Some(7)) => Err(SendError::config(format!("{what}: the token may not write to index {:?}", self.index))),
@@ -311,7 +324,7 @@ impl Hec {
     /// indexed. Acks off for the token is a config error, a refused token an
     /// auth error, anything else transient.
     async fn query_acks(&self, channel: &str, ids: &[u64]) -> Result<Vec<u64>, SendError> {
-        let mut url = self.endpoint("services/collector/ack");
+        let mut url = self.url_of("services/collector/ack");
         url.query_pairs_mut().append_pair("channel", channel);
         let resp = self
             .request(url, channel, json!({ "acks": ids }).to_string().into_bytes(), false)?
@@ -483,7 +496,7 @@ impl Hec {
     /// then finds nothing to index (400 code 5, "No data"), or a channel
     /// missing (code 10): either means the token was accepted.
     pub async fn check_token(&self) -> Result<(), SendError> {
-        let url = self.endpoint("services/collector/event");
+        let url = self.url_of("services/collector/event");
         let rb = self.request(url, &self.channel(), Vec::new(), false)?;
         let resp = rb
             .send()
@@ -541,7 +554,7 @@ impl Sink for Hec {
     }
 
     async fn healthcheck(&mut self) -> Result<(), SendError> {
-        let url = self.endpoint("services/collector/health");
+        let url = self.url_of("services/collector/health");
         let resp = self
             .client
             .get(url)
@@ -556,6 +569,25 @@ impl Sink for Hec {
             400 | 401 | 403 => Err(SendError::auth(format!("HEC health answered HTTP {status}: {}", excerpt(&body)))),
             _ => Err(SendError::transient(format!("HEC health answered HTTP {status}: {}", excerpt(&body)))),
         }
+    }
+
+    async fn check_credentials(&mut self) -> Result<&'static str, SendError> {
+        self.healthcheck().await?;
+        self.check_token().await?;
+        Ok("reachable, token accepted (an empty POST, nothing written)")
+    }
+
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint::Url(&self.base)
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// A clone: it shares the client, the channel and the ack poller.
+    fn fork(&self) -> Option<Self> {
+        Some(self.clone())
     }
 }
 

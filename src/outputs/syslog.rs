@@ -42,7 +42,7 @@
 //! RFC 5424 messages carry `[auditrelay@32473 source="…" id="…"]` so a
 //! receiver can dedupe on `event.id` after a resend.
 
-use super::{Delivery, SendError, Sink};
+use super::{BuildCtx, Delivery, Endpoint, SendError, Sink};
 use crate::config::output_types::{QradarConfig, SyslogConfig, SyslogFormat, SyslogPayload};
 use crate::config::units::{Dur, Size};
 use crate::config::{OutputConfig, OutputKind, Problem, TlsConfig};
@@ -212,6 +212,17 @@ impl<'a> Settings<'a> {
     }
 }
 
+// The registry lines of `type = "syslog"` and `type = "qradar"`.
+super::output!(SyslogConfig => build);
+super::output!(QradarConfig => build);
+
+/// Either type's sink, counting truncated messages in the agent's metrics.
+fn build<C>(_: &C, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
+    let mut sink = SyslogSink::build(ctx.output, ctx.at, ctx.hostname)?;
+    sink.set_metrics(ctx.metrics);
+    Ok(sink)
+}
+
 impl SyslogSink {
     /// Build from a `syslog` or `qradar` output's config (checked when it
     /// was read): loads the TLS files; the connection is made on the first
@@ -337,6 +348,11 @@ impl Sink for SyslogSink {
 
     async fn healthcheck(&mut self) -> Result<(), SendError> {
         self.sender.check().await.map_err(send_error)
+    }
+
+    fn endpoint(&self) -> Endpoint<'_> {
+        let cfg = self.sender.config();
+        Endpoint::Address(&cfg.address, cfg.transport)
     }
 }
 

@@ -9,8 +9,8 @@ pub mod snapshot;
 
 use crate::config::secret::Env;
 use crate::config::{Config, OutputConfig, Problem, SourceConfig};
-use crate::outputs::driver::{self, DriverSettings, Routes};
-use crate::outputs::{OutputContext, Sink};
+use crate::outputs::driver::{DriverSettings, Routes};
+use crate::outputs::{Output, OutputContext};
 use crate::sources::poller::{Clock, SourceContext};
 use crate::state::{State, StateError};
 use crate::telemetry::metrics::name as metric;
@@ -22,8 +22,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Sends an output has in flight at once unless `max_in_flight` says more.
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1;
 /// Longest time between housekeeping ticks (the systemd watchdog ping, when
 /// its interval is shorter, halves it).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(2);
@@ -232,7 +230,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     result
 }
 
-type Built = (Vec<(OutputConfig, crate::outputs::AnySink)>, Vec<(SourceConfig, crate::sources::poller::Poller)>);
+type Built = (Vec<(OutputConfig, Box<dyn Output>)>, Vec<(SourceConfig, crate::sources::poller::Poller)>);
 
 async fn build_all(
     cfg: &Config,
@@ -240,7 +238,12 @@ async fn build_all(
     outputs: &[OutputConfig],
     sources: &[SourceConfig],
 ) -> Result<Built, Vec<Problem>> {
-    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: cfg.hostname() };
+    let octx = OutputContext {
+        state: rt.state.clone(),
+        metrics: rt.metrics.clone(),
+        hostname: cfg.hostname(),
+        clock: rt.clock.clone(),
+    };
     let sctx = SourceContext {
         state: rt.state.clone(),
         metrics: rt.metrics.clone(),
@@ -271,13 +274,9 @@ async fn build_all(
             problems.push(Problem { path: format!("output[{i}]"), message: format!("cannot store the offset: {e}") });
             continue;
         }
-        match crate::outputs::build(o, &format!("output[{i}]"), rt.env.as_ref(), &octx.hostname, channel) {
-            Ok(mut sink) => {
-                if let crate::outputs::AnySink::Syslog(s) = &mut sink {
-                    s.set_metrics(rt.metrics.clone());
-                }
-                built_outputs.push((o.clone(), sink))
-            }
+        let at = format!("output[{i}]");
+        match crate::outputs::build(o, &at, rt.env.as_ref(), &octx.hostname, channel, rt.metrics.clone()) {
+            Ok(sink) => built_outputs.push((o.clone(), sink)),
             Err(p) => problems.extend(p),
         }
     }
@@ -308,7 +307,12 @@ fn start(
         let mut routes = running.routes.write().unwrap_or_else(|p| p.into_inner());
         *routes = cfg.sources.iter().map(|s| (s.name.clone(), s.common.outputs.clone())).collect();
     }
-    let octx = OutputContext { state: rt.state.clone(), metrics: rt.metrics.clone(), hostname: cfg.hostname() };
+    let octx = OutputContext {
+        state: rt.state.clone(),
+        metrics: rt.metrics.clone(),
+        hostname: cfg.hostname(),
+        clock: rt.clock.clone(),
+    };
     let (outputs, sources) = built;
     for (o, mut sink) in outputs {
         let cancel = tasks.child_token();
@@ -317,11 +321,7 @@ fn start(
             batch: o.common.batch,
             max_eps: o.common.max_eps.or_else(|| crate::outputs::default_max_eps(&o.kind)).filter(|n| *n > 0),
             retry_max_interval: o.common.retry_max_interval.get(),
-            max_in_flight: match &o.kind {
-                crate::config::OutputKind::SplunkHec(hec) => hec.max_in_flight,
-                _ => None,
-            }
-            .unwrap_or(DEFAULT_MAX_IN_FLIGHT) as usize,
+            max_in_flight: sink.max_in_flight(),
         };
         rt.metrics.register_output(&o.name);
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());
@@ -330,7 +330,7 @@ fn start(
             if let Err(e) = sink.healthcheck().await {
                 tracing::warn!(output = %name, "health check failed at start: {e}; events wait in the journal until it recovers");
             }
-            if let Err(e) = driver::run(settings, sink, routes, ctx, c).await {
+            if let Err(e) = sink.run(settings, routes, ctx, c).await {
                 let _ = fatal.send(e);
             }
         });

@@ -88,8 +88,8 @@ impl Poller {
                     let spent = matches!(status, 403 | 429) && quota_left(&resp.headers) == Some(0);
                     let verdict =
                         if spent { Some(Verdict::Throttled(None)) } else { self.api.verdict(status, &resp.body) };
-                    let retry_after =
-                        retry_after(&resp.headers).or_else(|| rate_limit_reset(&resp.headers, Utc::now()));
+                    let now = (self.ctx.clock)();
+                    let retry_after = retry_after(&resp.headers, now).or_else(|| rate_limit_reset(&resp.headers, now));
                     let failure = format!("HTTP {status}: {}", excerpt(&resp.body));
                     match verdict {
                         Some(Verdict::Throttled(d)) => (Some(d.or(retry_after)), failure),
@@ -168,7 +168,7 @@ impl Poller {
         if quota_left(headers) != Some(0) {
             return;
         }
-        let Some(delay) = rate_limit_reset(headers, Utc::now()) else { return };
+        let Some(delay) = rate_limit_reset(headers, (self.ctx.clock)()) else { return };
         let delay = delay.min(MAX_RETRY_AFTER);
         *self.quota_reset.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now() + delay);
         let name = self.settings.name.as_str();
@@ -217,14 +217,15 @@ enum FetchFailure {
     Network(String),
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds or as an HTTP date (read against `now`, the
+/// source's clock).
+fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?;
-    (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
+    (at.with_timezone(&Utc) - now).to_std().ok()
 }
 
 /// The first of `names` present, as text.
