@@ -1,10 +1,10 @@
-//! LazyFS (vendored in `tests/lazyfs/`, MIT): a FUSE file system that keeps
-//! every write in its own cache until the file is fsynced, and drops every
-//! unsynced write on command — a power cut, for the files under its mount
-//! only. Built once by `tests/lazyfs/build.sh` (into `$LAZYFS_BUILD_DIR`,
-//! default `/tmp/lazyfs-build`; a C++ build of about a minute, which also
-//! installs its Debian build dependencies when missing), mounted by
-//! `tests/lazyfs/mount.sh`.
+//! LazyFS (vendored in `third_party/lazyfs/`, MIT): a FUSE file system that
+//! keeps every write in its own cache until the file is fsynced, and drops
+//! every unsynced write on command — a power cut, for the files under its
+//! mount only. Built once by `third_party/lazyfs/build.sh` (into
+//! `$LAZYFS_BUILD_DIR`, default `/tmp/lazyfs-build`; a C++ build of about a
+//! minute, which also installs its Debian build dependencies when missing),
+//! mounted by `third_party/lazyfs/mount.sh`.
 //!
 //! What it keeps after [`LazyFs::power_cut`] (tried by hand on LazyFS 0.2):
 //! data survives only once fsynced or fdatasynced (through any descriptor
@@ -53,7 +53,7 @@ impl LazyFs {
             return Err(format!("{}: LazyFS cannot take a config path containing \"-o\"", dir.path().display()));
         }
         let (mount, root, fifo) = (dir.path().join("mnt"), dir.path().join("root"), dir.path().join("faults.fifo"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lazyfs/mount.sh");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/lazyfs/mount.sh");
         let cache = std::env::var("LAZYFS_CACHE_SIZE").unwrap_or_else(|_| CACHE_SIZE.into());
         let out = Command::new("bash")
             .arg(&script)
