@@ -12,7 +12,7 @@
 # The committed corpus (fuzz/corpus/<target>/) is read, never written: new
 # inputs go to a scratch directory, unless FUZZ_MERGE=1 asks to merge those
 # that add coverage into the corpus (then run `cargo test --test
-# no_panic_corpus` and keep the corpus small before committing).
+# integration no_panic_corpus::` and keep the corpus small before committing).
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`) and a C++
 # compiler for libFuzzer. Only a stable toolchain is installed, so the

@@ -3,15 +3,13 @@
 //! and SIGTERM: exit 0 within `shutdown_timeout`, and the next start sends
 //! nothing twice.
 
-mod common;
+use crate::common;
 
 use common::agent::{command, HecOutput, TestDir, DEADLINE};
 use common::api::FakeApi;
-use common::hec::{FakeHec, Mode};
+use common::hec::{FakeHec, Mode, HEC_TOKEN};
 use common::{api_config, assert_at_least_once, assert_exactly_once, wait_hec_has};
 use std::time::Duration;
-
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 
 fn source(extra: &str) -> String {
     format!(

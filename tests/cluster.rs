@@ -12,7 +12,7 @@
 //! Needs `etcd` (Debian `etcd-server`): skipped with a message when it is
 //! missing, failed when `CI` is set.
 
-mod common;
+use crate::common;
 
 use axum::extract::{Path as AxPath, Query, State};
 use axum::http::HeaderMap;
@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::agent::{Agent, HecOutput, TestDir};
-use common::hec::FakeHec;
+use common::hec::{FakeHec, HEC_TOKEN};
 use common::rsyslog::{free_tcp_port, tool};
 use common::{duplicates, missing, Server};
 use serde_json::{json, Value};
@@ -30,7 +30,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 /// Short, for a fast suite; long enough that an etcd leader election
 /// (0.5–1 s here) does not outlast the renewals' slack.
 const TTL: Duration = Duration::from_secs(4);
@@ -458,6 +457,7 @@ fn overlaps(reqs: &[Request]) -> Vec<String> {
 
 #[test]
 fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
+    let _turn = common::exclusive("cluster");
     let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
     let n = common::runs::env_usize("CLUSTER_SOURCES", 30);
     let tmp = TestDir::new();
@@ -663,6 +663,7 @@ fn post(addr: &str, path: &str, body: &str, token: Option<&str>) -> Option<Strin
 /// and a wrong password fails `check --connect` without printing either.
 #[test]
 fn a_fleet_member_authenticates_to_etcd() {
+    let _turn = common::exclusive("cluster");
     let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
     let tmp = TestDir::new();
     let etcd = Etcd::start(bin, tmp.path(), 1);
@@ -720,6 +721,7 @@ fn make_certs(openssl: &Path, dir: &Path) {
 /// `key_file` reach it; without the client certificate it refuses.
 #[test]
 fn a_fleet_member_reaches_etcd_over_mtls() {
+    let _turn = common::exclusive("cluster");
     let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
     let Some(openssl) = common::rsyslog::openssl() else { return };
     let tmp = TestDir::new();
@@ -762,6 +764,7 @@ fn a_fleet_member_reaches_etcd_over_mtls() {
 /// source removed is stopped and its owner key released.
 #[test]
 fn a_fleet_member_applies_a_reload() {
+    let _turn = common::exclusive("cluster");
     let Some(bin) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") else { return };
     let tmp = TestDir::new();
     let etcd = Etcd::start(bin, tmp.path(), 1);

@@ -3,15 +3,13 @@
 //! lost), and after HEC received the batch but before the offset commit
 //! (it is sent again: at most one batch of duplicates).
 
-mod common;
+use crate::common;
 
 use common::agent::{HecOutput, TestDir, DEADLINE};
 use common::api::FakeApi;
-use common::hec::{FakeHec, Mode};
+use common::hec::{FakeHec, Mode, HEC_TOKEN};
 use common::{api_config, assert_at_least_once, assert_exactly_once, wait_hec_has};
 use std::collections::BTreeSet;
-
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 
 #[test]
 fn killed_between_journal_write_and_send_loses_nothing() {

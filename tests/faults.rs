@@ -24,19 +24,20 @@
 //! 3 runs of 20,000 took 4 min):
 //!
 //! ```text
-//! FAULT_RUNS=20 FAULT_EVENTS=50000 cargo test --release --test faults -- --ignored --nocapture reliability_table
+//! FAULT_RUNS=20 FAULT_EVENTS=50000 cargo test --release --test integration -- --ignored --nocapture faults::reliability_table
 //! ```
 //!
 //! The state-directory scenario mounts a tmpfs and so needs root; without
 //! it the scenario is skipped loudly, unless `CI` is set (then it fails).
 
-mod common;
+use crate::common;
 
 use auditrelay::sources::poller::Clock;
 use chrono::{DateTime, Utc};
 use common::agent::{tail, wait_until, wait_until_or, HecOutput, TestDir};
 use common::api::{ApiFault, FakeApi};
-use common::hec::{FakeHec, Mode, Received};
+use common::hec::{FakeHec, Mode, Received, HEC_TOKEN};
+use common::rsyslog::free_tcp_port;
 use common::runs::{env_usize, median, panic_text, seed_from_env, thousands, SeedNote};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -47,7 +48,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 const API_TOKEN: &str = "api-token";
 
 // ---------------------------------------------------------------------------
@@ -122,6 +122,7 @@ fn run_once(s: &Scenario, seed: u64, events: usize) -> Outcome {
 
 /// Run a scenario `FAULT_RUNS` times (each run asserts on its own).
 fn repeat(s: &Scenario) -> Vec<Outcome> {
+    let _turn = common::exclusive("faults");
     let (seed, events) = (base_seed(), fault_events());
     (0..runs() as u64).map(|i| run_once(s, seed.wrapping_add(i), events)).collect()
 }
@@ -691,10 +692,6 @@ fn api_clock_jumps(r: &mut Run) -> Outcome {
 // 6. Journal full
 // ---------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `GET path` on `addr`, the body.
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
@@ -724,7 +721,7 @@ fn journal_full(r: &mut Run) -> Outcome {
     let (api, hec, dir) = (FakeApi::start(API_TOKEN), FakeHec::start(HEC_TOKEN), TestDir::new());
     hec.set_mode(Mode::Refuse);
     let expected = api.add_history_within(n, Duration::from_secs(600));
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_tcp_port());
     let started = Instant::now();
     let agent = dir.start_with(&config(
         &dir,
@@ -1307,8 +1304,9 @@ fn tls_failures_deliver_nothing_and_never_fall_back_to_http() {
 /// Every scenario `FAULT_RUNS` times, then a Markdown table. A failing run
 /// is reported in the table (with its seed) and fails the test at the end.
 #[test]
-#[ignore = "long: FAULT_RUNS=20 FAULT_EVENTS=50000 cargo test --release --test faults -- --ignored --nocapture reliability_table"]
+#[ignore = "long: FAULT_RUNS=20 FAULT_EVENTS=50000 cargo test --release --test integration -- --ignored --nocapture faults::reliability_table"]
 fn reliability_table() {
+    let _turn = common::exclusive("faults");
     let (seed, events, n) = (base_seed(), fault_events(), runs());
     let t0 = Instant::now();
     let mut rows = Vec::new();

@@ -2,17 +2,15 @@
 //! collector: exactly-once delivery with indexer acks and the envelope's
 //! shape; HEC busy, a lost ack and a rejected event; the API's faults.
 
-mod common;
+use crate::common;
 
 use common::agent::{HecOutput, InProcess, TestDir, DEADLINE};
 use common::api::{ApiFault, FakeApi};
-use common::hec::{FakeHec, Mode};
+use common::hec::{FakeHec, Mode, HEC_TOKEN};
 use common::{api_config, assert_at_least_once, assert_exactly_once, wait_hec_has};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 
 fn epoch(rfc3339: &str) -> f64 {
     let t = chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap();

@@ -19,11 +19,12 @@
 //! Needs the `prometheus` binary (Debian package `prometheus`): without it
 //! the test is skipped with a note, except under `CI`, where it fails.
 
-mod common;
+use crate::common;
 
 use common::agent::{file_ids, file_output, HecOutput, TestDir, DEADLINE};
 use common::api::FakeApi;
-use common::hec::{FakeHec, Mode};
+use common::hec::{FakeHec, Mode, HEC_TOKEN};
+use common::rsyslog::free_tcp_port;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -31,16 +32,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/prometheus/auditrelay.rules.yml");
 const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/grafana/auditrelay.json");
 
 /// Labels Prometheus adds to every scraped series.
 const TARGET_LABELS: &[&str] = &["job", "instance"];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// `GET path` on `addr` (HTTP/1.0, so no chunked body): status and body.
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -67,7 +63,7 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(bin: &Path, dir: &Path, agent: &str) -> Prometheus {
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{}", free_tcp_port());
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
@@ -320,7 +316,7 @@ fn alert_rules_and_dashboard_queries_hold_against_a_real_prometheus() {
     busy.set_mode(Mode::Busy);
     let ids = api.add_history(30);
     let dir = TestDir::new();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_tcp_port());
     let file = dir.file("events.jsonl");
     let config = format!(
         "{agent}\

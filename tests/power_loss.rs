@@ -31,17 +31,17 @@
 //! The table (20 cuts per scenario):
 //!
 //! ```text
-//! POWER_CUTS=20 cargo test --release --test power_loss -- --ignored --nocapture power_table
+//! POWER_CUTS=20 cargo test --release --test integration -- --ignored --nocapture power_loss::power_table
 //! ```
 //!
 //! Without LazyFS (not root, no `/dev/fuse`, no C++ toolchain) each test
 //! prints one line and passes, unless `CI` is set: then it fails.
 
-mod common;
+use crate::common;
 
 use common::agent::{tail, Agent, HecOutput, TestDir};
 use common::api::FakeApi;
-use common::hec::FakeHec;
+use common::hec::{FakeHec, HEC_TOKEN};
 use common::lazyfs::LazyFs;
 use common::rsyslog::Rsyslog;
 use common::runs::{env_usize, median, panic_text, seed_from_env, thousands, SeedNote};
@@ -52,7 +52,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 const API_TOKEN: &str = "api-token";
 
 /// Cuts in one run at most: a run's catch-up must still be going on at its
@@ -643,6 +642,7 @@ fn runs() -> Vec<(u64, usize)> {
 
 /// Every run of `s`; fails on the first that breaks the contract.
 fn repeat(s: &Scenario) {
+    let _turn = common::exclusive("power_loss");
     for (seed, cuts) in runs() {
         let _note = SeedNote {
             var: "POWER_SEED",
@@ -700,8 +700,9 @@ fn power_cut_while_dead_lettering_keeps_every_dead_letter() {
 /// Every scenario with `POWER_CUTS` cuts, then a Markdown table. Runs that
 /// break the contract are counted in the table and fail the test at the end.
 #[test]
-#[ignore = "long: POWER_CUTS=20 cargo test --release --test power_loss -- --ignored --nocapture power_table"]
+#[ignore = "long: POWER_CUTS=20 cargo test --release --test integration -- --ignored --nocapture power_loss::power_table"]
 fn power_table() {
+    let _turn = common::exclusive("power_loss");
     let (seed, events) = (base_seed(), power_events());
     let t0 = Instant::now();
     let mut table = String::from(

@@ -6,6 +6,7 @@
 //! `2020-01-01 + k / rate`, so ids are consecutive numbers and a gap or a
 //! repeat is a lost or duplicated event.
 
+use crate::common::rsyslog::free_tcp_port;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -112,10 +113,6 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn demo_source(name: &str, rate: &str) -> String {
     format!("[[source]]\nname = \"{name}\"\ntype = \"demo\"\nrate = \"{rate}\"\ninterval = \"300ms\"\nstart_at = \"3s\"\n\n")
 }
@@ -127,7 +124,7 @@ fn file_output(name: &str) -> String {
 #[test]
 fn health_metrics_and_status_while_running() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", free_tcp_port());
     let cfg = format!(
         "[agent]\nstate_dir = \"state\"\nlisten = \"{addr}\"\n\n{}{}",
         demo_source("demo", "50/s"),

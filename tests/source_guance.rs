@@ -9,7 +9,7 @@
 //! out. The 20-requests-a-minute limit is not enforced here (the test
 //! source sets a faster `rate_limit`); only injected throttling is.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -264,4 +264,4 @@ fn guance_audit_events_under_the_event_namespace_are_not_a_quiet_workspace() {
     common::assert_exactly_once(&file_ids(&out), &ids, "under E::");
 }
 
-compliance_tests!(FakeGuance::start());
+common::compliance::compliance_tests!(FakeGuance::start());

@@ -1,7 +1,7 @@
 //! The `http_json` source against the fake JSON audit API: the shared
 //! source compliance checks, and the pagination-loop report.
 
-mod common;
+use crate::common;
 
 use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
 use common::api::{ApiFault, FakeApi};
@@ -87,4 +87,4 @@ fn an_event_without_a_readable_time_is_set_aside_and_its_page_goes_on() {
     assert!(listed.contains(&poisoned) && listed.contains("yesterday"), "the event as sent: {listed}");
 }
 
-compliance_tests!(FakeApi::start("api-token"));
+common::compliance::compliance_tests!(FakeApi::start("api-token"));

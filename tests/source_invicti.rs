@@ -6,7 +6,7 @@
 //! `HasNextPage`. `CreatedAt` has no zone. The fake can read dates in
 //! another zone than UTC, as an account set to local time might.
 
-mod common;
+use crate::common;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -222,4 +222,4 @@ fn invicti_reads_a_newest_first_backlog_across_pages() {
     assert_eq!(first["observer"]["vendor"], "Invicti");
 }
 
-compliance_tests!(FakeInvicti::start());
+common::compliance::compliance_tests!(FakeInvicti::start());

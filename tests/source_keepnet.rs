@@ -11,7 +11,7 @@
 //! `X-KEEPNET-Company-Id` (Keepnet's quickstart) reads that customer's log
 //! instead of the reseller's own.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -351,4 +351,4 @@ fn keepnet_a_catch_up_window_whose_logs_the_filter_misses_is_not_skipped() {
     common::compliance::check_wrong_guess_is_loud(&block, "does not filter on `LogDate`", fix, &ids);
 }
 
-compliance_tests!(FakeKeepnet::start());
+common::compliance::compliance_tests!(FakeKeepnet::start());

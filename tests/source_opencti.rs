@@ -16,7 +16,7 @@
 //! `ForbiddenAccess`. `me { capabilities { name } }` answers the token's
 //! capabilities.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -381,4 +381,4 @@ fn opencti_a_catch_up_window_whose_audits_the_filter_misses_is_not_skipped() {
     common::compliance::check_wrong_guess_is_loud(&block, "does not filter audits on `timestamp`", fix, &ids);
 }
 
-compliance_tests!(FakeOpencti::start());
+common::compliance::compliance_tests!(FakeOpencti::start());

@@ -15,7 +15,7 @@
 //! them; all carry the intake key (`sekoiaio.intake.key`,
 //! `customer.intake_key`), which must never reach the output.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -318,4 +318,4 @@ fn sekoia_a_term_that_matches_nothing_is_not_a_quiet_community() {
     common::compliance::check_wrong_guess_is_loud(&api.block("sek", KEY), "set query", fix, &ids);
 }
 
-compliance_tests!(FakeSekoia::start());
+common::compliance::compliance_tests!(FakeSekoia::start());

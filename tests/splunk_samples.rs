@@ -7,7 +7,7 @@
 //! document is what the HEC and file outputs send.
 //!
 //! When a connector's mapping changes on purpose, regenerate the file with
-//! `UPDATE_SPLUNK_SAMPLES=1 cargo test --test splunk_samples` and review
+//! `UPDATE_SPLUNK_SAMPLES=1 cargo test --test integration splunk_samples::` and review
 //! the diff (and the add-on, if the CIM fields change).
 
 use auditrelay::config::secret::ProcessEnv;
@@ -240,7 +240,7 @@ fn splunk_add_on_samples_are_what_the_connectors_make_now() {
         let first = committed.lines().zip(now.lines()).position(|(a, b)| a != b);
         panic!(
             "{SAMPLES} is out of date (first differing line: {first:?}); regenerate with \
-             UPDATE_SPLUNK_SAMPLES=1 cargo test --test splunk_samples, review the diff and the add-on's \
+             UPDATE_SPLUNK_SAMPLES=1 cargo test --test integration splunk_samples::, review the diff and the add-on's \
              CIM mapping (packaging/splunk/tests/test_cim.py)"
         );
     }

@@ -15,7 +15,7 @@
 //! Install them with `apt-get install rsyslog rsyslog-gnutls openssl`
 //! (listed in `.ci/packages.txt`).
 
-mod common;
+use crate::common;
 
 use auditrelay::config::OutputConfig;
 use auditrelay::event::Event;

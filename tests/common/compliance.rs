@@ -7,7 +7,7 @@
 //! parallel):
 //!
 //! ```ignore
-//! mod common;
+//! use crate::common;
 //! #[test]
 //! fn compliance() {
 //!     let api = FakeOpencti::start();
@@ -103,7 +103,6 @@ pub trait FakeVendor {
 /// credential)` writing its `[[source]]` block. `$good` is the credential
 /// the fake accepts, `$bad` one it refuses:
 /// `fake_vendor!(FakeOpencti, TOKEN, "not-a-token");`
-#[allow(unused_macros)]
 macro_rules! fake_vendor {
     ($fake:ty, $good:expr, $bad:expr) => {
         impl $crate::common::compliance::FakeVendor for $fake {
@@ -125,7 +124,6 @@ macro_rules! fake_vendor {
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use fake_vendor;
 
 /// The source name the checks use.
@@ -334,8 +332,8 @@ pub fn run_source_compliance(vendor: &dyn FakeVendor) {
 
 /// The three compliance tests (`check_delivery`, `check_wrong_credentials`,
 /// `check_connect`) for a fake vendor, each on a freshly started fake:
-/// `compliance_tests!(FakeX::start());` in a `tests/source_*.rs` file.
-#[macro_export]
+/// `common::compliance::compliance_tests!(FakeX::start());` in a
+/// `tests/source_*.rs` file.
 macro_rules! compliance_tests {
     ($start:expr) => {
         #[test]
@@ -354,6 +352,7 @@ macro_rules! compliance_tests {
         }
     };
 }
+pub(crate) use compliance_tests;
 
 /// What every silent-empty guard must do (issue 18): with a guess the API
 /// does not honour (`block` names the source, the fake answers nothing

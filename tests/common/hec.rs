@@ -112,6 +112,9 @@ struct HecState {
     auth_failures: usize,
 }
 
+/// The token the suites' fake collectors accept (a HEC token is a UUID).
+pub const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
+
 type Shared = Arc<Mutex<HecState>>;
 
 /// The fake collector. Dropping it stops it.

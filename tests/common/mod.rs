@@ -18,8 +18,10 @@
 //! - [`runs`]: knobs from the environment, seeds and their replay note,
 //!   medians and numbers for the outcome tables.
 //!
-//! Use it from a test file with `mod common;`. The servers run on one shared
-//! background tokio runtime, so tests themselves are plain blocking `#[test]`s.
+//! `tests/main.rs` declares it once for every suite; a suite's file uses it
+//! with `use crate::common;`. The servers run on one shared background tokio
+//! runtime, so tests themselves are plain blocking `#[test]`s. [`exclusive`]
+//! keeps the suites that load the whole machine apart.
 #![allow(dead_code)]
 
 pub mod agent;
@@ -33,7 +35,7 @@ pub mod runs;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 /// The background runtime every fake server runs on.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -58,6 +60,65 @@ where
         let _ = tx.send(f.await);
     });
     rx.recv().expect("background task finished")
+}
+
+/// Who holds [`exclusive`]: a suite and how many of its tests, and the
+/// suites of the tests waiting for a turn.
+struct Turn {
+    suite: Option<&'static str>,
+    holders: usize,
+    waiting: Vec<&'static str>,
+}
+
+impl Turn {
+    /// Whether a test of `suite` may start now: nobody holds the turn, or
+    /// its own suite does and no other suite waits (so none waits forever).
+    fn admits(&self, suite: &'static str) -> bool {
+        self.holders == 0 || (self.suite == Some(suite) && self.waiting.iter().all(|w| *w == suite))
+    }
+}
+
+static EXCLUSIVE: (Mutex<Turn>, Condvar) =
+    (Mutex::new(Turn { suite: None, holders: 0, waiting: Vec::new() }), Condvar::new());
+
+/// A test's share of its suite's turn (see [`exclusive`]); the next suite
+/// may start once the last share is dropped, also on panic.
+pub struct Exclusive {
+    _private: (),
+}
+
+/// Wait until no test of another heavy suite runs, then hold the turn for
+/// `suite` until the guard is dropped. The heavy suites (power loss on
+/// LazyFS, the etcd fleet, the fault tables, the listener under `ulimit -n`)
+/// each had their own binary, and binaries ran one after another, before
+/// the integration tests became one binary (#25); they load every core,
+/// mount file systems or time what they measure, so two of them must not
+/// overlap. Tests of the same suite share the turn, as they ran in parallel
+/// in their own binary; the light suites' tests run beside them.
+pub fn exclusive(suite: &'static str) -> Exclusive {
+    let (lock, cv) = &EXCLUSIVE;
+    let mut turn = lock.lock().unwrap_or_else(|e| e.into_inner());
+    if !turn.admits(suite) {
+        turn.waiting.push(suite);
+        turn = cv.wait_while(turn, |t| !t.admits(suite)).unwrap_or_else(|e| e.into_inner());
+        let me = turn.waiting.iter().position(|w| *w == suite).expect("own entry");
+        turn.waiting.remove(me);
+    }
+    turn.suite = Some(suite);
+    turn.holders += 1;
+    Exclusive { _private: () }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        let (lock, cv) = &EXCLUSIVE;
+        let mut turn = lock.lock().unwrap_or_else(|e| e.into_inner());
+        turn.holders -= 1;
+        if turn.holders == 0 {
+            turn.suite = None;
+            cv.notify_all();
+        }
+    }
 }
 
 /// How often each id occurs.

@@ -31,7 +31,7 @@ pub struct SeedNote {
     pub var: &'static str,
     /// Settings that make the replay one run (`FAULT_RUNS=1`).
     pub one_run: String,
-    /// The test file (`faults`).
+    /// The test's module in the integration binary (`faults`).
     pub file: &'static str,
     /// The `#[test]`.
     pub test: &'static str,
@@ -44,7 +44,7 @@ impl Drop for SeedNote {
         if std::thread::panicking() {
             let Self { var, one_run, file, test, seed } = self;
             eprintln!(
-                "\n*** {test} failed with {var}={seed}; replay: {var}={seed} {one_run} cargo test --test {file} {test}\n"
+                "\n*** {test} failed with {var}={seed}; replay: {var}={seed} {one_run} cargo test --test integration {file}::{test}\n"
             );
         }
     }

@@ -8,6 +8,7 @@
 //! open files" and `/health` never answered.
 
 use crate::common::agent::{file_ids, file_output, retry_spawn, tail, wait_until_or, TestDir, BIN, DEADLINE};
+use crate::common::rsyslog::free_tcp_port;
 use crate::common::Server;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
@@ -102,10 +103,6 @@ impl Drop for Limited {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `GET path` (HTTP/1.0: the server closes after the answer), waiting at
 /// most `timeout` for the whole exchange: the status, or `None`.
 fn http_status(addr: &str, path: &str, timeout: Duration) -> Option<u16> {
@@ -151,8 +148,9 @@ fn events(file: &Path) -> usize {
 
 #[test]
 fn stalled_connections_to_the_listener_do_not_starve_the_source_or_health() {
+    let _turn = crate::common::exclusive("security::listener");
     let dir = TestDir::new();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_tcp_port());
     let file = dir.file("events.jsonl");
     let api = closing_api();
     dir.write_config(&format!(

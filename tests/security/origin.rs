@@ -5,8 +5,8 @@
 //! other port must see no request at all, and none of the configured
 //! secrets anywhere.
 
+use super::wire::{response, Seen, Wire};
 use crate::common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use crate::wire::{response, Seen, Wire};
 use base64::Engine;
 
 /// Every secret the agent is configured with or is handed (the OAuth2

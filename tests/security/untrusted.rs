@@ -2,8 +2,8 @@
 //! receiver or etcd sends back reaches the log excerpted, with its control
 //! characters escaped.
 
+use super::wire::{response, response_bytes, Wire};
 use crate::common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use crate::wire::{response, response_bytes, Wire};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The text a hostile peer hopes to see as a log line of its own.
