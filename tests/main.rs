@@ -27,11 +27,33 @@ mod power_loss;
 mod proptest_journal;
 mod security;
 mod service;
+mod source_github;
 mod source_guance;
 mod source_http_json;
 mod source_invicti;
 mod source_keepnet;
+mod source_okta;
 mod source_opencti;
 mod source_sekoia;
+mod source_slack;
 mod splunk_samples;
 mod syslog_rsyslog;
+
+/// With `autotests = false` a new `tests/<suite>.rs` builds and runs only
+/// once it is declared above: a file left out would pass silently.
+#[test]
+fn every_suite_file_is_a_module_here() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let declared = include_str!("main.rs");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("tests/") {
+        let path = entry.expect("tests/ entry").path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".rs")) else {
+            continue;
+        };
+        if name != "main" && !declared.lines().any(|l| l == format!("mod {name};")) {
+            missing.push(format!("tests/{name}.rs"));
+        }
+    }
+    assert!(missing.is_empty(), "not declared in tests/main.rs (add `mod <suite>;`): {missing:?}");
+}

@@ -11,7 +11,7 @@
 //! "You have exceeded a secondary rate limit" and `Retry-After`, a spent
 //! quota 403 with `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset`.
 
-mod common;
+use crate::common;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -204,7 +204,7 @@ impl FakeGithub {
 }
 
 common::compliance::fake_vendor!(FakeGithub, TOKEN, "ghp_not-the-token");
-compliance_tests!(FakeGithub::start());
+common::compliance::compliance_tests!(FakeGithub::start());
 
 /// A wrong organisation answers 404, which must not pass for an empty log:
 /// `check --connect` and the running agent name the organisation and the

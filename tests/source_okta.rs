@@ -18,7 +18,7 @@
 //! before the reset is a 429 `E0000047` with those headers and no
 //! `Retry-After`.
 
-mod common;
+use crate::common;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -350,4 +350,4 @@ fn okta_events_arrive_mapped_to_ecs() {
     assert_eq!(failed["observer"]["vendor"], "Okta");
 }
 
-compliance_tests!(FakeOkta::start());
+common::compliance::compliance_tests!(FakeOkta::start());

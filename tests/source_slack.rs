@@ -12,7 +12,7 @@
 //! Throttling as Slack does it: a 429 with `Retry-After` (seconds) and
 //! `{"ok": false, "error": "ratelimited"}`.
 
-mod common;
+use crate::common;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -321,4 +321,4 @@ fn slack_guards_an_empty_window_against_a_filter_read_otherwise() {
     common::compliance::check_wrong_guess_is_loud(&api.block("slack", TOKEN), says, fix, &ids);
 }
 
-compliance_tests!(FakeSlack::start());
+common::compliance::compliance_tests!(FakeSlack::start());
