@@ -134,6 +134,26 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
     // member added to a team, an organisation created, a repository deleted.
     let github: Vec<Value> =
         serde_json::from_str(include_str!("../src/sources/github/audit_log_sample.json")).expect("github sample");
+    // Slack: the connector's recorded-shape sample (Elastic's Slack
+    // integration pipeline test input: a login, a user created, a file
+    // downloaded, two anomalies, a malicious file), which has no
+    // configuration change; so a made-up one follows, on the login's shape:
+    // an app installed on the organisation (`app_installed`, an action of
+    // Slack's list; the entity's `app` as python-slack-sdk's `App` has it).
+    let mut slack: Vec<Value> = include_str!("../src/sources/slack/elastic_slack_audit_test.log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("slack sample"))
+        .collect();
+    let mut slack_app =
+        slack.iter().find(|e| e["action"] == "user_login").expect("the slack sample has a login").clone();
+    slack_app["id"] = json!("5e3c1a2b-7d4f-4e6a-9b8c-0d1e2f3a4b5c");
+    slack_app["date_create"] = json!(1_521_214_400);
+    slack_app["action"] = json!("app_installed");
+    slack_app["entity"] = json!({
+        "type": "app",
+        "app": { "id": "A0123ABCDEF", "name": "Birdland Bot", "is_distributed": false, "is_directory_approved": true, "scopes": ["chat:write"] }
+    });
+    slack.push(slack_app);
     vec![
         (
             "opencti",
@@ -197,6 +217,7 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
         ),
         ("okta", "type = \"okta\"\nurl = \"https://acme.okta.com\"\ntoken = \"t\"\n", okta),
         ("github", "type = \"github\"\norg = \"octo-corp\"\ntoken = \"t\"\n", github),
+        ("slack", "type = \"slack\"\ntoken = \"xoxp-t\"\n", slack),
         (
             "http_json",
             "type = \"http_json\"\nurl = \"https://audit.example.com/v1/audit\"\nevents = \"/items\"\nid = \"/id\"\ntimestamp = \"/created_at\"\n",

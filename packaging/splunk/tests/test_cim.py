@@ -419,6 +419,16 @@ EXPECTED = {
     "xJJFlFOhQ6b-5vaAFy9Rjw": (ACCOUNT, {"action": "created", "object": "monalisa", "object_category": "user", "src_user": "octocat", "change_type": "AAA", "app": "GitHub audit log", "dest": "github"}),
     "Vqvg6kZ4MYqwWRKFDzlMoQ": (CHANGE, {"action": "created", "object": "octocat-test-org", "object_category": "configuration", "change_type": "configuration", "status": "success"}),
     "LwW2vpJZCDS-WUmo9Z-ifw": (CHANGE, {"action": "deleted", "object": "mona-org/mona-test-repo", "object_category": "repository", "src_user": "monalisa"}),
+    # Slack: the recorded-shape sample (login, user created, file downloaded,
+    # two anomalies, malicious file), then an app installed (made up: the
+    # sample has no configuration change).
+    "0123a45b-6c7d-8900-e12f-3456789gh0i1": (AUTH, {"action": "success", "user": "Charlie Parker", "src": "81.2.69.143", "app": "Slack Audit Logs", "dest": "slack", "user_id": "W123AB456"}),
+    "bdcb13e3-28a3-41f0-9ace-a20952def3a0": (ACCOUNT, {"action": "created", "object": "Joe Bob", "object_id": "asdfasdf", "object_category": "user", "src_user": "roy", "change_type": "AAA", "status": "success"}),
+    "2db28060-1659-4b27-ad55-fdba12e3a7b1": (NONE, {"action": "read", "object": "image.png", "object_category": "file", "src": "81.2.69.144"}),
+    "16f5fb41-c67c-4cf5-a5c4-d90cb58dd5f9": (NONE, {"user": "roy", "signature": "anomaly"}),
+    "abc8e17e-c081-4b82-a515-4c54674e3de4": (NONE, {"user": "John Doe", "src": "192.168.220.224"}),
+    "bbcf1d28-4012-4771-8179-8a59c6f2bffa": (NONE, {"object": "mimi.zip", "object_id": "F06XXXXXXX"}),
+    "5e3c1a2b-7d4f-4e6a-9b8c-0d1e2f3a4b5c": (CHANGE, {"action": "created", "object": "Birdland Bot", "object_id": "A0123ABCDEF", "object_category": "app", "change_type": "configuration", "src_user": "Charlie Parker"}),
     # http_json: no ECS categories unless `fields` maps them; the common fields still come out.
     "h1": (NONE, {"user": "carol", "src": "192.0.2.10", "app": "http_json"}),
 }
@@ -457,13 +467,13 @@ class AddOnAppliedToSamples(unittest.TestCase):
 
     def test_every_connector_is_covered(self):
         seen = {doc["labels"]["source"] for _, doc in self.samples}
-        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "okta", "github", "demo", "http_json"})
+        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "okta", "github", "slack", "demo", "http_json"})
         ids = {doc["event"]["id"] for _, doc in self.samples}
         self.assertEqual(ids, set(EXPECTED), "samples.jsonl and EXPECTED list the same events")
         models = {}
         for _, doc in self.samples:
             models.setdefault(doc["labels"]["source"], set()).add(EXPECTED[doc["event"]["id"]][0])
-        for connector in ("opencti", "invicti", "okta", "demo"):
+        for connector in ("opencti", "invicti", "okta", "slack", "demo"):
             self.assertTrue({AUTH, ACCOUNT, CHANGE} <= models[connector], connector)
         self.assertIn(AUTH, models["guance"])
         self.assertIn(CHANGE, models["keepnet"])
