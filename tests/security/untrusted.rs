@@ -62,8 +62,31 @@ fn a_hec_reply_and_an_etcd_error_cannot_forge_log_lines() {
 /// others arrive, and the source goes on polling.
 #[test]
 fn a_poisoned_event_is_set_aside_while_its_neighbours_arrive() {
+    // SIGKILL: the set-aside events were made durable before the page.
+    poisoned_page_is_set_aside(&TestDir::new(), |agent| agent.kill());
+}
+
+/// The same with the state on LazyFS and a power cut (SIGKILL, then every
+/// write not synced dropped) once the good events arrived: the set-aside
+/// events were synced before the page was journaled.
+#[test]
+fn a_set_aside_event_survives_a_power_cut() {
+    let _turn = crate::common::exclusive("power_loss");
+    let Some(fs) = crate::common::lazyfs::LazyFs::mount_or_skip("a_set_aside_event_survives_a_power_cut") else {
+        return;
+    };
+    poisoned_page_is_set_aside(&TestDir::with_state_dir(&fs.join("state")), |agent| {
+        let log = agent.kill();
+        fs.power_cut();
+        log
+    });
+}
+
+/// An API whose first page holds an event that is not UTF-8 and one without
+/// a readable time between two good ones, then nothing.
+fn poisoned_api() -> Wire {
     let served = AtomicBool::new(false);
-    let api = Wire::start(move |_| {
+    Wire::start(move |_| {
         if served.swap(true, Ordering::SeqCst) {
             return response(200, &[], r#"{"items":[]}"#);
         }
@@ -80,8 +103,14 @@ fn a_poisoned_event_is_set_aside_while_its_neighbours_arrive() {
                 .as_bytes(),
         );
         response_bytes(200, &[], &body)
-    });
-    let dir = TestDir::new();
+    })
+}
+
+/// Run an agent in `dir` on [`poisoned_api`] until the good events arrived
+/// and it polled on, stop it with `stop` (which returns its log), and check
+/// the two poisoned events are listed as the source's dead letters.
+fn poisoned_page_is_set_aside(dir: &TestDir, stop: impl FnOnce(crate::common::agent::Agent) -> String) {
+    let api = poisoned_api();
     let cfg = format!(
         "{}[[source]]\nname = \"api\"\ntype = \"http_json\"\nurl = \"{}/audit\"\nevents = \"/items\"\nid = \"/id\"\ntimestamp = \"/time\"\ninterval = \"1s\"\nstart_at = \"1h\"\n{}",
         dir.agent_section(),
@@ -95,8 +124,7 @@ fn a_poisoned_event_is_set_aside_while_its_neighbours_arrive() {
         || file_ids(&dir.file("out.jsonl")).len() == 2 && api.seen().len() >= 3,
         || tail(&agent.stderr(), 20),
     );
-    // SIGKILL: the set-aside events were made durable before the page.
-    let log = agent.kill();
+    let log = stop(agent);
     assert_eq!(file_ids(&dir.file("out.jsonl")), ["good-1", "good-2"]);
     assert!(log.contains("2 event(s) of page 1 cannot be read and are set aside"), "{}", tail(&log, 20));
     let out = dir.cli(&["dead-letters", "list", "--source", "api"]);
