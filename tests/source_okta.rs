@@ -26,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::agent::{file_ids, file_output, tail, wait_until_or, TestDir, DEADLINE};
-use common::compliance::{with_test_defaults, Fault};
+use common::agent::{tail, TestDir};
+use common::compliance::{deliver_to_file_logged, Fault};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -281,22 +281,7 @@ fn okta_waits_for_the_rate_limit_reset_instead_of_overrunning_it() {
     let api = FakeOkta::with_quota(3, std::time::Duration::from_secs(2));
     let ids = api.add(40);
     let dir = TestDir::new();
-    let out = dir.file("out.jsonl");
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&api.block("okta", TOKEN)),
-        file_output("out", &out, 5)
-    );
-    let agent = dir.start_with(&cfg);
-    wait_until_or(
-        "every event",
-        DEADLINE,
-        || common::missing(&file_ids(&out), &ids).is_empty(),
-        || tail(&agent.stderr(), 20),
-    );
-    let log = agent.stop();
-    common::assert_exactly_once(&file_ids(&out), &ids, "under Okta's quota");
+    let (_, log) = deliver_to_file_logged(&dir, &api.block("okta", TOKEN), 5, &ids, "under Okta's quota");
     let s = api.state.lock().unwrap();
     assert!(s.quota.spent >= 2, "the quota ran out (more than once) while the walk went on");
     assert_eq!(s.overruns, 0, "the quota was overrun: {}", tail(&log, 20));
@@ -310,24 +295,9 @@ fn okta_retries_a_429_at_its_rate_limit_reset() {
     let ids = api.add(5);
     api.state.lock().unwrap().faults.push_back(Fault::TooManyRequests { retry_after: Some(2) });
     let dir = TestDir::new();
-    let out = dir.file("out.jsonl");
-    let cfg = format!(
-        "{}\n{}{}",
-        dir.agent_section(),
-        with_test_defaults(&api.block("okta", TOKEN)),
-        file_output("out", &out, 5)
-    );
-    let agent = dir.start_with(&cfg);
-    wait_until_or(
-        "every event",
-        DEADLINE,
-        || common::missing(&file_ids(&out), &ids).is_empty(),
-        || tail(&agent.stderr(), 20),
-    );
-    let log = agent.stop();
+    let (_, log) = deliver_to_file_logged(&dir, &api.block("okta", TOKEN), 5, &ids, "after the 429");
     assert!(log.lines().any(|l| l.contains("okta") && l.contains("retrying")), "{}", tail(&log, 20));
     assert_eq!(api.state.lock().unwrap().early_retries, 0, "retried before the reset: {}", tail(&log, 20));
-    common::assert_exactly_once(&file_ids(&out), &ids, "after the 429");
 }
 
 /// Events arrive mapped as the unit tests' recorded shape says, through

@@ -37,3 +37,15 @@ pub fn sent_json(req: &ApiRequest) -> Value {
         other => panic!("expected a JSON body, got {other:?}"),
     }
 }
+
+/// A page's raw events as `api` makes them into events of source `name`,
+/// each first checked to have an id and a time.
+pub fn documents(api: &dyn crate::sources::api::SourceApi, name: &str, raws: &[Value]) -> Vec<crate::event::Event> {
+    raws.iter()
+        .map(|raw| {
+            let n = api.normalise(raw);
+            assert!(n.timestamp.is_some() && n.id.is_some(), "{raw}");
+            crate::event::normalise(name, api.observer(), raw, n, Utc::now())
+        })
+        .collect()
+}

@@ -196,6 +196,17 @@ fn wait_delivered(dir: &TestDir, agent: &Agent, expected: &[String], what: &str,
 /// agent, and check each arrived exactly once (`what` names the case).
 /// Returns the file, for checks of the events themselves.
 pub fn deliver_to_file(dir: &TestDir, block: &str, batch: usize, ids: &[String], what: &str) -> std::path::PathBuf {
+    deliver_to_file_logged(dir, block, batch, ids, what).0
+}
+
+/// [`deliver_to_file`], returning the agent's log too.
+pub fn deliver_to_file_logged(
+    dir: &TestDir,
+    block: &str,
+    batch: usize,
+    ids: &[String],
+    what: &str,
+) -> (std::path::PathBuf, String) {
     let out = dir.file("out.jsonl");
     let cfg = format!("{}\n{}{}", dir.agent_section(), with_test_defaults(block), file_output("out", &out, batch));
     let agent = dir.start_with(&cfg);
@@ -205,9 +216,9 @@ pub fn deliver_to_file(dir: &TestDir, block: &str, batch: usize, ids: &[String],
         || missing(&file_ids(&out), ids).is_empty(),
         || tail(&agent.stderr(), 20),
     );
-    agent.stop();
+    let log = agent.stop();
     assert_exactly_once(&file_ids(&out), ids, what);
-    out
+    (out, log)
 }
 
 /// Checks 1–5: history, live events, faults, clean restart, crash restart.

@@ -143,15 +143,7 @@ fn the_beats_sample_maps_to_ecs() {
     let a = api();
     let p = a.parse(&query(None), &page(&sample_page(), None)).unwrap();
     assert_eq!(p.events.len(), 4);
-    let docs: Vec<_> = p
-        .events
-        .iter()
-        .map(|raw| {
-            let n = a.normalise(raw);
-            assert!(n.timestamp.is_some() && n.id.is_some(), "{raw}");
-            crate::event::normalise("okta", a.observer(), raw, n, Utc::now())
-        })
-        .collect();
+    let docs = testkit::documents(&a, "okta", &p.events);
     let by_id = |id: &str| docs.iter().find(|e| e.str_field("event.id") == Some(id)).unwrap();
     let login = by_id("3aeede38-4f67-11ea-abd3-1f5d113f2546");
     assert_eq!(login.timestamp, t("2020-02-14T20:18:57.718Z"));

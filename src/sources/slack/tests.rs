@@ -100,15 +100,7 @@ fn the_elastic_sample_maps_to_ecs() {
     let a = api();
     let p = a.parse(&query(None), &page(&sample_page(), "")).unwrap();
     assert_eq!(p.events.len(), 6);
-    let docs: Vec<_> = p
-        .events
-        .iter()
-        .map(|raw| {
-            let n = a.normalise(raw);
-            assert!(n.timestamp.is_some() && n.id.is_some(), "{raw}");
-            crate::event::normalise("slack", a.observer(), raw, n, Utc::now())
-        })
-        .collect();
+    let docs = testkit::documents(&a, "slack", &p.events);
     let by_id = |id: &str| docs.iter().find(|e| e.str_field("event.id") == Some(id)).unwrap();
 
     let login = by_id("0123a45b-6c7d-8900-e12f-3456789gh0i1");
