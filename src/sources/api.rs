@@ -280,6 +280,52 @@ impl GuardSchedule {
     }
 }
 
+/// The window guard of a connector whose filter is a time range: after a
+/// filtered window came back empty, up to three one-row requests tell a
+/// quiet window from a filter the API does not apply as sent. Keepnet,
+/// GitHub and OpenCTI walk these steps; each asks in its own API's words
+/// and words its errors, and [`window_guard::judge`] is the one decision.
+pub mod window_guard {
+    use chrono::{DateTime, Utc};
+
+    /// Step 1: the newest row, unfiltered.
+    pub const NEWEST: &str = "newest_unfiltered";
+    /// Step 2: the newest row at or before the window's end (the end bound
+    /// of the filter alone).
+    pub const BEFORE_END: &str = "newest_before_end";
+    /// Step 3: the oldest row, unfiltered.
+    pub const OLDEST: &str = "oldest_unfiltered";
+
+    /// What a step's first row says about the empty window `[from, to]`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Finding {
+        /// The window is truly empty.
+        Empty,
+        /// Another step must tell.
+        Ask(&'static str),
+        /// The row lies inside the window: the filter missed it.
+        Inside,
+        /// Asked for rows at or before the end, the API answered a later one:
+        /// the bound is not applied.
+        BoundIgnored,
+        /// The oldest row is at or before the end, yet the end bound alone
+        /// matched nothing.
+        Missed,
+    }
+
+    /// The decision on `step`'s first row, dated `first`.
+    pub fn judge(step: &str, first: Option<DateTime<Utc>>, from: DateTime<Utc>, to: DateTime<Utc>) -> Finding {
+        match (step, first) {
+            (_, Some(at)) if step != OLDEST && from <= at && at <= to => Finding::Inside,
+            (NEWEST, Some(at)) if at > to => Finding::Ask(BEFORE_END),
+            (BEFORE_END, Some(at)) if at > to => Finding::BoundIgnored,
+            (BEFORE_END, None) => Finding::Ask(OLDEST),
+            (OLDEST, Some(at)) if at <= to => Finding::Missed,
+            _ => Finding::Empty,
+        }
+    }
+}
+
 /// Which guard a step's state is, if it is one ([`guard_state`]).
 pub fn guard_of(state: Option<&Value>) -> Option<&str> {
     state?.get("guard")?.as_str()

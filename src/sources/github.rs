@@ -59,12 +59,8 @@ const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// The REST API version the requests are written for.
 const API_VERSION: &str = "2022-11-28";
 
-/// Guard step 1: the newest event, unfiltered.
-const NEWEST: &str = "newest_unfiltered";
-/// Guard step 2: the newest event at or before the window's end.
-const BEFORE_END: &str = "newest_before_end";
-/// Guard step 3: the oldest event, unfiltered.
-const OLDEST: &str = "oldest_unfiltered";
+/// The guard's steps (module doc).
+use super::api::window_guard::{judge, Finding, BEFORE_END, NEWEST, OLDEST};
 
 /// The GitHub hooks.
 #[derive(Debug)]
@@ -174,21 +170,19 @@ fn guard_verdict(
             stamp(to)
         ))
     };
-    match (step, row) {
-        (_, Some((e, at))) if step != OLDEST && from <= at && at <= to => {
-            Err(wrong(format!("the newest event {} lies inside the window", named(e, at))))
+    let row_named = || row.map(|(e, at)| named(e, at)).unwrap_or_default();
+    match judge(step, row.map(|(_, at)| at), from, to) {
+        Finding::Empty => Ok(None),
+        Finding::Ask(next) => Ok(Some(next)),
+        Finding::Inside => Err(wrong(format!("the newest event {} lies inside the window", row_named()))),
+        Finding::BoundIgnored => {
+            Err(wrong(format!("asked for created:<={} alone, GitHub answered {}", stamp(to), row_named())))
         }
-        (NEWEST, Some((_, at))) if at > to => Ok(Some(BEFORE_END)),
-        (BEFORE_END, Some((e, at))) if at > to => {
-            Err(wrong(format!("asked for created:<={} alone, GitHub answered {}", stamp(to), named(e, at))))
-        }
-        (BEFORE_END, None) => Ok(Some(OLDEST)),
-        (OLDEST, Some((e, at))) if at <= to => Err(wrong(format!(
+        Finding::Missed => Err(wrong(format!(
             "the oldest event {} lies at or before the window's end and created:<={} alone matched nothing",
-            named(e, at),
+            row_named(),
             stamp(to)
         ))),
-        _ => Ok(None),
     }
 }
 

@@ -103,12 +103,8 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Guard step 1: the newest log, unfiltered.
-const NEWEST: &str = "newest_unfiltered";
-/// Guard step 2: the newest log at or before the window's end.
-const BEFORE_END: &str = "newest_before_end";
-/// Guard step 3: the oldest log, unfiltered.
-const OLDEST: &str = "oldest_unfiltered";
+/// The guard's steps (module doc).
+use super::api::window_guard::{judge, Finding, BEFORE_END, NEWEST, OLDEST};
 
 /// A one-row search for a guard step: newest first unless `ascending`,
 /// with `items` (none: unfiltered, but never a null filter).
@@ -152,22 +148,22 @@ fn guard_verdict(
         let id = field(e, "resourceId").or(field(e, "logId")).cloned().unwrap_or(Value::Null);
         format!("({id}, logged at {})", stamp(at))
     };
-    match (step, row) {
-        (_, Some((e, at))) if step != OLDEST && from <= at && at <= to => {
+    let row_named = || row.map(|(e, at)| named(e, at)).unwrap_or_default();
+    match judge(step, row.map(|(_, at)| at), from, to) {
+        Finding::Empty => Ok(None),
+        Finding::Ask(next) => Ok(Some(next)),
+        Finding::Inside => {
             let which = if step == NEWEST { "overall" } else { "at or before its end" };
-            Err(wrong(format!("the newest log {which} {} lies inside it", named(e, at))))
+            Err(wrong(format!("the newest log {which} {} lies inside it", row_named())))
         }
-        (NEWEST, Some((_, at))) if at > to => Ok(Some(BEFORE_END)),
-        (BEFORE_END, Some((e, at))) if at > to => {
-            Err(wrong(format!("asked for LogDate <= {} alone, Keepnet answered the log {}", stamp(to), named(e, at))))
+        Finding::BoundIgnored => {
+            Err(wrong(format!("asked for LogDate <= {} alone, Keepnet answered the log {}", stamp(to), row_named())))
         }
-        (BEFORE_END, None) => Ok(Some(OLDEST)),
-        (OLDEST, Some((e, at))) if at <= to => Err(wrong(format!(
+        Finding::Missed => Err(wrong(format!(
             "the oldest log {} lies at or before its end and LogDate <= {} alone matched nothing",
-            named(e, at),
+            row_named(),
             stamp(to)
         ))),
-        _ => Ok(None),
     }
 }
 

@@ -78,12 +78,9 @@ pub const GUARD_ROWS: u32 = 100;
 /// stream every few seconds): a newer event the filtered query did not
 /// return may simply not have been indexed yet, so the guard ignores it.
 pub const INDEXING_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
-/// Guard step 1: the newest audits, unfiltered.
-const NEWEST: &str = "newest_unfiltered";
-/// Guard step 2: the newest audit at or before the window's end.
-const BEFORE_END: &str = "newest_before_end";
-/// Guard step 3: the oldest audit, unfiltered.
-const OLDEST: &str = "oldest_unfiltered";
+/// The guard's steps (module doc; several rows a step here, and the end
+/// less [`INDEXING_DELAY`], so its verdict is its own).
+use super::api::window_guard::{BEFORE_END, NEWEST, OLDEST};
 
 /// How long a capability check holds before a walk checks again (a role
 /// can be changed on the platform at any time).
