@@ -5,6 +5,7 @@
 use crate::config::secret::ProcessEnv;
 use crate::config::{self, Config};
 use crate::pipeline::{self, snapshot, AgentError, Runtime};
+use crate::state::run_lock::{LockError, RunLock};
 use crate::state::{Cursor, State, StateError};
 use crate::telemetry::metrics::Metrics;
 use std::process::ExitCode;
@@ -29,26 +30,33 @@ fn load_or_exit(src: &ConfigSource) -> Result<Config, ExitCode> {
     })
 }
 
-/// Open the state for `run`. A short-lived command (`status`, `replay`,
-/// `dead-letters list`) holds the database's lock for a moment while it
-/// reads; a start that coincides with one waits a few seconds for it
-/// instead of failing. A second agent on the same directory still fails.
-fn open_state(cfg: &Config, shutdown: &CancellationToken) -> Result<Option<State>, ExitCode> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match State::open(&cfg.agent.state_dir) {
-            Ok(state) => return Ok(Some(state)),
-            Err(_) if shutdown.is_cancelled() => return Ok(None),
-            Err(e) if e.is_locked() && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => {
-                eprintln!("auditrelay: {e}");
-                return Err(ExitCode::from(FAILURE));
-            }
+/// Take the state directory's run lock and open the state for `run`. A
+/// short-lived command (`status`, `replay`, `dead-letters list`) holds the
+/// lock for a moment while it reads; a start that coincides with one waits
+/// for it instead of failing, and once the agent holds the lock no command
+/// opens the database (`status` reads the snapshot). A second agent on the
+/// same directory still fails.
+fn open_state(cfg: &Config, shutdown: &CancellationToken) -> Result<Option<(RunLock, State)>, ExitCode> {
+    let dir = &cfg.agent.state_dir;
+    let lock = match RunLock::take(dir, START_WAIT, || shutdown.is_cancelled()) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("auditrelay: {e}");
+            return Err(ExitCode::from(FAILURE));
+        }
+    };
+    match State::open(dir) {
+        Ok(state) => Ok(Some((lock, state))),
+        Err(e) => {
+            eprintln!("auditrelay: {e}");
+            Err(ExitCode::from(FAILURE))
         }
     }
 }
+
+/// How long a starting agent waits for a command that holds the run lock.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Refuse to write a state directory another user owns (the service's
 /// user, when this runs as root): its files would then belong to this
@@ -89,8 +97,9 @@ pub fn run(src: ConfigSource) -> ExitCode {
     if let Err(code) = owner_or_exit(&cfg) {
         return code;
     }
-    let state = match open_state(&cfg, &shutdown) {
-        Ok(Some(s)) => Arc::new(s),
+    // Held until the agent stops: while it runs no command opens the database.
+    let (_run_lock, state) = match open_state(&cfg, &shutdown) {
+        Ok(Some((lock, s))) => (lock, Arc::new(s)),
         Ok(None) => {
             tracing::info!("stopped before start");
             return ExitCode::from(OK);
@@ -232,11 +241,19 @@ fn state_or_snapshot(cfg: &Config) -> Result<(snapshot::Report, bool), String> {
             Err(e) => Err(format!("{advice}\n(and its status snapshot is unreadable: {e})")),
         };
     }
-    match State::open(&cfg.agent.state_dir) {
+    let dir = &cfg.agent.state_dir;
+    let running = |e: &dyn std::fmt::Display| {
+        snapshot::read(dir).map(|r| (r, true)).map_err(|se| format!("{e}; and its status snapshot is unreadable: {se}"))
+    };
+    let _lock = match RunLock::try_take(dir) {
+        Ok(lock) => lock,
+        Err(e @ LockError::Held(_)) => return running(&e),
+        Err(e) => return Err(e.to_string()),
+    };
+    match State::open(dir) {
         Ok(state) => snapshot::report(cfg, &state).map(|r| (r, false)).map_err(|e| e.to_string()),
-        Err(e) if e.is_locked() => snapshot::read(&cfg.agent.state_dir)
-            .map(|r| (r, true))
-            .map_err(|se| format!("{e}; and its status snapshot is unreadable: {se}")),
+        // An agent of a version without the run lock.
+        Err(e) if e.is_locked() => running(&e),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -357,12 +374,21 @@ fn with_state<T>(
     f: impl FnOnce(&State, &tokio::runtime::Runtime) -> Result<T, StateError>,
 ) -> Result<T, ExitCode> {
     owner_or_exit(cfg)?;
-    let state = match State::open(&cfg.agent.state_dir) {
-        Ok(s) => s,
-        Err(e) if e.is_locked() => {
-            eprintln!("auditrelay: {what} needs the agent stopped (systemctl stop auditrelay): {e}");
+    let needs_stop = |e: &dyn std::fmt::Display| {
+        eprintln!("auditrelay: {what} needs the agent stopped (systemctl stop auditrelay): {e}");
+        ExitCode::from(FAILURE)
+    };
+    let _lock = match RunLock::try_take(&cfg.agent.state_dir) {
+        Ok(lock) => lock,
+        Err(e @ LockError::Held(_)) => return Err(needs_stop(&e)),
+        Err(e) => {
+            eprintln!("auditrelay: {e}");
             return Err(ExitCode::from(FAILURE));
         }
+    };
+    let state = match State::open(&cfg.agent.state_dir) {
+        Ok(s) => s,
+        Err(e) if e.is_locked() => return Err(needs_stop(&e)),
         Err(e) => {
             eprintln!("auditrelay: {e}");
             return Err(ExitCode::from(FAILURE));
@@ -395,24 +421,20 @@ pub fn replay(src: ConfigSource, source: &str, from: &str, force: bool) -> ExitC
     if let Err(code) = owner_or_exit(&cfg) {
         return code;
     }
-    if force {
-        if let Err(e) = State::open(&cfg.agent.state_dir) {
-            if e.is_locked() {
-                return match crate::pipeline::replay::request(&cfg.agent.state_dir, source, at) {
-                    Ok(()) => {
-                        println!(
-                            "source {source}: asked the running agent to replay from {}; it restarts the source within a few seconds (see its log)",
-                            crate::event::rfc3339(at)
-                        );
-                        ExitCode::from(OK)
-                    }
-                    Err(e) => {
-                        eprintln!("auditrelay: cannot write the replay request: {e}");
-                        ExitCode::from(FAILURE)
-                    }
-                };
+    if force && matches!(RunLock::try_take(&cfg.agent.state_dir), Err(LockError::Held(_))) {
+        return match crate::pipeline::replay::request(&cfg.agent.state_dir, source, at) {
+            Ok(()) => {
+                println!(
+                    "source {source}: asked the running agent to replay from {}; it restarts the source within a few seconds (see its log)",
+                    crate::event::rfc3339(at)
+                );
+                ExitCode::from(OK)
             }
-        }
+            Err(e) => {
+                eprintln!("auditrelay: cannot write the replay request: {e}");
+                ExitCode::from(FAILURE)
+            }
+        };
     }
     let result = with_state(&cfg, "replay (or --force while it runs)", |state, rt| {
         let old = state.cursor(source)?;

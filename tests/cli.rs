@@ -175,19 +175,38 @@ fn sigterm_with_a_hanging_send_exits_0_at_shutdown_timeout() {
 
 /// Regression: `status` holds the database lock for a moment while it reads;
 /// an agent starting at that moment failed with "another auditrelay is
-/// running" and exit 1.
+/// running" and exit 1, and a `status` run in a loop (a monitoring script,
+/// the compliance kit's wait loops on a loaded CI host) could hold it at
+/// every retry of the start. Now the starting agent takes `run.lock` and
+/// waits for a command that holds it; once it holds it, `status` reads the
+/// snapshot and never opens the database. Two loops of `status` for longer
+/// than the old start's 5 s of retries, three starts: each agent runs and
+/// answers `status` with its own snapshot while the loops go on.
 #[test]
-fn regression_status_at_the_moment_run_starts_does_not_fail_the_start() {
+fn regression_status_in_a_loop_while_run_starts_does_not_fail_the_start() {
     let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
     api.add_history(5);
     dir.write_config(&api_config(&dir, &api, &HecOutput::new("hec", &hec.url(), HEC_TOKEN).toml()));
-    for round in 0..3 {
-        let mut agent = dir.start();
+    let loop_status = |dir: &TestDir, for_: Duration| {
         let t0 = std::time::Instant::now();
-        while t0.elapsed() < Duration::from_millis(800) {
+        while t0.elapsed() < for_ {
             let _ = dir.cli(&["status", "--json"]);
         }
+    };
+    for round in 0..3 {
+        let mut agent = None;
+        std::thread::scope(|s| {
+            s.spawn(|| loop_status(&dir, Duration::from_secs(6)));
+            s.spawn(|| loop_status(&dir, Duration::from_secs(6)));
+            std::thread::sleep(Duration::from_millis(100));
+            agent = Some(dir.start());
+        });
+        let mut agent = agent.unwrap();
         assert!(agent.is_running(), "round {round}: the agent failed to start:\n{}", agent.stderr());
+        let from_snapshot = || {
+            String::from_utf8_lossy(&dir.cli(&["status"]).stdout).contains("status from the running agent's snapshot")
+        };
+        common::agent::wait_until_or("status from the agent's snapshot", DEADLINE, from_snapshot, || agent.stderr());
         agent.stop();
     }
 }

@@ -74,6 +74,7 @@ mod journal;
 mod migrate;
 pub mod owner;
 mod record;
+pub mod run_lock;
 mod segments;
 mod set_aside;
 mod values;
