@@ -2,7 +2,7 @@
 //! header, or OAuth2 client credentials with the token cached and renewed
 //! before it expires (and once more after a 401).
 
-use crate::config::secret::Secret;
+use crate::settings::secret::Secret;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 

@@ -34,7 +34,7 @@ pub use writer::{pages_in_hand, PAGES_IN_HAND, RUN_AHEAD};
 
 use super::api::SourceApi;
 use super::auth::Auth;
-use crate::config::units::{Rate, StartAt};
+use crate::settings::units::{Rate, StartAt};
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
 use crate::transport::origin::Origins;

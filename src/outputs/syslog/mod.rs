@@ -42,13 +42,16 @@
 //! RFC 5424 messages carry `[auditrelay@32473 source="…" id="…"]` so a
 //! receiver can dedupe on `event.id` after a resend.
 
-use super::{BuildCtx, Delivery, Endpoint, SendError, Sink};
-use crate::config::output_types::{QradarConfig, SyslogConfig, SyslogFormat, SyslogPayload};
-use crate::config::units::{Dur, Size};
-use crate::config::{OutputConfig, OutputKind, Problem, TlsConfig};
+pub mod config;
+
+pub use config::{LeefPayload, QradarConfig, SyslogConfig, SyslogFormat, SyslogPayload, QRADAR_DEFAULT_MAX_EPS};
+
+use super::{BuildCtx, Delivery, Endpoint, OutputCommon, SendError, Sink};
 use crate::encode::leef::Delimiter;
 use crate::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, SyslogHeader};
 use crate::event::{Event, Payload};
+use crate::settings::units::{Dur, Size};
+use crate::settings::{Problem, TlsConfig};
 use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
 use crate::transport::syslog::{host_of, Framing, SenderConfig, SyslogError, SyslogSender, Transport};
@@ -60,10 +63,6 @@ pub const DEFAULT_FACILITY: Facility = Facility::LOCAL0;
 
 /// APP-NAME / TAG of `syslog` outputs unless `app_name` says otherwise.
 pub const DEFAULT_APP_NAME: &str = "auditrelay";
-
-/// `max_eps` of a `qradar` output without one: IBM's Disconnected Log
-/// Collector default (the value `outputs::default_max_eps` gives).
-pub use crate::config::output_types::QRADAR_DEFAULT_MAX_EPS;
 
 /// `max_message_size` of a `syslog` output over UDP without one: rsyslog's
 /// default maximum message size.
@@ -213,31 +212,44 @@ impl<'a> Settings<'a> {
 }
 
 // The registry lines of `type = "syslog"` and `type = "qradar"`.
-super::output!(SyslogConfig => build);
-super::output!(QradarConfig => build);
+super::output!(SyslogConfig => build_syslog);
+super::output!(QradarConfig => build_qradar);
 
-/// Either type's sink, counting truncated messages in the agent's metrics.
-fn build<C>(_: &C, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
-    let mut sink = SyslogSink::build(ctx.output, ctx.at, ctx.hostname)?;
+fn build_syslog(c: &SyslogConfig, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
+    let mut sink = SyslogSink::syslog(c, ctx.name, ctx.common, ctx.at, ctx.hostname)?;
+    sink.set_metrics(ctx.metrics);
+    Ok(sink)
+}
+
+fn build_qradar(c: &QradarConfig, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
+    let mut sink = SyslogSink::qradar(c, ctx.name, ctx.common, ctx.at, ctx.hostname)?;
     sink.set_metrics(ctx.metrics);
     Ok(sink)
 }
 
 impl SyslogSink {
-    /// Build from a `syslog` or `qradar` output's config (checked when it
-    /// was read): loads the TLS files; the connection is made on the first
-    /// send or health check.
-    pub fn build(cfg: &OutputConfig, at: &str, hostname: &str) -> Result<Self, Vec<Problem>> {
-        let tls = cfg.common.tls.as_ref();
-        let settings = match &cfg.kind {
-            OutputKind::Syslog(c) => Settings::syslog(&cfg.name, tls, c),
-            OutputKind::Qradar(c) => Settings::qradar(&cfg.name, tls, c),
-            other => {
-                let message = format!("a {} output is not a syslog output", other.type_name());
-                return Err(vec![problem(at, "type", message)]);
-            }
-        };
-        Self::from_settings(settings, at, hostname)
+    /// Build a `syslog` output from its keys, its `name` and the keys every
+    /// output has (checked when they were read): loads the TLS files; the
+    /// connection is made on the first send or health check.
+    pub fn syslog(
+        c: &SyslogConfig,
+        name: &str,
+        common: &OutputCommon,
+        at: &str,
+        hostname: &str,
+    ) -> Result<Self, Vec<Problem>> {
+        Self::from_settings(Settings::syslog(name, common.tls.as_ref(), c), at, hostname)
+    }
+
+    /// Build a `qradar` output, as [`SyslogSink::syslog`] does a `syslog` one.
+    pub fn qradar(
+        c: &QradarConfig,
+        name: &str,
+        common: &OutputCommon,
+        at: &str,
+        hostname: &str,
+    ) -> Result<Self, Vec<Problem>> {
+        Self::from_settings(Settings::qradar(name, common.tls.as_ref(), c), at, hostname)
     }
 
     fn from_settings(cfg: Settings<'_>, at: &str, hostname: &str) -> Result<Self, Vec<Problem>> {
@@ -359,9 +371,20 @@ impl Sink for SyslogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OutputConfig;
+    use crate::outputs::OutputKind;
     use crate::outputs::{default_max_eps, ErrorKind};
 
     const HOST: &str = "relay01";
+
+    /// Build the sink of an output read from a file.
+    fn sink_of(cfg: &OutputConfig, at: &str) -> Result<SyslogSink, Vec<Problem>> {
+        match &cfg.kind {
+            OutputKind::Syslog(c) => SyslogSink::syslog(c, &cfg.name, &cfg.common, at, HOST),
+            OutputKind::Qradar(c) => SyslogSink::qradar(c, &cfg.name, &cfg.common, at, HOST),
+            other => panic!("not a syslog output: {}", other.type_name()),
+        }
+    }
 
     /// The first output of a validated config (with a demo source, which
     /// validation requires).
@@ -382,7 +405,7 @@ mod tests {
     #[test]
     fn syslog_defaults_are_rfc5424_json_local0_tcp_octet_counting() {
         let cfg = output("[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6601\"\n");
-        let sink = SyslogSink::build(&cfg, "output[0]", HOST).unwrap();
+        let sink = sink_of(&cfg, "output[0]").unwrap();
         let s = sink.sender_config();
         assert_eq!((s.transport, s.framing, s.max_message_size), (Transport::Tcp, Framing::OctetCounting, None));
         let msg = String::from_utf8(sink.encode(&event())).unwrap();
@@ -399,20 +422,15 @@ mod tests {
     #[test]
     fn syslog_rfc3164_cef_and_raw() {
         let base = "[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6601\"\nformat = \"rfc3164\"\n";
-        let cef = SyslogSink::build(
-            &output(&format!("{base}payload = \"cef\"\nfacility = \"auth\"\napp_name = \"x-y\"\n")),
-            "o",
-            HOST,
-        )
-        .unwrap();
+        let cef = sink_of(&output(&format!("{base}payload = \"cef\"\nfacility = \"auth\"\napp_name = \"x-y\"\n")), "o")
+            .unwrap();
         let msg = String::from_utf8(cef.encode(&event())).unwrap();
         let pid = std::process::id();
         assert!(
             msg.starts_with(&format!("<36>Aug 22 12:00:00 relay01 xy[{pid}]: CEF:0|auditrelay|auditrelay|")),
             "{msg}"
         );
-        let raw =
-            SyslogSink::build(&output(&format!("{base}payload = \"raw\"\ntransport = \"udp\"\n")), "o", HOST).unwrap();
+        let raw = sink_of(&output(&format!("{base}payload = \"raw\"\ntransport = \"udp\"\n")), "o").unwrap();
         assert!(String::from_utf8(raw.encode(&event())).unwrap().ends_with(": {\"id\":\"ev-1\"}"));
         assert_eq!(raw.sender_config().max_message_size, Some(SYSLOG_UDP_MAX_MESSAGE_SIZE));
     }
@@ -420,7 +438,7 @@ mod tests {
     #[test]
     fn qradar_defaults_are_leef_over_tcp_newline_tls_octet_counting_with_5000_eps() {
         let cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\n");
-        let sink = SyslogSink::build(&cfg, "output[0]", HOST).unwrap();
+        let sink = sink_of(&cfg, "output[0]").unwrap();
         let s = sink.sender_config();
         assert_eq!((s.transport, s.framing), (Transport::Tcp, Framing::Newline));
         let msg = String::from_utf8(sink.encode(&event())).unwrap();
@@ -431,26 +449,26 @@ mod tests {
         // TLS Syslog: RFC 5425 framing, as the README says; overridable.
         let tls =
             output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\n");
-        let s = SyslogSink::build(&tls, "output[0]", HOST).unwrap().sender_config().clone();
+        let s = sink_of(&tls, "output[0]").unwrap().sender_config().clone();
         assert_eq!((s.transport, s.framing), (Transport::Tls, Framing::OctetCounting));
         let tls = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\nframing = \"newline\"\n");
-        assert_eq!(SyslogSink::build(&tls, "output[0]", HOST).unwrap().sender_config().framing, Framing::Newline);
+        assert_eq!(sink_of(&tls, "output[0]").unwrap().sender_config().framing, Framing::Newline);
         let one_line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let docs = one_line(include_str!("../../docs/outputs.md"));
+        let docs = one_line(include_str!("../../../docs/outputs.md"));
         assert!(
             docs.contains(
                 "TCP uses newline framing (what QRadar's Syslog listener reads), TLS uses octet counting (RFC 5425"
             ),
             "docs/outputs.md's QRadar section states the defaults"
         );
-        let readme = one_line(include_str!("../../README.md"));
+        let readme = one_line(include_str!("../../../README.md"));
         assert!(
             readme.contains("TCP uses newline framing, TLS octet counting (RFC 5425"),
             "the README's QRadar line states the defaults"
         );
 
         let udp = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\ndelimiter = \"^\"\n");
-        let sink = SyslogSink::build(&udp, "output[0]", HOST).unwrap();
+        let sink = sink_of(&udp, "output[0]").unwrap();
         assert_eq!(sink.sender_config().max_message_size, Some(QRADAR_UDP_MAX_MESSAGE_SIZE));
         assert!(String::from_utf8(sink.encode(&event())).unwrap().contains("|x5E|devTime="));
     }
@@ -464,7 +482,7 @@ mod tests {
         assert_eq!(paths, ["output[0].delimiter", "output[0].transport"], "{problems:?}");
         assert!(problems[1].message.starts_with("unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`"));
         let cfg = output("[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"tls\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n");
-        let problems = SyslogSink::build(&cfg, "output[0]", HOST).unwrap_err();
+        let problems = sink_of(&cfg, "output[0]").unwrap_err();
         assert_eq!(problems[0].path, "output[0].tls");
         assert!(problems[0].message.contains("/nonexistent/ca.pem"), "{}", problems[0].message);
     }
@@ -487,7 +505,7 @@ mod tests {
         let mut big = event();
         big.raw = format!("{{\"pad\":\"{}\"}}", "é".repeat(400));
         let metrics = Arc::new(Metrics::default());
-        let mut sink = SyslogSink::build(&output(&base), "o", HOST).unwrap();
+        let mut sink = sink_of(&output(&base), "o").unwrap();
         sink.set_metrics(metrics.clone());
         sink.healthcheck().await.unwrap();
         let d = sink.send(&[event(), big.clone()]).await.unwrap();
@@ -501,7 +519,7 @@ mod tests {
         assert_eq!(metrics.get(TRUNCATED_METRIC, &[("output", "s")]), 1.0);
         assert_eq!(sink.truncated_total(), 1);
 
-        let mut sink = SyslogSink::build(&output(&format!("{base}truncate = false\n")), "o", HOST).unwrap();
+        let mut sink = sink_of(&output(&format!("{base}truncate = false\n")), "o").unwrap();
         let d = sink.send(&[big, event()]).await.unwrap();
         assert_eq!(d.rejected.len(), 1);
         assert_eq!(d.rejected[0].0, 0);
@@ -513,7 +531,7 @@ mod tests {
     async fn unreachable_receiver_is_a_transient_error() {
         let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let cfg = output(&format!("[[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"{addr}\"\n"));
-        let mut sink = SyslogSink::build(&cfg, "o", HOST).unwrap();
+        let mut sink = sink_of(&cfg, "o").unwrap();
         let err = sink.send(&[event()]).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Transient);
         assert!(err.detail.contains(&addr.to_string()), "{}", err.detail);

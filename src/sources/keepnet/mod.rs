@@ -39,18 +39,20 @@
 //! costs one to three requests per empty window and also runs in
 //! `check --connect`.
 
+pub mod config;
+
 use super::api::{
     guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
     Verdict,
 };
 use super::auth::{Auth, OAuth2};
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
-use crate::config::secret::need_secret;
-use crate::config::secret::Env;
-use crate::config::source_types::KeepnetConfig;
-use crate::config::Problem;
 use crate::event::{rfc3339, Normalised, Observer};
+use crate::settings::secret::need_secret;
+use crate::settings::secret::Env;
+use crate::settings::Problem;
 use chrono::{DateTime, Utc};
+pub use config::KeepnetConfig;
 use serde_json::{json, Value};
 use std::time::Duration;
 

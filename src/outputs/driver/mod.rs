@@ -9,8 +9,8 @@
 //! During shutdown a batch being sent is finished (bounded by the agent's
 //! shutdown timeout); waits and backoffs end at once.
 
+use super::common::BatchConfig;
 use super::{Delivery, ErrorKind, SendError, Sink};
-use crate::config::BatchConfig;
 use crate::event::Event;
 use crate::retry::Backoff;
 use crate::state::{DeadLetter, Entry, StateError};

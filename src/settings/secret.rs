@@ -2,7 +2,7 @@
 //! `"${ENV_VAR}"`, a literal, or a sibling `*_file` key (looked up under
 //! `$CREDENTIALS_DIRECTORY` too, for systemd's `LoadCredential=`).
 
-use super::Problem;
+use super::problem::Problem;
 use std::fmt;
 use std::path::{Path, PathBuf};
 

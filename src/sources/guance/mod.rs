@@ -26,19 +26,21 @@
 //! at 20 requests a minute, not on every empty poll), so a quiet first
 //! window cannot settle a wrong namespace for good.
 
+pub mod config;
+
 use super::api::{
     guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, GuardSchedule, Next, Query,
     ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, endpoint};
-use crate::config::secret::need_secret;
-use crate::config::secret::Env;
-use crate::config::source_types::GuanceConfig;
-use crate::config::units::Rate;
-use crate::config::Problem;
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::need_secret;
+use crate::settings::secret::Env;
+use crate::settings::units::Rate;
+use crate::settings::Problem;
 use chrono::{TimeZone, Utc};
+pub use config::GuanceConfig;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 

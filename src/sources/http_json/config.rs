@@ -1,9 +1,11 @@
 //! `type = "http_json"`: any JSON API, described by its keys.
 
-use super::secret::{SecretKey, SecretRef};
-use super::source::{Order, SourceCommon, SourceSpec};
 use super::time_format::TimeFormat;
-use super::validate::{check_header_name, Problems};
+use crate::settings::problem::check_header_name;
+use crate::settings::secret::{SecretKey, SecretRef};
+use crate::settings::Problems;
+use crate::sources::api::Order;
+use crate::sources::common::{SourceCommon, SourceSpec};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

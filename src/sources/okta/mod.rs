@@ -31,14 +31,16 @@
 //! `Retry-After`) are read by the poller for every source
 //! (`poller::fetch`): a spent quota holds the next request until the reset.
 
+pub mod config;
+
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Verdict};
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
-use crate::config::secret::{need_secret, Env, Secret};
-use crate::config::source_types::{OktaConfig, OKTA_MAX_PAGE_SIZE};
-use crate::config::Problem;
 use crate::event::{rfc3339, Normalised, Observer};
+use crate::settings::secret::{need_secret, Env, Secret};
+use crate::settings::Problem;
 use chrono::{DateTime, Utc};
+pub use config::{OktaConfig, OKTA_MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::time::Duration;
 

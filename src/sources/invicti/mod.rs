@@ -17,24 +17,23 @@
 //! poll fails saying so, and as the window stays open until its last page
 //! nothing is skipped. This costs one request per poll.
 
+pub mod config;
+pub mod types;
+
 use super::api::{
     json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, endpoint, floor_to, utc_time};
-use crate::config::secret::need_secret;
-use crate::config::secret::Env;
-use crate::config::source_types::InvictiConfig;
-use crate::config::Problem;
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::need_secret;
+use crate::settings::secret::Env;
+use crate::settings::Problem;
 use chrono::{DateTime, Utc};
+pub use config::{InvictiConfig, MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-pub mod types;
-
-/// Largest `pageSize` the API accepts.
-pub const MAX_PAGE_SIZE: u32 = 200;
 const DATE_FORMAT: &str = "%m/%d/%Y %H:%M:%S";
 
 /// The Invicti hooks.

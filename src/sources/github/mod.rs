@@ -29,18 +29,20 @@
 //! that says "rate limit" (the secondary limits) is throttling: the poller
 //! waits `Retry-After`, or until `X-RateLimit-Reset` when the quota is spent.
 
+pub mod config;
+
 use super::api::{
     guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
     Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
-use crate::config::secret::{need_secret, Env};
-use crate::config::source_types::{GithubConfig, GITHUB_API};
-use crate::config::units::Rate;
-use crate::config::Problem;
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::{need_secret, Env};
+use crate::settings::units::Rate;
+use crate::settings::Problem;
 use chrono::{DateTime, Utc};
+pub use config::{GithubConfig, GITHUB_API};
 use serde_json::{json, Value};
 use std::num::NonZeroU32;
 use std::time::Duration;

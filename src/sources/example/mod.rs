@@ -1,7 +1,7 @@
 //! `example`: the smallest complete connector, kept as documentation of
 //! what a new vendor takes (`docs/adding-a-connector.md`) and as a test
 //! that the registry reaches it. It is registered for the tests only
-//! (`#[cfg(test)]` on its line in `config::source_types`), so no user can
+//! (`#[cfg(test)]` on its line in `sources/kinds.rs`), so no user can
 //! configure it.
 //!
 //! The API it reads is made up but typical: `GET {url}/api/v1/audit` with
@@ -14,13 +14,15 @@
 //!  "next": "opaque-token"}
 //! ```
 
+pub mod config;
+
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Next, Query, ShapeError, SourceApi};
 use super::auth::Auth;
 use super::{base_url, endpoint, utc_time};
-use crate::config::secret::{need_secret, Env};
-use crate::config::source_types::ExampleConfig;
-use crate::config::Problem;
 use crate::event::{rfc3339, Normalised, Observer};
+use crate::settings::secret::{need_secret, Env};
+use crate::settings::Problem;
+pub use config::ExampleConfig;
 use serde_json::{json, Value};
 
 /// The hooks of the example API.
@@ -89,10 +91,10 @@ mod tests {
                           token = \"${EX_TOKEN}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
 
     fn api() -> Box<dyn SourceApi> {
-        let mut env = crate::config::secret::tests::FakeEnv::default();
+        let mut env = crate::settings::secret::tests::FakeEnv::default();
         env.vars.insert("EX_TOKEN".into(), "t0k3n".into());
         let cfg = crate::config::parse(CONFIG).unwrap();
-        let (api, auth) = crate::sources::build_api(&cfg.sources[0], "source[0]", &env).unwrap();
+        let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
         assert!(matches!(auth, Auth::Bearer(ref s) if s.expose() == "t0k3n"));
         api
     }

@@ -43,18 +43,20 @@
 //! not on every empty poll), so a quiet first window cannot settle a wrong
 //! term for good.
 
+pub mod config;
+
 use super::api::{
     guard_of, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, GuardSchedule, Next, Order, Query, ShapeError,
     SourceApi, Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
-use crate::config::secret::need_secret;
-use crate::config::secret::Env;
-use crate::config::source_types::SekoiaConfig;
-use crate::config::Problem;
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::need_secret;
+use crate::settings::secret::Env;
+use crate::settings::Problem;
 use chrono::{DateTime, Utc};
+pub use config::SekoiaConfig;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 

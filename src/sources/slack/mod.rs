@@ -34,18 +34,20 @@
 //! The guard stops once a filtered walk has returned entries
 //! ([`GuardSchedule`]), and a quiet one is asked again after an hour.
 
+pub mod config;
+
 use super::api::{
     guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, GuardSchedule, Next, Order, Query,
     ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to};
-use crate::config::secret::{need_secret, Env};
-use crate::config::source_types::{SlackConfig, SLACK_API, SLACK_MAX_PAGE_SIZE};
-use crate::config::units::Rate;
-use crate::config::Problem;
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::{need_secret, Env};
+use crate::settings::units::Rate;
+use crate::settings::Problem;
 use chrono::{DateTime, Utc};
+pub use config::{SlackConfig, SLACK_API, SLACK_MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::num::NonZeroU32;
 use std::time::Duration;

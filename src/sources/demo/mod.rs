@@ -6,14 +6,16 @@
 //! poll of the same window returns the same events. It goes through the
 //! whole poller: cursor, journal, dedupe, outputs.
 
+pub mod config;
+
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Wanted};
 use super::auth::Auth;
-use crate::config::secret::Env;
-use crate::config::source_types::DemoConfig;
-use crate::config::units::Rate;
-use crate::config::Problem;
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::Env;
+use crate::settings::units::Rate;
+use crate::settings::Problem;
 use chrono::{DateTime, TimeZone, Utc};
+pub use config::DemoConfig;
 use serde_json::{json, Value};
 use std::time::Duration;
 

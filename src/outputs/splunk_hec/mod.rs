@@ -17,11 +17,14 @@
 //! before an `invalid-event-number` count as accepted only without acks (with
 //! acks they got no ackId, so they are resent).
 
-use super::{BuildCtx, Delivery, Endpoint, SendError, Sink};
-use crate::config::output_types::SplunkHecConfig;
-use crate::config::secret::{Env, Secret};
-use crate::config::{OutputConfig, OutputKind, Problem};
+pub mod config;
+
+pub use config::SplunkHecConfig;
+
+use super::{BuildCtx, Delivery, Endpoint, OutputCommon, SendError, Sink};
 use crate::event::{Event, Payload};
+use crate::settings::secret::{Env, Secret};
+use crate::settings::Problem;
 use crate::transport::http::{error_chain, excerpt, read_body};
 use crate::transport::origin::Redirects;
 use flate2::write::GzEncoder;
@@ -107,27 +110,24 @@ enum Posted {
 // The registry line of `type = "splunk_hec"`.
 super::output!(SplunkHecConfig => build);
 
-fn build(_: &SplunkHecConfig, ctx: BuildCtx<'_>) -> Result<Hec, Vec<Problem>> {
-    Hec::build(ctx.output, ctx.at, ctx.env, ctx.hostname, ctx.channel)
+fn build(cfg: &SplunkHecConfig, ctx: BuildCtx<'_>) -> Result<Hec, Vec<Problem>> {
+    Hec::build(cfg, ctx.common, ctx.at, ctx.env, ctx.hostname, ctx.channel)
 }
 
 impl Hec {
-    /// Build from a `splunk_hec` output's config (checked when it was
-    /// read): resolves the token and the channel.
+    /// Build from a `splunk_hec` output's keys and the keys every output
+    /// has (checked when they were read): resolves the token and the
+    /// channel.
     pub fn build(
-        output: &OutputConfig,
+        cfg: &SplunkHecConfig,
+        common: &OutputCommon,
         at: &str,
         env: &dyn Env,
         hostname: &str,
         channel: String,
     ) -> Result<Self, Vec<Problem>> {
-        let OutputKind::SplunkHec(cfg) = &output.kind else {
-            let message = format!("a {} output is not a splunk_hec output", output.type_name());
-            return Err(vec![Problem { path: format!("{at}.type"), message }]);
-        };
-        let common = &output.common;
         let mut problems = Vec::new();
-        let token = crate::config::secret::need_secret(
+        let token = crate::settings::secret::need_secret(
             &mut problems,
             at,
             "token",
@@ -689,8 +689,10 @@ mod tests {
             "[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9/services/collector/event\"\ntoken = \"t\"\nack = true\n{extra}"
         );
         let cfg = crate::config::parse(&toml).unwrap();
-        let env = crate::config::secret::tests::FakeEnv::default();
-        Hec::build(&cfg.outputs[0], "output[0]", &env, "host", "ch".into()).unwrap()
+        let env = crate::settings::secret::tests::FakeEnv::default();
+        let o = &cfg.outputs[0];
+        let crate::outputs::OutputKind::SplunkHec(hec) = &o.kind else { panic!("splunk_hec") };
+        Hec::build(hec, &o.common, "output[0]", &env, "host", "ch".into()).unwrap()
     }
 
     /// Regression (#26): the ack timeout was 60 s, so a batch the indexer

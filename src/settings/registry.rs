@@ -1,12 +1,13 @@
 //! The machinery behind the registries of source and output types: the
 //! `kinds!` macro, which declares an enum with one variant per type and
 //! its dispatch (read the type's table, name it, validate it, build it), and
-//! the [`Build`] trait through which `sources` and `outputs` build the
-//! typed configs without `config` knowing them.
+//! the [`Build`] trait through which each type's struct builds its
+//! component. The registries themselves sit beside the components
+//! (`sources/kinds.rs`, `outputs/kinds.rs`), one line per type.
 
 /// Building something from a typed config: `sources` implements it for
-/// each source type's struct (its connector), so that `SourceKind::build`
-/// dispatches without `config` knowing the connectors.
+/// each source type's struct (its connector), `outputs` for each output
+/// type's, so that `SourceKind::build` dispatches to them.
 pub trait Build<Ctx> {
     /// What is built.
     type Output;
@@ -17,9 +18,10 @@ pub trait Build<Ctx> {
 /// Declares the enum of a component's types (`SourceKind`, `OutputKind`)
 /// from one line per type: `Variant(Struct) = "type"`, with its doc comment
 /// and, for a type compiled only in tests, `#[cfg(test)]`; `Spec` is the
-/// trait every struct implements, `"what"` the component in messages.
+/// trait every struct implements, `"what"` the component in messages, and
+/// `Ctx => Out` what its [`Build`] impls take and give.
 macro_rules! kinds {
-    ($kind:ident: $spec:path, $what:literal; $($(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident($ty:ty) = $name:literal,)*) => {
+    ($kind:ident: $spec:path, $what:literal, $ctx:ty => $out:ty; $($(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident($ty:ty) = $name:literal,)*) => {
         /// A component's type and its own keys.
         // Built once per reload and never moved on a hot path: the size of
         // the largest variant (`http_json`) costs nothing worth a box.
@@ -57,7 +59,7 @@ macro_rules! kinds {
             /// Every key any of its types declares beyond the common ones.
             pub fn all_keys() -> Vec<&'static str> {
                 let mut keys = Vec::new();
-                $($(#[cfg($cfg)])? keys.extend_from_slice($crate::config::collect::field_names::<$ty>());)*
+                $($(#[cfg($cfg)])? keys.extend_from_slice($crate::settings::table::field_names::<$ty>());)*
                 keys
             }
 
@@ -82,26 +84,23 @@ macro_rules! kinds {
                 type_name: &str,
                 at: &str,
                 value: toml::Value,
-                problems: &mut Vec<$crate::config::Problem>,
+                problems: &mut Vec<$crate::settings::Problem>,
             ) -> Option<Self> {
                 let others = Self::all_keys();
                 match type_name {
-                    $($(#[cfg($cfg)])? $name => $crate::config::collect::typed_table::<$ty>(at, value, $name, $what, &others, problems)
+                    $($(#[cfg($cfg)])? $name => $crate::settings::table::typed_table::<$ty>(at, value, $name, $what, &others, problems)
                         .map($kind::$variant),)*
                     other => {
-                        $crate::config::collect::unknown_type(at, other, &Self::names(), problems);
+                        $crate::settings::table::unknown_type(at, other, &Self::names(), problems);
                         None
                     }
                 }
             }
 
             /// Build from the type's struct through its `Build` impl.
-            pub fn build<Ctx, Out>(&self, ctx: Ctx) -> Out
-            where
-                $($ty: $crate::config::registry::Build<Ctx, Output = Out>,)*
-            {
+            pub fn build(&self, ctx: $ctx) -> $out {
                 match self {
-                    $($(#[cfg($cfg)])? $kind::$variant(c) => $crate::config::registry::Build::build(c, ctx),)*
+                    $($(#[cfg($cfg)])? $kind::$variant(c) => $crate::settings::registry::Build::build(c, ctx),)*
                 }
             }
         }

@@ -6,10 +6,13 @@
 //! away with the batches confirmed in it. A file it creates is 0640 (the
 //! events are audit data: the service's group may read them, others not).
 
+pub mod config;
+
+pub use config::FileConfig;
+
 use super::{BuildCtx, Delivery, SendError, Sink};
-use crate::config::output_types::FileConfig;
-use crate::config::Problem;
 use crate::event::{Event, Payload};
+use crate::settings::Problem;
 use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 

@@ -15,24 +15,25 @@
 //! never cut short; ids already taken are dropped. A strftime
 //! `timestamp_format` is written exactly as configured.
 
+pub mod config;
+pub mod time_format;
+
 use super::api::{
     json_body_split, ApiPage, ApiRequest, ApiResponse, Body, Defaults, Next, Order, Pointer, Query, ShapeError,
     SourceApi, Wanted,
 };
 use super::auth::{Auth, OAuth2};
 use super::base_url;
-use crate::config::secret::need_secret;
-use crate::config::secret::Env;
-// Lives in `config` (its `timestamp_format` key is checked there); named
-// here too, where it is used.
-use crate::config::http_json::{HttpJsonConfig, Method};
-pub use crate::config::time_format::TimeFormat;
-use crate::config::{AuthConfig, PaginationConfig, Problem};
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::need_secret;
+use crate::settings::secret::Env;
+use crate::settings::Problem;
 use chrono::{DateTime, Utc};
+pub use config::{AuthConfig, HttpJsonConfig, Method, PaginationConfig};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
+pub use time_format::TimeFormat;
 
 /// Fraction digits of times sent before the API's own precision is seen.
 pub const FIRST_DIGITS: u8 = 3;
@@ -80,7 +81,7 @@ pub fn build(
             env,
         )?),
         Some(AuthConfig::Basic { username, password, password_file }) => Auth::Basic {
-            user: crate::config::secret::Secret::new(username.clone()),
+            user: crate::settings::secret::Secret::new(username.clone()),
             password: need_secret(
                 problems,
                 &format!("{at}.auth"),

@@ -50,24 +50,23 @@
 //! missing `SETTINGS_SECURITYACTIVITY` is already OpenCTI's own
 //! `ForbiddenAccess`, explained by [`explain_errors`].
 
+pub mod config;
+
 use super::api::{
     guard_of, guard_state, json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi,
     Verdict,
 };
 use super::auth::Auth;
 use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
-use crate::config::secret::need_secret;
-use crate::config::secret::Env;
-use crate::config::source_types::OpenctiConfig;
-use crate::config::Problem;
 use crate::event::{Normalised, Observer};
+use crate::settings::secret::need_secret;
+use crate::settings::secret::Env;
+use crate::settings::Problem;
+pub use config::{OpenctiConfig, MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// Largest `first` OpenCTI accepts (`elasticsearch:max_pagination_result`).
-pub const MAX_PAGE_SIZE: u32 = 5000;
 
 /// User names remembered from `user { id name }`, which `raw_data` lacks.
 const MAX_USERS: usize = 10_000;
