@@ -475,7 +475,7 @@ fn sekoia_answer_through_the_journal(file: &str) {
 
 /// A Sekoia item with a key of many dots (`"a.b.b.…"`, 140 of them; the body
 /// itself is flat) is copied by `keep_ecs` (src/sources/sekoia/mod.rs) as an ECS
-/// path, and `event::set` (src/event.rs) nests one object per dot: the
+/// path, and `event::set` (src/event/path.rs) nests one object per dot: the
 /// journaled fields nest 141 levels, past what the journal's decoder reads
 /// back, so the entry and every one after it stay undelivered.
 #[test]
