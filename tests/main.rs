@@ -33,6 +33,7 @@ mod source_http_json;
 mod source_invicti;
 mod source_keepnet;
 mod source_okta;
+mod source_onepassword;
 mod source_opencti;
 mod source_sekoia;
 mod source_slack;

@@ -15,6 +15,7 @@ pub mod invicti;
 pub mod json;
 pub mod keepnet;
 pub mod okta;
+pub mod onepassword;
 pub mod opencti;
 pub mod poller;
 pub mod sekoia;
