@@ -28,6 +28,7 @@ mod proptest_journal;
 mod security;
 mod service;
 mod source_github;
+mod source_google_workspace;
 mod source_guance;
 mod source_http_json;
 mod source_invicti;

@@ -9,6 +9,7 @@ pub mod demo;
 #[cfg(test)]
 pub mod example;
 pub mod github;
+pub mod google_workspace;
 pub mod guance;
 pub mod http_json;
 pub mod invicti;
