@@ -8,11 +8,13 @@ use super::demo::DemoConfig;
 #[cfg(test)]
 use super::example::ExampleConfig;
 use super::github::GithubConfig;
+use super::google_workspace::GoogleWorkspaceConfig;
 use super::guance::GuanceConfig;
 use super::http_json::HttpJsonConfig;
 use super::invicti::InvictiConfig;
 use super::keepnet::KeepnetConfig;
 use super::okta::OktaConfig;
+use super::onepassword::OnepasswordConfig;
 use super::opencti::OpenctiConfig;
 use super::sekoia::SekoiaConfig;
 use super::slack::SlackConfig;
@@ -36,6 +38,10 @@ kinds! { SourceKind: SourceSpec, "source", BuildCtx<'_> => Built;
     Github(GithubConfig) = "github",
     /// Slack Audit Logs API (Enterprise Grid).
     Slack(SlackConfig) = "slack",
+    /// 1Password Events API, audit events.
+    Onepassword(OnepasswordConfig) = "onepassword",
+    /// Google Workspace Admin SDK Reports API, activities.
+    GoogleWorkspace(GoogleWorkspaceConfig) = "google_workspace",
     /// Any JSON API.
     HttpJson(HttpJsonConfig) = "http_json",
     /// Built-in generator of sample events.

@@ -12,6 +12,7 @@ pub mod demo;
 #[cfg(test)]
 pub mod example;
 pub mod github;
+pub mod google_workspace;
 pub mod guance;
 pub mod http_json;
 pub mod invicti;
@@ -19,6 +20,7 @@ pub mod json;
 pub mod keepnet;
 pub mod kinds;
 pub mod okta;
+pub mod onepassword;
 pub mod opencti;
 pub mod poller;
 pub mod sekoia;

@@ -146,7 +146,8 @@ fn build_uses_client_credentials_with_scope_api1() {
     let Auth::OAuth2(o) = auth else { panic!("oauth2") };
     assert_eq!(o.token_url.as_str(), "https://api.keepnetlabs.com/connect/token");
     assert_eq!(o.scope.as_deref(), Some("api1"));
-    assert_eq!(o.client_id.expose(), "my-client");
+    let crate::sources::auth::Grant::ClientSecret { client_id, .. } = &o.grant else { panic!("client credentials") };
+    assert_eq!(client_id.expose(), "my-client");
 }
 
 /// A `LogDate` filter that matches nothing looks like a quiet tenant: an

@@ -1,6 +1,9 @@
 //! Request authentication shared by every source: bearer, basic, a custom
-//! header, or OAuth2 client credentials with the token cached and renewed
-//! before it expires (and once more after a 401).
+//! header, or an OAuth2 token (client credentials, or a JWT-bearer
+//! assertion signed with a service account's key: [`jwt`]) cached and
+//! renewed before it expires (and once more after a 401).
+
+pub mod jwt;
 
 use crate::settings::secret::Secret;
 use std::time::{Duration, Instant};
@@ -31,18 +34,37 @@ pub enum Auth {
     OAuth2(OAuth2),
 }
 
-/// OAuth2 client-credentials state.
+/// An OAuth2 token source: the grant it asks with, and the token cached.
 #[derive(Debug)]
 pub struct OAuth2 {
     /// Token endpoint.
     pub token_url: url::Url,
-    /// Client id.
-    pub client_id: Secret,
-    /// Client secret.
-    pub client_secret: Secret,
+    /// How the token is asked for.
+    pub grant: Grant,
     /// Requested scope.
     pub scope: Option<String>,
     token: Mutex<Option<(Secret, Instant)>>,
+}
+
+/// How a token is asked for.
+#[derive(Debug)]
+pub enum Grant {
+    /// `client_credentials` with the client's id and secret in the form.
+    ClientSecret {
+        /// Client id.
+        client_id: Secret,
+        /// Client secret.
+        client_secret: Secret,
+    },
+    /// A JWT-bearer assertion (RFC 7523) signed with a service account's
+    /// key, acting for `subject` when given (Google's domain-wide
+    /// delegation).
+    JwtBearer {
+        /// The service account's key.
+        signer: Box<jwt::Signer>,
+        /// `sub`: the user the account acts for.
+        subject: Option<String>,
+    },
 }
 
 /// The token endpoint refused or answered garbage.
@@ -87,7 +109,44 @@ const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
 impl OAuth2 {
     /// Client-credentials settings; no token is fetched until first use.
     pub fn new(token_url: url::Url, client_id: Secret, client_secret: Secret, scope: Option<String>) -> Self {
-        OAuth2 { token_url, client_id, client_secret, scope, token: Mutex::new(None) }
+        OAuth2 { token_url, grant: Grant::ClientSecret { client_id, client_secret }, scope, token: Mutex::new(None) }
+    }
+
+    /// A service account's JWT-bearer grant, asking its `token_uri` for
+    /// `scope`; no token is fetched until first use.
+    pub fn jwt_bearer(signer: jwt::Signer, subject: Option<String>, scope: String) -> Self {
+        OAuth2 {
+            token_url: signer.token_uri.clone(),
+            grant: Grant::JwtBearer { signer: Box::new(signer), subject },
+            scope: Some(scope),
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The token request's form.
+    fn form(&self) -> Result<Vec<(&'static str, String)>, AuthError> {
+        Ok(match &self.grant {
+            Grant::ClientSecret { client_id, client_secret } => {
+                let mut form = vec![
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", client_id.expose().to_owned()),
+                    ("client_secret", client_secret.expose().to_owned()),
+                ];
+                if let Some(scope) = &self.scope {
+                    form.push(("scope", scope.clone()));
+                }
+                form
+            }
+            Grant::JwtBearer { signer, subject } => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let scope = self.scope.as_deref().unwrap_or_default();
+                let assertion = signer.assertion(scope, subject.as_deref(), now).map_err(|e| AuthError::Shape {
+                    url: crate::transport::http::redact_url(&self.token_url),
+                    excerpt: e.to_string(),
+                })?;
+                vec![("grant_type", jwt::GRANT_TYPE.to_owned()), ("assertion", assertion.expose().to_owned())]
+            }
+        })
     }
 
     /// Forget the cached token (after a 401).
@@ -104,14 +163,7 @@ impl OAuth2 {
             }
         }
         let url = crate::transport::http::redact_url(&self.token_url);
-        let mut form = vec![
-            ("grant_type", "client_credentials".to_owned()),
-            ("client_id", self.client_id.expose().to_owned()),
-            ("client_secret", self.client_secret.expose().to_owned()),
-        ];
-        if let Some(scope) = &self.scope {
-            form.push(("scope", scope.clone()));
-        }
+        let form = self.form()?;
         let resp = client.post(self.token_url.clone()).form(&form).send().await.map_err(|e| AuthError::Network {
             url: url.clone(),
             detail: crate::transport::http::error_chain(&e.without_url()),
