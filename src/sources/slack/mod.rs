@@ -34,6 +34,7 @@
 //! The guard stops once a filtered walk has returned entries
 //! ([`GuardSchedule`]), and a quiet one is asked again after an hour.
 
+mod actions;
 pub mod config;
 
 use super::api::{
@@ -46,14 +47,12 @@ use crate::event::{Normalised, Observer};
 use crate::settings::secret::{need_secret, Env};
 use crate::settings::units::Rate;
 use crate::settings::Problem;
+use actions::{classify, outcome};
 use chrono::{DateTime, Utc};
 pub use config::{SlackConfig, SLACK_API, SLACK_MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::num::NonZeroU32;
 use std::time::Duration;
-
-mod actions;
-use actions::{classify, outcome};
 
 /// Events per request by default (Slack allows up to 9999).
 const DEFAULT_PAGE_SIZE: u32 = 1000;
