@@ -77,6 +77,14 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Check what a SIEM holds against the completeness manifests it holds: JSON lines (the file output, a Splunk export, HEC bodies, syslog lines with a JSON message) from files or stdin. Exits 1 on any gap or alteration.
+    Verify {
+        /// Files to read (`-` or none: stdin).
+        files: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

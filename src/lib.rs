@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod encode;
 pub mod event;
+pub mod manifest;
 pub mod outputs;
 pub mod pipeline;
 pub mod probe;

@@ -42,5 +42,6 @@ fn main() -> ExitCode {
             };
             commands::dead_letters(ConfigSource::resolve(config), action, &of)
         }
+        Command::Verify { files, json } => commands::verify(&files, json),
     }
 }

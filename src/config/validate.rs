@@ -9,6 +9,7 @@
 use super::model::Config;
 use super::output::OutputConfig;
 use super::source::SourceConfig;
+use crate::outputs::common::ManifestInterval;
 use crate::settings::problem::check_header_name;
 use crate::settings::{Problem, Problems, TlsConfig};
 use std::collections::HashSet;
@@ -187,6 +188,16 @@ fn validate_output(p: &mut Problems, at: &str, o: &OutputConfig) {
         p.add(format!("{at}.retry_max_interval"), "must be at least 100ms");
     }
     o.kind.spec().validate(at, c, p);
+    match c.manifest_interval {
+        Some(ManifestInterval::Every(_)) if !o.kind.spec().sends_documents() => p.add(
+            format!("{at}.manifest_interval"),
+            "manifests need the event's JSON document (payload = \"normalised\" or \"json\"); this output sends another format: set \"off\" or change payload",
+        ),
+        Some(ManifestInterval::Every(d)) if d.get() < crate::manifest::MIN_INTERVAL => {
+            p.add(format!("{at}.manifest_interval"), "must be at least 1s (or \"off\")")
+        }
+        _ => {}
+    }
     if let Some(tls) = &c.tls {
         validate_tls(p, &format!("{at}.tls"), tls);
     }

@@ -29,7 +29,7 @@ mod template;
 mod tests;
 
 pub use fields::{rfc3339, unreadable_fields};
-pub use model::{Event, Payload};
+pub use model::{Event, Payload, WindowTag};
 pub use normalise::{as_sent, hash_id, needs_tree, normalise, normalise_text, Normalised, Observer, Paths};
 pub use path::{get, set};
 pub use template::{Hole, Template};

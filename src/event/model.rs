@@ -24,6 +24,30 @@ pub struct Event {
     pub raw: String,
     /// The normalised ECS document, without `event.original`.
     pub(super) fields: Fields,
+    /// Where the output sending this copy counts it for its completeness
+    /// manifests (`auditrelay.*` in the document); set by the output's
+    /// driver, never journaled.
+    pub window: Option<WindowTag>,
+}
+
+/// The manifest window an output put an event in: `auditrelay.output`,
+/// `auditrelay.window` and `auditrelay.index` in the document it sends
+/// (see `crate::manifest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowTag {
+    /// The output's name.
+    pub output: std::sync::Arc<str>,
+    /// The window's sequence number (per source × output, from 1).
+    pub window: u64,
+    /// The event's position in its window (from 0).
+    pub index: u64,
+}
+
+impl WindowTag {
+    /// The tag as the `auditrelay` object of the document.
+    pub fn value(&self) -> Value {
+        serde_json::json!({ "output": &*self.output, "window": self.window, "index": self.index })
+    }
 }
 
 /// The ECS fields: a map built by a source, or the journaled text of the
@@ -93,13 +117,20 @@ pub enum Payload {
 impl Event {
     /// An event with the fields a source built.
     pub fn new(source: String, id: String, timestamp: DateTime<Utc>, fields: Map<String, Value>, raw: String) -> Event {
-        Event { source, id, timestamp, raw, fields: Fields::Built(fields) }
+        Event { source, id, timestamp, raw, fields: Fields::Built(fields), window: None }
     }
 
     /// An event read from the journal: its fields stay JSON text until a
     /// field is asked for.
     pub fn journaled(source: String, id: String, timestamp: DateTime<Utc>, template: Template, raw: String) -> Event {
-        Event { source, id, timestamp, raw, fields: Fields::Journaled { template, parsed: OnceLock::new() } }
+        Event {
+            source,
+            id,
+            timestamp,
+            raw,
+            fields: Fields::Journaled { template, parsed: OnceLock::new() },
+            window: None,
+        }
     }
 
     /// The same event with its fields rendered as they are journaled (the
@@ -109,7 +140,8 @@ impl Event {
         match self.fields {
             Fields::Built(map) => {
                 let template = Template::of(&map);
-                Event::journaled(self.source, self.id, self.timestamp, template, self.raw)
+                let window = self.window;
+                Event { window, ..Event::journaled(self.source, self.id, self.timestamp, template, self.raw) }
             }
             Fields::Journaled { .. } => self,
         }
@@ -146,13 +178,29 @@ impl Event {
     pub fn document(&self) -> Value {
         let mut doc = self.fields().clone();
         set(&mut doc, "event.original", Value::String(self.raw.clone()));
+        if let Some(tag) = &self.window {
+            doc.insert("auditrelay".into(), tag.value());
+        }
         Value::Object(doc)
     }
 
     /// Write [`Event::document`] as compact JSON: the journaled text of the
-    /// fields with the raw event spliced in as `event.original`, no parsing.
+    /// fields with the raw event spliced in as `event.original`, no parsing;
+    /// the window tag, when there is one, goes first.
     pub fn write_document(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         self.template().splice(&self.raw, out);
+        if let Some(tag) = &self.window {
+            if out.get(start) == Some(&b'{') {
+                let mut text = b"\"auditrelay\":".to_vec();
+                // A Value of strings and integers always serialises.
+                let _ = serde_json::to_writer(&mut text, &tag.value());
+                if out.get(start + 1) != Some(&b'}') {
+                    text.push(b',');
+                }
+                out.splice(start + 1..start + 1, text);
+            }
+        }
     }
 
     /// The representation `payload` asks for.

@@ -26,6 +26,41 @@ pub struct OutputCommon {
     /// TLS settings.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// How often completeness manifests close (`"off"`: none); unset, the
+    /// default for an output that sends JSON documents, off for the rest.
+    #[serde(default)]
+    pub manifest_interval: Option<ManifestInterval>,
+}
+
+/// `manifest_interval = "5m"` or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestInterval {
+    /// No manifests, no window tags.
+    Off,
+    /// Close the windows this often.
+    Every(Dur),
+}
+
+impl<'de> Deserialize<'de> for ManifestInterval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(ManifestInterval::Off);
+        }
+        Dur::parse(&s).map(ManifestInterval::Every).map_err(serde::de::Error::custom)
+    }
+}
+
+impl OutputCommon {
+    /// The manifest interval an output of a type that does (`documents`)
+    /// or does not send the JSON document runs with.
+    pub fn manifests(&self, documents: bool) -> Option<std::time::Duration> {
+        match self.manifest_interval {
+            Some(ManifestInterval::Off) => None,
+            Some(ManifestInterval::Every(d)) => Some(d.get()),
+            None => documents.then_some(crate::manifest::DEFAULT_INTERVAL),
+        }
+    }
 }
 
 /// Longest wait between retries of an output.
@@ -42,6 +77,7 @@ impl Default for OutputCommon {
             batch: BatchConfig::default(),
             retry_max_interval: DEFAULT_RETRY_MAX_INTERVAL,
             tls: None,
+            manifest_interval: None,
         }
     }
 }
@@ -58,6 +94,12 @@ pub trait OutputSpec {
     /// `max_eps` when the config sets none.
     fn default_max_eps(&self) -> Option<u32> {
         None
+    }
+    /// Whether it sends each event's JSON document (normalised, with
+    /// `event.original`), which completeness manifests need: their window
+    /// tag goes in it and their digest is over it.
+    fn sends_documents(&self) -> bool {
+        false
     }
 }
 

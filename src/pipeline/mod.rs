@@ -332,6 +332,7 @@ fn start(
             max_eps: o.common.max_eps.or_else(|| crate::outputs::default_max_eps(&o.kind)).filter(|n| *n > 0),
             retry_max_interval: o.common.retry_max_interval.get(),
             max_in_flight: sink.max_in_flight(),
+            manifest_interval: o.common.manifests(o.kind.spec().sends_documents()),
         };
         rt.metrics.register_output(&o.name);
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());

@@ -327,6 +327,20 @@ impl State {
     /// dead-lettered) together with the dead letters, in one transaction, and
     /// make it durable.
     pub async fn commit(&self, output: &str, offset: u64, dead: &[DeadLetter]) -> Result<()> {
+        self.commit_with_windows(output, offset, dead, &[]).await
+    }
+
+    /// [`State::commit`] with the output's manifest windows that changed
+    /// (see `crate::manifest`), in the same transaction: a window never
+    /// counts an event the offset has not passed, nor misses one it has.
+    pub async fn commit_with_windows(
+        &self,
+        output: &str,
+        offset: u64,
+        dead: &[DeadLetter],
+        windows: &[(String, crate::manifest::Window)],
+    ) -> Result<()> {
+        let windows = super::manifests::encode_windows(output, windows)?;
         let dead_values: Vec<(Vec<u8>, Vec<u8>)> = dead
             .iter()
             .map(|d| {
@@ -337,10 +351,13 @@ impl State {
             .collect::<Result<_>>()?;
         {
             let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            (&self.offsets, &self.dead, &self.parts)
-                .transaction(|(offsets, dead_tree, parts)| {
+            (&self.offsets, &self.dead, &self.parts, &self.windows)
+                .transaction(|(offsets, dead_tree, parts, window_tree)| {
                     for (k, v) in &dead_values {
                         values::put(dead_tree, parts, DEAD_TAG, k, v)?;
+                    }
+                    for (k, v) in &windows {
+                        values::put(window_tree, parts, super::WINDOW_TAG, k, v)?;
                     }
                     offsets.insert(output.as_bytes(), &offset.to_be_bytes())?;
                     Ok::<_, ConflictableTransactionError<StateError>>(())

@@ -71,6 +71,7 @@ mod cursor;
 mod delivered;
 mod error;
 mod journal;
+mod manifests;
 mod migrate;
 pub mod owner;
 mod record;
@@ -108,6 +109,10 @@ const CACHE_CAPACITY: u64 = 8 << 20;
 const CURSOR_TAG: u8 = b'c';
 /// Tag of a dead letter's parts in the `parts` tree.
 const DEAD_TAG: u8 = b'd';
+/// Tag of a manifest window's parts in the `parts` tree.
+const WINDOW_TAG: u8 = b'w';
+/// Tag of a pending manifest's parts in the `parts` tree.
+const MANIFEST_TAG: u8 = b'm';
 
 /// A status record longer than this loses the end of its error text
 /// (status is advisory; it stays one small sled item).
@@ -163,6 +168,10 @@ pub struct State {
     parts: sled::Tree,
     meta: sled::Tree,
     status: sled::Tree,
+    /// Each output's open manifest window per source.
+    windows: sled::Tree,
+    /// Manifests closed and not yet confirmed by their output.
+    pending: sled::Tree,
     /// Serialises appends so sequence numbers follow file order.
     append_lock: Mutex<()>,
     /// Bounds concurrent flushes (see [`State::flush`]).
@@ -283,6 +292,8 @@ impl State {
             dead: db.open_tree("dead_letters")?,
             parts: db.open_tree("parts")?,
             status: db.open_tree("status")?,
+            windows: db.open_tree("manifest_windows")?,
+            pending: db.open_tree("manifests_pending")?,
             meta,
             db,
             append_lock: Mutex::new(()),

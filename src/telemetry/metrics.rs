@@ -47,6 +47,12 @@ pub mod name {
     pub const LAST_POLL: &str = "auditrelay_last_poll_timestamp_seconds";
     /// `auditrelay_last_send_timestamp_seconds`.
     pub const LAST_SEND: &str = "auditrelay_last_send_timestamp_seconds";
+    /// `auditrelay_manifests_sent_total`.
+    pub const MANIFESTS_SENT: &str = "auditrelay_manifests_sent_total";
+    /// `auditrelay_manifest_last_sent_timestamp_seconds`.
+    pub const MANIFEST_LAST_SENT: &str = "auditrelay_manifest_last_sent_timestamp_seconds";
+    /// `auditrelay_manifest_interval_seconds`.
+    pub const MANIFEST_INTERVAL: &str = "auditrelay_manifest_interval_seconds";
     /// `auditrelay_up`.
     pub const UP: &str = "auditrelay_up";
     /// `auditrelay_cluster_members`.
@@ -86,6 +92,13 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (metric::POLL_INTERVAL, "gauge", "A source's poll interval once caught up."),
     (metric::LAST_POLL, "gauge", "Time of a source's last successful poll."),
     (metric::LAST_SEND, "gauge", "Time of an output's last confirmed batch."),
+    (metric::MANIFESTS_SENT, "counter", "Completeness manifests an output's receiver confirmed."),
+    (
+        metric::MANIFEST_LAST_SENT,
+        "gauge",
+        "Time an output's receiver last confirmed its manifests (its start until the first).",
+    ),
+    (metric::MANIFEST_INTERVAL, "gauge", "An output's manifest_interval (absent with manifests off)."),
     (metric::UP, "gauge", "1 when a source or output is healthy, 0 when not."),
     (metric::CLUSTER_MEMBERS, "gauge", "Live agents in the fleet ([cluster] only)."),
     (metric::CLUSTER_OWNED_SOURCES, "gauge", "Sources this agent owns and polls ([cluster] only)."),

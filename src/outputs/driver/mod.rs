@@ -8,10 +8,18 @@
 //! Entries routed elsewhere are skipped and the offset moves past them.
 //! During shutdown a batch being sent is finished (bounded by the agent's
 //! shutdown timeout); waits and backoffs end at once.
+//!
+//! With manifests on (`crate::manifest`), every event sent is tagged with
+//! its place in its source's window, each confirmation is counted and
+//! chained into the window committed with the offset, and every
+//! `manifest_interval` the driver stops handing out batches until those
+//! in flight are confirmed, closes the windows, stores their manifests and
+//! sends them before the next batch.
 
 use super::common::BatchConfig;
 use super::{Delivery, ErrorKind, SendError, Sink};
 use crate::event::Event;
+use crate::manifest::{Book, Manifest};
 use crate::retry::Backoff;
 use crate::state::{DeadLetter, Entry, StateError};
 use crate::telemetry::health::{Change, Component, Health};
@@ -56,6 +64,9 @@ pub struct DriverSettings {
     /// Batches sent before the first is confirmed (1 = one at a time); more
     /// only where the sink can [`Sink::fork`].
     pub max_in_flight: usize,
+    /// How often the output closes its manifest windows (`None`: manifests
+    /// off).
+    pub manifest_interval: Option<Duration>,
 }
 
 /// Run an output until cancelled. Returns an error only for a state failure
@@ -84,6 +95,8 @@ struct Driver<S> {
     pool: Vec<S>,
     routes: Routes,
     limiter: Option<Pacer>,
+    /// The manifest windows, with manifests on.
+    book: Option<Book>,
 }
 
 /// A batch handed to the receiver, in journal order.
@@ -141,7 +154,7 @@ impl<S: Sink> Driver<S> {
         pool.push(sink);
         let health = Health::new(Component::Output, &settings.name, ctx.state.clone(), ctx.metrics.clone());
         let shared = Arc::new(Shared { settings, ctx, health });
-        Driver { shared, pool, routes, limiter }
+        Driver { shared, pool, routes, limiter, book: None }
     }
 
     /// Read batches from the journal and hand each to an idle sink handle;
@@ -157,10 +170,24 @@ impl<S: Sink> Driver<S> {
         let mut tail = state.subscribe();
         let mut in_flight: InFlight<S> = FuturesOrdered::new();
         let mut deadline: Option<Instant> = None;
+        let mut next_close = self.start_manifests(&cancel).await?;
+        if cancel.is_cancelled() {
+            return Ok(()); // while sending pending manifests: they stay stored
+        }
         loop {
+            // Windows close once what is in flight has landed; meanwhile no
+            // new batch goes out.
+            let closing = next_close.is_some_and(|t| Instant::now() >= t);
+            if closing && in_flight.is_empty() {
+                if !self.close_windows(&cancel).await? {
+                    return Ok(()); // cancelled while sending manifests: they stay pending
+                }
+                next_close = self.shared.settings.manifest_interval.map(|i| Instant::now() + i);
+                continue;
+            }
             // Gather a batch while a handle is idle: wait for the first
             // entry, then up to batch.timeout for the batch to fill.
-            if !self.pool.is_empty() {
+            if !self.pool.is_empty() && !closing {
                 let entries = state.read(read_from, batch.max_events, batch.max_bytes.bytes() as usize)?;
                 let full = entries.len() >= batch.max_events
                     || entries.iter().map(|(_, e)| e.event.approx_size()).sum::<usize>() as u64
@@ -176,7 +203,7 @@ impl<S: Sink> Driver<S> {
                     deadline = Some(now + batch.timeout.get());
                 }
             }
-            let gathering = !self.pool.is_empty();
+            let gathering = !self.pool.is_empty() && !closing;
             tokio::select! {
                 _ = cancel.cancelled() => {
                     // Batches already sent finish (each bounded by the
@@ -195,15 +222,89 @@ impl<S: Sink> Driver<S> {
                 }
                 _ = tail.changed(), if gathering => {}
                 _ = sleep_until(deadline), if gathering => {}
+                _ = sleep_until(next_close), if !closing => {}
             }
         }
+    }
+
+    /// With manifests on: load the windows, send the manifests a crash left
+    /// unconfirmed, and say when the windows close next (`None`: manifests
+    /// off).
+    async fn start_manifests(&mut self, cancel: &CancellationToken) -> Result<Option<Instant>, StateError> {
+        let Some(interval) = self.shared.settings.manifest_interval else { return Ok(None) };
+        let (name, ctx) = (&self.shared.settings.name, &self.shared.ctx);
+        let book = Book::new(name, ctx.state.manifest_windows(name)?);
+        let now = (ctx.clock)();
+        let age = book.oldest().and_then(|t| (now - t).to_std().ok()).unwrap_or_default();
+        self.book = Some(book);
+        ctx.metrics.set(metric::MANIFEST_INTERVAL, &[("output", name)], interval.as_secs_f64());
+        ctx.metrics.set(metric::MANIFEST_LAST_SENT, &[("output", name)], now.timestamp() as f64);
+        ctx.metrics.add(metric::MANIFESTS_SENT, &[("output", name)], 0);
+        let pending = ctx.state.pending_manifests(name)?;
+        self.send_manifests(pending, cancel).await?;
+        Ok(Some(Instant::now() + interval.saturating_sub(age)))
+    }
+
+    /// Close every window, store the manifests, send them. `false` when
+    /// cancelled first.
+    async fn close_windows(&mut self, cancel: &CancellationToken) -> Result<bool, StateError> {
+        let Some(book) = self.book.as_mut() else { return Ok(true) };
+        let (name, ctx) = (&self.shared.settings.name, &self.shared.ctx);
+        let routed: Vec<String> = {
+            let map = self.routes.read().unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .filter(|(_, to)| to.as_ref().is_none_or(|to| to.iter().any(|o| o == name)))
+                .map(|(s, _)| s.clone())
+                .collect()
+        };
+        let closing = book.close(routed.iter().map(String::as_str), (ctx.clock)(), &ctx.hostname);
+        ctx.state.close_windows(name, &closing).await?;
+        self.send_manifests(closing.manifests, cancel).await
+    }
+
+    /// Send manifests until the receiver confirmed them, then forget them.
+    /// `false` when cancelled first (they stay stored).
+    async fn send_manifests(
+        &mut self,
+        manifests: Vec<Manifest>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, StateError> {
+        if manifests.is_empty() {
+            return Ok(true);
+        }
+        let Some(mut sink) = self.pool.pop() else { return Ok(false) };
+        let events: Vec<Event> = manifests.iter().map(Manifest::event).collect();
+        let max = self.shared.settings.batch.max_events.max(1);
+        for chunk in events.chunks(max) {
+            pace(self.limiter.as_ref(), self.shared.settings.max_eps, chunk.len(), cancel).await;
+            let Some(delivery) = send_until_confirmed(&self.shared, &mut sink, chunk, cancel).await else {
+                self.pool.push(sink);
+                return Ok(false);
+            };
+            for (i, reason) in &delivery.rejected {
+                let m = chunk.get(*i).map_or("", |e| e.id.as_str());
+                tracing::error!(output = %self.shared.settings.name, manifest = %m, reason = %crate::telemetry::printable(reason), "receiver rejected a manifest; `auditrelay verify` will report its window as missing");
+            }
+        }
+        self.pool.push(sink);
+        let (name, ctx) = (&self.shared.settings.name, &self.shared.ctx);
+        ctx.state.manifests_sent(name, &manifests)?;
+        ctx.metrics.add(metric::MANIFESTS_SENT, &[("output", name)], manifests.len() as u64);
+        ctx.metrics.set(metric::MANIFEST_LAST_SENT, &[("output", name)], (ctx.clock)().timestamp() as f64);
+        Ok(true)
     }
 
     /// Hand a batch to an idle handle, as a task of its own.
     async fn dispatch(&mut self, entries: Vec<(u64, Entry)>, in_flight: &mut InFlight<S>, cancel: &CancellationToken) {
         let last = entries.last().map_or(0, |(seq, _)| *seq);
-        let (seqs, events): (Vec<u64>, Vec<Event>) =
+        let (seqs, mut events): (Vec<u64>, Vec<Event>) =
             entries.into_iter().filter(|(_, e)| self.routed(e)).map(|(s, e)| (s, e.event)).unzip();
+        if let Some(book) = self.book.as_mut() {
+            let now = (self.shared.ctx.clock)();
+            for e in &mut events {
+                book.tag(e, now);
+            }
+        }
         if events.is_empty() {
             let flight = Flight { sink: None, seqs, events, last, delivery: Some(Delivery::default()) };
             in_flight.push_back(Box::pin(std::future::ready(flight)));
@@ -242,7 +343,18 @@ impl<S: Sink> Driver<S> {
                 Some(DeadLetter { seq: flight.seqs[*i], reason: reason.clone(), at: at.clone(), event })
             })
             .collect();
-        state.commit(name, flight.last + 1, &dead).await?;
+        let windows = match self.book.as_mut() {
+            Some(book) => {
+                let now = (self.shared.ctx.clock)();
+                let refused: std::collections::HashSet<usize> = delivery.rejected.iter().map(|(i, _)| *i).collect();
+                for (i, e) in flight.events.iter().enumerate() {
+                    book.confirm(e, refused.contains(&i), now);
+                }
+                book.take_dirty()
+            }
+            None => Vec::new(),
+        };
+        state.commit_with_windows(name, flight.last + 1, &dead, &windows).await?;
         *offset = flight.last + 1;
         if flight.events.is_empty() {
             return Ok(true);

@@ -19,6 +19,8 @@ const TICK: Duration = Duration::from_millis(1);
 /// One send as the receiver saw it, waiting for the test's answer.
 struct Call {
     ids: Vec<String>,
+    /// Each event's (window, index), with manifests on.
+    tags: Vec<Option<(u64, u64)>>,
     at: Instant,
     reply: oneshot::Sender<Result<Delivery, SendError>>,
 }
@@ -46,7 +48,8 @@ impl Sink for FakeSink {
     async fn send(&mut self, batch: &[Event]) -> Result<Delivery, SendError> {
         let (reply, answer) = oneshot::channel();
         let ids = batch.iter().map(|e| e.id.clone()).collect();
-        let _ = self.calls.send(Call { ids, at: Instant::now(), reply });
+        let tags = batch.iter().map(|e| e.window.as_ref().map(|w| (w.window, w.index))).collect();
+        let _ = self.calls.send(Call { ids, tags, at: Instant::now(), reply });
         answer.await.unwrap_or_else(|_| Err(SendError::transient("the test dropped the call")))
     }
     async fn healthcheck(&mut self) -> Result<(), SendError> {
@@ -69,6 +72,7 @@ fn settings(max_events: usize, timeout: Duration) -> DriverSettings {
         max_eps: None,
         retry_max_interval: Duration::from_secs(60),
         max_in_flight: 1,
+        manifest_interval: None,
     }
 }
 
@@ -370,4 +374,86 @@ async fn shutdown_during_a_backoff_stops_at_once_and_commits_nothing() {
     driver.await.unwrap().unwrap();
     assert!(t.elapsed() < TICK, "the driver waited {:?} to stop", t.elapsed());
     assert_eq!(state.offset(OUTPUT).unwrap(), Some(0));
+}
+
+/// Manifests: each event goes out tagged with its window and position; at
+/// the interval the driver waits for the batch in flight, closes the window
+/// (stored before it is sent), sends the manifest, forgets it once
+/// confirmed, and the next events open window 2 at position 0.
+#[tokio::test(start_paused = true)]
+async fn windows_close_after_what_is_in_flight_lands_and_their_manifest_goes_before_the_next_batch() {
+    let interval = Duration::from_secs(30);
+    let mut h =
+        Harness::start(DriverSettings { manifest_interval: Some(interval), ..settings(2, Duration::from_secs(1)) })
+            .await;
+    h.journal(3).await;
+    let call = h.next_call(Duration::from_secs(2)).await;
+    assert_eq!(call.tags, vec![Some((1, 0)), Some((1, 1))]);
+    call.ok();
+    let call = h.next_call(Duration::from_secs(2)).await;
+    assert_eq!(call.tags, vec![Some((1, 2))]);
+    // Still unanswered when the interval ends: no manifest yet.
+    tokio::time::sleep_until(Instant::now() + interval).await;
+    h.no_call_within(Duration::from_secs(5)).await;
+    call.ok();
+    let manifest = h.next_call(TICK * 10).await;
+    assert_eq!(manifest.ids, vec![format!("auditrelay-manifest:{OUTPUT}:{SOURCE}:1")]);
+    assert_eq!(manifest.tags, vec![None], "a manifest is not itself counted");
+    let pending = h.state.pending_manifests(OUTPUT).unwrap();
+    assert_eq!(pending.len(), 1, "stored before it is sent");
+    assert_eq!((pending[0].window, pending[0].count, pending[0].indices), (1, 3, 3));
+    manifest.ok();
+    Harness::settle().await;
+    assert!(h.state.pending_manifests(OUTPUT).unwrap().is_empty());
+    assert_eq!(h.metric(metric::MANIFESTS_SENT), 1.0);
+    let windows = h.state.manifest_windows(OUTPUT).unwrap();
+    assert_eq!(windows.len(), 1);
+    assert_eq!((windows[0].1.window, windows[0].1.previous), (2, pending[0].digest));
+    h.journal(1).await;
+    let call = h.next_call(Duration::from_secs(2)).await;
+    assert_eq!(call.tags, vec![Some((2, 0))]);
+    call.ok();
+    h.committed(4).await;
+    h.stop().await;
+}
+
+/// A manifest the receiver did not confirm before the agent stopped is
+/// stored: the next start sends that same manifest before any batch.
+#[tokio::test(start_paused = true)]
+async fn a_manifest_unconfirmed_at_shutdown_is_sent_again_first_at_the_next_start() {
+    let interval = Duration::from_secs(10);
+    let mut h =
+        Harness::start(DriverSettings { manifest_interval: Some(interval), ..settings(10, Duration::from_secs(1)) })
+            .await;
+    h.journal(2).await;
+    h.next_call(Duration::from_secs(2)).await.ok();
+    let first = h.next_call(interval + Duration::from_secs(1)).await;
+    assert_eq!(first.ids.len(), 1);
+    h.journal(1).await;
+    h.cancel.cancel();
+    first.fail(SendError::transient("receiver gone"));
+    h.driver.await.unwrap().unwrap();
+    let pending = h.state.pending_manifests(OUTPUT).unwrap();
+    assert_eq!(pending.len(), 1);
+
+    let (tx, mut calls) = mpsc::unbounded_channel();
+    let ctx = OutputContext {
+        state: h.state.clone(),
+        metrics: h.metrics.clone(),
+        hostname: "relay01".into(),
+        clock: Arc::new(noon),
+    };
+    let cancel = CancellationToken::new();
+    let settings = DriverSettings { manifest_interval: Some(interval), ..settings(10, Duration::from_secs(1)) };
+    let driver =
+        tokio::spawn(run(settings, FakeSink { calls: tx, forks: false }, Routes::default(), ctx, cancel.clone()));
+    let again = calls.recv().await.unwrap();
+    assert_eq!(again.ids, vec![format!("auditrelay-manifest:{OUTPUT}:{SOURCE}:1")]);
+    again.ok();
+    let next = calls.recv().await.unwrap();
+    assert_eq!(next.tags, vec![Some((2, 0))], "the event after the close is in window 2");
+    next.ok();
+    Harness::settle().await;
+    cancel.cancel();
+    driver.await.unwrap().unwrap();
 }

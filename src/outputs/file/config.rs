@@ -24,4 +24,7 @@ impl OutputSpec for FileConfig {
             p.add(format!("{at}.path"), "is required (\"-\" for stdout)");
         }
     }
+    fn sends_documents(&self) -> bool {
+        self.payload != JsonPayload::Raw
+    }
 }

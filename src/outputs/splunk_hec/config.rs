@@ -51,6 +51,9 @@ pub struct SplunkHecConfig {
 }
 
 impl OutputSpec for SplunkHecConfig {
+    fn sends_documents(&self) -> bool {
+        self.payload != JsonPayload::Raw
+    }
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }

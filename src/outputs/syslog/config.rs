@@ -48,6 +48,9 @@ pub struct SyslogConfig {
 }
 
 impl OutputSpec for SyslogConfig {
+    fn sends_documents(&self) -> bool {
+        self.payload == SyslogPayload::Json
+    }
     fn validate(&self, at: &str, _common: &OutputCommon, p: &mut Problems) {
         validate_syslog(at, self.address.as_deref(), self.transport, self.framing, self.max_message_size, p);
     }
