@@ -21,6 +21,7 @@ mod cluster;
 mod crash;
 mod faults;
 mod hec;
+mod manifests;
 mod monitoring;
 mod no_panic_corpus;
 mod power_loss;

@@ -410,6 +410,7 @@ fn alert_rules_and_dashboard_queries_hold_against_a_real_prometheus() {
         "AuditrelayBacklogGrowing",
         "AuditrelayDeadLetters",
         "AuditrelayEventsSetAside",
+        "AuditrelayManifestsStopped",
         "AuditrelayJournalNearFull",
         "AuditrelayJournalFull",
     ]

@@ -21,6 +21,11 @@
 //! confirmed (the journal being trimmed); cuts a few ms after a SIGHUP
 //! reload; cuts while rejected events are dead-lettered.
 //!
+//! Every output closes a completeness manifest window every
+//! [`MANIFEST_INTERVAL`]; after each run `auditrelay verify`'s check over
+//! what the receiver holds must find no gap, no alteration and no conflict
+//! (issue 28: a cut never skips a window number or reuses one).
+//!
 //! Knobs (environment):
 //! - `POWER_CUTS` (default 2): cuts per scenario, in runs of at most 5 cuts
 //!   (each run a fresh API, receiver and LazyFS);
@@ -53,6 +58,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const API_TOKEN: &str = "api-token";
+
+/// Manifests close often, so that cuts fall before, during and after
+/// window closes.
+const MANIFEST_INTERVAL: &str = "2s";
+
+/// `event.id` of the manifests the outputs send.
+const MANIFEST_ID: &str = "auditrelay-manifest:";
 
 /// Cuts in one run at most: a run's catch-up must still be going on at its
 /// last cut.
@@ -128,8 +140,28 @@ enum Receiver {
 }
 
 impl Receiver {
-    /// `event.id` of everything delivered, duplicates included.
+    /// `event.id` of every event delivered (manifests left out),
+    /// duplicates included.
     fn ids(&self) -> Vec<String> {
+        let mut ids = self.all_ids();
+        ids.retain(|id| !id.starts_with(MANIFEST_ID));
+        ids
+    }
+
+    /// What the receiver holds, one JSON record per line, as `verify` reads it.
+    fn records(&self) -> Vec<String> {
+        match self {
+            Receiver::Hec(hec) => hec.verify_lines(),
+            Receiver::Syslog(rs) => rs.records().iter().map(|r| r["msg"].clone()).collect(),
+            Receiver::File(path) => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+                complete.lines().map(str::to_owned).collect()
+            }
+        }
+    }
+
+    fn all_ids(&self) -> Vec<String> {
         match self {
             Receiver::Hec(hec) => hec.event_ids(),
             Receiver::Syslog(rs) => rs
@@ -316,7 +348,7 @@ fn syslog_output(port: u16, batch: usize) -> String {
 
 /// The `[[output]]` of a scenario, with batches of `batch`.
 fn output_block(s: &Scenario, recv: &Receiver, batch: usize) -> String {
-    match recv {
+    let block = match recv {
         Receiver::Hec(hec) => {
             let extra = if s.in_flight > 1 { format!("max_in_flight = {}\n", s.in_flight) } else { String::new() };
             let ack = s.kind == Kind::HecAck;
@@ -331,7 +363,8 @@ fn output_block(s: &Scenario, recv: &Receiver, batch: usize) -> String {
         }
         Receiver::Syslog(rs) => syslog_output(rs.tcp, batch),
         Receiver::File(path) => common::agent::file_output("file", path, batch),
-    }
+    };
+    format!("{}manifest_interval = \"{MANIFEST_INTERVAL}\"\n\n", block.trim_end())
 }
 
 fn run_once(s: &Scenario, seed: u64, events: usize, cuts: usize) -> Outcome {
@@ -534,6 +567,14 @@ fn tally(recv: &Receiver, expected: &[String], out: &mut Outcome) {
     let unknown: Vec<&String> = ids.iter().filter(|id| !known.contains(id)).take(20).collect();
     if !unknown.is_empty() {
         out.problems.push(format!("unexpected events delivered: {unknown:?}"));
+    }
+    let records = recv.records();
+    let report = auditrelay::manifest::verify::verify(records.iter().map(|l| auditrelay::manifest::verify::read(l)));
+    if !report.ok {
+        out.problems.push(format!("manifests: {}", report.text()));
+    }
+    if !report.streams.iter().any(|s| s.windows_checked > 0) {
+        out.problems.push(format!("no manifest window was checked: {}", report.text()));
     }
 }
 

@@ -403,6 +403,7 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
         retry_max_interval: Duration::from_secs(1),
         max_in_flight: 1,
         manifest_interval: None,
+        manifest_stream: None,
     };
     let sink = build(&cfg).unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();

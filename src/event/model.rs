@@ -186,19 +186,20 @@ impl Event {
 
     /// Write [`Event::document`] as compact JSON: the journaled text of the
     /// fields with the raw event spliced in as `event.original`, no parsing;
-    /// the window tag, when there is one, goes first.
+    /// the window tag, when there is one, goes last.
     pub fn write_document(&self, out: &mut Vec<u8>) {
         let start = out.len();
         self.template().splice(&self.raw, out);
         if let Some(tag) = &self.window {
-            if out.get(start) == Some(&b'{') {
-                let mut text = b"\"auditrelay\":".to_vec();
-                // A Value of strings and integers always serialises.
-                let _ = serde_json::to_writer(&mut text, &tag.value());
-                if out.get(start + 1) != Some(&b'}') {
-                    text.push(b',');
+            if out.len() > start + 1 && out.last() == Some(&b'}') {
+                out.pop();
+                if out.len() > start + 1 {
+                    out.push(b',');
                 }
-                out.splice(start + 1..start + 1, text);
+                out.extend_from_slice(b"\"auditrelay\":");
+                // A Value of strings and integers always serialises.
+                let _ = serde_json::to_writer(&mut *out, &tag.value());
+                out.push(b'}');
             }
         }
     }

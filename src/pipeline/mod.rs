@@ -333,6 +333,7 @@ fn start(
             retry_max_interval: o.common.retry_max_interval.get(),
             max_in_flight: sink.max_in_flight(),
             manifest_interval: o.common.manifests(o.kind.spec().sends_documents()),
+            manifest_stream: cfg.cluster.as_ref().map(|c| format!("{}@{}", o.name, crate::cluster::agent_name(c, cfg))),
         };
         rt.metrics.register_output(&o.name);
         let (routes, ctx, c, fatal) = (running.routes.clone(), octx.clone(), cancel.clone(), fatal.clone());

@@ -441,10 +441,12 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// `event.id` of every line of a JSON-lines output file, in file order.
+/// `event.id` of every event line of a JSON-lines output file, in file
+/// order (completeness manifests left out).
 pub fn file_ids(path: &Path) -> Vec<String> {
     read_jsonl(path)
         .iter()
+        .filter(|v| v.pointer("/auditrelay/manifest").is_none())
         .map(|v| {
             v.pointer("/event/id")
                 .and_then(Value::as_str)

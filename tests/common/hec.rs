@@ -102,6 +102,7 @@ struct HecState {
     poisoned: Option<String>,
     blackholed: usize,
     received: Vec<Received>,
+    manifests: Vec<Received>,
     posts: Vec<Post>,
     acks: HashMap<(String, u64), Ack>,
     next_ack: HashMap<String, u64>,
@@ -148,6 +149,7 @@ impl FakeHec {
             poisoned: None,
             blackholed: 0,
             received: Vec::new(),
+            manifests: Vec::new(),
             posts: Vec::new(),
             acks: HashMap::new(),
             next_ack: HashMap::new(),
@@ -249,9 +251,21 @@ impl FakeHec {
         self.lock().received.iter().map(|r| r.event_id.clone()).collect()
     }
 
-    /// Accepted envelopes in arrival order.
+    /// Accepted envelopes in arrival order (completeness manifests left out).
     pub fn received(&self) -> Vec<Received> {
         self.lock().received.clone()
+    }
+
+    /// Accepted completeness manifests' envelopes in arrival order.
+    pub fn manifests(&self) -> Vec<Received> {
+        self.lock().manifests.clone()
+    }
+
+    /// Everything accepted, events and manifests, one JSON envelope per
+    /// line as `auditrelay verify` reads an HEC capture.
+    pub fn verify_lines(&self) -> Vec<String> {
+        let s = self.lock();
+        s.received.iter().chain(&s.manifests).map(|r| r.envelope.to_string()).collect()
     }
 
     /// Every event POST, answered or not.
@@ -379,7 +393,11 @@ impl FakeHec {
         }
         let good = bad.map_or(envelopes.len(), |(i, _, _)| i);
         for (e, id) in envelopes.into_iter().zip(post.event_ids.clone()).take(good) {
-            s.received.push(Received { event_id: id, envelope: e, request: post.serial });
+            // Completeness manifests are kept apart, so that suites count
+            // events alone.
+            let list =
+                if e.pointer("/event/auditrelay/manifest").is_some() { &mut s.manifests } else { &mut s.received };
+            list.push(Received { event_id: id, envelope: e, request: post.serial });
         }
         if let Some((i, code, text)) = bad {
             return reply(400, json!({"text": text, "code": code, "invalid-event-number": i}));

@@ -67,6 +67,10 @@ pub struct DriverSettings {
     /// How often the output closes its manifest windows (`None`: manifests
     /// off).
     pub manifest_interval: Option<Duration>,
+    /// The name its windows are tagged and its manifests sent under: the
+    /// output's name, or in a fleet `output@agent`, so that every agent's
+    /// windows form a sequence of their own (`None`: the output's name).
+    pub manifest_stream: Option<String>,
 }
 
 /// Run an output until cancelled. Returns an error only for a state failure
@@ -233,7 +237,8 @@ impl<S: Sink> Driver<S> {
     async fn start_manifests(&mut self, cancel: &CancellationToken) -> Result<Option<Instant>, StateError> {
         let Some(interval) = self.shared.settings.manifest_interval else { return Ok(None) };
         let (name, ctx) = (&self.shared.settings.name, &self.shared.ctx);
-        let book = Book::new(name, ctx.state.manifest_windows(name)?);
+        let stream = self.shared.settings.manifest_stream.as_deref().unwrap_or(name);
+        let book = Book::new(stream, ctx.state.manifest_windows(name)?);
         let now = (ctx.clock)();
         let age = book.oldest().and_then(|t| (now - t).to_std().ok()).unwrap_or_default();
         self.book = Some(book);

@@ -73,6 +73,7 @@ fn settings(max_events: usize, timeout: Duration) -> DriverSettings {
         retry_max_interval: Duration::from_secs(60),
         max_in_flight: 1,
         manifest_interval: None,
+        manifest_stream: None,
     }
 }
 
