@@ -364,7 +364,7 @@ fn output_block(s: &Scenario, recv: &Receiver, batch: usize) -> String {
         Receiver::Syslog(rs) => syslog_output(rs.tcp, batch),
         Receiver::File(path) => common::agent::file_output("file", path, batch),
     };
-    format!("{}manifest_interval = \"{MANIFEST_INTERVAL}\"\n\n", block.trim_end())
+    format!("{}\nmanifest_interval = \"{MANIFEST_INTERVAL}\"\n\n", block.trim_end())
 }
 
 fn run_once(s: &Scenario, seed: u64, events: usize, cuts: usize) -> Outcome {
@@ -514,6 +514,9 @@ fn power_run(s: &Scenario, fs: &LazyFs, r: &mut StdRng, n: usize, cuts: usize) -
         }
         Ok(done) => {
             out.recover = done.map(|t| t.duration_since(host.started));
+            // Every event delivered: let the windows that hold them close
+            // (checked in `tally`).
+            let _ = host.wait(Duration::from_secs(10), || all_in_closed_windows(&recv));
             host.stop(&mut out.problems);
             if s.kind == Kind::File {
                 // A cut after a clean stop must not take back what was
@@ -548,6 +551,18 @@ fn power_run(s: &Scenario, fs: &LazyFs, r: &mut StdRng, n: usize, cuts: usize) -
     out
 }
 
+/// `auditrelay verify` over what the receiver holds.
+fn verify(recv: &Receiver) -> auditrelay::manifest::verify::Report {
+    let records = recv.records();
+    auditrelay::manifest::verify::verify(records.iter().map(|l| auditrelay::manifest::verify::read(l)))
+}
+
+/// Every event the receiver holds is in a window whose manifest it holds.
+fn all_in_closed_windows(recv: &Receiver) -> bool {
+    let r = verify(recv);
+    !r.streams.is_empty() && r.streams.iter().all(|s| s.open_windows.is_empty())
+}
+
 /// Lost, duplicated and unknown events against `out.allowed`.
 fn tally(recv: &Receiver, expected: &[String], out: &mut Outcome) {
     let ids = recv.ids();
@@ -568,8 +583,7 @@ fn tally(recv: &Receiver, expected: &[String], out: &mut Outcome) {
     if !unknown.is_empty() {
         out.problems.push(format!("unexpected events delivered: {unknown:?}"));
     }
-    let records = recv.records();
-    let report = auditrelay::manifest::verify::verify(records.iter().map(|l| auditrelay::manifest::verify::read(l)));
+    let report = verify(recv);
     if !report.ok {
         out.problems.push(format!("manifests: {}", report.text()));
     }
