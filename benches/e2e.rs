@@ -12,6 +12,7 @@
 //! BENCH_SOURCES=100,1000,3000 cargo bench --bench e2e -- many   # many sources in one agent
 //! BENCH_EVENTS=500000 BENCH_RUNS=5 BENCH_IDLE_SECS=60 cargo bench --bench e2e
 //! BENCH_OUTPUT="HEC, no" cargo bench --bench e2e -- throughput   # one output only
+//! BENCH_MANIFESTS=off cargo bench --bench e2e -- throughput   # outputs without completeness manifests
 //! BENCH_BIN=/tmp/auditrelay-old cargo bench --bench e2e -- throughput   # another build
 //! BENCH_WRAP="perf record -g -o /tmp/agent.data --" BENCH_RUNS=1 cargo bench --bench e2e -- throughput
 //! ```
@@ -397,13 +398,16 @@ async fn main() {
         let hec = fast_hec(received.clone()).await;
         let tcp = tcp_sink(received.clone()).await;
         let in_flight = env_usize("BENCH_IN_FLIGHT", 4);
+        // BENCH_MANIFESTS=off (or an interval): the outputs' manifest_interval.
+        let manifests =
+            std::env::var("BENCH_MANIFESTS").map(|v| format!("manifest_interval = \"{v}\"\n")).unwrap_or_default();
         let hec_out = |ack: bool| {
-            format!("[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"{hec}\"\ntoken = \"bench\"\nack = {ack}\nmax_in_flight = {in_flight}\nbatch = {{ max_events = 1000, max_bytes = \"2MiB\", timeout = \"1s\" }}\n")
+            format!("[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"{hec}\"\ntoken = \"bench\"\nack = {ack}\nmax_in_flight = {in_flight}\nbatch = {{ max_events = 1000, max_bytes = \"2MiB\", timeout = \"1s\" }}\n{manifests}")
         };
         let mut variants: Vec<(&str, String)> = vec![("HEC, no acks", hec_out(false)), ("HEC, acks", hec_out(true))];
         variants.push((
             "syslog TCP (newline)",
-            format!("[[output]]\nname = \"sys\"\ntype = \"syslog\"\naddress = \"{tcp}\"\ntransport = \"tcp\"\nframing = \"newline\"\nbatch = {{ max_events = 1000, timeout = \"1s\" }}\n"),
+            format!("[[output]]\nname = \"sys\"\ntype = \"syslog\"\naddress = \"{tcp}\"\ntransport = \"tcp\"\nframing = \"newline\"\nbatch = {{ max_events = 1000, timeout = \"1s\" }}\n{manifests}"),
         ));
         let file_received = received.clone();
         println!("\n| output | events/s | MiB/s (API bytes) | CPU s per 1M events | peak RSS MiB |\n| --- | ---: | ---: | ---: | ---: |");
@@ -431,7 +435,7 @@ async fn main() {
                     }
                 })
             };
-            let out = format!("[[output]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\nbatch = {{ max_events = 1000, timeout = \"1s\" }}\n", path.display());
+            let out = format!("[[output]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\nbatch = {{ max_events = 1000, timeout = \"1s\" }}\n{manifests}", path.display());
             rows.push(throughput(&bin, "file", &out, file_received.clone(), &api, n, api_bytes).await);
             watcher.abort();
         }

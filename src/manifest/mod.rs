@@ -163,6 +163,12 @@ pub fn document_digest(doc: &Value) -> Digest {
     Digest::of(&buf)
 }
 
+/// The digest of an event as an output sends it (its document, with its
+/// window tag).
+pub fn event_digest(event: &Event) -> Digest {
+    document_digest(&event.document())
+}
+
 /// The durable state of one source's open window on one output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
@@ -340,8 +346,8 @@ impl Book {
 
     /// Count a sent event as the receiver answered: confirmed, or refused
     /// for good (`rejected`). Events are confirmed in the order they were
-    /// tagged.
-    pub fn confirm(&mut self, event: &Event, rejected: bool, at: DateTime<Utc>) {
+    /// tagged. `digest` is [`event_digest`] of it, when already computed.
+    pub fn confirm(&mut self, event: &Event, digest: Option<Digest>, rejected: bool, at: DateTime<Utc>) {
         let Some(tag) = &event.window else { return };
         let Some(open) = self.open.get_mut(&event.source) else { return };
         let w = &mut open.durable;
@@ -357,7 +363,8 @@ impl Book {
             }
             return;
         }
-        w.chain = w.chain.chain(tag.index, &event.id, &document_digest(&event.document()));
+        let digest = digest.unwrap_or_else(|| event_digest(event));
+        w.chain = w.chain.chain(tag.index, &event.id, &digest);
         w.count += 1;
         w.first_delivery.get_or_insert(at);
         w.last_delivery = Some(at);

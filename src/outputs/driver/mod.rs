@@ -110,6 +110,9 @@ struct Flight<S> {
     /// Journal sequence numbers of `events`.
     seqs: Vec<u64>,
     events: Vec<Event>,
+    /// The events' digests for their manifest windows (empty with
+    /// manifests off), computed in the send task, off the driver's loop.
+    digests: Vec<crate::manifest::Digest>,
     /// The last sequence number the batch covers (routed elsewhere or not).
     last: u64,
     /// The receiver's confirmation; `None` when cancelled before it came.
@@ -311,16 +314,20 @@ impl<S: Sink> Driver<S> {
             }
         }
         if events.is_empty() {
-            let flight = Flight { sink: None, seqs, events, last, delivery: Some(Delivery::default()) };
+            let flight =
+                Flight { sink: None, seqs, events, digests: Vec::new(), last, delivery: Some(Delivery::default()) };
             in_flight.push_back(Box::pin(std::future::ready(flight)));
             return;
         }
         pace(self.limiter.as_ref(), self.shared.settings.max_eps, events.len(), cancel).await;
         let Some(mut sink) = self.pool.pop() else { return };
         let (shared, cancel) = (self.shared.clone(), cancel.clone());
+        let manifests = self.book.is_some();
         let task = tokio::spawn(async move {
+            let digests =
+                if manifests { events.iter().map(crate::manifest::event_digest).collect() } else { Vec::new() };
             let delivery = send_until_confirmed(&shared, &mut sink, &events, &cancel).await;
-            Flight { sink: Some(sink), seqs, events, last, delivery }
+            Flight { sink: Some(sink), seqs, events, digests, last, delivery }
         });
         in_flight.push_back(Box::pin(async move {
             match task.await {
@@ -353,7 +360,7 @@ impl<S: Sink> Driver<S> {
                 let now = (self.shared.ctx.clock)();
                 let refused: std::collections::HashSet<usize> = delivery.rejected.iter().map(|(i, _)| *i).collect();
                 for (i, e) in flight.events.iter().enumerate() {
-                    book.confirm(e, refused.contains(&i), now);
+                    book.confirm(e, flight.digests.get(i).copied(), refused.contains(&i), now);
                 }
                 book.take_dirty()
             }
