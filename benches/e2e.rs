@@ -3,11 +3,13 @@
 //! so it is never the bottleneck) and a fast fake receiver, all on
 //! 127.0.0.1. Reports events/s, MiB/s, CPU seconds per million events and
 //! peak RSS for each output, the added latency at a steady 1,000 events/s,
-//! and the idle cost of 10 sources with nothing new.
+//! the idle cost of 10 sources with nothing new, and many sources in one
+//! agent (`many`: catch-up, RSS, idle CPU and file descriptors).
 //!
 //! ```sh
 //! cargo bench --bench e2e                 # everything, 3 runs each, medians
 //! cargo bench --bench e2e -- throughput   # only the throughput rows
+//! BENCH_SOURCES=100,1000,3000 cargo bench --bench e2e -- many   # many sources in one agent
 //! BENCH_EVENTS=500000 BENCH_RUNS=5 BENCH_IDLE_SECS=60 cargo bench --bench e2e
 //! BENCH_OUTPUT="HEC, no" cargo bench --bench e2e -- throughput   # one output only
 //! BENCH_BIN=/tmp/auditrelay-old cargo bench --bench e2e -- throughput   # another build
@@ -46,6 +48,8 @@ struct Api {
     /// Serve this many events in pages of 1,000 built on request (the soak
     /// run: too many to hold in memory).
     generate: Option<usize>,
+    /// Requests answered (the many-sources row counts the idle polls).
+    requests: Arc<AtomicU64>,
 }
 
 /// Events that become visible at a steady rate (latency test).
@@ -56,6 +60,7 @@ struct LiveFeed {
 }
 
 async fn api_audit(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> (StatusCode, Bytes) {
+    api.requests.fetch_add(1, Ordering::Relaxed);
     if let Some(live) = &api.live {
         let since = q.get("since").and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
         let visible = (live.start.elapsed().as_secs_f64() * live.eps) as usize;
@@ -148,10 +153,16 @@ async fn hec_ack(body: Bytes) -> Json<Value> {
 
 /// The fake API serving pre-serialised pages, its base URL.
 async fn serve_api(pages: Vec<Bytes>) -> String {
+    serve_counted_api(pages, Arc::default()).await
+}
+
+/// [`serve_api`], counting the requests it answers into `requests`.
+async fn serve_counted_api(pages: Vec<Bytes>, requests: Arc<AtomicU64>) -> String {
     serve(Router::new().route("/audit", get(api_audit)).with_state(Api {
         pages: Arc::new(pages),
         live: None,
         generate: None,
+        requests,
     }))
     .await
 }
@@ -255,6 +266,11 @@ impl Agent {
         (cpu, hwm)
     }
 
+    /// Open file descriptors (entries of /proc/PID/fd).
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
+    }
+
     fn rss_now(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
@@ -307,6 +323,22 @@ async fn throughput(
     run_to_count(bin, name, &source("bench", api), output, received, n, api_bytes, |_, _| {}).await
 }
 
+/// The agent's config file with `sources` and `output` (`BENCH_JOURNAL`
+/// sets `max_journal_size`, default 1 GiB).
+fn agent_config(sources: &str, output: &str) -> String {
+    let journal = std::env::var("BENCH_JOURNAL").unwrap_or_else(|_| "1GiB".into());
+    format!(
+        r#"[agent]
+state_dir = "STATE_DIR"
+max_journal_size = "{journal}"
+log_level = "warn"
+
+{sources}
+{output}
+"#
+    )
+}
+
 /// Run the agent with `sources` and `output` until `n` events arrived;
 /// `sample(events so far, RSS KiB)` is called every 20 ms.
 #[allow(clippy::too_many_arguments)]
@@ -320,19 +352,8 @@ async fn run_to_count(
     api_bytes: u64,
     mut sample: impl FnMut(u64, u64),
 ) -> Row {
-    let journal = std::env::var("BENCH_JOURNAL").unwrap_or_else(|_| "1GiB".into());
-    let config = format!(
-        r#"[agent]
-state_dir = "STATE_DIR"
-max_journal_size = "{journal}"
-log_level = "warn"
-
-{sources}
-{output}
-"#
-    );
     received.events.store(0, Ordering::Relaxed);
-    let mut agent = Agent::start(bin, &config);
+    let mut agent = Agent::start(bin, &agent_config(sources, output));
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(600.max(n as u64 / 5_000));
     let mut peak = 0;
@@ -422,6 +443,9 @@ async fn main() {
     if "scale".contains(&filter) || filter.is_empty() {
         scale(&bin, runs).await;
     }
+    if "many".contains(&filter) || filter.is_empty() {
+        many(&bin).await;
+    }
     // Minutes long: only when asked for by name.
     if filter == "soak" {
         soak(&bin).await;
@@ -453,6 +477,7 @@ async fn latency(bin: &Path) {
         pages: Arc::new(Vec::new()),
         live: Some(live),
         generate: None,
+        requests: Arc::default(),
     }))
     .await;
     let received = Arc::new(Received { track_latency: true, ..Default::default() });
@@ -570,6 +595,101 @@ async fn scale(bin: &Path, runs: usize) {
     print_row(rows);
 }
 
+/// Many sources in one agent (`BENCH_SOURCES`, default 1, 100, 1,000 and
+/// 3,000), each catching up at once on its own copy of a history of
+/// `BENCH_MANY_EVENTS` / N events (default 300,000 in all, pages of up to
+/// 1,000 pre-serialised), to HEC without acks and without gzip; then the
+/// APIs are quiet while every source polls every 30 s. Reports the
+/// catch-up rate and CPU per event, peak RSS, the RSS 15 s after the
+/// catch-up, the CPU over `BENCH_MANY_IDLE_SECS` (30) of quiet polling
+/// (and the polls the fake API answered then) and the agent's open file
+/// descriptors. One run per row (`BENCH_RUNS` for the median of more).
+async fn many(bin: &Path) {
+    let counts: Vec<usize> = std::env::var("BENCH_SOURCES")
+        .unwrap_or_else(|_| "1,100,1000,3000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let total = env_usize("BENCH_MANY_EVENTS", 300_000);
+    let idle_secs = env_usize("BENCH_MANY_IDLE_SECS", 30) as u64;
+    let runs = env_usize("BENCH_RUNS", 1);
+    let settle = Duration::from_secs(15);
+    let in_flight = env_usize("BENCH_IN_FLIGHT", 4);
+    println!("\n| sources × events | catch-up events/s | CPU µs/event | peak RSS MiB | RSS settled MiB (15 s after) | idle CPU % of one core ({idle_secs} s, 30 s interval) | polls answered while idle | open fds peak / settled |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for n in counts {
+        let per = (total / n.max(1)).max(1);
+        let (pages, _) = prebuild_pages(per, 1000);
+        let requests = Arc::new(AtomicU64::new(0));
+        let api = serve_counted_api(pages, requests.clone()).await;
+        let received = Arc::new(Received::default());
+        let hec = fast_hec(received.clone()).await;
+        let output = format!("[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"{hec}\"\ntoken = \"bench\"\ncompression = false\nmax_in_flight = {in_flight}\nbatch = {{ max_events = 1000, max_bytes = \"2MiB\", timeout = \"1s\" }}\n");
+        let sources: String = (0..n)
+            .map(|i| source(&format!("s{i:05}"), &api).replace("interval = \"1s\"", "interval = \"30s\""))
+            .collect();
+        let config = agent_config(&sources, &output);
+        let mut rows: Vec<[f64; 8]> = Vec::new();
+        for _ in 0..runs {
+            received.events.store(0, Ordering::Relaxed);
+            let want = (n * per) as u64;
+            let mut agent = Agent::start(bin, &config);
+            let t0 = Instant::now();
+            let deadline = t0 + Duration::from_secs(600);
+            let (mut peak, mut fds_peak, mut tick) = (0u64, 0usize, 0u64);
+            while received.events.load(Ordering::Relaxed) < want {
+                assert!(
+                    Instant::now() < deadline,
+                    "{n} sources: only {} of {want} events arrived",
+                    received.events.load(Ordering::Relaxed)
+                );
+                if let Ok(Some(status)) = agent.child.try_wait() {
+                    panic!("{n} sources: the agent exited early with {status}");
+                }
+                peak = peak.max(agent.usage().1);
+                if tick % 5 == 0 {
+                    fds_peak = fds_peak.max(agent.fds());
+                }
+                tick += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let (cpu, hwm) = agent.usage();
+            fds_peak = fds_peak.max(agent.fds());
+            tokio::time::sleep(settle).await;
+            let settled = agent.rss_now();
+            let (cpu0, _) = agent.usage();
+            let polls0 = requests.load(Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+            let (cpu1, hwm1) = agent.usage();
+            let polls = requests.load(Ordering::Relaxed) - polls0;
+            let fds = agent.fds();
+            drop(agent);
+            rows.push([
+                want as f64 / secs,
+                cpu / want as f64 * 1e6,
+                hwm.max(peak).max(hwm1) as f64 / 1024.0,
+                settled as f64 / 1024.0,
+                (cpu1 - cpu0) / idle_secs as f64 * 100.0,
+                polls as f64,
+                fds_peak as f64,
+                fds as f64,
+            ]);
+        }
+        let m = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+        println!(
+            "| {n} × {per} | {:.0} | {:.1} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} / {:.0} |",
+            m(0),
+            m(1),
+            m(2),
+            m(3),
+            m(4),
+            m(5),
+            m(6),
+            m(7)
+        );
+    }
+}
+
 /// `BENCH_SOAK_EVENTS` (10 million) events through one agent to HEC
 /// without acks, pages built on request; RSS sampled along the way to show
 /// it does not grow with the number of events.
@@ -579,6 +699,7 @@ async fn soak(bin: &Path) {
         pages: Arc::new(Vec::new()),
         live: None,
         generate: Some(n),
+        requests: Arc::default(),
     }))
     .await;
     let received = Arc::new(Received::default());
