@@ -24,10 +24,10 @@ pub(crate) mod testkit;
 
 use crate::config::secret::Env;
 use crate::config::{Problem, SourceCommon, SourceConfig};
-use crate::transport::origin::{Origins, Redirects};
+use crate::transport::origin::Origins;
 use api::SourceApi;
 use auth::Auth;
-use poller::{Clients, Poller, Settings, SourceContext};
+use poller::{Poller, Settings, SourceContext};
 use std::time::Duration;
 
 // Defaults for every source, where neither its connector (`SourceApi::defaults`)
@@ -299,12 +299,8 @@ pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) ->
     };
     let tls_problem =
         |e: crate::transport::tls::TlsError| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }];
-    let http = |redirects| crate::transport::http::client(cfg.tls.as_ref(), settings.timeout, redirects);
-    let clients = Clients {
-        api: http(Redirects::Within(settings.origins.clone())).map_err(tls_problem)?,
-        token: http(Redirects::Refuse).map_err(tls_problem)?,
-    };
-    Ok(Poller::new(settings, api, clients, auth, ctx))
+    let client = ctx.http.get(cfg.tls.as_ref()).map_err(tls_problem)?;
+    Ok(Poller::new(settings, api, client, auth, ctx))
 }
 
 /// The origins a source's requests may go to: its configured `url`'s
