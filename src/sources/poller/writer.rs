@@ -92,7 +92,12 @@ impl Writer {
         let (state, metrics, name) = (ctx.state.clone(), ctx.metrics.clone(), name.to_owned());
         self.pending = Some(tokio::spawn(async move {
             let _permit = permit;
-            state.append(&name, &events, &cursor).await?;
+            if events.is_empty() {
+                // Nothing new: the cursor's move needs no sync of its own.
+                state.advance(&name, &cursor).await?;
+            } else {
+                state.append(&name, &events, &cursor).await?;
+            }
             metrics.add(metric::EVENTS_JOURNALED, &[("source", &name)], events.len() as u64);
             Ok(())
         }));
