@@ -163,7 +163,8 @@ fn retry_out_of_descriptors<T>(path: &Path, mut op: impl FnMut() -> io::Result<T
     loop {
         match op() {
             Err(e) if out_of_descriptors(&e) && tries < CREATE_TRIES => {
-                tracing::warn!(path = %path.display(), "creating a journal segment: {e}; try {tries} of {CREATE_TRIES}, retrying in {CREATE_RETRY_PAUSE:?}");
+                let limit = crate::transport::http::descriptor_limit(&e).unwrap_or_default();
+                tracing::warn!(path = %path.display(), "creating a journal segment: {e} ({limit}); try {tries} of {CREATE_TRIES}, retrying in {CREATE_RETRY_PAUSE:?}");
                 tries += 1;
                 std::thread::sleep(CREATE_RETRY_PAUSE);
             }

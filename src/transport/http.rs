@@ -135,15 +135,43 @@ pub async fn read_body(mut resp: reqwest::Response, limit: u64) -> Result<bytes:
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
+    let mut limit = descriptor_limit(e);
     while let Some(c) = cause {
         let m = c.to_string();
         if !m.is_empty() && !text.contains(&m) {
             text.push_str(": ");
             text.push_str(&m);
         }
+        limit = limit.or_else(|| descriptor_limit(c));
         cause = c.source();
     }
+    if let Some(limit) = limit {
+        text.push_str(" (");
+        text.push_str(&limit);
+        text.push(')');
+    }
     text
+}
+
+/// Which limit a failure for want of file descriptors hit, in words an
+/// operator can act on: the process's (`LimitNOFILE=` in the unit, with
+/// its value) or the system's.
+pub fn descriptor_limit(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    match e.downcast_ref::<std::io::Error>()?.raw_os_error()? {
+        EMFILE => {
+            let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|l| {
+                l.lines().find(|l| l.starts_with("Max open files"))?.split_whitespace().nth(3).map(str::to_owned)
+            });
+            Some(format!(
+                "the agent's open-file limit of {} descriptors is reached: raise LimitNOFILE= in the unit, or ulimit -n",
+                soft.as_deref().unwrap_or("?")
+            ))
+        }
+        ENFILE => Some("the system's open-file limit is reached (sysctl fs.file-max)".into()),
+        _ => None,
+    }
 }
 
 /// The URL without its query string and credentials, for logs and errors.
@@ -183,6 +211,20 @@ mod tests {
         clients.get(Some(&named)).unwrap();
         clients.get(Some(&named)).unwrap();
         assert_eq!(clients.len(), 2);
+    }
+
+    /// Out of descriptors, the error says which limit and where to raise it.
+    #[test]
+    fn error_chain_names_the_descriptor_limit_hit() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error sending request")]
+        struct Outer(#[source] std::io::Error);
+        let text = error_chain(&Outer(std::io::Error::from_raw_os_error(24)));
+        assert!(text.contains("open-file limit of ") && text.contains("LimitNOFILE="), "{text}");
+        assert!(!text.contains("limit of ?"), "the soft limit is read: {text}");
+        let text = error_chain(&Outer(std::io::Error::from_raw_os_error(23)));
+        assert!(text.contains("system's open-file limit"), "{text}");
+        assert!(!error_chain(&Outer(std::io::Error::from_raw_os_error(111))).contains("limit"));
     }
 
     /// Regression: a TLS failure was logged as only "error sending request".
