@@ -42,9 +42,11 @@ fn fixture() -> Fixture {
         payload::source("bench", "http://127.0.0.1:9")
     );
     let cfg = auditrelay::config::parse(&text).unwrap_or_else(|p| panic!("bench config: {p:?}"));
-    let env = auditrelay::config::secret::ProcessEnv;
-    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0], "source[0]", &env).unwrap();
-    let hec = auditrelay::outputs::splunk_hec::Hec::build(&cfg.outputs[0], "output[0]", &env, "bench-host", "c".into())
+    let env = auditrelay::settings::secret::ProcessEnv;
+    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let o = &cfg.outputs[0];
+    let auditrelay::outputs::OutputKind::SplunkHec(hec) = &o.kind else { panic!("bench config: not splunk_hec") };
+    let hec = auditrelay::outputs::splunk_hec::Hec::build(hec, &o.common, "output[0]", &env, "bench-host", "c".into())
         .unwrap();
     let body =
         ApiResponse { status: 200, headers: Default::default(), body: payload::page_body(0, PAGE, 2 * PAGE, 0).into() };

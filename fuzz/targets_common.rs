@@ -14,9 +14,9 @@
 // Each fuzz target uses one function of this module.
 #![allow(dead_code)]
 
-use auditrelay::config::secret::Env;
 use auditrelay::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, Severity, SyslogHeader};
 use auditrelay::event::{self, Event, Normalised, Observer, Payload};
+use auditrelay::settings::secret::Env;
 use auditrelay::sources::api::{ApiResponse, Next, Query, SourceApi};
 use auditrelay::state::Window;
 use chrono::{DateTime, Utc};
@@ -71,7 +71,7 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(cfg) = auditrelay::config::parse(text) else { return };
     for (i, source) in cfg.sources.iter().enumerate() {
-        let Ok((api, _auth)) = auditrelay::sources::build_api(source, &format!("source[{i}]"), &FixedEnv) else {
+        let Ok((api, _auth)) = auditrelay::sources::build_api(&source.kind, &format!("source[{i}]"), &FixedEnv) else {
             continue;
         };
         let _ = (api.defaults(), api.order(), api.observer());
@@ -138,7 +138,7 @@ fn response(body: &[u8]) -> ApiResponse {
 fn build(toml: &str) -> Box<dyn SourceApi> {
     let text = format!("{toml}\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n");
     let cfg = auditrelay::config::parse(&text).unwrap_or_else(|p| panic!("fixed fuzz config is invalid: {p:?}"));
-    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0], "source[0]", &FixedEnv)
+    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0].kind, "source[0]", &FixedEnv)
         .unwrap_or_else(|p| panic!("fixed fuzz config does not build: {p:?}"));
     api
 }

@@ -2,9 +2,9 @@
 //! `dead-letters`. Each returns an exit code: 0 ok, 1 runtime failure, 2 bad
 //! configuration or usage.
 
-use crate::config::secret::ProcessEnv;
 use crate::config::{self, Config};
 use crate::pipeline::{self, snapshot, AgentError, Runtime};
+use crate::settings::secret::ProcessEnv;
 use crate::state::run_lock::{LockError, RunLock};
 use crate::state::{Cursor, State, StateError};
 use crate::telemetry::metrics::Metrics;
@@ -160,18 +160,20 @@ pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
     let (cfg, mut problems) = config::parse_all(&text);
     let mut secrets = Vec::new();
     for (i, s) in cfg.sources.iter().enumerate() {
-        if let Err(p) = crate::sources::build_api(s, &format!("source[{i}]"), &ProcessEnv) {
+        if let Err(p) = crate::sources::build_api(&s.kind, &format!("source[{i}]"), &ProcessEnv) {
             secrets.extend(p);
         }
     }
     for (i, o) in cfg.outputs.iter().enumerate() {
         let at = format!("output[{i}]");
-        if let Err(p) = crate::outputs::check_secrets(o, &at, &ProcessEnv) {
+        if let Err(p) = crate::outputs::check_secrets(&o.kind, &o.common, &at, &ProcessEnv) {
             secrets.extend(p);
         }
     }
     if let Some(c) = cfg.cluster.as_ref().filter(|c| c.user.is_some()) {
-        if let Err(message) = config::secret::resolve(c.password.as_ref(), c.password_file.as_deref(), &ProcessEnv) {
+        if let Err(message) =
+            crate::settings::secret::resolve(c.password.as_ref(), c.password_file.as_deref(), &ProcessEnv)
+        {
             secrets.push(config::Problem { path: "cluster.password".into(), message });
         }
     }
@@ -411,7 +413,7 @@ pub fn replay(src: ConfigSource, source: &str, from: &str, force: bool) -> ExitC
         eprintln!("auditrelay: no source is named {source:?} in the configuration");
         return ExitCode::from(BAD_CONFIG);
     }
-    let at = match config::units::StartAt::parse(from) {
+    let at = match crate::settings::units::StartAt::parse(from) {
         Ok(s) => s.resolve(chrono::Utc::now()),
         Err(e) => {
             eprintln!("auditrelay: --from: {e}");

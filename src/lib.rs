@@ -16,6 +16,7 @@ pub mod outputs;
 pub mod pipeline;
 pub mod probe;
 pub mod retry;
+pub mod settings;
 pub mod signals;
 pub mod sources;
 pub mod state;

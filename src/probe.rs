@@ -3,20 +3,26 @@
 //! failure. Uses a throwaway state directory, so it works while the agent
 //! runs.
 
-use crate::config::output_types::Transport;
-use crate::config::secret::ProcessEnv;
 use crate::config::Config;
-use crate::outputs::Endpoint;
+use crate::outputs::{BuildCtx, Endpoint};
+use crate::settings::secret::ProcessEnv;
 use crate::sources::poller::SourceContext;
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
+use crate::transport::framing::Transport;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Check DNS, TCP and (for `https` or `tls`) the TLS handshake to one
 /// endpoint, printing a line per stage. Returns false at the first failure.
-pub async fn stages(what: &str, host: &str, port: u16, tls: Option<&crate::config::TlsConfig>, use_tls: bool) -> bool {
+pub async fn stages(
+    what: &str,
+    host: &str,
+    port: u16,
+    tls: Option<&crate::settings::TlsConfig>,
+    use_tls: bool,
+) -> bool {
     let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
         Ok(a) => a.collect(),
         Err(e) => {
@@ -73,7 +79,7 @@ pub async fn stages(what: &str, host: &str, port: u16, tls: Option<&crate::confi
 
 /// What a completed handshake says about the certificate: nothing was
 /// verified under `insecure_skip_verify`, and `check` must not suggest it.
-fn certificate_verdict(tls: Option<&crate::config::TlsConfig>, name: &str) -> String {
+fn certificate_verdict(tls: Option<&crate::settings::TlsConfig>, name: &str) -> String {
     match tls {
         Some(t) if t.insecure_skip_verify => {
             "certificate NOT verified (insecure_skip_verify): any server, or anyone in between, is accepted".into()
@@ -106,7 +112,7 @@ fn scratch_dir() -> std::io::Result<std::path::PathBuf> {
 const SCRATCH_ATTEMPTS: usize = 16;
 
 /// The stages of an http(s) URL.
-async fn url_stages(what: &str, url: Option<&str>, tls: Option<&crate::config::TlsConfig>) -> bool {
+async fn url_stages(what: &str, url: Option<&str>, tls: Option<&crate::settings::TlsConfig>) -> bool {
     let Some(u) = url.and_then(|u| url::Url::parse(u).ok()) else { return true };
     let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else { return true };
     let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
@@ -145,7 +151,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
     };
     for (i, s) in cfg.sources.iter().enumerate() {
         let at = format!("source[{i}]");
-        let poller = match crate::sources::build(s, &at, &ProcessEnv, ctx.clone()) {
+        let poller = match crate::sources::build(&s.name, &s.common, &s.kind, &at, &ProcessEnv, ctx.clone()) {
             Ok(p) => p,
             Err(problems) => {
                 failures += 1;
@@ -190,7 +196,18 @@ pub async fn probe_all(cfg: &Config) -> usize {
         let what = format!("output {}", o.name);
         let tls = o.common.tls.as_ref();
         let channel = uuid::Uuid::new_v4().to_string();
-        let built = crate::outputs::build(o, &at, &ProcessEnv, &hostname, channel, metrics.clone());
+        let built = crate::outputs::build(
+            &o.kind,
+            BuildCtx {
+                name: &o.name,
+                common: &o.common,
+                at: &at,
+                env: &ProcessEnv,
+                hostname: &hostname,
+                channel,
+                metrics: metrics.clone(),
+            },
+        );
         let mut sink = match built {
             Ok(s) => s,
             Err(problems) => {
@@ -242,7 +259,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TlsConfig;
+    use crate::settings::TlsConfig;
 
     #[test]
     fn an_unverified_certificate_is_never_called_valid() {

@@ -598,7 +598,7 @@ fn run_with_clock(config: &str, offset: chrono::Duration, timeout: Duration, mut
         state,
         metrics: Arc::new(auditrelay::telemetry::metrics::Metrics::default()),
         clock,
-        env: Arc::new(auditrelay::config::secret::ProcessEnv),
+        env: Arc::new(auditrelay::settings::secret::ProcessEnv),
         shutdown: shutdown.clone(),
         reload: reload_rx,
         ready: None,

@@ -81,7 +81,7 @@ fn regression(name: &str, file: &str) {
 
 /// `timestamp_format = "%Q"` (any pattern chrono cannot format) passes
 /// `config::validate` (it only asks for a `%`), then every `request()`
-/// panics in `TimeFormat::write` (src/sources/http_json.rs, `t.format(p)
+/// panics in `TimeFormat::write` (src/sources/http_json/time_format.rs, `t.format(p)
 /// .to_string()`: "a Display implementation returned an error
 /// unexpectedly"), called from `HttpJson::expand` even when the URL has no
 /// placeholder. Found by the `config` fuzz target (the second file is its
@@ -93,7 +93,7 @@ fn http_json_invalid_strftime_timestamp_format_does_not_panic() {
 }
 
 /// A Sekoia item with a dotted key under `@timestamp` (`"@timestamp.x": 1`)
-/// gets past `keep_ecs`'s skip list (src/sources/sekoia.rs, which skips the
+/// gets past `keep_ecs`'s skip list (src/sources/sekoia/mod.rs, which skips the
 /// exact paths `@timestamp`, `message`, `event.original`), so the normalised
 /// fields hold `"@timestamp": {"x": 1}`, and `event::normalise`
 /// (src/event.rs, `fields.extend(n.fields)` after inserting `@timestamp`)

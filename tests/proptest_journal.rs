@@ -395,7 +395,7 @@ fn http_json_mapped_field_nested_as_deep_as_the_body_allows_is_readable() {
     use auditrelay::sources::api::{ApiResponse, Query};
     use auditrelay::state::Window;
     struct Fixed;
-    impl auditrelay::config::secret::Env for Fixed {
+    impl auditrelay::settings::secret::Env for Fixed {
         fn var(&self, _: &str) -> Option<String> {
             None
         }
@@ -407,7 +407,7 @@ fn http_json_mapped_field_nested_as_deep_as_the_body_allows_is_readable() {
                 events = \"\"\ntimestamp = \"/t\"\nfields = { \"a.b.c\" = \"/x\" }\n\
                 [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
     let cfg = auditrelay::config::parse(toml).expect("config");
-    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0], "source[0]", &Fixed).expect("build");
+    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0].kind, "source[0]", &Fixed).expect("build");
     let body = (100..200)
         .rev()
         .map(|depth| json!([{ "t": "2024-05-01T10:00:00Z", "x": nested(depth) }]).to_string())
@@ -437,7 +437,7 @@ fn sekoia_answer_through_the_journal(file: &str) {
     use auditrelay::sources::api::{ApiResponse, Next, Query};
     use auditrelay::state::Window;
     struct Fixed;
-    impl auditrelay::config::secret::Env for Fixed {
+    impl auditrelay::settings::secret::Env for Fixed {
         fn var(&self, _: &str) -> Option<String> {
             Some("t".into())
         }
@@ -448,7 +448,7 @@ fn sekoia_answer_through_the_journal(file: &str) {
     let toml = "[[source]]\nname = \"sek\"\ntype = \"sekoia\"\nurl = \"https://app.sekoia.io/api\"\ntoken = \"t\"\n\
                 [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
     let cfg = auditrelay::config::parse(toml).expect("config");
-    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0], "source[0]", &Fixed).expect("build");
+    let (api, _) = auditrelay::sources::build_api(&cfg.sources[0].kind, "source[0]", &Fixed).expect("build");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/sekoia").join(file);
     let body = std::fs::read(path).expect("regression input");
     let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into() };
@@ -474,8 +474,8 @@ fn sekoia_answer_through_the_journal(file: &str) {
 }
 
 /// A Sekoia item with a key of many dots (`"a.b.b.…"`, 140 of them; the body
-/// itself is flat) is copied by `keep_ecs` (src/sources/sekoia.rs) as an ECS
-/// path, and `event::set` (src/event.rs) nests one object per dot: the
+/// itself is flat) is copied by `keep_ecs` (src/sources/sekoia/mod.rs) as an ECS
+/// path, and `event::set` (src/event/path.rs) nests one object per dot: the
 /// journaled fields nest 141 levels, past what the journal's decoder reads
 /// back, so the entry and every one after it stay undelivered.
 #[test]

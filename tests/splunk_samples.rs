@@ -10,7 +10,7 @@
 //! `UPDATE_SPLUNK_SAMPLES=1 cargo test --test integration splunk_samples::` and review
 //! the diff (and the add-on, if the CIM fields change).
 
-use auditrelay::config::secret::ProcessEnv;
+use auditrelay::settings::secret::ProcessEnv;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 
@@ -237,7 +237,7 @@ fn documents() -> String {
             "[[source]]\nname = \"{connector}\"\n{keys}\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n"
         );
         let cfg = auditrelay::config::parse(&text).unwrap_or_else(|p| panic!("{connector}: {p:?}")).sources.remove(0);
-        let (api, _) = auditrelay::sources::build_api(&cfg, "source[0]", &ProcessEnv)
+        let (api, _) = auditrelay::sources::build_api(&cfg.kind, "source[0]", &ProcessEnv)
             .unwrap_or_else(|p| panic!("{connector}: {p:?}"));
         for raw in raws {
             let n = api.normalise(&raw);

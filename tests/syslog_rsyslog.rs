@@ -17,7 +17,7 @@
 
 use crate::common;
 
-use auditrelay::config::OutputConfig;
+use auditrelay::config::{OutputConfig, OutputKind, Problem};
 use auditrelay::event::Event;
 use auditrelay::outputs::syslog::SyslogSink;
 use auditrelay::outputs::{Delivery, Sink};
@@ -82,7 +82,16 @@ fn output(toml_text: &str) -> OutputConfig {
 }
 
 fn sink(toml_text: &str) -> SyslogSink {
-    SyslogSink::build(&output(toml_text), "output[0]", HOST).unwrap_or_else(|p| panic!("{p:?}"))
+    build(&output(toml_text)).unwrap_or_else(|p| panic!("{p:?}"))
+}
+
+/// The sink of a `syslog` or `qradar` output.
+fn build(cfg: &OutputConfig) -> Result<SyslogSink, Vec<Problem>> {
+    match &cfg.kind {
+        OutputKind::Syslog(c) => SyslogSink::syslog(c, &cfg.name, &cfg.common, "output[0]", HOST),
+        OutputKind::Qradar(c) => SyslogSink::qradar(c, &cfg.name, &cfg.common, "output[0]", HOST),
+        other => panic!("not a syslog output: {}", other.type_name()),
+    }
 }
 
 /// Send like the driver would: retry failures (for at most 15 s).
@@ -394,7 +403,7 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
         retry_max_interval: Duration::from_secs(1),
         max_in_flight: 1,
     };
-    let sink = SyslogSink::build(&cfg, "output[0]", HOST).unwrap();
+    let sink = build(&cfg).unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(driver::run(settings, sink, Arc::default(), ctx, cancel.clone()));

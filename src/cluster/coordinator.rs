@@ -3,8 +3,8 @@
 
 use super::etcd::{self, Etcd, EtcdError};
 use super::{agent_name, decode_checkpoint, Command, Link, StoredCheckpoint, CHECKPOINT_INTERVAL};
-use crate::config::secret::Env;
 use crate::config::Config;
+use crate::settings::secret::Env;
 use crate::state::{Cursor, State};
 use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;

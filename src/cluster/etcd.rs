@@ -11,7 +11,7 @@
 //! once per request. Errors never carry the password or the token.
 
 use crate::config::cluster::ClusterConfig;
-use crate::config::secret::{Env, Secret};
+use crate::settings::secret::{Env, Secret};
 use crate::transport::origin::Redirects;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -130,7 +130,7 @@ impl Etcd {
             .map_err(|e| EtcdError::Setup(e.to_string()))?;
         let auth = match &cfg.user {
             Some(user) => {
-                let pw = crate::config::secret::resolve(cfg.password.as_ref(), cfg.password_file.as_deref(), env)
+                let pw = crate::settings::secret::resolve(cfg.password.as_ref(), cfg.password_file.as_deref(), env)
                     .map_err(|e| EtcdError::Setup(format!("cluster.password: {e}")))?
                     .ok_or_else(|| EtcdError::Setup("cluster.password: is required with cluster.user".into()))?;
                 Some((user.clone(), pw))

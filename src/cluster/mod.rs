@@ -48,8 +48,8 @@ pub mod etcd;
 pub use coordinator::start;
 
 use crate::config::cluster::ClusterConfig;
-use crate::config::secret::Env;
 use crate::config::Config;
+use crate::settings::secret::Env;
 use crate::state::Cursor;
 use etcd::{Etcd, EtcdError};
 use serde::{Deserialize, Serialize};

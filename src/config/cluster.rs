@@ -2,9 +2,9 @@
 //! etcd (see `crate::cluster`). Absent, the agent runs alone exactly as it
 //! always did and never talks to etcd.
 
-use super::secret::SecretRef;
-use super::units::Dur;
-use super::Problem;
+use crate::settings::secret::SecretRef;
+use crate::settings::units::Dur;
+use crate::settings::{Problem, TlsConfig};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,8 +85,8 @@ impl ClusterConfig {
     }
 
     /// The TLS settings for etcd, when any is set.
-    pub fn tls(&self) -> Option<super::TlsConfig> {
-        (self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()).then(|| super::TlsConfig {
+    pub fn tls(&self) -> Option<TlsConfig> {
+        (self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()).then(|| TlsConfig {
             ca_file: self.ca_file.clone(),
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),

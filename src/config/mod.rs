@@ -1,36 +1,33 @@
-//! Configuration: the TOML model ([`model`]), one typed struct per source
-//! type ([`source`], [`source_types`], [`http_json`]) and per output type
-//! ([`output`], [`output_types`]) with their registries ([`registry`]),
-//! value types ([`units`]), secret resolution ([`secret`]) and the pure
-//! validation pass ([`validate`]), and the weak settings `check` warns
-//! about ([`warnings`]). Loading is two-phase: [`parse`] turns
-//! text into a [`Config`] and lists every problem with its key path and
-//! line; secrets and TLS files are read later, when sources and outputs
-//! are built from the typed values, which need no second validation.
+//! Configuration: the file model above the components. The TOML model
+//! ([`model`]: the whole file and `[agent]`), a `[[source]]` and an
+//! `[[output]]` as the file holds them ([`source`], [`output`]: a name, the
+//! keys every component of the kind has, and its type's own keys), reading
+//! the file so that every problem comes out ([`collect`]), the pure
+//! validation pass ([`validate`]), `[cluster]` ([`cluster`]), where the
+//! configuration comes from ([`origin`]) and the weak settings `check`
+//! warns about ([`warnings`]). Each component type's keys are its own
+//! (`sources/<vendor>/config.rs`, `outputs/<name>/config.rs`, registered
+//! in `sources/kinds.rs` and `outputs/kinds.rs`); the primitives they are
+//! made of (units, secrets, problems, TLS settings) are `settings`'.
+//! Loading is two-phase: [`parse`] turns text into a [`Config`] and lists
+//! every problem with its key path and line; secrets and TLS files are
+//! read later, when sources and outputs are built from the typed values,
+//! which need no second validation.
 
 pub mod cluster;
 pub mod collect;
-pub mod http_json;
 pub mod model;
 pub mod origin;
 pub mod output;
-pub mod output_types;
-pub mod registry;
-pub mod secret;
 pub mod source;
-pub mod source_types;
-pub mod time_format;
-pub mod units;
 pub mod validate;
 pub mod warnings;
 
-pub use http_json::{AuthConfig, HttpJsonConfig, PaginationConfig};
+pub use crate::settings::Problem;
 pub use model::*;
 pub use origin::ConfigSource;
 pub use output::{OutputCommon, OutputConfig, OutputKind};
-pub use registry::Build;
-pub use source::{Order, SourceCommon, SourceConfig, SourceKind};
-pub use validate::Problem;
+pub use source::{SourceCommon, SourceConfig, SourceKind};
 
 use std::path::{Path, PathBuf};
 
@@ -377,7 +374,10 @@ password = 98765006
     /// The typed values keep the defaults the flat config had.
     #[test]
     fn typed_values_keep_their_defaults() {
-        use output_types::{Framing, JsonPayload, SyslogFormat, SyslogPayload, Transport};
+        use crate::outputs::syslog::{SyslogFormat, SyslogPayload};
+        use crate::outputs::JsonPayload;
+        use crate::sources::http_json::Method;
+        use crate::transport::framing::{Framing, Transport};
         let cfg = parse(
             "[[source]]\nname = \"h\"\ntype = \"http_json\"\nurl = \"https://a.example/x\"\nevents = \"\"\ntimestamp = \"/t\"\n\
              [[output]]\nname = \"s\"\ntype = \"syslog\"\naddress = \"h:514\"\n\
@@ -385,7 +385,7 @@ password = 98765006
         )
         .unwrap();
         let SourceKind::HttpJson(h) = &cfg.sources[0].kind else { panic!("http_json") };
-        assert_eq!((h.method, h.timestamp_format.as_ref(), h.order), (http_json::Method::Get, None, None));
+        assert_eq!((h.method, h.timestamp_format.as_ref(), h.order), (Method::Get, None, None));
         assert_eq!(cfg.sources[0].common, SourceCommon::default());
         let OutputKind::Syslog(s) = &cfg.outputs[0].kind else { panic!("syslog") };
         assert_eq!(
@@ -395,6 +395,6 @@ password = 98765006
         let OutputKind::File(f) = &cfg.outputs[1].kind else { panic!("file") };
         assert_eq!(f.payload, JsonPayload::Normalised);
         assert_eq!(cfg.outputs[1].common, OutputCommon::default());
-        assert_eq!(cfg.outputs[1].common.retry_max_interval, units::Dur::secs(60));
+        assert_eq!(cfg.outputs[1].common.retry_max_interval, crate::settings::units::Dur::secs(60));
     }
 }

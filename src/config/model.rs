@@ -1,11 +1,13 @@
-//! The TOML model: the whole file, `[agent]`, and the tables several
-//! components share (`tls`, `batch`); `deny_unknown_fields` everywhere,
-//! defaults from named functions. Sources and outputs are typed per type:
-//! [`super::source`], [`super::output`].
+//! The TOML model: the whole file and `[agent]`; `deny_unknown_fields`
+//! everywhere, defaults from named functions. Sources and outputs are
+//! typed per type: [`super::source`], [`super::output`]; the tables
+//! several components share (`tls`) are `settings`', each component's own
+//! (`batch`) its own.
 
 use super::output::OutputConfig;
 use super::source::SourceConfig;
-use super::units::{Dur, Size};
+use crate::settings::units::{Dur, Size};
+use crate::telemetry::LogFormat;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,74 +93,4 @@ fn default_log_level() -> String {
 }
 fn default_shutdown_timeout() -> Dur {
     Dur::secs(30)
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `batch = { max_events, max_bytes, timeout }`
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchConfig {
-    /// Events per batch at most.
-    #[serde(default = "default_batch_events")]
-    pub max_events: usize,
-    /// Encoded bytes per batch at most (one larger event is sent alone).
-    #[serde(default = "default_batch_bytes")]
-    pub max_bytes: Size,
-    /// Longest wait for a batch to fill.
-    #[serde(default = "default_batch_timeout")]
-    pub timeout: Dur,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            max_events: default_batch_events(),
-            max_bytes: default_batch_bytes(),
-            timeout: default_batch_timeout(),
-        }
-    }
-}
-
-fn default_batch_events() -> usize {
-    500
-}
-fn default_batch_bytes() -> Size {
-    Size(1 << 20)
-}
-fn default_batch_timeout() -> Dur {
-    Dur::secs(1)
-}
-
-/// `tls = { ca_file, ca_only, cert_file, key_file, server_name, insecure_skip_verify }`
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// Extra CA bundle (PEM) trusted besides the system's.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Trust `ca_file` alone, not the system's roots (a private CA).
-    #[serde(default)]
-    pub ca_only: bool,
-    /// Client certificate (PEM) for mTLS.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// Client key (PEM) for mTLS.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// Name to verify instead of the host in the URL or address.
-    #[serde(default)]
-    pub server_name: Option<String>,
-    /// Turn certificate verification off (logged as a warning at every start).
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
 }

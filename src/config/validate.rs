@@ -3,33 +3,15 @@
 //! out (unknown keys, closed vocabularies, the keys of another type) was
 //! reported while reading ([`super::collect`]); this pass checks what
 //! crosses keys or tables, and each type's own rules
-//! ([`super::source::SourceSpec::validate`],
-//! [`super::output::OutputSpec::validate`]).
+//! ([`crate::sources::SourceSpec::validate`],
+//! [`crate::outputs::OutputSpec::validate`]).
 
-use super::model::{Config, TlsConfig};
+use super::model::Config;
 use super::output::OutputConfig;
 use super::source::SourceConfig;
+use crate::settings::problem::check_header_name;
+use crate::settings::{Problem, Problems, TlsConfig};
 use std::collections::HashSet;
-use std::fmt;
-
-/// One problem in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: `source[2].url`.
-    pub path: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-/// The problems found so far, with the checks types share.
-#[derive(Debug, Default)]
-pub struct Problems(pub Vec<Problem>, Vec<Problem>);
 
 /// What validation found, by kind.
 #[derive(Debug, Default)]
@@ -41,56 +23,6 @@ pub struct Found {
     /// could not be read makes these up, so they wait until every table
     /// reads.
     pub whole: Vec<Problem>,
-}
-
-impl Problems {
-    /// Report a problem of the file as a whole at `path` (see [`Found::whole`]).
-    pub fn add_whole(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.1.push(Problem { path: path.into(), message: message.into() });
-    }
-
-    /// Report a problem at `path`.
-    pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into() });
-    }
-
-    /// `{at}.url` is set and an http(s) URL with a host.
-    pub fn url(&mut self, at: &str, url: Option<&str>) {
-        match url {
-            Some(u) => self.check_url(format!("{at}.url"), u),
-            None => self.add(format!("{at}.url"), "is required"),
-        }
-    }
-
-    /// `url` is an http(s) URL with a host.
-    pub fn check_url(&mut self, path: String, url: &str) {
-        match url::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            Ok(u) => {
-                self.add(path, format!("{url:?} must be an http:// or https:// URL with a host, not {}", u.scheme()))
-            }
-            Err(e) => self.add(path, format!("{url:?} is not a URL ({e})")),
-        }
-    }
-
-    /// A secret (`{key}` or `{key}_file`) is set.
-    pub fn secret(&mut self, at: &str, key: &str, set: bool) {
-        if !set {
-            self.add(format!("{at}.{key}"), format!("is required (or {key}_file)"));
-        }
-    }
-
-    /// `pointer` is a JSON pointer.
-    pub fn pointer(&mut self, path: String, pointer: &str) {
-        if !(pointer.is_empty() || pointer.starts_with('/')) {
-            self.add(path, format!("{pointer:?} is not a JSON pointer; it starts with '/' (e.g. \"/data/items\")"));
-        }
-    }
-}
-
-/// Whether `name` can be an HTTP header name.
-pub fn check_header_name(name: &str) -> bool {
-    reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
 }
 
 /// Check the whole configuration; an empty list means it is valid.
@@ -121,7 +53,8 @@ pub fn validate(cfg: &Config) -> Found {
         check_name(&mut p, &at, &o.name, &mut seen, "output");
         validate_output(&mut p, &at, o);
     }
-    Found { problems: p.0, whole: p.1 }
+    let (problems, whole) = p.into_parts();
+    Found { problems, whole }
 }
 
 fn check_name<'a>(p: &mut Problems, at: &str, name: &'a str, seen: &mut HashSet<&'a str>, what: &str) {
@@ -261,10 +194,10 @@ fn validate_output(p: &mut Problems, at: &str, o: &OutputConfig) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::collect::field_names;
     use super::super::model::AgentConfig;
-    use super::super::output::{OutputCommon, OutputKind};
-    use super::super::source::{SourceCommon, SourceKind};
+    use crate::outputs::{OutputCommon, OutputKind};
+    use crate::settings::table::field_names;
+    use crate::sources::{SourceCommon, SourceKind};
 
     const EXAMPLE: &str = include_str!("../../config.example.toml");
 

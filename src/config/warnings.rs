@@ -7,11 +7,13 @@
 //! (a world-readable config holding a literal secret, a world-readable
 //! `*_file` or TLS key).
 
-use super::model::{Config, TlsConfig};
-use super::output::OutputKind;
-use super::output_types::Transport;
-use super::secret::SecretKey;
-use super::Problem;
+use super::model::Config;
+use crate::outputs::OutputKind;
+use crate::settings::secret::SecretKey;
+use crate::settings::{Problem, TlsConfig};
+use crate::sources::http_json::AuthConfig;
+use crate::sources::SourceKind;
+use crate::transport::framing::Transport;
 use std::path::Path;
 
 /// The permission bit that lets every local user read a file.
@@ -60,8 +62,8 @@ pub fn weak_settings(cfg: &Config) -> Vec<Problem> {
                 ),
             );
         }
-        if let super::SourceKind::HttpJson(h) = &s.kind {
-            if let Some(super::AuthConfig::Oauth2 { token_url, .. }) = &h.auth {
+        if let SourceKind::HttpJson(h) = &s.kind {
+            if let Some(AuthConfig::Oauth2 { token_url, .. }) = &h.auth {
                 if is_http(token_url) {
                     warn(
                         &mut out,

@@ -15,9 +15,11 @@
 //!
 //! One file per concern: `model` (the [`Event`] and what an output asks
 //! of it), `template` (the journal's document format, [`Template`]),
-//! `normalise` (from a raw API event to an [`Event`]) and `path` (dotted
-//! paths into nested objects).
+//! `normalise` (from a raw API event to an [`Event`]), `fields` (what
+//! every event carries: its message, the unreadable-fields marker, the
+//! time format) and `path` (dotted paths into nested objects).
 
+mod fields;
 mod model;
 mod normalise;
 mod path;
@@ -26,9 +28,8 @@ mod template;
 #[cfg(test)]
 mod tests;
 
+pub use fields::{rfc3339, unreadable_fields};
 pub use model::{Event, Payload};
-pub use normalise::{
-    as_sent, hash_id, needs_tree, normalise, normalise_text, rfc3339, unreadable_fields, Normalised, Observer, Paths,
-};
+pub use normalise::{as_sent, hash_id, needs_tree, normalise, normalise_text, Normalised, Observer, Paths};
 pub use path::{get, set};
 pub use template::{Hole, Template};

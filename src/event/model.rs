@@ -1,6 +1,6 @@
 //! The event model: what the journal stores and every output encodes.
 
-use super::normalise::{message_of, unreadable_fields};
+use super::fields::{message_of, unreadable_fields};
 use super::path::{get, set};
 use super::template::Template;
 use chrono::{DateTime, Utc};

@@ -3,10 +3,11 @@
 //! event carries, the hashed id when the API gives none, and the document
 //! rendered straight to its journal text.
 
+use super::fields::{message_of, rfc3339};
 use super::model::Event;
 use super::path::{get, set};
 use super::template::{json, Hole, Template};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -339,31 +340,6 @@ pub fn needs_tree(sent: Option<&str>, n: &Normalised) -> bool {
     sent.is_none() || n.id.as_deref().is_none_or(str::is_empty)
 }
 
-/// `message`, or a one-liner made from the action, user and outcome.
-pub(super) fn message_of(fields: &Map<String, Value>) -> String {
-    let field = |path| get(fields, path).and_then(Value::as_str);
-    if let Some(m) = field("message") {
-        return m.to_owned();
-    }
-    let user =
-        field("user.name").or_else(|| field("user.email")).or_else(|| field("user.id")).unwrap_or("unknown user");
-    let action = field("event.action").unwrap_or("event");
-    let outcome = field("event.outcome").unwrap_or("unknown");
-    format!("{action} by {user} ({outcome})")
-}
-
-/// The fields of an event whose journaled fields cannot be read back: the
-/// event is still delivered, with its raw original and the reason in
-/// `error.message`, rather than blocking its outputs.
-pub fn unreadable_fields(source: &str, id: &str, timestamp: DateTime<Utc>, reason: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    set(&mut m, "@timestamp", Value::String(rfc3339(timestamp)));
-    set(&mut m, "event.id", Value::String(id.to_owned()));
-    set(&mut m, "labels.source", Value::String(source.to_owned()));
-    set(&mut m, "error.message", Value::String(reason.to_owned()));
-    m
-}
-
 /// Deepest nesting kept in the ECS fields; deeper values are kept as their
 /// JSON text. The journal reads fields back with serde_json, whose recursion
 /// limit is 128: an event nested past it could be journaled but never read,
@@ -405,10 +381,4 @@ fn sanitise_value(v: &mut Value, depth: usize) {
 pub fn hash_id(raw_text: &str) -> String {
     let digest = Sha256::digest(raw_text.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// RFC 3339 UTC with as many fractional digits as the time carries (none,
-/// milli, micro or nano), `Z` suffix.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }

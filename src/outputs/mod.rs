@@ -1,21 +1,28 @@
 //! Outputs: the [`Sink`] trait each receiver implements, the generic
-//! [`driver`] that owns batching, pacing, retries and offset commits, and
-//! one module per receiver. Each receiver's module registers its config
-//! type with one [`output!`] line; [`build`] reaches it through the
-//! registry of output types, and the pipeline and `check --connect` hold
-//! the result as an [`Output`], never matching on the type.
+//! [`driver`] that owns batching, pacing, retries and offset commits, the
+//! keys every output has ([`common`]), the registry of output types
+//! ([`kinds`], one line per type) and one folder per receiver, owning its
+//! config. Each receiver's module wires its config type to its sink with
+//! one [`output!`] line; [`build`] reaches it through the registry, and the
+//! pipeline and `check --connect` hold the result as an [`Output`], never
+//! matching on the type.
 
+pub mod common;
 pub mod driver;
 pub mod file;
+pub mod kinds;
 pub mod splunk_hec;
 pub mod syslog;
 
-use crate::config::output_types::Transport;
-use crate::config::secret::Env;
-use crate::config::{OutputConfig, OutputKind, Problem};
+pub use common::{BatchConfig, JsonPayload, OutputCommon, OutputSpec};
+pub use kinds::OutputKind;
+
 use crate::event::Event;
+use crate::settings::secret::Env;
+use crate::settings::Problem;
 use crate::state::{State, StateError};
 use crate::telemetry::metrics::Metrics;
+use crate::transport::framing::Transport;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use std::future::Future;
@@ -197,8 +204,10 @@ pub type Built = Result<Box<dyn Output>, Vec<Problem>>;
 
 /// What an output type's `build` is given besides its own keys.
 pub struct BuildCtx<'a> {
-    /// The whole `[[output]]`: its name and the keys every output has.
-    pub output: &'a OutputConfig,
+    /// The output's name.
+    pub name: &'a str,
+    /// The keys every output has.
+    pub common: &'a OutputCommon,
     /// Its key path (`output[1]`), for problems.
     pub at: &'a str,
     /// Where `${ENV}` and `*_file` secrets are read.
@@ -213,12 +222,12 @@ pub struct BuildCtx<'a> {
 
 /// Wires an output type's `build(cfg, ctx) -> Result<impl Sink, Vec<Problem>>`
 /// function to its config type, so that [`build`] reaches it through the
-/// registry of output types (`config::output_types`): one line in the
-/// output's file, `super::output!(AcmeConfig => build);`. What the pipeline
+/// registry of output types ([`kinds`]): one line in the output's module,
+/// `super::output!(AcmeConfig => build);`. What the pipeline
 /// and `check --connect` need beyond that, the sink says in its [`Sink`] impl.
 macro_rules! output {
     ($cfg:ty => $build:path) => {
-        impl<'a> $crate::config::Build<$crate::outputs::BuildCtx<'a>> for $cfg {
+        impl<'a> $crate::settings::Build<$crate::outputs::BuildCtx<'a>> for $cfg {
             type Output = $crate::outputs::Built;
             fn build(&self, ctx: $crate::outputs::BuildCtx<'a>) -> $crate::outputs::Built {
                 $build(self, ctx).map($crate::outputs::erase)
@@ -231,33 +240,26 @@ pub(crate) use output;
 /// The `max_eps` an output type gets when the config sets none: QRadar's
 /// licence is per EPS and QRadar drops what overflows its burst queue, so the
 /// agent paces to IBM's own collector default of 5,000.
-/// (Each type says it: [`crate::config::output::OutputSpec::default_max_eps`].)
+/// (Each type says it: [`OutputSpec::default_max_eps`].)
 pub fn default_max_eps(kind: &OutputKind) -> Option<u32> {
     kind.spec().default_max_eps()
 }
 
-/// Build an output from its configuration, through its type's registry
-/// line. `at` is its key path (`output[1]`); `channel` is the output's
-/// persisted HEC channel GUID.
-pub fn build(
-    cfg: &OutputConfig,
-    at: &str,
-    env: &dyn Env,
-    hostname: &str,
-    channel: String,
-    metrics: Arc<Metrics>,
-) -> Result<Box<dyn Output>, Vec<Problem>> {
-    cfg.kind.build(BuildCtx { output: cfg, at, env, hostname, channel, metrics })
+/// Build an output of type `kind` through its type's registry line; `ctx`
+/// carries its name, common keys and key path (`output[1]`), and the
+/// output's persisted HEC channel GUID.
+pub fn build(kind: &OutputKind, ctx: BuildCtx<'_>) -> Result<Box<dyn Output>, Vec<Problem>> {
+    kind.build(ctx)
 }
 
-/// Resolve an output's secrets and TLS files (for `check`), without
-/// connecting anywhere.
-pub fn check_secrets(cfg: &OutputConfig, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
+/// Resolve the secrets and TLS files of an output of type `kind` (for
+/// `check`), without connecting anywhere.
+pub fn check_secrets(kind: &OutputKind, common: &OutputCommon, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
-    for key in cfg.kind.spec().secrets() {
-        crate::config::secret::need_secret(&mut problems, at, key.key, key.inline, key.file, env);
+    for key in kind.spec().secrets() {
+        crate::settings::secret::need_secret(&mut problems, at, key.key, key.inline, key.file, env);
     }
-    if let Some(tls) = &cfg.common.tls {
+    if let Some(tls) = &common.tls {
         if let Err(e) = crate::transport::tls::client_config(Some(tls)) {
             problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() });
         }
@@ -272,7 +274,7 @@ pub fn check_secrets(cfg: &OutputConfig, at: &str, env: &dyn Env) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::secret::ProcessEnv;
+    use crate::settings::secret::ProcessEnv;
 
     /// What the pipeline and `check --connect` used to read from each
     /// output type's config by matching on it, each sink now says itself:
@@ -293,7 +295,16 @@ mod tests {
             .enumerate()
             .map(|(i, o)| {
                 let at = format!("output[{i}]");
-                build(o, &at, &ProcessEnv, "relay01", "c".into(), Arc::default()).unwrap_or_else(|p| panic!("{p:?}"))
+                let ctx = BuildCtx {
+                    name: &o.name,
+                    common: &o.common,
+                    at: &at,
+                    env: &ProcessEnv,
+                    hostname: "relay01",
+                    channel: "c".into(),
+                    metrics: Arc::default(),
+                };
+                build(&o.kind, ctx).unwrap_or_else(|p| panic!("{p:?}"))
             })
             .collect();
         let hec_base = url::Url::parse("https://splunk.example.com:8088/").unwrap();
@@ -312,7 +323,8 @@ mod tests {
         let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n\
             [[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_file = \"/nonexistent/hec.token\"\n";
         let cfg = crate::config::parse(text).unwrap_or_else(|p| panic!("{p:?}"));
-        let problems = check_secrets(&cfg.outputs[0], "output[0]", &ProcessEnv).unwrap_err();
+        let problems =
+            check_secrets(&cfg.outputs[0].kind, &cfg.outputs[0].common, "output[0]", &ProcessEnv).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].path.starts_with("output[0].token"), "{problems:?}");
     }

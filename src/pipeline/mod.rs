@@ -7,10 +7,10 @@ mod fleet;
 pub mod replay;
 pub mod snapshot;
 
-use crate::config::secret::Env;
 use crate::config::{Config, OutputConfig, Problem, SourceConfig};
 use crate::outputs::driver::{DriverSettings, Routes};
 use crate::outputs::{Output, OutputContext};
+use crate::settings::secret::Env;
 use crate::sources::poller::{Clock, SourceContext};
 use crate::state::{State, StateError};
 use crate::telemetry::metrics::name as metric;
@@ -279,7 +279,16 @@ async fn build_all(
             continue;
         }
         let at = format!("output[{i}]");
-        match crate::outputs::build(o, &at, rt.env.as_ref(), &octx.hostname, channel, rt.metrics.clone()) {
+        let ctx = crate::outputs::BuildCtx {
+            name: &o.name,
+            common: &o.common,
+            at: &at,
+            env: rt.env.as_ref(),
+            hostname: &octx.hostname,
+            channel,
+            metrics: rt.metrics.clone(),
+        };
+        match crate::outputs::build(&o.kind, ctx) {
             Ok(sink) => built_outputs.push((o.clone(), sink)),
             Err(p) => problems.extend(p),
         }
@@ -287,7 +296,8 @@ async fn build_all(
     let mut built_sources = Vec::new();
     for s in sources {
         let i = cfg.sources.iter().position(|x| x.name == s.name).unwrap_or(0);
-        match crate::sources::build(s, &format!("source[{i}]"), rt.env.as_ref(), sctx.clone()) {
+        let at = format!("source[{i}]");
+        match crate::sources::build(&s.name, &s.common, &s.kind, &at, rt.env.as_ref(), sctx.clone()) {
             Ok(p) => built_sources.push((s.clone(), p)),
             Err(p) => problems.extend(p),
         }

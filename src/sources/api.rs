@@ -142,7 +142,7 @@ pub struct Defaults {
     /// Events per request.
     pub page_size: u32,
     /// Requests allowed, as `(count, per)`.
-    pub rate_limit: Option<crate::config::units::Rate>,
+    pub rate_limit: Option<crate::settings::units::Rate>,
     /// Leave events this young for the next poll.
     pub lag: Duration,
     /// Re-ask this far behind the cursor.
@@ -171,7 +171,15 @@ impl Default for Defaults {
 }
 
 /// Listing order of an API.
-pub use crate::config::Order;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Oldest first: the cursor can advance page by page.
+    #[default]
+    Asc,
+    /// Newest first: a window is read completely before its cursor moves.
+    Desc,
+}
 
 /// Parse failure of a response.
 #[derive(Debug, thiserror::Error)]

@@ -1,20 +1,26 @@
 //! Sources: the hook trait ([`api`]), authentication ([`auth`]), the
-//! generic poller ([`poller`]) and one module per API.
+//! generic poller ([`poller`]), the keys every source has ([`common`]), the
+//! registry of source types ([`kinds`], one line per type) and one folder
+//! per API, owning its config, its connector and its tests.
 
 pub mod api;
 pub mod auth;
+pub mod common;
 pub mod demo;
 /// The connector kept as documentation (docs/adding-a-connector.md): built
 /// for the tests only, not in a release.
 #[cfg(test)]
 pub mod example;
 pub mod github;
+pub mod google_workspace;
 pub mod guance;
 pub mod http_json;
 pub mod invicti;
 pub mod json;
 pub mod keepnet;
+pub mod kinds;
 pub mod okta;
+pub mod onepassword;
 pub mod opencti;
 pub mod poller;
 pub mod sekoia;
@@ -22,8 +28,11 @@ pub mod slack;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-use crate::config::secret::Env;
-use crate::config::{Problem, SourceCommon, SourceConfig};
+pub use common::{Headers, SourceCommon, SourceSpec};
+pub use kinds::SourceKind;
+
+use crate::settings::secret::Env;
+use crate::settings::Problem;
 use crate::transport::origin::Origins;
 use api::SourceApi;
 use auth::Auth;
@@ -213,11 +222,11 @@ pub struct BuildCtx<'a> {
 
 /// Wires a connector's `build(cfg, at, env, problems) -> Built` function to
 /// its config type, so that [`build_api`] reaches it through the registry
-/// of source types (`config::source_types`): one line in the connector file,
+/// of source types ([`kinds`]): one line in the connector file,
 /// `super::connector!(AcmeConfig => build);`.
 macro_rules! connector {
     ($cfg:ty => $build:path) => {
-        impl<'a> $crate::config::Build<$crate::sources::BuildCtx<'a>> for $cfg {
+        impl<'a> $crate::settings::Build<$crate::sources::BuildCtx<'a>> for $cfg {
             type Output = $crate::sources::Built;
             fn build(&self, ctx: $crate::sources::BuildCtx<'a>) -> $crate::sources::Built {
                 $build(self, ctx.at, ctx.env, ctx.problems)
@@ -227,23 +236,11 @@ macro_rules! connector {
 }
 pub(crate) use connector;
 
-/// A release has no example connector; its config type only satisfies the
-/// registry's bounds (users cannot configure `type = "example"`: the
-/// registry lists it in the tests only).
-#[cfg(not(test))]
-impl<'a> crate::config::Build<BuildCtx<'a>> for crate::config::source_types::ExampleConfig {
-    type Output = Built;
-    fn build(&self, ctx: BuildCtx<'a>) -> Built {
-        ctx.problems.push(Problem { path: format!("{}.type", ctx.at), message: "is only in the tests".into() });
-        None
-    }
-}
-
-/// Build the vendor hooks and authentication of a source. `at` is its key
-/// path (`source[2]`) for problems.
-pub fn build_api(cfg: &SourceConfig, at: &str, env: &dyn Env) -> Result<(Box<dyn SourceApi>, Auth), Vec<Problem>> {
+/// Build the vendor hooks and authentication of a source of type `kind`.
+/// `at` is its key path (`source[2]`) for problems.
+pub fn build_api(kind: &SourceKind, at: &str, env: &dyn Env) -> Result<(Box<dyn SourceApi>, Auth), Vec<Problem>> {
     let mut problems = Vec::new();
-    let built = cfg.kind.build(BuildCtx { at, env, problems: &mut problems });
+    let built = kind.build(BuildCtx { at, env, problems: &mut problems });
     match built {
         Some(b) if problems.is_empty() => Ok(b),
         _ => Err(problems),
@@ -274,13 +271,21 @@ fn header_map(cfg: &SourceCommon, at: &str) -> Result<reqwest::header::HeaderMap
     }
 }
 
-/// Build a ready-to-run poller from its configuration.
-pub fn build(cfg: &SourceConfig, at: &str, env: &dyn Env, ctx: SourceContext) -> Result<Poller, Vec<Problem>> {
-    let (api, auth) = build_api(cfg, at, env)?;
+/// Build a ready-to-run poller from a `[[source]]`: its `name`, the keys
+/// every source has and its type's. `at` is its key path (`source[2]`).
+pub fn build(
+    name: &str,
+    common: &SourceCommon,
+    kind: &SourceKind,
+    at: &str,
+    env: &dyn Env,
+    ctx: SourceContext,
+) -> Result<Poller, Vec<Problem>> {
+    let (api, auth) = build_api(kind, at, env)?;
     let d = api.defaults();
-    let name = cfg.name.clone();
-    let url = cfg.kind.spec().url();
-    let cfg = &cfg.common;
+    let name = name.to_owned();
+    let url = kind.spec().url();
+    let cfg = common;
     let settings = Settings {
         name,
         interval: cfg.interval.map_or(d.interval, |x| x.get()),

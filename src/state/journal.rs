@@ -12,6 +12,7 @@
 //! | entry frame, schema 3 and 4 | `0x03`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, the ECS fields as u32-length-prefixed JSON text without `event.original`, the u32 byte offset in that text where `event.original` goes and one byte for what surrounds it (`Hole`: 0 `,"original":…` before the `event` object's closing brace, 1 the same in an empty `event`, 2 `,"event":{"original":…}` before the document's closing brace, 3 the same in an empty document), raw event JSON verbatim to the end; outputs splice the raw event into the text without parsing either |
 //! | entry frame, schemas 1–2, still read | `0x01`, then source, `to`, id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
 
+use super::record::CHUNK_V2;
 use super::{encode_cursor, values, Cursor, Result, State, StateError, DEAD_TAG};
 use crate::event::{unreadable_fields, Event, Hole, Template};
 use serde::{Deserialize, Serialize};
@@ -137,9 +138,6 @@ fn decode_frame(v: &[u8]) -> Option<Result<Entry, String>> {
     Some(Ok(Entry { event, to }))
 }
 
-/// Version byte of a chunk: several entry frames under one key.
-const CHUNK_V2: u8 = 2;
-
 /// A chunk holds consecutive entries up to about this many bytes. One sled
 /// key per chunk instead of per event cuts the store's per-key cost (insert,
 /// read, delete) by the number of events in a chunk, while staying well
@@ -173,15 +171,6 @@ fn encode_chunks<'a>(entries: impl IntoIterator<Item = (&'a Event, Option<&'a st
         c[1..5].copy_from_slice(&(*n as u32).to_be_bytes());
     }
     chunks
-}
-
-/// How many entries a stored value holds: a chunk says; a schema-1 value is
-/// one entry frame.
-pub(super) fn chunk_len(v: &[u8]) -> Option<u64> {
-    match v.first()? {
-        &CHUNK_V2 => v.get(1..5)?.try_into().ok().map(u32::from_be_bytes).map(u64::from),
-        _ => Some(1),
-    }
 }
 
 /// A value of an older schema's sled journal as a chunk, with its entry
@@ -512,6 +501,7 @@ pub(crate) fn encode_entry_v1(ev: &Event) -> Vec<u8> {
 #[cfg(test)]
 mod frame_tests {
     use super::*;
+    use crate::state::record::chunk_len;
     use serde_json::{json, Value};
 
     fn login() -> Event {

@@ -1,10 +1,14 @@
 //! A journal record's bytes (the table is in `segments.rs`): the head
 //! (magic, body length, CRC-32 of the body) and a page's body (its first
-//! sequence number, source, cursor and chunks), written and parsed.
+//! sequence number, source, cursor and chunks), written and parsed, and
+//! how many entries a chunk holds.
 
 use std::io;
 
 pub(super) const MAGIC: &[u8; 4] = b"ARJ1";
+/// Version byte of a chunk: several entry frames under one key (the
+/// journal writes them, `journal.rs`).
+pub(super) const CHUNK_V2: u8 = 2;
 pub(super) const HEAD: usize = 12;
 const KIND_PAGE: u8 = 1;
 
@@ -69,9 +73,18 @@ pub(super) fn parse_page(body: &[u8]) -> Option<Page> {
         let len = r.u32()?;
         let at = r.at as u64;
         let chunk = r.take(len as usize)?;
-        chunks.push((at, len, super::journal::chunk_len(chunk)?));
+        chunks.push((at, len, chunk_len(chunk)?));
     }
     (r.at == body.len()).then_some(Page { first, source, cursor, chunks })
+}
+
+/// How many entries a stored value holds: a chunk says; a schema-1 value is
+/// one entry frame.
+pub(super) fn chunk_len(v: &[u8]) -> Option<u64> {
+    match v.first()? {
+        &CHUNK_V2 => v.get(1..5)?.try_into().ok().map(u32::from_be_bytes).map(u64::from),
+        _ => Some(1),
+    }
 }
 
 struct Reader<'a> {

@@ -7,7 +7,7 @@ pub mod metrics;
 pub mod notify;
 pub mod server;
 
-use crate::config::LogFormat;
+use serde::Deserialize;
 
 /// Longest text of an error that came (in part) from outside — an API, a
 /// receiver, etcd — kept for a log line or `status`.
@@ -36,6 +36,17 @@ pub fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Install the global tracing subscriber, writing to stderr so stdout stays

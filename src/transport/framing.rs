@@ -1,18 +1,62 @@
 //! Syslog framing: the transports (`udp`, `tcp`, `tls`), how messages are
 //! delimited in a stream (RFC 6587 octet counting or newline), cutting a
 //! message at a UTF-8 boundary, and the host part of an address. Pure
-//! functions over bytes, used by the sender in [`super::syslog`].
+//! functions over bytes, used by the sender in [`super::syslog`]. The
+//! transports and framings are closed vocabularies of the config file
+//! (`transport = "tcp"`, `framing = "newline"`), typed here from the moment
+//! they are read.
 
-// The transports and framings are closed vocabularies of the config file,
-// typed there from the moment they are read.
-pub use crate::config::output_types::{Framing, Transport};
+use serde::Deserialize;
+
+/// How syslog messages travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// One message per datagram (RFC 5426). No delivery guarantee.
+    Udp,
+    /// A TCP stream of framed messages (RFC 6587).
+    #[default]
+    Tcp,
+    /// TLS over TCP (RFC 5425).
+    Tls,
+}
 
 impl Transport {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
     /// The well-known port: 514 for UDP and TCP, 6514 for TLS.
     pub fn default_port(self) -> u16 {
         match self {
             Transport::Udp | Transport::Tcp => 514,
             Transport::Tls => 6514,
+        }
+    }
+}
+
+/// How messages are delimited in a TCP or TLS stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framing {
+    /// `LEN SP MSG` (RFC 6587 §3.4.1, the only framing of RFC 5425).
+    #[default]
+    OctetCounting,
+    /// `MSG LF` (RFC 6587 §3.4.2, "non-transparent").
+    Newline,
+}
+
+impl Framing {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framing::OctetCounting => "octet-counting",
+            Framing::Newline => "newline",
         }
     }
 }

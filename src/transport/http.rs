@@ -4,7 +4,7 @@
 
 use super::origin::Redirects;
 use super::tls::{client_config, TlsError};
-use crate::config::TlsConfig;
+use crate::settings::TlsConfig;
 use std::time::Duration;
 
 /// The `User-Agent` auditrelay sends.

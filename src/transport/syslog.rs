@@ -43,7 +43,7 @@
 //! report the output unhealthy.
 
 pub use super::framing::{cut_at_char_boundary, frame_into, host_of, Framing, Transport};
-use crate::config::TlsConfig;
+use crate::settings::TlsConfig;
 use crate::transport::tls::{client_config, TlsError};
 use futures_util::FutureExt as _;
 use rustls::pki_types::ServerName;

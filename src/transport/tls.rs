@@ -3,7 +3,7 @@
 //! private CA (or, with `ca_only`, that CA alone), an optional client certificate (mTLS), an optional name to verify
 //! instead of the host, and verification off only when asked for by name.
 
-use crate::config::TlsConfig;
+use crate::settings::TlsConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};

@@ -322,7 +322,7 @@ impl InProcess {
             state,
             metrics: Arc::new(auditrelay::telemetry::metrics::Metrics::default()),
             clock: auditrelay::sources::poller::system_clock(),
-            env: Arc::new(auditrelay::config::secret::ProcessEnv),
+            env: Arc::new(auditrelay::settings::secret::ProcessEnv),
             shutdown: shutdown.clone(),
             reload: reload_rx,
             ready: Some(ready_tx),

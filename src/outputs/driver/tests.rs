@@ -4,8 +4,8 @@
 //! jumps to the next timer whenever every task waits, so timings are exact.
 
 use super::*;
-use crate::config::units::{Dur, Size};
 use crate::outputs::OutputContext;
+use crate::settings::units::{Dur, Size};
 use crate::state::{Cursor, State};
 use crate::telemetry::metrics::Metrics;
 use chrono::{DateTime, Utc};

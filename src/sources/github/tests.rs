@@ -189,7 +189,8 @@ fn config_needs_exactly_one_of_org_and_enterprise() {
         crate::config::parse(&text)
     };
     let cfg = parse("org = \"octo-corp\"").unwrap();
-    let (api, _) = crate::sources::build_api(&cfg.sources[0], "source[0]", &crate::config::secret::ProcessEnv).unwrap();
+    let (api, _) =
+        crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &crate::settings::secret::ProcessEnv).unwrap();
     assert_eq!(api.observer().vendor, "GitHub");
     assert!(parse("enterprise = \"octo\"\nurl = \"https://ghe.example.com/api/v3\"").is_ok());
     let text = |r: Result<crate::config::Config, Vec<Problem>>| format!("{:?}", r.unwrap_err());

@@ -15,7 +15,7 @@ fn cfg(extra: &str) -> HttpJsonConfig {
 
 fn api(extra: &str) -> HttpJson {
     let mut problems = Vec::new();
-    let env = crate::config::secret::tests::FakeEnv::default();
+    let env = crate::settings::secret::tests::FakeEnv::default();
     let c = cfg(extra);
     let (boxed, _) = build(&c, "source[0]", &env, &mut problems).unwrap();
     assert!(problems.is_empty(), "{problems:?}");

@@ -136,18 +136,18 @@ fn audit_log_views_map_to_ecs() {
 
 #[test]
 fn build_uses_client_credentials_with_scope_api1() {
-    let mut env = crate::config::secret::tests::FakeEnv::default();
+    let mut env = crate::settings::secret::tests::FakeEnv::default();
     env.vars.insert("KN_SECRET".into(), "s3cret".into());
     let text = "[[source]]\nname = \"kn\"\ntype = \"keepnet\"\nurl = \"https://api.keepnetlabs.com\"\n\
                 client_id = \"my-client\"\nclient_secret = \"${KN_SECRET}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
-    let cfg: crate::config::source_types::KeepnetConfig =
-        crate::config::parse(text).unwrap().sources.remove(0).kind.try_into().unwrap();
+    let cfg: super::KeepnetConfig = crate::config::parse(text).unwrap().sources.remove(0).kind.try_into().unwrap();
     let mut problems = Vec::new();
     let (_, auth) = build(&cfg, "source[0]", &env, &mut problems).unwrap();
     let Auth::OAuth2(o) = auth else { panic!("oauth2") };
     assert_eq!(o.token_url.as_str(), "https://api.keepnetlabs.com/connect/token");
     assert_eq!(o.scope.as_deref(), Some("api1"));
-    assert_eq!(o.client_id.expose(), "my-client");
+    let crate::sources::auth::Grant::ClientSecret { client_id, .. } = &o.grant else { panic!("client credentials") };
+    assert_eq!(client_id.expose(), "my-client");
 }
 
 /// A `LogDate` filter that matches nothing looks like a quiet tenant: an

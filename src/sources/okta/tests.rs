@@ -48,8 +48,8 @@ const CONFIG: &str =
 #[test]
 fn the_registry_builds_ssws_auth_and_checks_the_keys() {
     let cfg = crate::config::parse(CONFIG).unwrap();
-    let env = crate::config::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0], "source[0]", &env).unwrap();
+    let env = crate::settings::secret::tests::FakeEnv::default();
+    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
     assert!(
         matches!(&auth, Auth::Header { name, value } if name == "Authorization" && value.expose() == "SSWS 00abcTOKEN")
     );

@@ -35,7 +35,7 @@ pub use writer::{fetch_slots, pages_in_hand, FETCH_SLOTS, PAGES_IN_HAND, RUN_AHE
 
 use super::api::SourceApi;
 use super::auth::Auth;
-use crate::config::units::{Rate, StartAt};
+use crate::settings::units::{Rate, StartAt};
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
 use crate::transport::http::Clients;

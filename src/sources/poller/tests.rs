@@ -1,7 +1,7 @@
 use super::normalise::PART_MIN;
 use super::*;
-use crate::config::units::Rate;
 use crate::event::Event;
+use crate::settings::units::Rate;
 use crate::sources::api::{ApiPage, ApiRequest, ApiResponse, Next, Query, SourceApi};
 use crate::sources::testkit::t;
 use crate::sources::SourceError;
@@ -55,7 +55,7 @@ fn poller(
 /// The demo source, pages of 50, from 2024-05-01T10:00:00Z, on a clock
 /// the test moves.
 fn demo_poller(state: Arc<State>, now_ms: Arc<AtomicI64>, lag: Duration) -> Poller {
-    let cfg = crate::config::source_types::DemoConfig { rate: Some(Rate::parse("100/s").unwrap()) };
+    let cfg = crate::sources::demo::DemoConfig { rate: Some(Rate::parse("100/s").unwrap()) };
     let api = Box::new(crate::sources::demo::Demo::new(&cfg));
     let clock: Clock =
         Arc::new(move || DateTime::from_timestamp_millis(now_ms.load(AtomicOrdering::SeqCst)).unwrap_or_default());

@@ -388,7 +388,7 @@ fn a_quiet_guard_runs_again_an_hour_later_and_only_events_settle_it() {
 
 #[test]
 fn query_replaces_the_search_term() {
-    let env = crate::config::secret::tests::FakeEnv::default();
+    let env = crate::settings::secret::tests::FakeEnv::default();
     let text = "[[source]]\nname = \"s\"\ntype = \"sekoia\"\nurl = \"https://api.sekoia.io\"\ntoken = \"k\"\n\
                 query = 'sekoiaio.intake.dialect:\"sekoia.io activity logs\"'\n\
                 [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";

@@ -44,8 +44,8 @@ const CONFIG: &str = "[[source]]\nname = \"slack\"\ntype = \"slack\"\ntoken = \"
 #[test]
 fn the_registry_builds_bearer_auth_and_checks_the_keys() {
     let cfg = crate::config::parse(CONFIG).unwrap();
-    let env = crate::config::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0], "source[0]", &env).unwrap();
+    let env = crate::settings::secret::tests::FakeEnv::default();
+    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
     assert!(matches!(&auth, Auth::Bearer(t) if t.expose() == "xoxp-1234567890-0987654321"));
     assert!(!format!("{auth:?}").contains("xoxp-1234567890"), "the token never shows in Debug");
     assert_eq!(api.defaults().page_size, 1000);
@@ -66,7 +66,7 @@ fn the_registry_builds_bearer_auth_and_checks_the_keys() {
     assert!(p[0].to_string().contains("source[0].org"), "{p:?}");
 
     let bot = crate::config::parse(&CONFIG.replace("xoxp-", "xoxb-")).unwrap();
-    let Err(err) = crate::sources::build_api(&bot.sources[0], "source[0]", &env) else { panic!("a bot token") };
+    let Err(err) = crate::sources::build_api(&bot.sources[0].kind, "source[0]", &env) else { panic!("a bot token") };
     let text = format!("{err:?}");
     assert!(text.contains("source[0].token") && text.contains("xoxp-"), "{text}");
 }

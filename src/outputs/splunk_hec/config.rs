@@ -1,0 +1,72 @@
+//! The keys of a `type = "splunk_hec"` output beyond the common ones and
+//! what it checks about them.
+
+use crate::outputs::common::{JsonPayload, OutputCommon, OutputSpec};
+use crate::settings::secret::{SecretKey, SecretRef};
+use crate::settings::units::Dur;
+use crate::settings::Problems;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `type = "splunk_hec"`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecConfig {
+    /// Base URL, e.g. `https://splunk:8088`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HEC token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the HEC token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Index.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// Sourcetype.
+    #[serde(default)]
+    pub sourcetype: Option<String>,
+    /// Source; the event's source name by default.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Indexer acknowledgement.
+    #[serde(default)]
+    pub ack: Option<bool>,
+    /// Resend a batch not acknowledged by then.
+    #[serde(default)]
+    pub ack_timeout: Option<Dur>,
+    /// Batches sent before the first is confirmed (default 1).
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    /// Gzip request bodies (default true).
+    #[serde(default)]
+    pub compression: Option<bool>,
+    /// HTTP request timeout.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// `normalised` (default, ECS with `event.original`), `json` (the same) or `raw`.
+    #[serde(default)]
+    pub payload: JsonPayload,
+}
+
+impl OutputSpec for SplunkHecConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
+    fn validate(&self, at: &str, _common: &OutputCommon, p: &mut Problems) {
+        match &self.url {
+            Some(u) => p.check_url(format!("{at}.url"), u),
+            None => p.add(format!("{at}.url"), "is required (e.g. \"https://splunk.example.com:8088\")"),
+        }
+        if self.token.is_none() && self.token_file.is_none() {
+            p.add(format!("{at}.token"), "is required (or token_file)");
+        }
+        if self.ack_timeout.is_some_and(|d| d.get() < std::time::Duration::from_secs(1)) {
+            p.add(format!("{at}.ack_timeout"), "must be at least 1s");
+        }
+        if self.max_in_flight.is_some_and(|n| !(1..=64).contains(&n)) {
+            p.add(format!("{at}.max_in_flight"), "must be between 1 and 64");
+        }
+    }
+}

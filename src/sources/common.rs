@@ -1,0 +1,115 @@
+//! The keys every `[[source]]` has, whatever its type ([`SourceCommon`]),
+//! and what each type's struct says about itself beyond its keys
+//! ([`SourceSpec`]), which the registry ([`super::kinds`]) dispatches to.
+
+use crate::settings::secret::{SecretKey, SecretRef};
+use crate::settings::units::{Dur, Rate, Size, StartAt};
+use crate::settings::{Problems, TlsConfig};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The keys every `[[source]]` has, whatever its type.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCommon {
+    /// Time between polls once caught up.
+    #[serde(default)]
+    pub interval: Option<Dur>,
+    /// Where a source without a cursor starts: RFC 3339 or a duration back.
+    #[serde(default)]
+    pub start_at: Option<StartAt>,
+    /// Events asked for per request.
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    /// Requests to this API, e.g. `"5/s"`.
+    #[serde(default)]
+    pub rate_limit: Option<Rate>,
+    /// Events younger than this are left for the next poll.
+    #[serde(default)]
+    pub lag: Option<Dur>,
+    /// Re-ask this far behind the cursor; ids already taken are dropped.
+    #[serde(default)]
+    pub lookback: Option<Dur>,
+    /// Request timeout.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// Larger responses are refused.
+    #[serde(default)]
+    pub max_response_size: Option<Size>,
+    /// Outputs this source's events go to; every output by default.
+    #[serde(default)]
+    pub outputs: Option<Vec<String>>,
+    /// TLS settings for the API connection.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Extra HTTP headers on every request.
+    #[serde(default)]
+    pub headers: Option<Headers>,
+    /// Longest time window asked for in one poll (catch-up is split).
+    #[serde(default)]
+    pub max_window: Option<Dur>,
+    /// Origins (`https://host:port`) besides the configured `url`'s that
+    /// the API may send the source to (a `Link`, a `next` URL, a redirect)
+    /// and that then receive its credentials. None by default.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Most pages one poll takes (a runaway API is stopped there).
+    #[serde(default)]
+    pub max_pages: Option<u64>,
+    /// Longest one poll runs.
+    #[serde(default)]
+    pub max_poll_time: Option<Dur>,
+}
+
+/// A source's `headers`: names and values as configured. A value can carry
+/// a tenant id or, against the rules `check` applies, a key, so `Debug`
+/// (and everything that logs a config) shows the names only, and a value of
+/// the wrong type is reported without quoting it (read as a
+/// [`SecretRef`]).
+#[derive(Clone, PartialEq, Default)]
+pub struct Headers(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, SecretRef>::deserialize(d)?;
+        Ok(Headers(map.into_iter().map(|(k, v)| (k, v.0)).collect()))
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.keys().map(|k| (k, "[redacted]"))).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// What a source type's struct says about itself beyond its keys.
+pub trait SourceSpec {
+    /// Report what the types could not rule out (a required key left
+    /// unset, a URL that is not http(s), a limit of the vendor's API).
+    /// `at` is the source's key path (`source[2]`).
+    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems);
+    /// The API's URL as configured (`check --connect` tries to reach it).
+    fn url(&self) -> Option<&str>;
+    /// The request header that carries the credentials, which a configured
+    /// header of the same name would collide with (`None`: no credentials).
+    fn credential_header(&self) -> Option<&str> {
+        Some("authorization")
+    }
+    /// The keys holding its credentials (none: it sends none).
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        Vec::new()
+    }
+    /// Whether the source makes HTTP requests at all (the demo does not, so
+    /// `headers`, `tls`, `timeout`, … are errors there).
+    fn makes_requests(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,38 @@
+//! The keys of the `type = "example"` source (registered in the tests only)
+//! and what it checks about them.
+
+use crate::settings::secret::{SecretKey, SecretRef};
+use crate::settings::Problems;
+use crate::sources::common::{SourceCommon, SourceSpec};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `type = "example"`: the connector kept as documentation
+/// (`sources/example/`, `docs/adding-a-connector.md`); registered in the
+/// tests only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleConfig {
+    /// Base URL of the API.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// API token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the API token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl SourceSpec for ExampleConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, _common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    }
+}

@@ -1,0 +1,53 @@
+//! The keys of a `type = "invicti"` source beyond the common ones, what it
+//! checks about them and the limits of Invicti Enterprise's API they are
+//! checked against.
+
+use crate::settings::secret::{SecretKey, SecretRef};
+use crate::settings::Problems;
+use crate::sources::common::{SourceCommon, SourceSpec};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `type = "invicti"`: HTTP Basic with a user id and a token.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvictiConfig {
+    /// Base URL of Invicti Enterprise.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// API user id.
+    #[serde(default)]
+    pub user_id: Option<SecretRef>,
+    /// File holding the user id.
+    #[serde(default)]
+    pub user_id_file: Option<PathBuf>,
+    /// API token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// File holding the API token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Largest `pageSize` the API accepts.
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+impl SourceSpec for InvictiConfig {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![
+            SecretKey::new("user_id", self.user_id.as_ref(), self.user_id_file.as_ref()),
+            SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()),
+        ]
+    }
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
+        p.url(at, self.url.as_deref());
+        p.secret(at, "user_id", self.user_id.is_some() || self.user_id_file.is_some());
+        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+        if common.page_size.is_some_and(|n| n > MAX_PAGE_SIZE) {
+            p.add(format!("{at}.page_size"), "Invicti allows at most 200");
+        }
+    }
+}
