@@ -145,6 +145,9 @@ pub async fn probe_all(cfg: &Config) -> usize {
         max_journal_bytes: u64::MAX,
         run_ahead_bytes: u64::MAX,
         pages: crate::sources::poller::pages_in_hand(),
+        fetches: crate::sources::poller::fetch_slots(),
+        http: Arc::default(),
+        first_poll_spread: std::time::Duration::ZERO,
     };
     for (i, s) in cfg.sources.iter().enumerate() {
         let at = format!("source[{i}]");

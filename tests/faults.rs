@@ -351,6 +351,15 @@ fn sigkill_with_batches_in_flight(r: &mut Run) -> Outcome {
     }
     let agent = dir.start();
     let recover = wait_delivered(&hec, &expected, deadline_for(n), || agent.stderr());
+    // Everything may have arrived before this start: a SIGTERM before the
+    // agent installed its signal handlers (while it reads its config) kills
+    // it by the default action, which is no failure of the agent's.
+    wait_until_or(
+        "the last start to be up",
+        common::agent::DEADLINE,
+        || agent.stderr().contains("auditrelay started"),
+        || tail(&agent.stderr(), 20),
+    );
     let log = agent.stop();
     let t = tally(&hec.received(), &[("api", &expected)]);
     t.check_any_order(KILLS * IN_FLIGHT * batch, "SIGKILL with 4 batches in flight", &log);

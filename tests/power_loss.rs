@@ -19,7 +19,8 @@
 //! HEC without acks and 4 batches in flight; to a real rsyslog over TCP; to
 //! a JSON-lines file that is on LazyFS too; cuts just after batches are
 //! confirmed (the journal being trimmed); cuts a few ms after a SIGHUP
-//! reload; cuts while rejected events are dead-lettered.
+//! reload; cuts while rejected events are dead-lettered; 16 sources
+//! appending at once, some of them already quiet (issue 29).
 //!
 //! Every output closes a completeness manifest window every
 //! [`MANIFEST_INTERVAL`]; after each run `auditrelay verify`'s check over
@@ -101,6 +102,7 @@ enum Kind {
     JournalGc,
     Reload,
     DeadLetters,
+    ManySources,
 }
 
 struct Scenario {
@@ -333,10 +335,13 @@ fn batch_for(events: usize) -> usize {
     (events / 50).clamp(20, 200)
 }
 
-fn source_block(api: &FakeApi) -> String {
-    let block = api.source_block("api", API_TOKEN).replacen("[[source]]\n", "[[source]]\npage_size = 500\n", 1);
+fn source_block(api: &FakeApi, name: &str) -> String {
+    let block = api.source_block(name, API_TOKEN).replacen("[[source]]\n", "[[source]]\npage_size = 500\n", 1);
     common::compliance::with_test_defaults(&block)
 }
+
+/// Sources of the many-sources scenario, each on an API of its own.
+const MANY_SOURCES: usize = 16;
 
 fn syslog_output(port: u16, batch: usize) -> String {
     format!(
@@ -479,8 +484,26 @@ fn make_cuts(
 fn power_run(s: &Scenario, fs: &LazyFs, r: &mut StdRng, n: usize, cuts: usize) -> Outcome {
     let Some(mut recv) = receiver(s, fs) else { return Outcome { skipped: true, ..Outcome::default() } };
     let dir = TestDir::with_state_dir(&fs.join("state"));
-    let api = FakeApi::start(API_TOKEN);
-    let mut expected = api.add_history_within(n, Duration::from_secs(600));
+    // One API, or (many sources) one per source with histories of 1 to 4
+    // shares of `n`: some sources are soon caught up and poll with nothing
+    // new (cursor-only records) while others still journal pages.
+    let apis: Vec<FakeApi> = match s.kind {
+        Kind::ManySources => {
+            (0..MANY_SOURCES).map(|i| FakeApi::start_with_prefix(API_TOKEN, &format!("s{i}-"))).collect()
+        }
+        _ => vec![FakeApi::start(API_TOKEN)],
+    };
+    let shares: usize = (0..apis.len()).map(|i| 1 + i % 4).sum();
+    let mut expected = Vec::new();
+    for (i, api) in apis.iter().enumerate() {
+        let mine = if apis.len() == 1 { n } else { (n * (1 + i % 4) / shares).max(1) };
+        expected.extend(api.add_history_within(mine, Duration::from_secs(600)));
+    }
+    let n = expected.len();
+    let sources: String = match s.kind {
+        Kind::ManySources => apis.iter().enumerate().map(|(i, api)| source_block(api, &format!("s{i:02}"))).collect(),
+        _ => source_block(&apis[0], "api"),
+    };
     let batch = if s.kind == Kind::JournalGc { r.gen_range(5..=20) } else { batch_for(n) };
     let mut rejected = Vec::new();
     if s.kind == Kind::DeadLetters {
@@ -493,8 +516,7 @@ fn power_run(s: &Scenario, fs: &LazyFs, r: &mut StdRng, n: usize, cuts: usize) -
         }
         expected.retain(|id| !rejected.contains(id));
     }
-    let config =
-        |batch: usize| format!("{}\n{}{}", dir.agent_section(), source_block(&api), output_block(s, &recv, batch));
+    let config = |batch: usize| format!("{}\n{}{}", dir.agent_section(), sources, output_block(s, &recv, batch));
     dir.write_config(&config(batch));
     let mut out = Outcome { events: n, ..Outcome::default() };
     let mut host = Host { fs, dir: &dir, agent: None, started: Instant::now(), cuts: 0, events: n };
@@ -684,7 +706,15 @@ const DEAD_LETTERS: Scenario = Scenario {
     in_flight: 1,
 };
 
-const ALL: [&Scenario; 7] = [&HEC_ACK, &HEC_IN_FLIGHT, &SYSLOG, &FILE, &JOURNAL_GC, &RELOAD, &DEAD_LETTERS];
+const MANY: Scenario = Scenario {
+    name: "5d. 16 sources appending at once (some quiet, journaling cursor-only records), HEC with 4 in flight",
+    test: "power_cut_while_many_sources_append_at_once_loses_nothing",
+    why: "≤ 4 batches per cut",
+    kind: Kind::ManySources,
+    in_flight: 4,
+};
+
+const ALL: [&Scenario; 8] = [&HEC_ACK, &HEC_IN_FLIGHT, &SYSLOG, &FILE, &JOURNAL_GC, &RELOAD, &DEAD_LETTERS, &MANY];
 
 /// The runs of a scenario: `POWER_CUTS` cuts, at most [`CUTS_PER_RUN`] per
 /// run; run `i` has seed `POWER_SEED + i`.
@@ -750,6 +780,13 @@ fn power_cut_right_after_sighup_loses_nothing() {
 #[test]
 fn power_cut_while_dead_lettering_keeps_every_dead_letter() {
     repeat(&DEAD_LETTERS);
+}
+
+/// Issue 29: many sources' pages grouped into shared fdatasyncs, and the
+/// quiet ones' cursor-only records synced only within a second.
+#[test]
+fn power_cut_while_many_sources_append_at_once_loses_nothing() {
+    repeat(&MANY);
 }
 
 /// Every scenario with `POWER_CUTS` cuts, then a Markdown table. Runs that

@@ -251,6 +251,10 @@ async fn build_all(
         max_journal_bytes: cfg.agent.max_journal_size.bytes(),
         run_ahead_bytes: crate::sources::poller::RUN_AHEAD,
         pages: crate::sources::poller::pages_in_hand(),
+        fetches: crate::sources::poller::fetch_slots(),
+        http: Arc::default(),
+        // The sources started together spread their first polls.
+        first_poll_spread: crate::sources::poller::first_poll_spread(sources.len()),
     };
     let mut problems = Vec::new();
     let mut built_outputs = Vec::new();

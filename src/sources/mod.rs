@@ -33,10 +33,10 @@ pub use kinds::SourceKind;
 
 use crate::settings::secret::Env;
 use crate::settings::Problem;
-use crate::transport::origin::{Origins, Redirects};
+use crate::transport::origin::Origins;
 use api::SourceApi;
 use auth::Auth;
-use poller::{Clients, Poller, Settings, SourceContext};
+use poller::{Poller, Settings, SourceContext};
 use std::time::Duration;
 
 // Defaults for every source, where neither its connector (`SourceApi::defaults`)
@@ -304,12 +304,8 @@ pub fn build(
     };
     let tls_problem =
         |e: crate::transport::tls::TlsError| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }];
-    let http = |redirects| crate::transport::http::client(cfg.tls.as_ref(), settings.timeout, redirects);
-    let clients = Clients {
-        api: http(Redirects::Within(settings.origins.clone())).map_err(tls_problem)?,
-        token: http(Redirects::Refuse).map_err(tls_problem)?,
-    };
-    Ok(Poller::new(settings, api, clients, auth, ctx))
+    let client = ctx.http.get(cfg.tls.as_ref()).map_err(tls_problem)?;
+    Ok(Poller::new(settings, api, client, auth, ctx))
 }
 
 /// The origins a source's requests may go to: its configured `url`'s

@@ -21,7 +21,10 @@
 //! concurrent appends share one (group commit). A segment is synced before
 //! the next one is created, and the directory is synced when a segment is
 //! created or deleted. Only the newest segment can therefore end in a
-//! record that was never synced.
+//! record that was never synced. A record whose cursor covers no event (a
+//! quiet poll) is not waited for: it is synced with the next record, or
+//! within `SYNC_SOON` (1 s) — losing it only takes a source back to a
+//! cursor whose window held nothing more.
 //!
 //! # Recovery
 //!
@@ -50,6 +53,10 @@ pub(super) const SEGMENT_BYTES: u64 = 32 << 20;
 /// once it holds this many bytes (an idle source's cursor-only records
 /// would otherwise grow it forever).
 const RECYCLE_BYTES: u64 = 1 << 20;
+
+/// The longest a record nobody waits for stays unsynced
+/// ([`Segments::sync_soon`]).
+pub(super) const SYNC_SOON: Duration = Duration::from_secs(1);
 
 /// The journal's directory under the state directory.
 pub(super) const DIR: &str = "journal";
@@ -156,7 +163,8 @@ fn retry_out_of_descriptors<T>(path: &Path, mut op: impl FnMut() -> io::Result<T
     loop {
         match op() {
             Err(e) if out_of_descriptors(&e) && tries < CREATE_TRIES => {
-                tracing::warn!(path = %path.display(), "creating a journal segment: {e}; try {tries} of {CREATE_TRIES}, retrying in {CREATE_RETRY_PAUSE:?}");
+                let limit = crate::transport::http::descriptor_limit(&e).unwrap_or_default();
+                tracing::warn!(path = %path.display(), "creating a journal segment: {e} ({limit}); try {tries} of {CREATE_TRIES}, retrying in {CREATE_RETRY_PAUSE:?}");
                 tries += 1;
                 std::thread::sleep(CREATE_RETRY_PAUSE);
             }
@@ -222,6 +230,8 @@ pub(super) struct Segments {
     /// The log position every sync so far has covered.
     synced: AtomicU64,
     sync_lock: Mutex<()>,
+    /// A sync within [`SYNC_SOON`] is planned ([`Segments::sync_soon`]).
+    soon: std::sync::atomic::AtomicBool,
     /// Segments on disk, oldest first (the active one last).
     files: Mutex<VecDeque<Arc<Segment>>>,
     /// Chunks not yet passed by every output, oldest first.
@@ -315,6 +325,7 @@ impl Segments {
             writer: Mutex::new(writer),
             synced: AtomicU64::new(0),
             sync_lock: Mutex::new(()),
+            soon: Default::default(),
             files: Mutex::new(files),
             chunks: Mutex::new(chunks),
         };
@@ -411,6 +422,35 @@ impl Segments {
         seg.file.sync_data().map_err(io_err(&seg.path))?;
         self.synced.fetch_max(upto, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Plan a sync of everything appended by then within [`SYNC_SOON`],
+    /// unless one is planned already: records nobody waits for (a cursor
+    /// that covers no event) are on disk soon, so that the journal's
+    /// unsynced tail stays short. A failure stops the journal (the next
+    /// append fails with it): a failed fdatasync may have dropped the dirty
+    /// pages, and a later one would then report success.
+    pub fn sync_soon(self: &Arc<Self>) {
+        if self.soon.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let segments = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SYNC_SOON).await;
+            segments.soon.store(false, Ordering::SeqCst);
+            let s = segments.clone();
+            let synced = tokio::task::spawn_blocking(move || {
+                // Not `s.sync(lock(..).pos)`: the guard would live through
+                // the sync, which takes the same lock.
+                let pos = lock(&s.writer).pos;
+                s.sync(pos)
+            })
+            .await;
+            if let Ok(Err(e)) = synced {
+                tracing::error!("the journal could not be synced: {e}");
+                lock(&segments.writer).broken.get_or_insert_with(|| format!("a sync failed: {e}"));
+            }
+        });
     }
 
     /// The chunks holding entries from `from` on, up to `end` (exclusive).

@@ -74,6 +74,31 @@ async fn state_survives_reopen() {
     assert_eq!(st.read(1, 10, usize::MAX).unwrap()[0].1.event.id, "b");
 }
 
+/// A quiet poll's cursor (`advance`) is stored at once, its record synced
+/// within a second by a background sync, and appends go on after that
+/// sync. Regression: the first version held the writer's lock through
+/// that sync, which takes it too, and every append after it hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_cursor_is_synced_soon_and_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let st = State::open(dir.path()).unwrap();
+        st.append("s", &[ev("a")], &cursor_at(1)).await.unwrap();
+        st.advance("s", &cursor_at(2)).await.unwrap();
+        st.advance("t", &cursor_at(3)).await.unwrap();
+        assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(2)));
+        assert_eq!(st.next_seq(), 1, "a cursor-only record takes no sequence number");
+        tokio::time::sleep(super::segments::SYNC_SOON + std::time::Duration::from_millis(300)).await;
+        // With the bug this append never returns (it blocks on the lock the
+        // background sync holds): the test hangs.
+        assert_eq!(st.append("s", &[ev("b")], &cursor_at(4)).await.unwrap(), 1..2);
+        st.advance("t", &cursor_at(5)).await.unwrap();
+    }
+    let st = reopen(dir.path());
+    assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(4)));
+    assert_eq!(st.cursor("t").unwrap(), Some(cursor_at(5)));
+}
+
 /// A schema-1 journal (one entry frame per key) is read as it is, new
 /// pages go in as chunks after it, and garbage collection frees both.
 /// An older state (schemas 1–3: the journal in a sled tree, schema-1

@@ -40,6 +40,16 @@ fn parts_of(stored: &[u8]) -> u32 {
     }
 }
 
+/// Whether `value` is stored as it is, under its key alone.
+pub(super) fn fits_inline(value: &[u8]) -> bool {
+    value.len() <= PART && value.first() != Some(&HEADER)
+}
+
+/// Whether a stored item is a value of its own (no parts belong to it).
+pub(super) fn is_inline(stored: &[u8]) -> bool {
+    parts_of(stored) == 0
+}
+
 /// Store `value` under `key` in `main` (parts in `parts`, under `tag`),
 /// replacing what was there.
 pub(super) fn put(
@@ -50,7 +60,7 @@ pub(super) fn put(
     value: &[u8],
 ) -> TxResult<()> {
     let old = main.get(key)?.map_or(0, |v| parts_of(&v));
-    let n = if value.len() <= PART && value.first() != Some(&HEADER) {
+    let n = if fits_inline(value) {
         main.insert(key, value)?;
         0
     } else {

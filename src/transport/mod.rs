@@ -4,5 +4,6 @@
 pub mod framing;
 pub mod http;
 pub mod origin;
+pub mod redirect;
 pub mod syslog;
 pub mod tls;

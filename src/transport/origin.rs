@@ -6,7 +6,7 @@
 //! its origin is one of those; never from `https` to `http`. One rule for
 //! every connector, applied here in the HTTP layer (docs/security.md).
 
-use reqwest::redirect::{Attempt, Policy};
+use reqwest::redirect::Policy;
 
 /// Redirects followed within one request before it fails.
 pub const MAX_REDIRECTS: usize = 5;
@@ -86,25 +86,29 @@ impl RedirectRefused {
 }
 
 impl Redirects {
-    /// The client policy.
+    /// The client policy (clients of their own: HEC, etcd). Sources share
+    /// clients that follow nothing and follow redirects themselves with
+    /// [`Redirects::judge`] (`transport::redirect`).
     pub fn policy(self) -> Policy {
-        Policy::custom(move |attempt| self.decide(attempt))
+        Policy::custom(move |attempt| match self.judge(attempt.url(), attempt.previous()) {
+            Ok(()) => attempt.follow(),
+            Err(refused) => attempt.error(refused),
+        })
     }
 
-    fn decide(&self, attempt: Attempt<'_>) -> reqwest::redirect::Action {
-        let refuse = |attempt: Attempt<'_>, why| {
-            let origin = show(attempt.url());
-            attempt.error(RedirectRefused { origin, why })
-        };
-        let downgrade = attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
+    /// Whether a redirect to `to` may be followed, `previous` being the
+    /// URLs asked so far (the first request's included): never for
+    /// [`Redirects::Refuse`], never from `https` to `http`, only to the
+    /// origins permitted, and at most [`MAX_REDIRECTS`] in one request.
+    pub fn judge(&self, to: &url::Url, previous: &[url::Url]) -> Result<(), RedirectRefused> {
+        let refuse = |why| Err(RedirectRefused { origin: show(to), why });
+        let downgrade = to.scheme() == "http" && previous.iter().any(|u| u.scheme() == "https");
         match self {
-            Redirects::Refuse => refuse(attempt, "this endpoint's requests carry secrets and are never redirected"),
-            _ if downgrade => refuse(attempt, "from https to http"),
-            Redirects::Within(origins) if !origins.permits(attempt.url()) => {
-                refuse(attempt, "not the configured origin")
-            }
-            _ if attempt.previous().len() > MAX_REDIRECTS => refuse(attempt, "too many redirects"),
-            _ => attempt.follow(),
+            Redirects::Refuse => refuse("this endpoint's requests carry secrets and are never redirected"),
+            _ if downgrade => refuse("from https to http"),
+            Redirects::Within(origins) if !origins.permits(to) => refuse("not the configured origin"),
+            _ if previous.len() > MAX_REDIRECTS => refuse("too many redirects"),
+            _ => Ok(()),
         }
     }
 }
@@ -137,6 +141,22 @@ mod tests {
         assert!(!o.permits(&u("http://mirror.example.com/page")));
         let o = Origins::pinned(Some(&u("http://api.example.com")), [&also]);
         assert!(o.permits(&u("http://mirror.example.com/page")), "an http source was configured so");
+    }
+
+    #[test]
+    fn judge_follows_only_within_the_origins_and_a_bounded_count() {
+        let within = Redirects::Within(Origins::pinned(Some(&u("https://api.example.com/v1")), []));
+        let first = [u("https://api.example.com/v1")];
+        assert!(within.judge(&u("https://api.example.com/v2"), &first).is_ok());
+        let why = |r: Result<(), RedirectRefused>| r.map_err(|e| e.why).err();
+        assert_eq!(why(within.judge(&u("https://evil.example.com/"), &first)), Some("not the configured origin"));
+        assert_eq!(why(within.judge(&u("http://api.example.com/v2"), &first)), Some("from https to http"));
+        let many: Vec<url::Url> = (0..=MAX_REDIRECTS).map(|i| u(&format!("https://api.example.com/{i}"))).collect();
+        assert!(within.judge(&u("https://api.example.com/x"), &many[..MAX_REDIRECTS]).is_ok());
+        assert_eq!(why(within.judge(&u("https://api.example.com/x"), &many)), Some("too many redirects"));
+        let refused = Redirects::Refuse.judge(&u("https://api.example.com/v2"), &first).unwrap_err();
+        assert_eq!(refused.origin, "https://api.example.com");
+        assert!(refused.why.contains("never redirected"));
     }
 
     #[test]

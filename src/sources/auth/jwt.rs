@@ -233,9 +233,12 @@ mod tests {
         let public = signer.key.public().as_ref().to_vec();
         let oauth =
             crate::sources::auth::OAuth2::jwt_bearer(signer, Some("admin@example.com".into()), "scope-a".into());
-        let client = reqwest::Client::new();
-        assert_eq!(oauth.token(&client).await.unwrap().expose(), "ya29.test-token");
-        assert_eq!(oauth.token(&client).await.unwrap().expose(), "ya29.test-token");
+        // The sources' shared client (it follows no redirect itself), as a
+        // Google Workspace source asks with.
+        let client = crate::transport::http::Clients::default().get(None).unwrap();
+        let timeout = std::time::Duration::from_secs(10);
+        assert_eq!(oauth.token(&client, timeout).await.unwrap().expose(), "ya29.test-token");
+        assert_eq!(oauth.token(&client, timeout).await.unwrap().expose(), "ya29.test-token");
 
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1, "the second call reused the cached token");
@@ -248,6 +251,44 @@ mod tests {
         UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public)
             .verify(signed.as_bytes(), &B64URL.decode(sig).unwrap())
             .expect("the endpoint can verify the assertion");
+    }
+
+    /// The JWT-bearer token request goes over the sources' shared client,
+    /// which follows no redirect itself, and is sent with
+    /// `Redirects::Refuse`: a token endpoint answering 307 gets the
+    /// assertion once, and where it points gets nothing.
+    #[tokio::test]
+    async fn a_redirected_token_request_is_refused_and_the_assertion_goes_nowhere_else() {
+        use axum::{http::StatusCode, response::IntoResponse, routing::post, Router};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let asked: Arc<[AtomicUsize; 2]> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/token", listener.local_addr().unwrap());
+        let (a, b) = (asked.clone(), asked.clone());
+        let app = Router::new()
+            .route(
+                "/token",
+                post(move || async move {
+                    a[0].fetch_add(1, Ordering::SeqCst);
+                    (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")]).into_response()
+                }),
+            )
+            .route(
+                "/elsewhere",
+                post(move || async move {
+                    b[1].fetch_add(1, Ordering::SeqCst);
+                    "{\"access_token\": \"stolen\"}"
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let signer = Signer::from_key_file(&key_file(&uri), None).unwrap();
+        let oauth = crate::sources::auth::OAuth2::jwt_bearer(signer, None, "scope-a".into());
+        let client = crate::transport::http::Clients::default().get(None).unwrap();
+        let err = oauth.token(&client, std::time::Duration::from_secs(10)).await.unwrap_err();
+        assert!(err.to_string().contains("never redirected"), "{err}");
+        assert_eq!((asked[0].load(Ordering::SeqCst), asked[1].load(Ordering::SeqCst)), (1, 0));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 pub mod jwt;
 
 use crate::settings::secret::Secret;
+use crate::transport::origin::Redirects;
+use crate::transport::redirect::SendError;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -155,7 +157,9 @@ impl OAuth2 {
     }
 
     /// A valid token, fetched or renewed when it expires within 60 s.
-    pub async fn token(&self, client: &reqwest::Client) -> Result<Secret, AuthError> {
+    /// The request follows no redirect (the form holds the client secret
+    /// or a signed assertion): one is an error naming where it pointed.
+    pub async fn token(&self, client: &reqwest::Client, timeout: Duration) -> Result<Secret, AuthError> {
         let mut guard = self.token.lock().await;
         if let Some((tok, until)) = guard.as_ref() {
             if Instant::now() + REFRESH_MARGIN < *until {
@@ -164,9 +168,16 @@ impl OAuth2 {
         }
         let url = crate::transport::http::redact_url(&self.token_url);
         let form = self.form()?;
-        let resp = client.post(self.token_url.clone()).form(&form).send().await.map_err(|e| AuthError::Network {
-            url: url.clone(),
-            detail: crate::transport::http::error_chain(&e.without_url()),
+        let network = |detail: String| AuthError::Network { url: url.clone(), detail };
+        let req = client
+            .post(self.token_url.clone())
+            .timeout(timeout)
+            .form(&form)
+            .build()
+            .map_err(|e| network(crate::transport::http::error_chain(&e.without_url())))?;
+        let resp = crate::transport::redirect::send(client, req, &Redirects::Refuse).await.map_err(|e| match e {
+            SendError::Refused(r) => network(r.to_string()),
+            SendError::Http(e) => network(crate::transport::http::error_chain(&e.without_url())),
         })?;
         let status = resp.status().as_u16();
         let body = crate::transport::http::read_body(resp, MAX_TOKEN_RESPONSE)
@@ -193,10 +204,12 @@ impl OAuth2 {
 }
 
 impl Auth {
-    /// Add the credentials to a request.
+    /// Add the credentials to a request (an OAuth2 token is fetched with
+    /// `client`, within `timeout`, when due).
     pub async fn apply(
         &self,
         client: &reqwest::Client,
+        timeout: Duration,
         rb: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, AuthError> {
         Ok(match self {
@@ -204,7 +217,7 @@ impl Auth {
             Auth::Bearer(t) => rb.bearer_auth(t.expose()),
             Auth::Basic { user, password } => rb.basic_auth(user.expose(), Some(password.expose())),
             Auth::Header { name, value } => rb.header(name.as_str(), value.expose()),
-            Auth::OAuth2(o) => rb.bearer_auth(o.token(client).await?.expose()),
+            Auth::OAuth2(o) => rb.bearer_auth(o.token(client, timeout).await?.expose()),
         })
     }
 }

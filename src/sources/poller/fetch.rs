@@ -17,8 +17,11 @@ use crate::sources::SourceError;
 use crate::telemetry::metrics::name as metric;
 use crate::transport::http::{error_chain, excerpt, read_body, redact_url, BodyError};
 use crate::transport::origin::{show, RedirectRefused};
+use crate::transport::redirect::{self, SendError};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// Attempts per request within one poll before the poll gives up (the next
@@ -43,10 +46,22 @@ impl Poller {
     /// Send one request with the rate limit, retrying throttling, server
     /// errors and network failures a few times within the poll.
     pub async fn fetch(&self, req: &ApiRequest, cancel: &CancellationToken) -> Result<ApiResponse, SourceError> {
+        Ok(self.fetch_in(req, cancel, None).await?.0)
+    }
+
+    /// [`Poller::fetch`], each attempt's send in one of `slots` (the
+    /// agent's fetch slots, `FETCH_SLOTS`): the slot of the answer comes
+    /// with it, to be held until the answer is a page in hand.
+    pub(super) async fn fetch_in(
+        &self,
+        req: &ApiRequest,
+        cancel: &CancellationToken,
+        slots: Option<&Arc<Semaphore>>,
+    ) -> Result<(ApiResponse, Option<OwnedSemaphorePermit>), SourceError> {
         let name = self.settings.name.as_str();
         let url = redact_url(&req.url);
         if let Some(resp) = self.api.local(req, (self.ctx.clock)()) {
-            return Ok(resp);
+            return Ok((resp, None));
         }
         if !self.settings.origins.permits(&req.url) {
             return Err(SourceError::ForeignOrigin {
@@ -67,6 +82,13 @@ impl Poller {
                 }
             }
             self.wait_for_quota(cancel).await?;
+            let slot = match slots {
+                Some(s) => tokio::select! {
+                    _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+                    p = s.clone().acquire_owned() => Some(p.map_err(|_| SourceError::Cancelled)?),
+                },
+                None => None,
+            };
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return Err(SourceError::Cancelled),
                 r = self.send(req) => r,
@@ -77,7 +99,7 @@ impl Poller {
             let (retry_in, failure) = match outcome {
                 Ok(resp) if (200..300).contains(&resp.status) => {
                     self.count(resp.status);
-                    return Ok(resp);
+                    return Ok((resp, slot));
                 }
                 Ok(resp) => {
                     self.count(resp.status);
@@ -136,6 +158,7 @@ impl Poller {
                 }
                 Err(FetchFailure::Network(detail)) => (Some(None), detail),
             };
+            drop(slot);
             if attempt >= ATTEMPTS {
                 return Err(SourceError::Unavailable { source_name: name.into(), url, detail: failure });
             }
@@ -184,7 +207,11 @@ impl Poller {
         // The configured headers first: the connector's own and the
         // credentials come after (validation refuses a configured header
         // that they would set).
-        let mut rb = self.client.request(req.method.clone(), req.url.clone()).headers(self.settings.headers.clone());
+        let mut rb = self
+            .client
+            .request(req.method.clone(), req.url.clone())
+            .timeout(self.settings.timeout)
+            .headers(self.settings.headers.clone());
         for (k, v) in &req.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -195,11 +222,13 @@ impl Poller {
             }
             None => {}
         }
-        let rb = self.auth.apply(&self.token_client, rb).await.map_err(FetchFailure::Auth)?;
-        let resp = rb.send().await.map_err(|e| match RedirectRefused::find(&e) {
-            Some(r) => FetchFailure::Redirect(r.clone()),
-            None => FetchFailure::Network(error_chain(&e.without_url())),
-        })?;
+        let rb = self.auth.apply(&self.client, self.settings.timeout, rb).await.map_err(FetchFailure::Auth)?;
+        let network = |e: reqwest::Error| FetchFailure::Network(error_chain(&e.without_url()));
+        let resp =
+            redirect::send(&self.client, rb.build().map_err(network)?, &self.redirects).await.map_err(|e| match e {
+                SendError::Refused(r) => FetchFailure::Redirect(r),
+                SendError::Http(e) => network(e),
+            })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = read_body(resp, self.settings.max_response_size).await.map_err(|e| match e {

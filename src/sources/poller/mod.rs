@@ -30,14 +30,16 @@ mod writer;
 mod tests;
 
 pub use run::mark_unhealthy;
-pub use writer::{pages_in_hand, PAGES_IN_HAND, RUN_AHEAD};
+pub use run::{first_poll_delay, first_poll_spread, FIRST_POLL_SPREAD_MAX, FIRST_POLL_SPREAD_PER_SOURCE};
+pub use writer::{fetch_slots, pages_in_hand, FETCH_SLOTS, PAGES_IN_HAND, RUN_AHEAD};
 
 use super::api::SourceApi;
 use super::auth::Auth;
 use crate::settings::units::{Rate, StartAt};
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
-use crate::transport::origin::Origins;
+use crate::transport::http::Clients;
+use crate::transport::origin::{Origins, Redirects};
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::sync::Arc;
@@ -68,7 +70,7 @@ pub struct Settings {
     pub lookback: Duration,
     /// Longest window per walk.
     pub max_window: Option<Duration>,
-    /// Request timeout (set on the client).
+    /// Request timeout (set on each request, redirects included).
     pub timeout: Duration,
     /// Larger responses are refused.
     pub max_response_size: u64,
@@ -110,24 +112,25 @@ pub struct SourceContext {
     /// Permits for the pages being handled at once, shared by all the
     /// sources of an agent (normally [`pages_in_hand`]).
     pub pages: Arc<tokio::sync::Semaphore>,
-}
-
-/// A source's HTTP clients.
-pub struct Clients {
-    /// API requests: redirects within the source's origins only.
-    pub api: reqwest::Client,
-    /// The OAuth2 token endpoint: no redirects (the form holds the
-    /// client secret).
-    pub token: reqwest::Client,
+    /// Slots for the requests in flight whose answer is not yet a page in
+    /// hand, shared by all the sources (normally [`fetch_slots`]).
+    pub fetches: Arc<tokio::sync::Semaphore>,
+    /// The HTTP clients the sources of this build share.
+    pub http: Arc<Clients>,
+    /// The longest a source with a cursor waits before its first poll
+    /// (see [`first_poll_spread`]); zero: at once.
+    pub first_poll_spread: Duration,
 }
 
 /// One configured source, ready to run.
 pub struct Poller {
     settings: Settings,
     api: Arc<dyn SourceApi>,
+    /// Shared with the sources of the same TLS settings: follows no
+    /// redirect itself (see `redirects`).
     client: reqwest::Client,
-    /// For the OAuth2 token endpoint: follows no redirect.
-    token_client: reqwest::Client,
+    /// The redirects API requests follow: within the source's origins.
+    redirects: Redirects,
     auth: Auth,
     limiter: Option<DefaultDirectRateLimiter>,
     ctx: SourceContext,
@@ -152,17 +155,23 @@ pub struct PollReport {
 
 impl Poller {
     /// Assemble a poller.
-    pub fn new(settings: Settings, api: Box<dyn SourceApi>, clients: Clients, auth: Auth, ctx: SourceContext) -> Self {
+    pub fn new(
+        settings: Settings,
+        api: Box<dyn SourceApi>,
+        client: reqwest::Client,
+        auth: Auth,
+        ctx: SourceContext,
+    ) -> Self {
         let limiter = settings.rate_limit.and_then(|r| {
             Quota::with_period(r.interval()).map(|q| DefaultDirectRateLimiter::direct(q.allow_burst(nonzero_one())))
         });
         let api = Arc::from(api);
-        let Clients { api: client, token: token_client } = clients;
+        let redirects = Redirects::Within(settings.origins.clone());
         Poller {
             settings,
             api,
             client,
-            token_client,
+            redirects,
             auth,
             limiter,
             ctx,

@@ -45,8 +45,11 @@ fn poller(
         max_journal_bytes: u64::MAX,
         run_ahead_bytes: u64::MAX,
         pages: Arc::new(tokio::sync::Semaphore::new(PAGES_IN_HAND)),
+        fetches: Arc::new(tokio::sync::Semaphore::new(FETCH_SLOTS)),
+        http: Arc::default(),
+        first_poll_spread: Duration::ZERO,
     };
-    Poller::new(settings, api, Clients { api: reqwest::Client::new(), token: reqwest::Client::new() }, Auth::None, ctx)
+    Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
 }
 
 /// The demo source, pages of 50, from 2024-05-01T10:00:00Z, on a clock

@@ -180,7 +180,8 @@ impl Poller {
     }
 
     /// The response to `req`: the page read ahead when it answers this very
-    /// request, else a fetch. The page permit comes with it and is held
+    /// request, else a fetch (in one of the agent's fetch slots, held until
+    /// the page permit is). The page permit comes with it and is held
     /// until the page is journaled: it bounds the pages being read ahead,
     /// parsed, normalised and written at once, whatever the number of
     /// sources (a parsed page weighs several times its body).
@@ -200,8 +201,10 @@ impl Poller {
             // None, or one the page's events made obsolete (dropping it
             // cancels it).
             _ => {
-                let resp = self.fetch(req, cancel).await?;
-                Ok((resp, self.ctx.pages.clone().acquire_owned().await.map_err(|_| SourceError::Cancelled)?))
+                let (resp, slot) = self.fetch_in(req, cancel, Some(&self.ctx.fetches)).await?;
+                let permit = self.ctx.pages.clone().acquire_owned().await.map_err(|_| SourceError::Cancelled)?;
+                drop(slot);
+                Ok((resp, permit))
             }
         }
     }
