@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cloudflare;
 pub mod common;
 pub mod demo;
 /// The connector kept as documentation (docs/adding-a-connector.md): built
