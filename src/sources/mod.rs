@@ -4,6 +4,7 @@
 //! per API, owning its config, its connector and its tests.
 
 pub mod api;
+pub mod atlassian;
 pub mod auth;
 pub mod cloudflare;
 pub mod common;
