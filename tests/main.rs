@@ -28,6 +28,8 @@ mod power_loss;
 mod proptest_journal;
 mod security;
 mod service;
+mod source_atlassian;
+mod source_cloudflare;
 mod source_github;
 mod source_google_workspace;
 mod source_guance;

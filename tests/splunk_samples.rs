@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/splunk/tests/samples.jsonl");
 
 /// `(connector, source block keys, raw records as the API's page holds them)`.
-fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
+fn records() -> Vec<(&'static str, String, Vec<Value>)> {
     let octi_node = |id: &str, ty: &str, scope: &str, status: &str, user: &str, ctx: Value| {
         json!({
             "id": id, "entity_type": "Activity", "event_type": ty, "event_scope": scope, "event_status": status,
@@ -154,10 +154,129 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
         "app": { "id": "A0123ABCDEF", "name": "Birdland Bot", "is_distributed": false, "is_directory_approved": true, "scopes": ["chat:write"] }
     });
     slack.push(slack_app);
+    // 1Password: the connector's recorded-shape sample (Elastic's 1Password
+    // pipeline test input: a user suspended), then on its shape a vault
+    // created and a group membership joined (`object_type` and `action`
+    // values of the Events API's audit event reference).
+    let onepassword_sample: Value = serde_json::from_str(
+        include_str!("../src/sources/onepassword/elastic_1password_auditevents_test.jsonl")
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("onepassword sample");
+    let op_like = |uuid: &str, action: &str, object_type: &str, object_uuid: &str| {
+        let mut e = onepassword_sample.clone();
+        e["uuid"] = json!(uuid);
+        e["timestamp"] = json!("2022-10-24T21:20:11.117451Z");
+        e["action"] = json!(action);
+        e["object_type"] = json!(object_type);
+        e["object_uuid"] = json!(object_uuid);
+        e
+    };
+    let onepassword = vec![
+        onepassword_sample.clone(),
+        op_like("4TXGX3ZGFNGCNKTPXSBHYGCVGU", "create", "vault", "7VKWKVPXFZD4TOULH2RZPSCE3E"),
+        op_like("5UYHY4AHGOHDOLUQYTCIZHDWHV", "join", "gm", "AB2RL6CQSVA5JM6XH6SBH7PBAQ"),
+    ];
+    // Google Workspace: the connector's recorded-shape sample (Elastic's
+    // login pipeline test input: a failed login, a login verification),
+    // each with `events` as the API's array, then two admin activities on
+    // the Reports API reference's `Activity` shape: a user created and an
+    // application setting changed (event names of the Admin audit
+    // activity events reference).
+    let gw_lines: Vec<Value> = include_str!("../src/sources/google_workspace/elastic_google_workspace_login_test.log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("google_workspace sample"))
+        .collect();
+    let as_api = |mut a: Value| {
+        let e = a["events"].take();
+        a["events"] = json!([e]);
+        a
+    };
+    let gw_admin = |q: &str, time: &str, kind: &str, name: &str, params: Value| {
+        json!({
+            "kind": "admin#reports#activity",
+            "id": { "time": time, "uniqueQualifier": q, "applicationName": "admin", "customerId": "C03az79cb" },
+            "actor": { "callerType": "USER", "email": "admin@example.com", "profileId": "100230688039070881323" },
+            "ipAddress": "81.2.69.144",
+            "events": [{ "type": kind, "name": name, "parameters": params }]
+        })
+    };
+    let google_workspace = vec![
+        as_api(gw_lines[1].clone()),
+        as_api(gw_lines[3].clone()),
+        gw_admin(
+            "-4983240553426457871",
+            "2025-02-27T06:10:11.012Z",
+            "USER_SETTINGS",
+            "CREATE_USER",
+            json!([{ "name": "USER_EMAIL", "value": "bob@example.com" }]),
+        ),
+        gw_admin(
+            "-4983240553426457872",
+            "2025-02-27T06:12:40.503Z",
+            "APPLICATION_SETTINGS",
+            "CHANGE_APPLICATION_SETTING",
+            json!([{ "name": "APPLICATION_NAME", "value": "Gmail" }, { "name": "SETTING_NAME", "value": "ENABLE_IMAP" },
+                   { "name": "OLD_VALUE", "value": "true" }, { "name": "NEW_VALUE", "value": "false" }]),
+        ),
+    ];
+    let gw_key = json!({
+        "type": "service_account", "private_key_id": "k1",
+        "private_key": include_str!("fixtures/test-only-rsa-2048.pem"),
+        "client_email": "reports@example.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    let gw_block = format!(
+        "type = \"google_workspace\"\napplication = \"login\"\nsubject = \"admin@example.com\"\nkey = {}\n",
+        serde_json::to_string(&gw_key.to_string()).expect("a TOML basic string")
+    );
+    // Cloudflare: the connector's recorded-shape sample (Elastic's
+    // Cloudflare audit pipeline test input: a token created, an API key
+    // viewed, a login, TLS settings deployed, a DNS record deleted and one
+    // added), then the login as it fails (`action.result` false).
+    let cloudflare_sample: Vec<Value> = include_str!("../src/sources/cloudflare/elastic_cloudflare_audit_test.log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("cloudflare sample"))
+        .collect();
+    let mut cloudflare = cloudflare_sample.clone();
+    let mut cf_failed =
+        cloudflare_sample.iter().find(|e| e["action"]["type"] == "login").expect("a cloudflare login").clone();
+    cf_failed["id"] = json!("1034b2fe-abcc-523e-ab47-3d3ea14516fb");
+    cf_failed["when"] = json!("2021-11-30T13:33:41Z");
+    cf_failed["action"]["result"] = json!(false);
+    cloudflare.push(cf_failed);
+    // Atlassian: the connector's recorded-shape sample (the go-atlassian
+    // SDK's events fixture: a policy deleted, an API key created, an
+    // authentication policy changed, a group deleted, a user removed from a
+    // site), then the sample event of Sumo Logic's Atlassian source docs
+    // (SumoLogic/sumologic-documentation
+    // `docs/integrations/saas-cloud/atlassian.md`: a Jira issue viewed).
+    let atlassian_page: Value =
+        serde_json::from_str(include_str!("../src/sources/atlassian/go_atlassian_audit_events_sample.json"))
+            .expect("atlassian sample");
+    let mut atlassian = atlassian_page["data"].as_array().expect("data").clone();
+    atlassian.push(json!({
+        "type": "events", "id": "606a97f7-f2d9-4007-91a7-8adyc1s328bf",
+        "attributes": {
+            "time": "2024-10-03T10:44:26.457Z", "action": "jira_issue_viewed",
+            "actor": { "id": "557058:bd955be1-e2d3-41e4-a3be-70bf24d0444e", "name": "xyzabc", "email": "xyzabc@gmail.com",
+                       "links": { "alt": "https://admin.atlassian.com/s/cee46caf-81e6-41b6-b8a0-a767d9/users/557058:bd955be1-e2d3-41e4-a3be-70bf24d0444e",
+                                  "self": "https://api.atlassian.com/users/557058:bd955be1-e2d3-41e470bf24d0444e/manage/profile" } },
+            "context": [],
+            "container": [{ "id": "cee46caf-81e6-41b6-b8723f8067d9", "type": "sites",
+                            "attributes": { "siteName": "gmail", "product": "software", "issueId": "284408", "issueKeyOrId": "WEB-21003",
+                                            "siteHostName": "https://gmail.atlassian.net" },
+                            "links": { "alt": "https://gmail.atlassian.net/browse/WEB-21003" } }],
+            "location": { "ip": "91.225.122.155", "countryName": "Ukraine", "regionName": "Kyiv City", "city": "Kyiv" }
+        },
+        "links": { "self": "https://api.atlassian.com/admin/v1/orgs/eced9542-6842-bcb1-3662afe713d7/events/606a97f7-f2d907-91a7-8ad4c1f328bf" },
+        "message": { "content": "Viewed Jira issue WEB-21003", "format": "simple" }
+    }));
     vec![
         (
             "opencti",
-            "type = \"opencti\"\nurl = \"https://opencti.example.com\"\ntoken = \"t\"\n",
+            "type = \"opencti\"\nurl = \"https://opencti.example.com\"\ntoken = \"t\"\n".into(),
             vec![
                 octi_node("1714557600123-0", "authentication", "login", "success", "admin",
                     json!({ "provider": "local", "message": "login from provider `local`" })),
@@ -171,10 +290,10 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
                     json!({ "entity_id": "s1", "entity_name": "Platform settings", "entity_type": "Settings", "message": "updates `Platform settings` (Settings)" })),
             ],
         ),
-        ("sekoia", "type = \"sekoia\"\nurl = \"https://api.sekoia.io\"\ntoken = \"t\"\n", sekoia),
+        ("sekoia", "type = \"sekoia\"\nurl = \"https://api.sekoia.io\"\ntoken = \"t\"\n".into(), sekoia),
         (
             "invicti",
-            "type = \"invicti\"\nurl = \"https://www.netsparkercloud.com\"\nuser_id = \"u\"\ntoken = \"t\"\n",
+            "type = \"invicti\"\nurl = \"https://www.netsparkercloud.com\"\nuser_id = \"u\"\ntoken = \"t\"\n".into(),
             vec![
                 invicti("a1", "Signin", "Alice Admin signed in"),
                 invicti("a2", "LoginAttemptFailed", "Login attempt failed for alice@example.com"),
@@ -185,7 +304,7 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
         ),
         (
             "keepnet",
-            "type = \"keepnet\"\nurl = \"https://api.keepnetlabs.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+            "type = \"keepnet\"\nurl = \"https://api.keepnetlabs.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n".into(),
             vec![
                 keepnet("k1", "Create", "PhishingCampaign", "Phishing campaign Q2 created"),
                 keepnet("k2", "Update", "CompanySettings", "Company settings updated"),
@@ -194,7 +313,7 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
         ),
         (
             "guance",
-            "type = \"guance\"\nurl = \"https://openapi.guance.com\"\ntoken = \"t\"\n",
+            "type = \"guance\"\nurl = \"https://openapi.guance.com\"\ntoken = \"t\"\n".into(),
             vec![
                 guance("g1", "login", "Login", "account"),
                 guance("g2", "modified the monitor", "Modify monitor", "monitor"),
@@ -202,7 +321,7 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
         ),
         (
             "demo",
-            "type = \"demo\"\n",
+            "type = \"demo\"\n".into(),
             vec![
                 demo(1, "login", "authentication", "start", "success"),
                 demo(2, "login", "authentication", "start", "failure"),
@@ -215,12 +334,16 @@ fn records() -> Vec<(&'static str, &'static str, Vec<Value>)> {
                 demo(9, "report-export", "file", "access", "success"),
             ],
         ),
-        ("okta", "type = \"okta\"\nurl = \"https://acme.okta.com\"\ntoken = \"t\"\n", okta),
-        ("github", "type = \"github\"\norg = \"octo-corp\"\ntoken = \"t\"\n", github),
-        ("slack", "type = \"slack\"\ntoken = \"xoxp-t\"\n", slack),
+        ("okta", "type = \"okta\"\nurl = \"https://acme.okta.com\"\ntoken = \"t\"\n".into(), okta),
+        ("github", "type = \"github\"\norg = \"octo-corp\"\ntoken = \"t\"\n".into(), github),
+        ("slack", "type = \"slack\"\ntoken = \"xoxp-t\"\n".into(), slack),
+        ("onepassword", "type = \"onepassword\"\ntoken = \"t\"\n".into(), onepassword),
+        ("google_workspace", gw_block, google_workspace),
+        ("cloudflare", "type = \"cloudflare\"\naccount_id = \"4bb334f7c94c4a29a045f03944f072e5\"\ntoken = \"t\"\n".into(), cloudflare),
+        ("atlassian", "type = \"atlassian\"\norg_id = \"9a1jj823-jac8-123d-jj01-63315k059cb2\"\ntoken = \"t\"\n".into(), atlassian),
         (
             "http_json",
-            "type = \"http_json\"\nurl = \"https://audit.example.com/v1/audit\"\nevents = \"/items\"\nid = \"/id\"\ntimestamp = \"/created_at\"\n",
+            "type = \"http_json\"\nurl = \"https://audit.example.com/v1/audit\"\nevents = \"/items\"\nid = \"/id\"\ntimestamp = \"/created_at\"\n".into(),
             vec![json!({
                 "id": "h1", "created_at": "2024-05-01T10:00:09Z", "action": "login", "user": "carol",
                 "ip": "192.0.2.10", "user_agent": "Mozilla/5.0", "status": "success"

@@ -3,6 +3,8 @@
 //! and what the type is. A new connector is its folder and its line here
 //! (`docs/adding-a-connector.md`).
 
+use super::atlassian::AtlassianConfig;
+use super::cloudflare::CloudflareConfig;
 use super::common::SourceSpec;
 use super::demo::DemoConfig;
 #[cfg(test)]
@@ -42,6 +44,10 @@ kinds! { SourceKind: SourceSpec, "source", BuildCtx<'_> => Built;
     Onepassword(OnepasswordConfig) = "onepassword",
     /// Google Workspace Admin SDK Reports API, activities.
     GoogleWorkspace(GoogleWorkspaceConfig) = "google_workspace",
+    /// Cloudflare account audit logs.
+    Cloudflare(CloudflareConfig) = "cloudflare",
+    /// Atlassian organisation audit log (Admin API events).
+    Atlassian(AtlassianConfig) = "atlassian",
     /// Any JSON API.
     HttpJson(HttpJsonConfig) = "http_json",
     /// Built-in generator of sample events.

@@ -4,7 +4,9 @@
 //! per API, owning its config, its connector and its tests.
 
 pub mod api;
+pub mod atlassian;
 pub mod auth;
+pub mod cloudflare;
 pub mod common;
 pub mod demo;
 /// The connector kept as documentation (docs/adding-a-connector.md): built

@@ -429,6 +429,38 @@ EXPECTED = {
     "abc8e17e-c081-4b82-a515-4c54674e3de4": (NONE, {"user": "John Doe", "src": "192.168.220.224"}),
     "bbcf1d28-4012-4771-8179-8a59c6f2bffa": (NONE, {"object": "mimi.zip", "object_id": "F06XXXXXXX"}),
     "5e3c1a2b-7d4f-4e6a-9b8c-0d1e2f3a4b5c": (CHANGE, {"action": "created", "object": "Birdland Bot", "object_id": "A0123ABCDEF", "object_category": "app", "change_type": "configuration", "src_user": "Charlie Parker"}),
+    # 1Password: the recorded-shape sample (a user suspended), then a vault
+    # created and a group membership joined (`gm`). Its audit events have
+    # no logins (sign-in attempts are another endpoint).
+    "3UQOGUC7DVOCN4OZP2MDKHFLSG": (ACCOUNT, {"action": "modified", "object": "ZRQCUD6A65AKHFETOUFO7NL4OM", "object_category": "user", "src_user": "Test Actor", "src": "89.160.20.156", "change_type": "AAA", "status": "success", "app": "1Password Events API", "dest": "onepassword"}),
+    "4TXGX3ZGFNGCNKTPXSBHYGCVGU": (CHANGE, {"action": "created", "object_id": "7VKWKVPXFZD4TOULH2RZPSCE3E", "object_category": "vault", "change_type": "configuration"}),
+    "5UYHY4AHGOHDOLUQYTCIZHDWHV": (ACCOUNT, {"action": "created", "object_category": "group", "change_type": "AAA"}),
+    # Google Workspace: the recorded-shape sample (a failed login, a login
+    # verification), then an admin's user created and setting changed.
+    "login:2020-10-02T15:00:00Z:1": (AUTH, {"action": "failure", "user": "foo@bar.com", "src": "67.43.156.13", "app": "Google Workspace", "dest": "google_workspace", "signature": "login_failure"}),
+    "login:2025-02-27T05:59:58.481Z:123": (AUTH, {"action": "success", "user": "tl.zeous.daclitan@company.com", "src": "81.2.69.144"}),
+    "admin:2025-02-27T06:10:11.012Z:-4983240553426457871": (ACCOUNT, {"action": "created", "object": "CREATE_USER", "object_category": "user", "src_user": "admin@example.com", "change_type": "AAA", "status": "success", "vendor_account": "C03az79cb"}),
+    "admin:2025-02-27T06:12:40.503Z:-4983240553426457872": (CHANGE, {"action": "modified", "object": "CHANGE_APPLICATION_SETTING", "object_category": "configuration", "change_type": "configuration"}),
+    # Cloudflare: the recorded-shape sample (a token created, an API key
+    # viewed, a login, TLS settings deployed by the system, a DNS record
+    # deleted and one added), then the login as it fails.
+    "73fd39ed-5aab-4a2a-b93c-c9a4abf0c425": (ACCOUNT, {"action": "created", "object": "test", "object_category": "account", "src_user": "user@example.com", "change_type": "AAA", "status": "success", "app": "Cloudflare audit logs", "dest": "cloudflare", "vendor_account": "4bb334f7c94c4a29a045f03944f072e5"}),
+    "de577d32-d81a-4fe9-95bc-3cff46d9759e": (NONE, {"action": "read", "user": "user@example.com"}),
+    "1034b2fe-abcc-523e-ab47-3d3ea14516fa": (AUTH, {"action": "success", "user": "user@example.com", "src": "89.160.20.156", "user_id": "enl3j9du8rnx2swwd9l32qots7l54t9s", "signature": "login"}),
+    "1034b2fe-abcc-523e-ab47-3d3ea14516fb": (AUTH, {"action": "failure", "user": "user@example.com", "status": "failure"}),
+    "2ce6e0db-5527-4870-8f66-8ede1cd38791": (CHANGE, {"action": "modified", "object": "example.com", "object_id": "u3fp685o1wjk5zq6hxa6a53oh49u3ek2", "object_category": "zone", "change_type": "configuration"}),
+    "46256ba8-2188-432c-8f55-21cfd2caf7d6": (CHANGE, {"action": "deleted", "object_id": "10715065315", "object_category": "dns_record", "src": "89.160.20.156"}),
+    "9d043524-edf8-4693-8262-56578930d98a": (CHANGE, {"action": "created", "object_id": "10715065354", "object_category": "dns_record"}),
+    # Atlassian: the recorded-shape sample (a policy deleted, an API key
+    # created, an authentication policy changed by the system, a group
+    # deleted, a user removed from a site), then Sumo Logic's sample (a Jira
+    # issue viewed). No login action name is public, so no login sample.
+    "25e4c3e7-7f0d-4b84-8028-330fed144a51": (CHANGE, {"action": "deleted", "object": "global-realm-policy", "object_id": "eaffa6f0-eb42-4b09-b2fb-0c7932187783", "object_category": "org-policy", "src_user": "go-atlassian-demo-api", "src": "201.202.14.26", "change_type": "configuration", "app": "Atlassian organization audit log", "dest": "atlassian"}),
+    "7bdedaaf-1a46-4631-b78e-9cbcdbcf556a": (ACCOUNT, {"action": "created", "object_category": "user", "src_user": "Carlos Treminio", "change_type": "AAA", "status": "success"}),
+    "54054124-7105-4bd4-bbbd-5a76dae4b16c": (CHANGE, {"action": "modified", "object": "default", "object_category": "auth-policy", "src_user": "Atlassian Internal System"}),
+    "f7b0e231-703d-4f0c-a30b-acb68e8286f2": (ACCOUNT, {"action": "deleted", "object": "jira-users-2", "object_id": "8cfb8956-6559-441e-94e9-f08955a61696", "object_category": "group", "change_type": "AAA"}),
+    "d2b25da2-7daa-4796-b6b6-a31fba4bcafe": (ACCOUNT, {"action": "deleted", "object": "example@equifax.com", "object_id": "603edd77ee117700705ec331", "object_category": "user", "vendor_account": "9a1jj823-jac8-123d-jj01-63315k059cb2"}),
+    "606a97f7-f2d9-4007-91a7-8adyc1s328bf": (NONE, {"action": "read", "user": "xyzabc", "src": "91.225.122.155"}),
     # http_json: no ECS categories unless `fields` maps them; the common fields still come out.
     "h1": (NONE, {"user": "carol", "src": "192.0.2.10", "app": "http_json"}),
 }
@@ -467,18 +499,20 @@ class AddOnAppliedToSamples(unittest.TestCase):
 
     def test_every_connector_is_covered(self):
         seen = {doc["labels"]["source"] for _, doc in self.samples}
-        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "okta", "github", "slack", "demo", "http_json"})
+        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "okta", "github", "slack", "onepassword", "google_workspace", "cloudflare", "atlassian", "demo", "http_json"})
         ids = {doc["event"]["id"] for _, doc in self.samples}
         self.assertEqual(ids, set(EXPECTED), "samples.jsonl and EXPECTED list the same events")
         models = {}
         for _, doc in self.samples:
             models.setdefault(doc["labels"]["source"], set()).add(EXPECTED[doc["event"]["id"]][0])
-        for connector in ("opencti", "invicti", "okta", "slack", "demo"):
+        for connector in ("opencti", "invicti", "okta", "slack", "google_workspace", "cloudflare", "demo"):
             self.assertTrue({AUTH, ACCOUNT, CHANGE} <= models[connector], connector)
         self.assertIn(AUTH, models["guance"])
         self.assertIn(CHANGE, models["keepnet"])
         self.assertIn(CHANGE, models["sekoia"])
         self.assertTrue({ACCOUNT, CHANGE} <= models["github"], "github")
+        self.assertTrue({ACCOUNT, CHANGE} <= models["onepassword"], "onepassword")
+        self.assertTrue({ACCOUNT, CHANGE} <= models["atlassian"], "atlassian")
 
     def test_cim_fields_eventtypes_and_tags(self):
         for _, doc in self.samples:

@@ -123,9 +123,12 @@ fn scalar(v: Option<&Value>) -> Option<String> {
 /// `packages/google_workspace/data_stream/*/elasticsearch/ingest_pipeline/`)
 /// reduced to their rules.
 fn classify(application: &str, name: &str, kind: &str) -> (Vec<&'static str>, Vec<&'static str>) {
-    let verb = if name.starts_with("create") || name.starts_with("add") {
+    // The admin application's names are upper case (`CREATE_USER`), the
+    // groups' lower case (`add_user`).
+    let lower = name.to_ascii_lowercase();
+    let verb = if lower.starts_with("create") || lower.starts_with("add") {
         "creation"
-    } else if name.starts_with("delete") || name.starts_with("remove") {
+    } else if lower.starts_with("delete") || lower.starts_with("remove") {
         "deletion"
     } else {
         "change"
@@ -148,12 +151,15 @@ fn classify(application: &str, name: &str, kind: &str) -> (Vec<&'static str>, Ve
     }
 }
 
-/// ECS `event.outcome`: a login's name says whether it failed.
-fn outcome(name: &str) -> &'static str {
+/// ECS `event.outcome`: a login's name says whether it failed; another
+/// application's activity (a user created, a setting changed) records an
+/// action that was done, as 1Password's audit events do.
+fn outcome(application: &str, name: &str) -> &'static str {
     match name {
         "login_failure" => "failure",
         "login_success" | "login_verification" | "logout" => "success",
-        _ => "unknown",
+        _ if matches!(application, "login" | "saml") => "unknown",
+        _ => "success",
     }
 }
 
@@ -254,7 +260,7 @@ impl SourceApi for GoogleWorkspace {
         let names: Vec<&str> = events.iter().filter_map(|e| e["name"].as_str()).collect();
         n.put("event.type", json!(types))
             .put_str("event.action", Some(name).filter(|n| !n.is_empty()))
-            .put_str("event.outcome", Some(outcome(name)))
+            .put_str("event.outcome", Some(outcome(application, name)))
             .put_str("event.provider", Some(application))
             .put_str("user.email", s("/actor/email"))
             .put_str("user.name", s("/actor/email"))

@@ -163,3 +163,17 @@ fn refusals_say_what_to_grant_and_quota_403s_are_throttling() {
     assert!(matches!(a.verdict(401, b"{}"), Some(Verdict::Auth(_))));
     assert_eq!(a.verdict(429, b"{}"), None, "throttling is the poller's");
 }
+
+/// The admin application names its events in upper case (`CREATE_USER`,
+/// `DELETE_GROUP`): their verb is read whatever the case, so the CIM
+/// add-on sees a user created, not modified.
+#[test]
+fn upper_case_admin_event_names_are_created_and_deleted() {
+    assert_eq!(classify("admin", "CREATE_USER", "USER_SETTINGS"), (vec!["iam"], vec!["user", "creation"]));
+    assert_eq!(classify("admin", "DELETE_GROUP", "GROUP_SETTINGS"), (vec!["iam"], vec!["group", "deletion"]));
+    let setting = classify("admin", "CHANGE_APPLICATION_SETTING", "APPLICATION_SETTINGS");
+    assert_eq!(setting, (vec!["configuration"], vec!["change"]));
+    assert_eq!(classify("groups", "add_user", "acl_change"), (vec!["iam"], vec!["group", "creation"]));
+    assert_eq!(outcome("admin", "CREATE_USER"), "success", "an admin activity was done");
+    assert_eq!(outcome("login", "suspicious_login"), "unknown");
+}

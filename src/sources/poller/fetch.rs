@@ -3,8 +3,10 @@
 //! to retry with backoff or `Retry-After`, or a final error).
 //!
 //! The vendors' own rate-limit headers are read for every source:
-//! `X-Rate-Limit-Remaining`/`X-Rate-Limit-Reset` (Okta) and their
-//! `X-RateLimit-*` spelling (GitHub and many others). A throttled answer
+//! `X-Rate-Limit-Remaining`/`X-Rate-Limit-Reset` (Okta), their
+//! `X-RateLimit-*` spelling (GitHub and many others; Atlassian's reset is
+//! an ISO 8601 time) and the IETF draft's structured `RateLimit: "name";
+//! r=REMAINING;t=SECONDS` (Cloudflare). A throttled answer
 //! without `Retry-After` waits for the reset; an answer that says the quota
 //! is spent (`Remaining: 0`) holds the source's next request until the
 //! reset, so that the quota is not overrun in the first place.
@@ -37,6 +39,10 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 const RESET_HEADERS: [&str; 2] = ["x-rate-limit-reset", "x-ratelimit-reset"];
 /// Requests left in the rate-limit window, in both spellings.
 const REMAINING_HEADERS: [&str; 2] = ["x-rate-limit-remaining", "x-ratelimit-remaining"];
+/// The IETF draft's structured header (draft-ietf-httpapi-ratelimit-headers,
+/// as Cloudflare sends it): `"default";r=50;t=30`, the remaining quota `r`
+/// and the seconds `t` until the window resets.
+const STRUCTURED_HEADER: &str = "ratelimit";
 /// A reset value at or above this is a Unix time in seconds (Okta, GitHub);
 /// below it, seconds to wait (the delta form some APIs send). Unix time
 /// passed 10^9 in 2001, and no window lasts 31 years.
@@ -263,21 +269,39 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, names: &[&str]) -> Option
 }
 
 /// How long until the vendor's rate-limit window resets
-/// (`X-Rate-Limit-Reset`, `X-RateLimit-Reset`): a Unix time in seconds, or
-/// seconds to wait ([`RESET_EPOCH_FLOOR`]). `None` when absent, unreadable
-/// or already past (a clock ahead of the vendor's: backoff decides).
+/// (`X-Rate-Limit-Reset`, `X-RateLimit-Reset`): a Unix time in seconds,
+/// seconds to wait ([`RESET_EPOCH_FLOOR`]) or an ISO 8601 time (Atlassian);
+/// else the `t` of a structured `RateLimit` header. `None` when absent,
+/// unreadable or already past (a clock ahead of the vendor's: backoff
+/// decides).
 fn rate_limit_reset(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let v: u64 = header(headers, &RESET_HEADERS)?.parse().ok()?;
-    if v < RESET_EPOCH_FLOOR {
-        return (v > 0).then(|| Duration::from_secs(v));
-    }
-    let at = DateTime::from_timestamp(i64::try_from(v).ok()?, 0)?;
+    let Some(text) = header(headers, &RESET_HEADERS) else {
+        return structured(headers, "t").filter(|t| *t > 0).map(Duration::from_secs);
+    };
+    let at = match text.parse::<u64>() {
+        Ok(v) if v < RESET_EPOCH_FLOOR => return (v > 0).then(|| Duration::from_secs(v)),
+        Ok(v) => DateTime::from_timestamp(i64::try_from(v).ok()?, 0)?,
+        Err(_) => DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc),
+    };
     (at - now).to_std().ok().filter(|d| !d.is_zero())
+}
+
+/// A parameter (`r`, `t`) of the first item of a structured `RateLimit`
+/// header, as a whole number.
+fn structured(headers: &reqwest::header::HeaderMap, key: &str) -> Option<u64> {
+    let item = header(headers, &[STRUCTURED_HEADER])?.split(',').next()?;
+    item.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 /// Requests left in the vendor's rate-limit window, when it says.
 fn quota_left(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    header(headers, &REMAINING_HEADERS)?.parse().ok()
+    match header(headers, &REMAINING_HEADERS) {
+        Some(v) => v.parse().ok(),
+        None => structured(headers, "r"),
+    }
 }
 
 #[cfg(test)]
@@ -305,5 +329,33 @@ mod tests {
         }
         assert_eq!(rate_limit_reset(&HeaderMap::new(), now), None);
         assert_eq!(quota_left(&HeaderMap::new()), None);
+    }
+
+    /// Atlassian's `X-RateLimit-Reset` is an ISO 8601 time in UTC (its
+    /// Admin API reference, "Rate limits").
+    #[test]
+    fn rate_limit_reset_reads_an_iso_8601_time() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let atlassian = headers(&[("x-ratelimit-reset", "2023-11-14T22:13:50Z"), ("x-ratelimit-remaining", "0")]);
+        assert_eq!(rate_limit_reset(&atlassian, now), Some(Duration::from_secs(30)));
+        let past = headers(&[("x-ratelimit-reset", "2023-11-14T22:13:00Z")]);
+        assert_eq!(rate_limit_reset(&past, now), None);
+    }
+
+    /// Cloudflare's `Ratelimit: "default";r=50;t=30` (its API reference,
+    /// "Rate limits"): `r` remaining, `t` seconds to the reset.
+    #[test]
+    fn the_structured_ratelimit_header_feeds_the_quota() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let cf = headers(&[("ratelimit", "\"default\";r=0;t=30"), ("ratelimit-policy", "\"burst\";q=100;w=60")]);
+        assert_eq!(quota_left(&cf), Some(0));
+        assert_eq!(rate_limit_reset(&cf, now), Some(Duration::from_secs(30)));
+        let left = headers(&[("ratelimit", "\"default\";r=50;t=12, \"other\";r=0;t=99")]);
+        assert_eq!(quota_left(&left), Some(50), "the first item");
+        assert_eq!(rate_limit_reset(&left, now), Some(Duration::from_secs(12)));
+        assert_eq!(quota_left(&headers(&[("ratelimit", "\"default\"")])), None);
+        // The X- headers win when both are sent.
+        let both = headers(&[("ratelimit", "\"default\";r=0;t=30"), ("x-ratelimit-remaining", "5")]);
+        assert_eq!(quota_left(&both), Some(5));
     }
 }
