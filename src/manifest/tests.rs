@@ -283,3 +283,62 @@ fn windows_after_the_last_manifest_are_open_and_before_the_first_unchecked() {
     assert_eq!(s.checked_range, Some((3, 3)), "window 2 lacks manifest 1 before it: not checked");
     assert_eq!(s.open_windows, vec![(4, 2)]);
 }
+
+/// The fast path (member reordering of the agent's own text) and the
+/// canonical form of the parsed document agree, for documents with nested
+/// objects, arrays of objects, escapes, control characters, non-ASCII,
+/// floats and keys needing escapes: a disagreement would make `verify`
+/// report an untouched event as altered.
+#[test]
+fn the_fast_digest_of_a_sent_document_equals_the_canonical_one() {
+    let hostile = [
+        json!({ "z": 1, "a": [ { "y": 2.5, "b": null }, [3, {"k": "v"}] ], "m": { "é": "\u{2028}\n\t\"\\", "A": -0.000001 } }),
+        json!({ "user": { "name": "bob\u{0}", "email": "b@x" }, "event": { "type": ["change"], "action": "a/b" }, "\"q\"": true }),
+        json!({ "source": { "ip": "198.51.100.1" }, "labels": {}, "nums": [1e300, -5, 0, 18446744073709551615u64] }),
+    ];
+    let mut book = Book::new("out\"put", Vec::new());
+    for (i, fields) in hostile.iter().enumerate() {
+        let Value::Object(map) = fields.clone() else { unreachable!() };
+        let raw = format!("{{\"n\":{i},\"s\":\"\\u0001 é\"}}");
+        let mut e = Event::new("src".into(), format!("id{i}"), t(0), map, raw).into_journaled();
+        book.tag(&mut e, t(0));
+        let sent: Value = serde_json::from_str(&line(&e)).unwrap();
+        assert_eq!(event_digest(&e), document_digest(&sent), "document {i}: {}", line(&e));
+        assert_eq!(event_digest(&e), document_digest(&e.document()));
+    }
+}
+
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop::sample::select(vec!["event", "original", "a", "B", "b\"\\", "ü\n", "", "id", "\u{7f}", "z"])
+        .prop_map(str::to_owned);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        "\\PC{0,8}|[\u{0}-\u{1f}\u{2028}\"\\\\]{0,4}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+    /// Whatever the fields and the raw event, the digest the agent chains
+    /// is the canonical digest of what the receiver parses.
+    #[test]
+    fn the_digest_chained_is_the_digest_verify_computes(fields in any_json(), raw in "\\PC{0,16}") {
+        let Value::Object(map) = fields else { return Ok(()) };
+        let mut book = Book::new("o", Vec::new());
+        let mut e = Event::new("s".into(), "i".into(), t(0), map, raw).into_journaled();
+        book.tag(&mut e, t(0));
+        let sent: Value = serde_json::from_str(&line(&e)).unwrap();
+        proptest::prop_assert_eq!(event_digest(&e), document_digest(&sent), "{}", line(&e));
+    }
+}
