@@ -188,8 +188,15 @@ impl Event {
     /// fields with the raw event spliced in as `event.original`, no parsing;
     /// the window tag, when there is one, goes last.
     pub fn write_document(&self, out: &mut Vec<u8>) {
+        self.write_document_with(&self.raw, out);
+    }
+
+    /// [`Event::write_document`] with `original` as `event.original`
+    /// instead of the raw event (a manifest digest puts the raw event's
+    /// hash there).
+    pub fn write_document_with(&self, original: &str, out: &mut Vec<u8>) {
         let start = out.len();
-        self.template().splice(&self.raw, out);
+        self.template().splice(original, out);
         if let Some(tag) = &self.window {
             if out.len() > start + 1 && out.last() == Some(&b'}') {
                 out.pop();

@@ -33,9 +33,10 @@
 //! | `digest` | SHA-256 of the manifest's canonical JSON without `digest`, hex |
 //!
 //! An event's digest is the SHA-256 of its document as sent (with its
-//! `auditrelay` tag and `event.original`) in **canonical JSON**: object keys
-//! sorted by their UTF-8 bytes at every level, no whitespace, strings and
-//! numbers as serde_json writes them. A receiver that re-serialises the
+//! `auditrelay` tag) in **canonical JSON**: object keys sorted by their
+//! UTF-8 bytes at every level, no whitespace, strings and numbers as
+//! serde_json writes them, and `event.original` (the raw event) replaced by
+//! the hex SHA-256 of its UTF-8 text. A receiver that re-serialises the
 //! JSON (Splunk, a relay) keeps the same digest. The chain starts at 32
 //! zero bytes and, for each confirmed event in index order, becomes
 //! `SHA-256(chain ‖ index as u64 BE ‖ len(event.id) as u32 BE ‖ event.id ‖
@@ -156,18 +157,31 @@ pub fn canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// The digest of a document as sent.
+/// The digest of a document as sent: its canonical JSON with
+/// `event.original` (when a string) replaced by the hex SHA-256 of its
+/// UTF-8 text, so the raw event, the largest part, is hashed once as it is
+/// instead of escaped and re-read.
 pub fn document_digest(doc: &Value) -> Digest {
     let mut buf = Vec::with_capacity(1024);
-    canonical(doc, &mut buf);
+    match doc.pointer("/event/original").and_then(Value::as_str) {
+        Some(original) => {
+            let mut doc = doc.clone();
+            if let Some(o) = doc.pointer_mut("/event/original") {
+                *o = Value::String(Digest::of(original.as_bytes()).hex());
+            }
+            canonical(&doc, &mut buf);
+        }
+        None => canonical(doc, &mut buf),
+    }
     Digest::of(&buf)
 }
 
 /// The digest of an event as an output sends it (its document, with its
 /// window tag).
 pub fn event_digest(event: &Event) -> Digest {
-    let mut doc = Vec::with_capacity(2 * event.raw.len() + 512);
-    event.write_document(&mut doc);
+    let original = Digest::of(event.raw.as_bytes()).hex();
+    let mut doc = Vec::with_capacity(1024);
+    event.write_document_with(&original, &mut doc);
     let mut out = Vec::with_capacity(doc.len());
     match reorder(&doc, &mut out) {
         Ok(()) => Digest::of(&out),
