@@ -48,6 +48,16 @@ impl WindowTag {
     pub fn value(&self) -> Value {
         serde_json::json!({ "output": &*self.output, "window": self.window, "index": self.index })
     }
+
+    /// [`WindowTag::value`] as compact JSON, written without building it
+    /// (once per event sent).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        out.extend_from_slice(b"{\"output\":");
+        // Strings always serialise into a Vec.
+        let _ = serde_json::to_writer(&mut *out, &*self.output);
+        let _ = write!(out, ",\"window\":{},\"index\":{}}}", self.window, self.index);
+    }
 }
 
 /// The ECS fields: a map built by a source, or the journaled text of the
@@ -204,8 +214,7 @@ impl Event {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"\"auditrelay\":");
-                // A Value of strings and integers always serialises.
-                let _ = serde_json::to_writer(&mut *out, &tag.value());
+                tag.write(out);
                 out.push(b'}');
             }
         }

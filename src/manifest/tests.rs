@@ -342,3 +342,14 @@ proptest::proptest! {
         proptest::prop_assert_eq!(event_digest(&e), document_digest(&sent), "{}", line(&e));
     }
 }
+
+#[test]
+fn a_tag_written_by_hand_is_its_value_and_digests_are_lowercase_hex() {
+    let tag = WindowTag { output: "a\"b\\é".into(), window: 7, index: u64::MAX };
+    let mut out = Vec::new();
+    tag.write(&mut out);
+    assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), tag.value());
+    let d = Digest::of(b"abc");
+    assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(Digest::parse(&d.hex()), Some(d));
+}
