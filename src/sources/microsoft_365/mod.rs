@@ -429,7 +429,9 @@ impl SourceApi for Microsoft365 {
                 self.set_started(usize::MAX, false);
                 None
             }
-            (_, Some("AF10001")) | (401 | 403, _) => {
+            // A 401 without a code ("Authorization has been denied") is
+            // the poller's: it renews the token once before it reports it.
+            (_, Some("AF10001")) | (403, _) => {
                 Some(Verdict::Auth(format!("{excerpt}; the token was refused: {PERMISSION_HINT}")))
             }
             (_, Some("AF20010" | "AF20011" | "AF20012" | "AF20013")) => Some(Verdict::Auth(format!(
