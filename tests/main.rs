@@ -36,6 +36,7 @@ mod source_guance;
 mod source_http_json;
 mod source_invicti;
 mod source_keepnet;
+mod source_microsoft_365;
 mod source_okta;
 mod source_onepassword;
 mod source_opencti;

@@ -273,6 +273,28 @@ fn records() -> Vec<(&'static str, String, Vec<Value>)> {
         "links": { "self": "https://api.atlassian.com/admin/v1/orgs/eced9542-6842-bcb1-3662afe713d7/events/606a97f7-f2d907-91a7-8ad4c1f328bf" },
         "message": { "content": "Viewed Jira issue WEB-21003", "format": "simple" }
     }));
+    // Microsoft 365: the connector's recorded-shape samples (Elastic's STS
+    // sign-in test input, the reference's failed logon, Elastic's mock
+    // OneDrive page view), then a user added (Entra ID's "Add user.") and a mailbox set
+    // (an Exchange admin cmdlet).
+    let mut microsoft_365: Vec<Value> = include_str!("../src/sources/microsoft_365/samples.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("microsoft_365 sample"))
+        .collect();
+    microsoft_365.push(json!({
+        "CreationTime": "2024-05-01T10:00:11", "Id": "7d4b0a52-6f1e-4c35-9d0a-2b8c4e1f0a11", "Operation": "Add user.",
+        "OrganizationId": "b86ab9d4-fcf1-4b11-8a06-7a8f91b47fbd", "RecordType": 8, "ResultStatus": "Success",
+        "UserKey": "10032000A1B2C3D4@testsiem.onmicrosoft.com", "UserType": 0, "Version": 1,
+        "Workload": "AzureActiveDirectory", "ClientIP": "203.0.113.7", "ObjectId": "new.hire@testsiem.onmicrosoft.com",
+        "UserId": "admin@testsiem.onmicrosoft.com"
+    }));
+    microsoft_365.push(json!({
+        "CreationTime": "2024-05-01T10:00:12", "Id": "3f1c9e2a-8b7d-4e6f-a5c4-1d2e3f4a5b6c", "Operation": "Set-Mailbox",
+        "OrganizationId": "b86ab9d4-fcf1-4b11-8a06-7a8f91b47fbd", "RecordType": 1, "ResultStatus": "True",
+        "UserKey": "NT AUTHORITY\\SYSTEM (Microsoft.Exchange.ServiceHost)", "UserType": 3, "Version": 1,
+        "Workload": "Exchange", "ClientIP": "203.0.113.8", "ObjectId": "EURPR05A001.prod.outlook.com/Microsoft Exchange Hosted Organizations/testsiem.onmicrosoft.com/asr",
+        "UserId": "admin@testsiem.onmicrosoft.com", "ExternalAccess": false, "OrganizationName": "testsiem.onmicrosoft.com"
+    }));
     vec![
         (
             "opencti",
@@ -341,6 +363,11 @@ fn records() -> Vec<(&'static str, String, Vec<Value>)> {
         ("google_workspace", gw_block, google_workspace),
         ("cloudflare", "type = \"cloudflare\"\naccount_id = \"4bb334f7c94c4a29a045f03944f072e5\"\ntoken = \"t\"\n".into(), cloudflare),
         ("atlassian", "type = \"atlassian\"\norg_id = \"9a1jj823-jac8-123d-jj01-63315k059cb2\"\ntoken = \"t\"\n".into(), atlassian),
+        (
+            "microsoft_365",
+            "type = \"microsoft_365\"\ntenant_id = \"b86ab9d4-fcf1-4b11-8a06-7a8f91b47fbd\"\nclient_id = \"c\"\nclient_secret = \"s\"\n".into(),
+            microsoft_365,
+        ),
         (
             "http_json",
             "type = \"http_json\"\nurl = \"https://audit.example.com/v1/audit\"\nevents = \"/items\"\nid = \"/id\"\ntimestamp = \"/created_at\"\n".into(),

@@ -134,6 +134,10 @@ pub enum Verdict {
     Throttled(Option<Duration>),
     /// Credentials refused.
     Auth(String),
+    /// An answer to read after all: handed to [`SourceApi::parse`] as a
+    /// success is (Microsoft's 400 `AF20024`, "the subscription is already
+    /// enabled", to a start that changes nothing).
+    Accept,
 }
 
 /// The defaults a vendor's API documents; config overrides each.
@@ -203,6 +207,17 @@ pub trait SourceApi: Send + Sync + 'static {
     fn request(&self, q: &Query<'_>) -> Result<ApiRequest, ShapeError>;
     /// Read a successful response.
     fn parse(&self, q: &Query<'_>, resp: &ApiResponse) -> Result<ApiPage, ShapeError>;
+    /// Whether the API's time window filters on when records became
+    /// available rather than on each record's own time (Microsoft 365
+    /// lists content blobs by `contentCreated`; a blob holds records of
+    /// hours or days before). The poller then keeps every record a walk
+    /// brings whatever its time, reads each window whole before its cursor
+    /// moves (as [`Order::Desc`]) and dates the ids it takes by the
+    /// window's end, so that `lookback`, counted in availability time,
+    /// keeps them while the window can be asked for again.
+    fn filters_by_arrival(&self) -> bool {
+        false
+    }
     /// Map one raw event to ECS fields, its id and its time.
     fn normalise(&self, raw: &Value) -> Normalised;
     /// Everything [`SourceApi::normalise`] and [`SourceApi::untimed`] read

@@ -15,6 +15,7 @@ use super::guance::GuanceConfig;
 use super::http_json::HttpJsonConfig;
 use super::invicti::InvictiConfig;
 use super::keepnet::KeepnetConfig;
+use super::microsoft_365::Microsoft365Config;
 use super::okta::OktaConfig;
 use super::onepassword::OnepasswordConfig;
 use super::opencti::OpenctiConfig;
@@ -48,6 +49,8 @@ kinds! { SourceKind: SourceSpec, "source", BuildCtx<'_> => Built;
     Cloudflare(CloudflareConfig) = "cloudflare",
     /// Atlassian organisation audit log (Admin API events).
     Atlassian(AtlassianConfig) = "atlassian",
+    /// Microsoft 365 Management Activity API (unified audit log).
+    Microsoft365(Microsoft365Config) = "microsoft_365",
     /// Any JSON API.
     HttpJson(HttpJsonConfig) = "http_json",
     /// Built-in generator of sample events.

@@ -21,6 +21,7 @@ pub mod invicti;
 pub mod json;
 pub mod keepnet;
 pub mod kinds;
+pub mod microsoft_365;
 pub mod okta;
 pub mod onepassword;
 pub mod opencti;

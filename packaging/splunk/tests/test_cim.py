@@ -461,6 +461,14 @@ EXPECTED = {
     "f7b0e231-703d-4f0c-a30b-acb68e8286f2": (ACCOUNT, {"action": "deleted", "object": "jira-users-2", "object_id": "8cfb8956-6559-441e-94e9-f08955a61696", "object_category": "group", "change_type": "AAA"}),
     "d2b25da2-7daa-4796-b6b6-a31fba4bcafe": (ACCOUNT, {"action": "deleted", "object": "example@equifax.com", "object_id": "603edd77ee117700705ec331", "object_category": "user", "vendor_account": "9a1jj823-jac8-123d-jj01-63315k059cb2"}),
     "606a97f7-f2d9-4007-91a7-8adyc1s328bf": (NONE, {"action": "read", "user": "xyzabc", "src": "91.225.122.155"}),
+    # Microsoft 365: the recorded-shape samples (an STS sign-in, the
+    # reference's failed password logon, a OneDrive page viewed), then a
+    # user added and an Exchange admin cmdlet.
+    "ca0efc24-1b89-4962-8fef-a3ac5437302f": (AUTH, {"action": "success", "user": "asr@testsiem.onmicrosoft.com", "src": "67.43.156.15", "signature": "UserLoggedIn", "app": "Microsoft 365", "dest": "microsoft_365"}),
+    "80c76bd2-9d81-4c57-a97a-accfc3443dca": (AUTH, {"action": "failure", "user": "admin@contoso.onmicrosoft.com", "src": "134.170.188.221", "signature": "PasswordLogonInitialAuthUsingPassword"}),
+    "99d005e6-a4c6-46fd-117c-08d7abeceab5": (NONE, {"user": "asr@testsiem.onmicrosoft.com", "src": "213.97.47.133"}),
+    "7d4b0a52-6f1e-4c35-9d0a-2b8c4e1f0a11": (ACCOUNT, {"action": "created", "object": "new.hire@testsiem.onmicrosoft.com", "object_id": "new.hire@testsiem.onmicrosoft.com", "object_category": "user", "src_user": "admin@testsiem.onmicrosoft.com", "change_type": "AAA", "status": "success"}),
+    "3f1c9e2a-8b7d-4e6f-a5c4-1d2e3f4a5b6c": (CHANGE, {"action": "modified", "object_category": "configuration", "change_type": "configuration", "src_user": "admin@testsiem.onmicrosoft.com", "status": "success"}),
     # http_json: no ECS categories unless `fields` maps them; the common fields still come out.
     "h1": (NONE, {"user": "carol", "src": "192.0.2.10", "app": "http_json"}),
 }
@@ -499,13 +507,13 @@ class AddOnAppliedToSamples(unittest.TestCase):
 
     def test_every_connector_is_covered(self):
         seen = {doc["labels"]["source"] for _, doc in self.samples}
-        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "okta", "github", "slack", "onepassword", "google_workspace", "cloudflare", "atlassian", "demo", "http_json"})
+        self.assertEqual(seen, {"opencti", "sekoia", "invicti", "keepnet", "guance", "okta", "github", "slack", "onepassword", "google_workspace", "cloudflare", "atlassian", "microsoft_365", "demo", "http_json"})
         ids = {doc["event"]["id"] for _, doc in self.samples}
         self.assertEqual(ids, set(EXPECTED), "samples.jsonl and EXPECTED list the same events")
         models = {}
         for _, doc in self.samples:
             models.setdefault(doc["labels"]["source"], set()).add(EXPECTED[doc["event"]["id"]][0])
-        for connector in ("opencti", "invicti", "okta", "slack", "google_workspace", "cloudflare", "demo"):
+        for connector in ("opencti", "invicti", "okta", "slack", "google_workspace", "cloudflare", "microsoft_365", "demo"):
             self.assertTrue({AUTH, ACCOUNT, CHANGE} <= models[connector], connector)
         self.assertIn(AUTH, models["guance"])
         self.assertIn(CHANGE, models["keepnet"])

@@ -120,6 +120,7 @@ impl Poller {
                     let retry_after = retry_after(&resp.headers, now).or_else(|| rate_limit_reset(&resp.headers, now));
                     let failure = format!("HTTP {status}: {}", excerpt(&resp.body));
                     match verdict {
+                        Some(Verdict::Accept) => return Ok((resp, slot)),
                         Some(Verdict::Throttled(d)) => (Some(d.or(retry_after)), failure),
                         Some(Verdict::Auth(detail)) => {
                             return Err(SourceError::Auth { source_name: name.into(), url, status, detail })

@@ -72,7 +72,8 @@ impl Poller {
         let Some(window) = self.window(&cursor, now) else {
             return Ok(PollReport { journaled: 0, requests: 0, caught_up: true });
         };
-        let mut walk = Walk::new(cursor, window, self.api.order() == Order::Desc);
+        let arrival = self.api.filters_by_arrival();
+        let mut walk = Walk::new(cursor, window, self.api.order() == Order::Desc || arrival, arrival);
         // Fingerprints of the requests made (a repeat is a loop).
         let mut seen = HashSet::new();
         let mut ahead: Option<ReadAhead<'_>> = None;
@@ -272,8 +273,15 @@ struct Walk {
     window: Window,
     /// The cursor as it moves page by page.
     cursor: Cursor,
-    /// Whether the API answers newest first.
+    /// Whether the API answers newest first (or by arrival: the window is
+    /// read whole before the cursor moves).
     desc: bool,
+    /// Whether the window is one of availability time
+    /// ([`SourceApi::filters_by_arrival`]): records are kept whatever
+    /// their time, and taken ids dated by the window's end.
+    ///
+    /// [`SourceApi::filters_by_arrival`]: crate::sources::api::SourceApi::filters_by_arrival
+    arrival: bool,
     /// Ids the cursor holds (and, newest first, every id of the window).
     taken: HashSet<String>,
     /// What the last page's `Next` carried.
@@ -303,12 +311,13 @@ enum Step {
 }
 
 impl Walk {
-    fn new(cursor: Cursor, window: Window, desc: bool) -> Walk {
+    fn new(cursor: Cursor, window: Window, desc: bool, arrival: bool) -> Walk {
         Walk {
             window,
             taken: cursor.taken_ids(),
             cursor,
             desc,
+            arrival,
             page_state: None,
             page: 0,
             offset: 0,
@@ -330,8 +339,9 @@ impl Walk {
         let mut fresh = Vec::new();
         let (mut dropped, mut past_end) = (0u64, false);
         for ev in normalised {
-            past_end |= ev.timestamp > self.window.to;
-            if ev.timestamp < self.window.from || ev.timestamp > self.window.to || !self.taken.insert(ev.id.clone()) {
+            let outside = !self.arrival && (ev.timestamp < self.window.from || ev.timestamp > self.window.to);
+            past_end |= !self.arrival && ev.timestamp > self.window.to;
+            if outside || !self.taken.insert(ev.id.clone()) {
                 dropped += 1;
                 continue;
             }
@@ -350,7 +360,7 @@ impl Walk {
         }
         let before = cursor.time;
         for ev in fresh {
-            cursor.take(ev.timestamp, &ev.id);
+            cursor.take(if self.arrival { self.window.to } else { ev.timestamp }, &ev.id);
         }
         self.waiting = false;
         // An oldest-first API that has reached past the window's end has
