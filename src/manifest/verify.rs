@@ -364,7 +364,7 @@ impl Report {
             }
         }
         for d in &self.bad_manifests {
-            out.push_str(&format!("unreadable manifest: {}\n", crate::telemetry::printable(d)));
+            out.push_str(&format!("unreadable manifest: {}\n", d.escape_debug()));
         }
         if self.unreadable > 0 || self.untagged > 0 {
             out.push_str(&format!(
@@ -403,12 +403,12 @@ fn describe(p: &Problem) -> String {
         }
         Problem::ConflictingEvents { window, index, id } => format!(
             "ALTERED EVENT: window {window} index {index} (event.id {}) held with different contents",
-            crate::telemetry::printable(id)
+            id.escape_debug()
         ),
         Problem::UnexpectedEvents { window, ids } => format!(
             "UNEXPECTED EVENTS: window {window}: {} events beyond its manifest and not resent (first: {})",
             ids.len(),
-            crate::telemetry::printable(&ids[0])
+            ids[0].escape_debug()
         ),
     }
 }

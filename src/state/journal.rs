@@ -350,20 +350,19 @@ impl State {
     /// dead-lettered) together with the dead letters, in one transaction, and
     /// make it durable.
     pub async fn commit(&self, output: &str, offset: u64, dead: &[DeadLetter]) -> Result<()> {
-        self.commit_with_windows(output, offset, dead, &[]).await
+        self.commit_with(output, offset, dead, &[]).await
     }
 
-    /// [`State::commit`] with the output's manifest windows that changed
-    /// (see `crate::manifest`), in the same transaction: a window never
-    /// counts an event the offset has not passed, nor misses one it has.
-    pub async fn commit_with_windows(
+    /// [`State::commit`], also storing `windows` (keys and values of the
+    /// `manifest_windows` tree, see `State::commit_with_windows`) in the
+    /// same transaction.
+    pub(super) async fn commit_with(
         &self,
         output: &str,
         offset: u64,
         dead: &[DeadLetter],
-        windows: &[(String, crate::manifest::Window)],
+        windows: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<()> {
-        let windows = super::manifests::encode_windows(output, windows)?;
         let dead_values: Vec<(Vec<u8>, Vec<u8>)> = dead
             .iter()
             .map(|d| {
@@ -379,7 +378,7 @@ impl State {
                     for (k, v) in &dead_values {
                         values::put(dead_tree, parts, DEAD_TAG, k, v)?;
                     }
-                    for (k, v) in &windows {
+                    for (k, v) in windows {
                         values::put(window_tree, parts, super::WINDOW_TAG, k, v)?;
                     }
                     offsets.insert(output.as_bytes(), &offset.to_be_bytes())?;

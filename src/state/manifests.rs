@@ -33,7 +33,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StateError {
 }
 
 /// The keys and JSON of `windows` of `output`.
-pub(super) fn encode_windows(output: &str, windows: &[(String, Window)]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn encode_windows(output: &str, windows: &[(String, Window)]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     windows
         .iter()
         .map(|(source, w)| {
@@ -44,6 +44,20 @@ pub(super) fn encode_windows(output: &str, windows: &[(String, Window)]) -> Resu
 }
 
 impl State {
+    /// [`State::commit`] with the output's manifest windows that changed,
+    /// in the same transaction: a window never counts an event the offset
+    /// has not passed, nor misses one it has.
+    pub async fn commit_with_windows(
+        &self,
+        output: &str,
+        offset: u64,
+        dead: &[super::DeadLetter],
+        windows: &[(String, Window)],
+    ) -> Result<()> {
+        let windows = encode_windows(output, windows)?;
+        self.commit_with(output, offset, dead, &windows).await
+    }
+
     /// The open manifest windows of `output`, by source.
     pub fn manifest_windows(&self, output: &str) -> Result<Vec<(String, Window)>> {
         let p = prefix(output);
