@@ -81,6 +81,9 @@ pub enum Command {
     Verify {
         /// Files to read (`-` or none: stdin).
         files: Vec<PathBuf>,
+        /// The agent's config: name missing events by `event.id` from its journal while it still holds them (agent stopped).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,

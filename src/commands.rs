@@ -526,7 +526,7 @@ pub fn dead_letters(src: ConfigSource, action: DeadLetterAction, of: &DeadLetter
 /// `auditrelay verify [FILE…] [--json]`: 0 when every checked window is
 /// complete and unaltered, 1 when something is missing or altered, 2 when
 /// an input cannot be read.
-pub fn verify(files: &[std::path::PathBuf], json: bool) -> ExitCode {
+pub fn verify(files: &[std::path::PathBuf], config: Option<ConfigSource>, json: bool) -> ExitCode {
     use std::io::BufRead;
     let mut records = Vec::new();
     let stdin = [std::path::PathBuf::from("-")];
@@ -553,11 +553,62 @@ pub fn verify(files: &[std::path::PathBuf], json: bool) -> ExitCode {
             }
         }
     }
-    let report = crate::manifest::verify::verify(records);
+    let mut report = crate::manifest::verify::verify(records);
+    if let Some(src) = config.filter(|_| report.streams.iter().any(|s| !s.lookups.is_empty())) {
+        match load_or_exit(&src) {
+            Ok(cfg) => {
+                if let Err(e) = name_missing(&cfg, &mut report) {
+                    eprintln!("auditrelay: missing events not named from the journal: {e}");
+                }
+            }
+            Err(code) => return code,
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         print!("{}", report.text());
     }
     ExitCode::from(if report.ok { OK } else { FAILURE })
+}
+
+/// Name `report`'s missing events from the journal of `cfg`'s state, when
+/// this user may open it and no agent holds it.
+fn name_missing(cfg: &Config, report: &mut crate::manifest::verify::Report) -> Result<(), String> {
+    let dir = &cfg.agent.state_dir;
+    if let Err(n) = crate::state::owner::check(dir) {
+        return Err(n.advice(&std::env::args().collect::<Vec<_>>()));
+    }
+    let _lock = match RunLock::try_take(dir) {
+        Ok(lock) => lock,
+        Err(e @ LockError::Held(_)) => return Err(format!("{e}; stop the agent to look them up")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let state = State::open(dir).map_err(|e| e.to_string())?;
+    let mut failed = None;
+    report.name_missing(|source, first, last| {
+        let mut ids = Vec::new();
+        let mut from = first;
+        while from <= last {
+            match state.read(from, 1000, 16 << 20) {
+                Ok(entries) if !entries.is_empty() => {
+                    from = entries.last().map_or(last + 1, |(seq, _)| seq + 1);
+                    let of_source = entries.into_iter().filter(|(seq, e)| *seq <= last && e.event.source == source);
+                    ids.extend(of_source.map(|(seq, e)| (seq, e.event.id)));
+                }
+                Ok(_) => break, // the journal let them go
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        // The window's first event opens the range: if it is gone, so
+        // may be others, and positions could not be counted.
+        match ids.first() {
+            Some((seq, _)) if *seq == first => ids.into_iter().map(|(_, id)| id).collect(),
+            _ => Vec::new(),
+        }
+    });
+    failed.map_or(Ok(()), Err)
 }

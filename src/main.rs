@@ -42,6 +42,8 @@ fn main() -> ExitCode {
             };
             commands::dead_letters(ConfigSource::resolve(config), action, &of)
         }
-        Command::Verify { files, json } => commands::verify(&files, json),
+        Command::Verify { files, config, json } => {
+            commands::verify(&files, config.map(|c| ConfigSource::resolve(Some(c))), json)
+        }
     }
 }

@@ -87,6 +87,15 @@ fn verify_passes_a_clean_delivery_and_names_each_removed_altered_or_missing_reco
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(&format!("MISSING EVENTS: window {window}: 1 of")), "{text}");
     assert!(text.contains(&format!("at index {index}")), "{text}");
+    // With the agent's config (agent stopped), the id from its journal.
+    let removed_file = write(&dir, "removed.jsonl", &removed);
+    let config = dir.config_path();
+    let out = common::agent::command(&["verify", removed_file.to_str().unwrap(), "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("(event.id {} from the agent's journal)", expected[17])), "{text}");
 
     // One field altered.
     let mut altered = held.clone();

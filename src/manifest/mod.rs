@@ -29,6 +29,7 @@
 //! | `rejected`, `rejected_total` | positions the receiver refused for good (dead letters; at most 64 listed) |
 //! | `events_digest` | the chain over the window's events, hex (below) |
 //! | `previous` | `digest` of the window before (64 zeros for window 1) |
+//! | `journal` | journal sequence numbers of its first and last event (`null` when empty) |
 //! | `host` | the agent that closed it |
 //! | `digest` | SHA-256 of the manifest's canonical JSON without `digest`, hex |
 //!
@@ -259,6 +260,10 @@ pub struct Window {
     pub rejected: Vec<u64>,
     /// Positions refused for good, all of them.
     pub rejected_total: u64,
+    /// The journal sequence numbers of its first and last event: where
+    /// `auditrelay verify --config` looks up a missing event's id.
+    #[serde(default)]
+    pub journal: Option<(u64, u64)>,
 }
 
 impl Window {
@@ -279,6 +284,7 @@ impl Window {
             previous,
             rejected: Vec::new(),
             rejected_total: 0,
+            journal: None,
         }
     }
 }
@@ -315,6 +321,9 @@ pub struct Manifest {
     pub events_digest: Digest,
     /// The previous manifest's digest.
     pub previous: Digest,
+    /// The journal sequence numbers of the window's first and last event.
+    #[serde(default)]
+    pub journal: Option<(u64, u64)>,
     /// The agent that closed the window.
     pub host: String,
     /// SHA-256 of the rest, canonical.
@@ -414,7 +423,8 @@ impl Book {
     /// Count a sent event as the receiver answered: confirmed, or refused
     /// for good (`rejected`). Events are confirmed in the order they were
     /// tagged. `digest` is [`event_digest`] of it, when already computed.
-    pub fn confirm(&mut self, event: &Event, digest: Option<Digest>, rejected: bool, at: DateTime<Utc>) {
+    /// `seq` is the event's journal sequence number.
+    pub fn confirm(&mut self, event: &Event, seq: u64, digest: Option<Digest>, rejected: bool, at: DateTime<Utc>) {
         let Some(tag) = &event.window else { return };
         let Some(open) = self.open.get_mut(&event.source) else { return };
         let w = &mut open.durable;
@@ -422,6 +432,7 @@ impl Book {
             return; // tagged before a close that could not happen: never
         }
         w.indices = w.indices.max(tag.index + 1);
+        w.journal = Some(w.journal.map_or((seq, seq), |(first, last)| (first.min(seq), last.max(seq))));
         open.dirty = true;
         if rejected {
             w.rejected_total += 1;
@@ -491,6 +502,7 @@ impl Book {
                 rejected_total: w.rejected_total,
                 events_digest: w.chain,
                 previous: w.previous,
+                journal: w.journal,
                 host: host.to_owned(),
                 digest: Digest::default(),
             };

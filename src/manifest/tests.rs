@@ -42,7 +42,7 @@ fn deliver(windows: usize, per_window: usize) -> Vec<Vec<String>> {
             n += 1;
             book.tag(&mut e, t(w as i64));
             lines.push(line(&e));
-            book.confirm(&e, None, false, t(w as i64));
+            book.confirm(&e, 0, None, false, t(w as i64));
         }
         let closing = book.close(["okta"], t(w as i64 + 1), "relay01");
         assert_eq!(closing.manifests.len(), 1);
@@ -96,7 +96,7 @@ fn windows_are_numbered_from_one_chained_and_each_manifest_proves_itself() {
     let mut e = event("okta", 0);
     book.tag(&mut e, t(11));
     assert_eq!(e.window.as_ref().map(|w| (w.window, w.index)), Some((2, 0)));
-    book.confirm(&e, None, false, t(12));
+    book.confirm(&e, 0, None, false, t(12));
     let second = book.close(["okta", "github"], t(20), "relay01");
     let okta2 = second.manifests.iter().find(|m| m.source == "okta").unwrap();
     assert_eq!((okta2.window, okta2.count, okta2.indices), (2, 1, 1));
@@ -112,7 +112,7 @@ fn a_window_reloaded_from_its_committed_state_hands_out_the_same_positions_again
     let mut book = Book::new("siem", Vec::new());
     let mut a = event("okta", 0);
     book.tag(&mut a, t(0));
-    book.confirm(&a, None, false, t(1));
+    book.confirm(&a, 0, None, false, t(1));
     let committed = book.take_dirty();
     // Sent but never confirmed: a crash before the commit.
     let mut b = event("okta", 1);
@@ -129,7 +129,7 @@ fn a_source_removed_from_the_config_gets_its_last_manifest_then_retires() {
     let mut book = Book::new("siem", Vec::new());
     let mut e = event("gone", 0);
     book.tag(&mut e, t(0));
-    book.confirm(&e, None, false, t(0));
+    book.confirm(&e, 0, None, false, t(0));
     let last = book.close(["okta"], t(1), "relay01");
     assert!(last.manifests.iter().any(|m| m.source == "gone" && m.count == 1));
     let after = book.close(["okta"], t(2), "relay01");
@@ -160,7 +160,7 @@ fn verify_names_the_window_and_position_of_a_removed_event() {
     assert_eq!(index["auditrelay"]["index"], json!(3));
     assert_eq!(
         r.streams[0].problems,
-        vec![Problem::MissingEvents { window: 2, missing: 1, count: 5, indices: vec![3] }],
+        vec![Problem::MissingEvents { window: 2, missing: 1, count: 5, indices: vec![3], ids: Vec::new() }],
         "{}",
         r.text()
     );
@@ -210,7 +210,7 @@ fn events_resent_into_a_later_window_after_a_crash_are_duplicates_not_gaps() {
         let mut e = event("okta", i);
         book.tag(&mut e, t(0));
         lines.push(line(&e));
-        book.confirm(&e, None, false, t(0));
+        book.confirm(&e, 0, None, false, t(0));
     }
     let committed = book.take_dirty();
     let mut lost = event("okta", 3);
@@ -221,7 +221,7 @@ fn events_resent_into_a_later_window_after_a_crash_are_duplicates_not_gaps() {
     let mut resent = event("okta", 3);
     book.tag(&mut resent, t(2));
     lines.push(line(&resent));
-    book.confirm(&resent, None, false, t(2));
+    book.confirm(&resent, 0, None, false, t(2));
     lines.push(manifest_line(&book.close(["okta"], t(3), "relay01").manifests[0]));
     let r = check(lines.clone());
     assert!(r.ok, "{}", r.text());
@@ -247,7 +247,7 @@ fn positions_the_receiver_rejected_are_not_missing() {
         if !rejected {
             lines.push(line(&e));
         }
-        book.confirm(&e, None, rejected, t(0));
+        book.confirm(&e, 0, None, rejected, t(0));
     }
     let m = book.close(["okta"], t(1), "relay01").manifests.remove(0);
     assert_eq!((m.count, m.indices, m.rejected.clone()), (2, 3, vec![1]));
@@ -352,4 +352,24 @@ fn a_tag_written_by_hand_is_its_value_and_digests_are_lowercase_hex() {
     let d = Digest::of(b"abc");
     assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_eq!(Digest::parse(&d.hex()), Some(d));
+}
+
+#[test]
+fn missing_positions_are_named_from_the_journal_entries_of_their_source() {
+    let mut windows = deliver(2, 5);
+    windows[1].remove(2);
+    let mut r = check(windows.concat());
+    let mut asked = Vec::new();
+    let named = r.name_missing(|source, first, last| {
+        asked.push((source.to_owned(), first, last));
+        (5..10).map(|i| format!("okta-{i}")).collect()
+    });
+    assert_eq!(named, 1);
+    assert_eq!(asked, vec![("okta".to_owned(), 0, 0)], "deliver() confirms every event at journal seq 0");
+    assert!(matches!(&r.streams[0].problems[0], Problem::MissingEvents { ids, .. } if ids == &["okta-7".to_owned()]));
+    assert!(r.text().contains("(event.id okta-7 from the agent's journal)"), "{}", r.text());
+    // The journal let them go: nothing named, the finding stays.
+    let mut r = check(deliver(2, 5).concat().into_iter().filter(|l| !l.contains("okta-7")).collect::<Vec<_>>());
+    assert_eq!(r.name_missing(|_, _, _| Vec::new()), 0);
+    assert!(!r.ok);
 }

@@ -143,8 +143,16 @@ pub enum Problem {
     ChainBroken { window: u64 },
     /// Two different manifests with one number.
     ConflictingManifests { window: u64 },
-    /// Positions of a checked window with no event.
-    MissingEvents { window: u64, missing: u64, count: u64, indices: Vec<u64> },
+    /// Positions of a checked window with no event (and, looked up in the
+    /// agent's journal, their `event.id`s).
+    MissingEvents {
+        window: u64,
+        missing: u64,
+        count: u64,
+        indices: Vec<u64>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ids: Vec<String>,
+    },
     /// A checked window whose events do not chain to its manifest's digest.
     EventsAltered { window: u64 },
     /// Events at one position with different content.
@@ -174,6 +182,45 @@ pub struct Stream {
     pub before_range: u64,
     /// What is wrong.
     pub problems: Vec<Problem>,
+    /// Where the agent's journal held the windows with missing events.
+    #[serde(skip)]
+    pub lookups: Vec<Lookup>,
+}
+
+/// A window whose missing events' ids may still be in the journal.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The window.
+    pub window: u64,
+    /// Its first and last journal sequence numbers.
+    pub journal: (u64, u64),
+    /// The `MissingEvents` problem to complete.
+    pub problem: usize,
+}
+
+impl Report {
+    /// Name the missing events' ids from the agent's journal: `entries`
+    /// gives the journal's entries of a source from a first to a last
+    /// sequence number (in order; fewer or none once the journal let them
+    /// go). Returns how many windows it could name.
+    pub fn name_missing(&mut self, mut entries: impl FnMut(&str, u64, u64) -> Vec<String>) -> usize {
+        let mut named = 0;
+        for s in &mut self.streams {
+            for l in s.lookups.clone() {
+                let ids = entries(&s.source, l.journal.0, l.journal.1);
+                let Some(Problem::MissingEvents { indices, ids: found, .. }) = s.problems.get_mut(l.problem) else {
+                    continue;
+                };
+                // Positions are handed out in journal order: the k-th
+                // entry of the source in the window's range is index k.
+                *found = indices.iter().filter_map(|i| ids.get(*i as usize).cloned()).collect();
+                if !found.is_empty() {
+                    named += 1;
+                }
+            }
+        }
+        named
+    }
 }
 
 /// The whole report.
@@ -314,7 +361,11 @@ fn check(source: String, output: String, g: Gathered) -> Stream {
                 missing: missing_count,
                 count: m.count,
                 indices: missing,
+                ids: Vec::new(),
             });
+            if let Some(range) = m.journal {
+                s.lookups.push(Lookup { window: w, journal: range, problem: s.problems.len() - 1 });
+            }
         } else if chain != m.events_digest && !altered {
             s.problems.push(Problem::EventsAltered { window: w });
         }
@@ -393,10 +444,18 @@ fn describe(p: &Problem) -> String {
             format!("BROKEN CHAIN: manifest {window} does not follow the manifest before it")
         }
         Problem::ConflictingManifests { window } => format!("CONFLICTING MANIFESTS: two different manifests {window}"),
-        Problem::MissingEvents { window, missing, count, indices } => {
+        Problem::MissingEvents { window, missing, count, indices, ids } => {
             let list: Vec<String> = indices.iter().map(u64::to_string).collect();
             let more = if *missing as usize > indices.len() { ", …" } else { "" };
-            format!("MISSING EVENTS: window {window}: {missing} of {count} missing, at index {}{more}", list.join(", "))
+            let mut text = format!(
+                "MISSING EVENTS: window {window}: {missing} of {count} missing, at index {}{more}",
+                list.join(", ")
+            );
+            if !ids.is_empty() {
+                let ids: Vec<String> = ids.iter().map(|i| i.escape_debug().to_string()).collect();
+                text.push_str(&format!(" (event.id {} from the agent's journal)", ids.join(", ")));
+            }
+            text
         }
         Problem::EventsAltered { window } => {
             format!("ALTERED EVENTS: window {window}: its events do not match the manifest's digest")

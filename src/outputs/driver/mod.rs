@@ -360,7 +360,7 @@ impl<S: Sink> Driver<S> {
                 let now = (self.shared.ctx.clock)();
                 let refused: std::collections::HashSet<usize> = delivery.rejected.iter().map(|(i, _)| *i).collect();
                 for (i, e) in flight.events.iter().enumerate() {
-                    book.confirm(e, flight.digests.get(i).copied(), refused.contains(&i), now);
+                    book.confirm(e, flight.seqs[i], flight.digests.get(i).copied(), refused.contains(&i), now);
                 }
                 book.take_dirty()
             }
