@@ -57,7 +57,12 @@ fn verify_passes_a_clean_delivery_and_names_each_removed_altered_or_missing_reco
     let (api, dir) = (FakeApi::start("api-token"), TestDir::new());
     let expected = api.add_history(40);
     let out = dir.file("events.jsonl");
-    dir.write_config(&file_config(&dir, &api, &out));
+    // A second output that is down keeps every entry in the journal, so
+    // `verify --config` can name a missing event from it.
+    let down = FakeHec::start(HEC_TOKEN);
+    down.set_mode(common::hec::Mode::Refuse);
+    let lagging = HecOutput { ack: false, ..HecOutput::new("lagging", &down.url(), HEC_TOKEN) }.toml();
+    dir.write_config(&(file_config(&dir, &api, &out) + &lagging));
     let agent = dir.start();
     let manifests =
         |lines: &[String]| lines.iter().filter(|l| l.contains("\"dataset\":\"auditrelay.manifest\"")).count();
