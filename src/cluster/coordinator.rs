@@ -1,7 +1,10 @@
-//! The coordinator task: lease, membership, balancing, checkpoints and
-//! releases (the rules are in the module header of `cluster`).
+//! The coordinator task: lease, membership, checkpoints, takes and
+//! releases (the rules are in the module header of `cluster`). Each
+//! balancing tick reads the members and owner keys, lets
+//! [`plan`](super::plan::plan) decide, and carries the plan out.
 
 use super::etcd::{self, Etcd, EtcdError};
+use super::plan::{plan, Action, Member, Mine, Owner, Plan, Why};
 use super::{agent_name, decode_checkpoint, Command, Link, StoredCheckpoint, CHECKPOINT_INTERVAL};
 use crate::config::Config;
 use crate::settings::secret::Env;
@@ -138,14 +141,6 @@ async fn expired(mut alive: watch::Receiver<Instant>) {
             },
         }
     }
-}
-
-/// Spread agents over the sources: each starts looking at a different place.
-fn rotation(name: &str, n: usize) -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    name.hash(&mut h);
-    (h.finish() as usize) % n.max(1)
 }
 
 impl Coordinator {
@@ -323,81 +318,66 @@ impl Coordinator {
         // read one at a time, when a source is taken.
         let mut kvs = self.etcd.range_prefix(&self.key("members", "")).await?;
         kvs.extend(self.etcd.range_prefix(&self.key("owners", "")).await?);
-        let mut members = 0usize;
-        // Source → (owner, create revision, lease).
-        let mut owners: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
-        let mut me_listed = false;
-        for kv in &kvs {
+        let mut members = Vec::new();
+        let mut owners = BTreeMap::new();
+        for kv in kvs {
             let Some(rest) = kv.key.strip_prefix(&self.prefix) else { continue };
             if let Some(m) = rest.strip_prefix("members/") {
-                members += 1;
-                me_listed |= m == self.name && kv.lease == self.lease;
+                members.push(Member { name: m.to_owned(), lease: kv.lease });
             } else if let Some(s) = rest.strip_prefix("owners/") {
-                let who = String::from_utf8_lossy(&kv.value).into_owned();
-                owners.insert(s.to_owned(), (who, kv.create_revision, kv.lease));
+                let agent = String::from_utf8_lossy(&kv.value).into_owned();
+                owners.insert(s.to_owned(), Owner { agent, revision: kv.create_revision, lease: kv.lease });
             }
         }
-        if !me_listed {
+        let owned: BTreeMap<String, i64> = self.owned.iter().map(|(s, o)| (s.clone(), o.revision)).collect();
+        let mine = Mine { name: &self.name, lease: self.lease, owned: &owned };
+        let round = plan(&members, &owners, mine, &self.sources());
+        if round.fences() {
             // Our member key went (revoked, or another agent with this
             // name): stop and start over.
             tracing::error!(agent = %self.name, "this agent's member key is gone from etcd (another agent with the same cluster.name?)");
             self.fence().await;
             return Ok(());
         }
-        self.metrics.set(metric::CLUSTER_MEMBERS, &[], members as f64);
-        let sources = self.sources();
-        // Sources whose owner key is no longer ours: stop at once.
-        let lost: Vec<String> = self
-            .owned
-            .iter()
-            .filter(|(s, o)| owners.get(*s).is_none_or(|(_, rev, _)| *rev != o.revision))
-            .map(|(s, _)| s.clone())
-            .collect();
-        for s in lost {
-            tracing::error!(agent = %self.name, source = %s, "ownership of the source lost; stopping it");
-            self.ask(|tx| Command::Stop(s.clone(), tx)).await;
-            self.owned.remove(&s);
-        }
-        // Owner keys bound to this lease that this agent does not run: kept
-        // through an etcd outage, or taken by a round cut short.
-        let orphans: Vec<(String, i64)> = owners
-            .iter()
-            .filter(|(s, (who, _, lease))| *lease == self.lease && *who == self.name && !self.owned.contains_key(*s))
-            .map(|(s, (_, rev, _))| (s.clone(), *rev))
-            .collect();
-        for (s, revision) in orphans {
-            if sources.contains(&s) {
-                self.adopt(&s, revision).await?;
-            } else {
-                self.release_key(&s, revision).await;
+        self.metrics.set(metric::CLUSTER_MEMBERS, &[], members.len() as f64);
+        self.carry_out(round).await?;
+        self.checkpoint_due().await?;
+        self.metrics.set(metric::CLUSTER_OWNED_SOURCES, &[], self.owned.len() as f64);
+        Ok(())
+    }
+
+    /// Carry out a round's [`Plan`], in order. A take lost to another
+    /// agent is made up from the spares; every other surprise is left to
+    /// the next round's plan.
+    async fn carry_out(&mut self, plan: Plan) -> Result<(), EtcdError> {
+        let fair = plan.fair;
+        for action in plan.actions {
+            match action {
+                // Planned alone, and `step` fences instead of carrying out.
+                Action::Fence => return Ok(()),
+                Action::Stop(s) => {
+                    tracing::error!(agent = %self.name, source = %s, "ownership of the source lost; stopping it");
+                    self.ask(|tx| Command::Stop(s.clone(), tx)).await;
+                    self.owned.remove(&s);
+                }
+                Action::Adopt { source, revision } => self.adopt(&source, revision).await?,
+                Action::Drop { source, revision } => self.release_key(&source, revision).await,
+                Action::Release(s, why) => {
+                    if why == Why::OverShare {
+                        tracing::info!(agent = %self.name, source = %s, fair, "releasing a source: a new member takes a share");
+                    }
+                    self.release(&s, true, Instant::now() + RELEASE_DRAIN).await?;
+                }
+                Action::Take(s) if self.owned.len() < fair => self.acquire(&s).await?,
+                Action::Take(_) => {}
             }
         }
-        // Sources no longer configured, then sources over the fair share.
-        let removed: Vec<String> = self.owned.keys().filter(|s| !sources.contains(s)).cloned().collect();
-        for s in removed {
-            self.release(&s, true, Instant::now() + RELEASE_DRAIN).await?;
-        }
-        let fair = sources.len().div_ceil(members.max(1));
-        while self.owned.len() > fair {
-            let Some(s) = self.owned.keys().next_back().cloned() else { break };
-            tracing::info!(agent = %self.name, source = %s, fair, "releasing a source: a new member takes a share");
-            self.release(&s, true, Instant::now() + RELEASE_DRAIN).await?;
-        }
-        // Take sources nobody owns, up to the fair share.
-        let n = sources.len();
-        let from = rotation(&self.name, n);
-        for i in 0..n {
+        for s in plan.spare {
             if self.owned.len() >= fair {
                 break;
             }
-            let s = &sources[(from + i) % n];
-            if owners.contains_key(s) || self.owned.contains_key(s) {
-                continue;
-            }
-            self.acquire(s).await?;
+            self.acquire(&s).await?;
         }
-        self.checkpoint_due().await?;
-        self.metrics.set(metric::CLUSTER_OWNED_SOURCES, &[], self.owned.len() as f64);
         Ok(())
     }
 
@@ -596,6 +576,71 @@ impl Coordinator {
                 Ok(()) => tracing::info!(agent = %self.name, "left the fleet"),
                 Err(e) => tracing::warn!(agent = %self.name, "could not revoke the lease ({e}); it expires by itself"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `expired` has resolved by now (the runtime's clock).
+    async fn resolved(f: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>) -> bool {
+        tokio::select! {
+            biased;
+            _ = f.as_mut() => true,
+            _ = tokio::task::yield_now() => false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lease_expires_at_the_alive_deadline_and_renewals_move_it_on() {
+        let ttl = Duration::from_secs(6);
+        let t0 = Instant::now();
+        let (tx, rx) = watch::channel(t0 + ttl - margin(ttl));
+        let mut f = Box::pin(expired(rx));
+        assert!(!resolved(&mut f).await);
+        // A renewal every fifth of the lease, each moving the deadline to
+        // two thirds of the lease after it was sent.
+        for k in 1..=4u32 {
+            tokio::time::sleep_until(t0 + renew_every(ttl) * k).await;
+            assert!(!resolved(&mut f).await, "renewal {k}");
+            tx.send(Instant::now() + ttl - margin(ttl)).unwrap();
+        }
+        let last = Instant::now();
+        tokio::time::sleep_until(last + ttl - margin(ttl) - Duration::from_millis(1)).await;
+        assert!(!resolved(&mut f).await, "before the deadline");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(resolved(&mut f).await, "at the deadline");
+        assert_eq!(last - t0, renew_every(ttl) * 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_renewed_no_more_expires_at_its_last_deadline() {
+        let until = Instant::now() + Duration::from_secs(4);
+        let (tx, rx) = watch::channel(until);
+        let mut f = Box::pin(expired(rx));
+        assert!(!resolved(&mut f).await);
+        drop(tx);
+        assert!(!resolved(&mut f).await, "the sender went, the deadline stands");
+        tokio::time::sleep_until(until).await;
+        assert!(resolved(&mut f).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_in_the_past_expires_at_once() {
+        let (_tx, rx) = watch::channel(Instant::now());
+        tokio::time::timeout(Duration::ZERO, expired(rx)).await.expect("expired at once");
+    }
+
+    #[test]
+    fn lease_timing_leaves_renewals_before_the_margin() {
+        for secs in [2, 4, 10, 60] {
+            let ttl = Duration::from_secs(secs);
+            // At least three renewals are sent before polling stops.
+            assert!(renew_every(ttl) * 3 < ttl - margin(ttl), "{ttl:?}");
+            assert!(request_timeout(ttl) >= MIN_REQUEST_TIMEOUT);
+            assert!(request_timeout(ttl) <= (ttl / 4).max(MIN_REQUEST_TIMEOUT));
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Several agents, one fleet: with `[cluster]`, every agent loads the same
 //! config and the sources are shared through etcd (`etcd.rs`, the JSON
-//! gateway). Without it none of this runs.
+//! gateway). Without it none of this runs. Each agent's coordinator
+//! (`coordinator.rs`) holds the lease, reads the fleet every balancing
+//! tick, asks `plan.rs` (a pure function of the members, the owner keys,
+//! what this agent runs and the configured sources) what to stop, release
+//! and take, and does it.
 //!
 //! # Keys (under `cluster.prefix`, default `/auditrelay/`)
 //!
@@ -21,10 +25,12 @@
 //!   the agent stops every poller before etcd can hand a source to anyone
 //!   else, and starts again with a new lease once etcd answers.
 //! - **Fair share.** Each agent owns at most ⌈sources ÷ live members⌉; a
-//!   member over its share releases the extra sources gracefully, an agent
-//!   under it takes sources that have no owner. A dead agent's owner keys
-//!   go with its lease, so its sources are taken within `lease_ttl` plus a
-//!   balancing tick.
+//!   member over its share releases the extra sources gracefully (the last
+//!   in name order first), an agent under it takes sources that have no
+//!   owner key, walking the configured order from a place a hash of its
+//!   name picks (agents starting together ask for different sources). A
+//!   dead agent's owner keys go with its lease, so its sources are taken
+//!   within `lease_ttl` plus a balancing tick.
 //! - **Handover.** The owner writes the source's delivered cursor
 //!   ([`crate::state::State::delivered_cursor`]: every output confirmed the events before
 //!   it) every [`CHECKPOINT_INTERVAL`] and when it releases the source, in
@@ -44,6 +50,7 @@
 
 mod coordinator;
 pub mod etcd;
+mod plan;
 
 pub use coordinator::start;
 
