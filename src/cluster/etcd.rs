@@ -16,6 +16,7 @@ use crate::transport::origin::Redirects;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -103,23 +104,106 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
+/// A transaction's condition: the key's create revision is `revision`
+/// (0: the key is absent). The one comparison the fleet needs: it is the
+/// fencing on an owner key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedAt {
+    /// The key.
+    pub key: String,
+    /// Its create revision, 0 for absent.
+    pub revision: i64,
+}
+
+/// What a transaction does when its conditions hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Put `value` at `key`, bound to `lease` (0: none).
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+        /// The lease, 0 for none.
+        lease: i64,
+    },
+    /// Delete `key`.
+    Delete(String),
+}
+
 /// Compare: the key's create revision is `rev` (0: the key is absent).
-pub fn created_at(key: &str, rev: i64) -> Value {
-    json!({"target": "CREATE", "result": "EQUAL", "key": b64(key.as_bytes()), "create_revision": rev.to_string()})
+pub fn created_at(key: &str, rev: i64) -> CreatedAt {
+    CreatedAt { key: key.to_owned(), revision: rev }
 }
 
 /// Request: put `value` at `key`, bound to `lease` (0: none).
-pub fn put(key: &str, value: &[u8], lease: i64) -> Value {
-    let mut p = json!({"key": b64(key.as_bytes()), "value": b64(value)});
-    if lease != 0 {
-        p["lease"] = json!(lease.to_string());
-    }
-    json!({ "requestPut": p })
+pub fn put(key: &str, value: &[u8], lease: i64) -> Op {
+    Op::Put { key: key.to_owned(), value: value.to_vec(), lease }
 }
 
 /// Request: delete `key`.
-pub fn delete(key: &str) -> Value {
-    json!({"requestDeleteRange": {"key": b64(key.as_bytes())}})
+pub fn delete(key: &str) -> Op {
+    Op::Delete(key.to_owned())
+}
+
+impl CreatedAt {
+    /// The JSON gateway's form.
+    fn json(&self) -> Value {
+        json!({"target": "CREATE", "result": "EQUAL", "key": b64(self.key.as_bytes()), "create_revision": self.revision.to_string()})
+    }
+}
+
+impl Op {
+    /// The JSON gateway's form.
+    fn json(&self) -> Value {
+        match self {
+            Op::Put { key, value, lease } => {
+                let mut p = json!({"key": b64(key.as_bytes()), "value": b64(value)});
+                if *lease != 0 {
+                    p["lease"] = json!(lease.to_string());
+                }
+                json!({ "requestPut": p })
+            }
+            Op::Delete(key) => json!({"requestDeleteRange": {"key": b64(key.as_bytes())}}),
+        }
+    }
+}
+
+/// What the coordinator needs of etcd: keys with revisions and leases,
+/// and one kind of transaction. [`Etcd`] is the real one; the
+/// coordinator's tests run a fleet on an in-memory one, on paused time.
+pub trait Store: Send + Sync + 'static {
+    /// Where the store is, for messages.
+    fn endpoints(&self) -> String;
+    /// Every key starting with `prefix`, in key order.
+    fn range_prefix(&self, prefix: &str) -> impl Future<Output = Result<Vec<Kv>, EtcdError>> + Send;
+    /// One key.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Kv>, EtcdError>> + Send;
+    /// A transaction: `success` when every compare holds, else nothing.
+    /// Whether the compares held, and the store's revision after it (the
+    /// create revision of a key the transaction created).
+    fn txn_rev(
+        &self,
+        compare: Vec<CreatedAt>,
+        success: Vec<Op>,
+    ) -> impl Future<Output = Result<(bool, i64), EtcdError>> + Send;
+    /// A new lease of `ttl`; returns its id.
+    fn grant(&self, ttl: Duration) -> impl Future<Output = Result<i64, EtcdError>> + Send;
+    /// Renew a lease; returns its remaining TTL in seconds (0: it expired).
+    fn keepalive(&self, lease: i64) -> impl Future<Output = Result<i64, EtcdError>> + Send;
+    /// Revoke a lease: every key bound to it goes.
+    fn revoke(&self, lease: i64) -> impl Future<Output = Result<(), EtcdError>> + Send;
+
+    /// [`Store::txn_rev`] without the revision.
+    fn txn(&self, compare: Vec<CreatedAt>, success: Vec<Op>) -> impl Future<Output = Result<bool, EtcdError>> + Send {
+        async move { self.txn_rev(compare, success).await.map(|(ok, _)| ok) }
+    }
+
+    /// Put a key (no condition).
+    fn put(&self, key: &str, value: &[u8], lease: i64) -> impl Future<Output = Result<(), EtcdError>> + Send {
+        let op = put(key, value, lease);
+        async move { self.txn(Vec::new(), vec![op]).await.map(|_| ()) }
+    }
 }
 
 impl Etcd {
@@ -139,11 +223,6 @@ impl Etcd {
         };
         let endpoints = cfg.etcd.iter().map(|e| e.trim_end_matches('/').to_owned()).collect();
         Ok(Etcd { http, endpoints, current: AtomicUsize::new(0), auth, token: Mutex::new(None) })
-    }
-
-    /// The endpoints, for messages.
-    pub fn endpoints(&self) -> String {
-        self.endpoints.join(", ")
     }
 
     fn token(&self) -> Option<Secret> {
@@ -234,41 +313,39 @@ impl Etcd {
         Err(EtcdError::Unreachable { endpoints: self.endpoints(), detail: failures.join("; ") })
     }
 
-    /// Every key starting with `prefix`, in key order.
-    pub async fn range_prefix(&self, prefix: &str) -> Result<Vec<Kv>, EtcdError> {
+    /// The server's version (`check --connect`).
+    pub async fn version(&self) -> Result<String, EtcdError> {
+        let v = self.call("maintenance/status", json!({})).await?;
+        Ok(v.get("version").and_then(Value::as_str).unwrap_or("?").to_owned())
+    }
+}
+
+impl Store for Etcd {
+    fn endpoints(&self) -> String {
+        self.endpoints.join(", ")
+    }
+
+    async fn range_prefix(&self, prefix: &str) -> Result<Vec<Kv>, EtcdError> {
         let v = self
             .call("kv/range", json!({"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix))}))
             .await?;
         Ok(kvs(&v))
     }
 
-    /// One key.
-    pub async fn get(&self, key: &str) -> Result<Option<Kv>, EtcdError> {
+    async fn get(&self, key: &str) -> Result<Option<Kv>, EtcdError> {
         let v = self.call("kv/range", json!({"key": b64(key.as_bytes())})).await?;
         Ok(kvs(&v).into_iter().next())
     }
 
-    /// A transaction: `success` when every compare holds, else nothing.
-    /// Returns whether the compares held.
-    pub async fn txn(&self, compare: Vec<Value>, success: Vec<Value>) -> Result<bool, EtcdError> {
-        self.txn_rev(compare, success).await.map(|(ok, _)| ok)
-    }
-
-    /// [`Etcd::txn`], with the store's revision after it (the create
-    /// revision of a key the transaction created).
-    pub async fn txn_rev(&self, compare: Vec<Value>, success: Vec<Value>) -> Result<(bool, i64), EtcdError> {
+    async fn txn_rev(&self, compare: Vec<CreatedAt>, success: Vec<Op>) -> Result<(bool, i64), EtcdError> {
+        let compare: Vec<Value> = compare.iter().map(CreatedAt::json).collect();
+        let success: Vec<Value> = success.iter().map(Op::json).collect();
         let v = self.call("kv/txn", json!({"compare": compare, "success": success})).await?;
         let revision = int(v.get("header").and_then(|h| h.get("revision")).unwrap_or(&Value::Null));
         Ok((v.get("succeeded").and_then(Value::as_bool).unwrap_or(false), revision))
     }
 
-    /// Put a key (no condition).
-    pub async fn put(&self, key: &str, value: &[u8], lease: i64) -> Result<(), EtcdError> {
-        self.txn(Vec::new(), vec![put(key, value, lease)]).await.map(|_| ())
-    }
-
-    /// A new lease of `ttl`; returns its id.
-    pub async fn grant(&self, ttl: Duration) -> Result<i64, EtcdError> {
+    async fn grant(&self, ttl: Duration) -> Result<i64, EtcdError> {
         let v = self.call("lease/grant", json!({"TTL": ttl.as_secs().max(1).to_string()})).await?;
         match int(v.get("ID").unwrap_or(&Value::Null)) {
             0 => Err(EtcdError::Refused { endpoint: self.endpoints(), call: "lease/grant", message: error_text(&v) }),
@@ -276,22 +353,14 @@ impl Etcd {
         }
     }
 
-    /// Renew a lease; returns its remaining TTL in seconds (0: it expired).
-    pub async fn keepalive(&self, lease: i64) -> Result<i64, EtcdError> {
+    async fn keepalive(&self, lease: i64) -> Result<i64, EtcdError> {
         let v = self.call("lease/keepalive", json!({"ID": lease.to_string()})).await?;
         let result = v.get("result").unwrap_or(&v);
         Ok(int(result.get("TTL").unwrap_or(&Value::Null)))
     }
 
-    /// Revoke a lease: every key bound to it goes.
-    pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
+    async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
         self.call("lease/revoke", json!({"ID": lease.to_string()})).await.map(|_| ())
-    }
-
-    /// The server's version (`check --connect`).
-    pub async fn version(&self) -> Result<String, EtcdError> {
-        let v = self.call("maintenance/status", json!({})).await?;
-        Ok(v.get("version").and_then(Value::as_str).unwrap_or("?").to_owned())
     }
 }
 

@@ -50,6 +50,8 @@
 
 mod coordinator;
 pub mod etcd;
+#[cfg(test)]
+mod fake;
 mod plan;
 
 pub use coordinator::start;
@@ -58,7 +60,7 @@ use crate::config::cluster::ClusterConfig;
 use crate::config::Config;
 use crate::settings::secret::Env;
 use crate::state::Cursor;
-use etcd::{Etcd, EtcdError};
+use etcd::{Etcd, EtcdError, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;

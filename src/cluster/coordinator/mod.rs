@@ -2,10 +2,17 @@
 //! releases (the rules are in the module header of `cluster`). Each
 //! balancing tick reads the members and owner keys, lets
 //! [`plan`](super::plan::plan) decide, and carries the plan out.
+//!
+//! It talks to etcd through [`Store`]: the real client in the agent, an
+//! in-memory etcd with leases on tokio's clock in `tests.rs`, where whole
+//! fleets (deaths, outages, handovers, reloads) run on paused time and
+//! every tick checks that no source runs twice or without its live owner
+//! key.
 
-use super::etcd::{self, Etcd, EtcdError};
+use super::etcd::{self, Etcd, EtcdError, Store};
 use super::plan::{plan, Action, Member, Mine, Owner, Plan, Why};
 use super::{agent_name, decode_checkpoint, Command, Link, StoredCheckpoint, CHECKPOINT_INTERVAL};
+use crate::config::cluster::ClusterConfig;
 use crate::config::Config;
 use crate::settings::secret::Env;
 use crate::state::{Cursor, State};
@@ -52,8 +59,8 @@ struct Owned {
     written_at: Instant,
 }
 
-struct Coordinator {
-    etcd: Arc<Etcd>,
+struct Coordinator<S> {
+    etcd: Arc<S>,
     name: String,
     prefix: String,
     ttl: Duration,
@@ -80,11 +87,21 @@ struct Coordinator {
 /// `None` without `[cluster]`.
 pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn Env) -> Option<Result<Link, EtcdError>> {
     let cluster = cfg.cluster.as_ref()?;
-    let ttl = cluster.lease_ttl.get();
-    let etcd = match Etcd::new(cluster, env, request_timeout(ttl)) {
+    let etcd = match Etcd::new(cluster, env, request_timeout(cluster.lease_ttl.get())) {
         Ok(e) => Arc::new(e),
         Err(e) => return Some(Err(e)),
     };
+    Some(Ok(spawn(etcd, cluster, cfg, state, metrics)))
+}
+
+/// Start the coordinator of `cluster` (`cfg`'s) on `store`.
+fn spawn<S: Store>(
+    store: Arc<S>,
+    cluster: &ClusterConfig,
+    cfg: &Config,
+    state: Arc<State>,
+    metrics: Arc<Metrics>,
+) -> Link {
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (config_tx, config_rx) = watch::channel(Arc::new(cfg.clone()));
     let (alive_tx, alive_rx) = watch::channel(Instant::now());
@@ -94,10 +111,10 @@ pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn E
     }
     metrics.add(metric::CLUSTER_HANDOVERS, &[], 0);
     let c = Coordinator {
-        etcd,
+        etcd: store,
         name: agent_name(cluster, cfg),
         prefix: cluster.prefix(),
-        ttl,
+        ttl: cluster.lease_ttl.get(),
         state,
         metrics,
         config: config_rx,
@@ -112,7 +129,7 @@ pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn E
         down: false,
     };
     let task = tokio::spawn(c.run());
-    Some(Ok(Link { commands: cmd_rx, config: config_tx, leave, task }))
+    Link { commands: cmd_rx, config: config_tx, leave, task }
 }
 
 /// The shortest etcd request timeout, whatever the lease.
@@ -143,7 +160,7 @@ async fn expired(mut alive: watch::Receiver<Instant>) {
     }
 }
 
-impl Coordinator {
+impl<S: Store> Coordinator<S> {
     fn key(&self, kind: &str, name: &str) -> String {
         format!("{}{kind}/{name}", self.prefix)
     }
@@ -581,66 +598,4 @@ impl Coordinator {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Whether `expired` has resolved by now (the runtime's clock).
-    async fn resolved(f: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>) -> bool {
-        tokio::select! {
-            biased;
-            _ = f.as_mut() => true,
-            _ = tokio::task::yield_now() => false,
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_lease_expires_at_the_alive_deadline_and_renewals_move_it_on() {
-        let ttl = Duration::from_secs(6);
-        let t0 = Instant::now();
-        let (tx, rx) = watch::channel(t0 + ttl - margin(ttl));
-        let mut f = Box::pin(expired(rx));
-        assert!(!resolved(&mut f).await);
-        // A renewal every fifth of the lease, each moving the deadline to
-        // two thirds of the lease after it was sent.
-        for k in 1..=4u32 {
-            tokio::time::sleep_until(t0 + renew_every(ttl) * k).await;
-            assert!(!resolved(&mut f).await, "renewal {k}");
-            tx.send(Instant::now() + ttl - margin(ttl)).unwrap();
-        }
-        let last = Instant::now();
-        tokio::time::sleep_until(last + ttl - margin(ttl) - Duration::from_millis(1)).await;
-        assert!(!resolved(&mut f).await, "before the deadline");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        assert!(resolved(&mut f).await, "at the deadline");
-        assert_eq!(last - t0, renew_every(ttl) * 4);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_lease_renewed_no_more_expires_at_its_last_deadline() {
-        let until = Instant::now() + Duration::from_secs(4);
-        let (tx, rx) = watch::channel(until);
-        let mut f = Box::pin(expired(rx));
-        assert!(!resolved(&mut f).await);
-        drop(tx);
-        assert!(!resolved(&mut f).await, "the sender went, the deadline stands");
-        tokio::time::sleep_until(until).await;
-        assert!(resolved(&mut f).await);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_deadline_in_the_past_expires_at_once() {
-        let (_tx, rx) = watch::channel(Instant::now());
-        tokio::time::timeout(Duration::ZERO, expired(rx)).await.expect("expired at once");
-    }
-
-    #[test]
-    fn lease_timing_leaves_renewals_before_the_margin() {
-        for secs in [2, 4, 10, 60] {
-            let ttl = Duration::from_secs(secs);
-            // At least three renewals are sent before polling stops.
-            assert!(renew_every(ttl) * 3 < ttl - margin(ttl), "{ttl:?}");
-            assert!(request_timeout(ttl) >= MIN_REQUEST_TIMEOUT);
-            assert!(request_timeout(ttl) <= (ttl / 4).max(MIN_REQUEST_TIMEOUT));
-        }
-    }
-}
+mod tests;
