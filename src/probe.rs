@@ -14,6 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How long a TCP connect, then a TLS handshake, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a source's probe request may take (its walk's first page,
+/// with the token request and redirects before it).
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an output's credentials check may take.
+const OUTPUT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Check DNS, TCP and (for `https` or `tls`) the TLS handshake to one
 /// endpoint, printing a line per stage. Returns false at the first failure.
 pub async fn stages(
@@ -31,7 +39,7 @@ pub async fn stages(
         }
     };
     println!("ok    {what}: DNS {host} -> {}", addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
-    let stream = match tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addrs[..])).await {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addrs[..])).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             println!(
@@ -40,7 +48,10 @@ pub async fn stages(
             return false;
         }
         Err(_) => {
-            println!("FAIL  {what}: TCP connect to {host}:{port}: no answer within 10s (a firewall dropping packets?)");
+            println!(
+                "FAIL  {what}: TCP connect to {host}:{port}: no answer within {}s (a firewall dropping packets?)",
+                CONNECT_TIMEOUT.as_secs()
+            );
             return false;
         }
     };
@@ -61,7 +72,7 @@ pub async fn stages(
         return false;
     };
     let connector = tokio_rustls::TlsConnector::from(config);
-    match tokio::time::timeout(Duration::from_secs(10), connector.connect(server_name, stream)).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, stream)).await {
         Ok(Ok(_)) => {
             println!("ok    {what}: TLS handshake, {}", certificate_verdict(tls, &name));
             true
@@ -71,7 +82,7 @@ pub async fn stages(
             false
         }
         Err(_) => {
-            println!("FAIL  {what}: TLS handshake with {host}:{port}: no answer within 10s");
+            println!("FAIL  {what}: TLS handshake with {host}:{port}: no answer within {}s", CONNECT_TIMEOUT.as_secs());
             false
         }
     }
@@ -170,7 +181,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
         let cancel = CancellationToken::new();
         let guard = cancel.clone();
         let timer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(60)).await;
+            tokio::time::sleep(SOURCE_TIMEOUT).await;
             guard.cancel();
         });
         match poller.probe(&cancel).await {
@@ -181,7 +192,11 @@ pub async fn probe_all(cfg: &Config) -> usize {
             ),
             Err(crate::sources::SourceError::Cancelled) => {
                 failures += 1;
-                println!("FAIL  source {}: no answer within 60s (check the URL, DNS, firewall and proxy)", s.name);
+                println!(
+                    "FAIL  source {}: no answer within {}s (check the URL, DNS, firewall and proxy)",
+                    s.name,
+                    SOURCE_TIMEOUT.as_secs()
+                );
             }
             Err(e) => {
                 failures += 1;
@@ -235,7 +250,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
             failures += 1;
             continue;
         }
-        match tokio::time::timeout(Duration::from_secs(30), sink.check_credentials()).await {
+        match tokio::time::timeout(OUTPUT_TIMEOUT, sink.check_credentials()).await {
             Ok(Ok(what)) => println!("ok    output {} ({}): {what}", o.name, o.type_name()),
             Ok(Err(e)) => {
                 failures += 1;
@@ -244,8 +259,9 @@ pub async fn probe_all(cfg: &Config) -> usize {
             Err(_) => {
                 failures += 1;
                 println!(
-                    "FAIL  output {}: no answer within 30s (check the address, firewall and TLS settings)",
-                    o.name
+                    "FAIL  output {}: no answer within {}s (check the address, firewall and TLS settings)",
+                    o.name,
+                    OUTPUT_TIMEOUT.as_secs()
                 );
             }
         }

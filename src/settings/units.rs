@@ -164,9 +164,12 @@ impl StartAt {
     }
 }
 
+/// How far back a source with no cursor starts by default (`start_at`).
+const DEFAULT_START_AGO: Duration = Duration::from_secs(24 * 3600);
+
 impl Default for StartAt {
     fn default() -> Self {
-        StartAt::Ago(Duration::from_secs(24 * 3600))
+        StartAt::Ago(DEFAULT_START_AGO)
     }
 }
 

@@ -371,12 +371,13 @@ type AckWaiter = tokio::sync::oneshot::Sender<Result<(), SendError>>;
 /// is known acknowledged within one interval of HEC saying so.
 struct Acks(std::sync::Mutex<AckBook>);
 
+/// The ack latency assumed until acks have been seen: the first query
+/// after 100 ms, as a fresh output has no better guess.
+const FIRST_ACK_LATENCY: Duration = Duration::from_millis(200);
+
 impl Default for Acks {
     fn default() -> Self {
-        // Until acks have been seen, assume 200 ms: the first query after
-        // 100 ms, as a fresh output has no better guess.
-        let latency = Duration::from_millis(200);
-        Acks(std::sync::Mutex::new(AckBook { waiting: Default::default(), polling: false, latency }))
+        Acks(std::sync::Mutex::new(AckBook { waiting: Default::default(), polling: false, latency: FIRST_ACK_LATENCY }))
     }
 }
 

@@ -72,6 +72,9 @@ pub const SYSLOG_UDP_MAX_MESSAGE_SIZE: usize = 8192;
 /// usual maximum syslog payload length.
 pub const QRADAR_UDP_MAX_MESSAGE_SIZE: usize = 4096;
 
+/// The shortest write timeout a `timeout` gives the sender.
+const MIN_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A qradar output's framing when `framing` is not set: newline over
 /// TCP (QRadar's Syslog listener), octet counting over TLS. UDP has none.
 ///
@@ -269,7 +272,7 @@ impl SyslogSink {
         sender_cfg.truncate = cfg.truncate.unwrap_or(true);
         sender_cfg.tls = cfg.tls.cloned();
         if let Some(t) = cfg.timeout {
-            sender_cfg.write_timeout = t.get().max(Duration::from_secs(1));
+            sender_cfg.write_timeout = t.get().max(MIN_WRITE_TIMEOUT);
         }
         if transport == Transport::Tls && cfg.tls.is_some_and(|t| t.insecure_skip_verify) {
             tracing::warn!(output = %cfg.name, "tls.insecure_skip_verify = true: the receiver's certificate is NOT verified; anyone on the path can read and alter these events");
