@@ -39,7 +39,7 @@ use crate::settings::Problem;
 use crate::transport::origin::Origins;
 use api::SourceApi;
 use auth::Auth;
-use poller::{Poller, Settings, SourceContext};
+use poller::{Poller, RequestSettings, Settings, SourceContext};
 use std::time::Duration;
 
 // Defaults for every source, where neither its connector (`SourceApi::defaults`)
@@ -297,18 +297,20 @@ pub fn build(
         lag: cfg.lag.map_or(d.lag, |x| x.get()),
         lookback: cfg.lookback.map_or(d.lookback, |x| x.get()),
         max_window: cfg.max_window.map(|x| x.get()).or(d.max_window),
+        max_pages: cfg.max_pages.unwrap_or(poller::DEFAULT_MAX_PAGES),
+        max_poll_time: cfg.max_poll_time.map(|d| d.get()).or(d.max_poll_time).unwrap_or(poller::DEFAULT_MAX_POLL_TIME),
+    };
+    let request = RequestSettings {
         timeout: cfg.timeout.map_or(DEFAULT_TIMEOUT, |x| x.get()),
         max_response_size: cfg.max_response_size.map_or(DEFAULT_MAX_RESPONSE_SIZE, |x| x.bytes()),
         rate_limit: cfg.rate_limit.or(d.rate_limit),
         headers: header_map(cfg, at)?,
         origins: origins(url, cfg),
-        max_pages: cfg.max_pages.unwrap_or(poller::DEFAULT_MAX_PAGES),
-        max_poll_time: cfg.max_poll_time.map(|d| d.get()).or(d.max_poll_time).unwrap_or(poller::DEFAULT_MAX_POLL_TIME),
     };
     let tls_problem =
         |e: crate::transport::tls::TlsError| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }];
     let client = ctx.http.get(cfg.tls.as_ref()).map_err(tls_problem)?;
-    Ok(Poller::new(settings, api, client, auth, ctx))
+    Ok(Poller::new(settings, request, api, client, auth, ctx))
 }
 
 /// The origins a source's requests may go to: its configured `url`'s

@@ -11,16 +11,19 @@
 //! is spent (`Remaining: 0`) holds the source's next request until the
 //! reset, so that the quota is not overrun in the first place.
 
-use super::Poller;
+use super::{Clock, SourceContext};
 use crate::retry::Backoff;
-use crate::sources::api::{ApiRequest, ApiResponse, Body, Verdict};
+use crate::settings::units::Rate;
+use crate::sources::api::{ApiRequest, ApiResponse, Body, SourceApi, Verdict};
 use crate::sources::auth::{Auth, AuthError};
 use crate::sources::SourceError;
 use crate::telemetry::metrics::name as metric;
+use crate::telemetry::metrics::Metrics;
 use crate::transport::http::{error_chain, excerpt, read_body, redact_url, BodyError};
-use crate::transport::origin::{show, RedirectRefused};
+use crate::transport::origin::{show, Origins, RedirectRefused, Redirects};
 use crate::transport::redirect::{self, SendError};
 use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -48,14 +51,81 @@ const STRUCTURED_HEADER: &str = "ratelimit";
 /// passed 10^9 in 2001, and no window lasts 31 years.
 const RESET_EPOCH_FLOOR: u64 = 1_000_000_000;
 
-impl Poller {
+/// How a source's requests are made, with vendor defaults applied.
+#[derive(Debug, Clone)]
+pub struct RequestSettings {
+    /// Request timeout (set on each request, redirects included).
+    pub timeout: Duration,
+    /// Larger responses are refused.
+    pub max_response_size: u64,
+    /// Requests per period.
+    pub rate_limit: Option<Rate>,
+    /// The configured `headers`, sent on every API request (values marked
+    /// sensitive: `Debug` does not show them).
+    pub headers: reqwest::header::HeaderMap,
+    /// Where requests may go: the configured `url`'s origin and
+    /// `allowed_origins`; a URL elsewhere is refused before it is sent.
+    pub origins: Origins,
+}
+
+/// Makes one source's requests: its client, credentials, rate limiter and
+/// the API's quota, apart from the walk that decides what to ask.
+pub struct Fetcher {
+    /// The source's name, for errors, logs and metrics.
+    name: String,
+    request: RequestSettings,
+    /// The vendor's hooks: local answers and the verdict on a status.
+    api: Arc<dyn SourceApi>,
+    /// Shared with the sources of the same TLS settings: follows no
+    /// redirect itself (see `redirects`).
+    client: reqwest::Client,
+    /// The redirects API requests follow: within the source's origins.
+    redirects: Redirects,
+    auth: Auth,
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Until when the API's own rate-limit quota is spent (a response said
+    /// `X-Rate-Limit-Remaining: 0`): requests wait for its reset.
+    quota_reset: std::sync::Mutex<Option<tokio::time::Instant>>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+}
+
+impl Fetcher {
+    /// The fetcher of source `name`, on the agent's metrics and clock.
+    pub fn new(
+        name: &str,
+        request: RequestSettings,
+        api: Arc<dyn SourceApi>,
+        client: reqwest::Client,
+        auth: Auth,
+        ctx: &SourceContext,
+    ) -> Fetcher {
+        let limiter = request.rate_limit.and_then(|r| {
+            Quota::with_period(r.interval())
+                .map(|q| DefaultDirectRateLimiter::direct(q.allow_burst(std::num::NonZeroU32::MIN)))
+        });
+        let redirects = Redirects::Within(request.origins.clone());
+        Fetcher {
+            name: name.to_owned(),
+            request,
+            api,
+            client,
+            redirects,
+            auth,
+            limiter,
+            quota_reset: std::sync::Mutex::new(None),
+            metrics: ctx.metrics.clone(),
+            clock: ctx.clock.clone(),
+        }
+    }
+
     /// Send one request with the rate limit, retrying throttling, server
     /// errors and network failures a few times within the poll.
     pub async fn fetch(&self, req: &ApiRequest, cancel: &CancellationToken) -> Result<ApiResponse, SourceError> {
         Ok(self.fetch_in(req, cancel, None).await?.0)
     }
 
-    /// [`Poller::fetch`], each attempt's send in one of `slots` (the
+    /// [`Fetcher::fetch`], each attempt's send in one of `slots` (the
     /// agent's fetch slots, `FETCH_SLOTS`): the slot of the answer comes
     /// with it, to be held until the answer is a page in hand.
     pub(super) async fn fetch_in(
@@ -64,12 +134,12 @@ impl Poller {
         cancel: &CancellationToken,
         slots: Option<&Arc<Semaphore>>,
     ) -> Result<(ApiResponse, Option<OwnedSemaphorePermit>), SourceError> {
-        let name = self.settings.name.as_str();
+        let name = self.name.as_str();
         let url = redact_url(&req.url);
-        if let Some(resp) = self.api.local(req, (self.ctx.clock)()) {
+        if let Some(resp) = self.api.local(req, (self.clock)()) {
             return Ok((resp, None));
         }
-        if !self.settings.origins.permits(&req.url) {
+        if !self.request.origins.permits(&req.url) {
             return Err(SourceError::ForeignOrigin {
                 source_name: name.into(),
                 origin: show(&req.url),
@@ -116,7 +186,7 @@ impl Poller {
                     let spent = matches!(status, 403 | 429) && quota_left(&resp.headers) == Some(0);
                     let verdict =
                         if spent { Some(Verdict::Throttled(None)) } else { self.api.verdict(status, &resp.body) };
-                    let now = (self.ctx.clock)();
+                    let now = (self.clock)();
                     let retry_after = retry_after(&resp.headers, now).or_else(|| rate_limit_reset(&resp.headers, now));
                     let failure = format!("HTTP {status}: {}", excerpt(&resp.body));
                     match verdict {
@@ -173,7 +243,7 @@ impl Poller {
                 Some(d) => d.min(MAX_RETRY_AFTER),
                 None => backoff.next_delay(),
             };
-            self.ctx.metrics.add(metric::RETRIES, &[("source", name)], 1);
+            self.metrics.add(metric::RETRIES, &[("source", name)], 1);
             tracing::warn!(source = %name, url = %url, "request failed ({failure}); retrying in {delay:?}");
             tokio::select! {
                 _ = cancel.cancelled() => return Err(SourceError::Cancelled),
@@ -198,16 +268,16 @@ impl Poller {
         if quota_left(headers) != Some(0) {
             return;
         }
-        let Some(delay) = rate_limit_reset(headers, (self.ctx.clock)()) else { return };
+        let Some(delay) = rate_limit_reset(headers, (self.clock)()) else { return };
         let delay = delay.min(MAX_RETRY_AFTER);
         *self.quota_reset.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now() + delay);
-        let name = self.settings.name.as_str();
+        let name = self.name.as_str();
         tracing::info!(source = %name, "the API's rate limit is spent (no request remaining); waiting {delay:?} for its reset");
     }
 
     fn count(&self, status: u16) {
         let s = status.to_string();
-        self.ctx.metrics.add(metric::REQUESTS, &[("source", &self.settings.name), ("status", &s)], 1);
+        self.metrics.add(metric::REQUESTS, &[("source", &self.name), ("status", &s)], 1);
     }
 
     async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, FetchFailure> {
@@ -217,8 +287,8 @@ impl Poller {
         let mut rb = self
             .client
             .request(req.method.clone(), req.url.clone())
-            .timeout(self.settings.timeout)
-            .headers(self.settings.headers.clone());
+            .timeout(self.request.timeout)
+            .headers(self.request.headers.clone());
         for (k, v) in &req.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -229,7 +299,7 @@ impl Poller {
             }
             None => {}
         }
-        let rb = self.auth.apply(&self.client, self.settings.timeout, rb).await.map_err(FetchFailure::Auth)?;
+        let rb = self.auth.apply(&self.client, self.request.timeout, rb).await.map_err(FetchFailure::Auth)?;
         let network = |e: reqwest::Error| FetchFailure::Network(error_chain(&e.without_url()));
         let resp =
             redirect::send(&self.client, rb.build().map_err(network)?, &self.redirects).await.map_err(|e| match e {
@@ -238,7 +308,7 @@ impl Poller {
             })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = read_body(resp, self.settings.max_response_size).await.map_err(|e| match e {
+        let body = read_body(resp, self.request.max_response_size).await.map_err(|e| match e {
             BodyError::TooLarge { limit } => FetchFailure::TooLarge(limit),
             BodyError::Read(e) => FetchFailure::Network(error_chain(&e.without_url())),
         })?;

@@ -12,8 +12,8 @@
 //!
 //! The loop's parts, one file each: [`run`](self) (the run loop and the
 //! source's health), `walk` (one window, page by page, in named steps),
-//! `fetch` (one request with its rate limit, retries and their
-//! classification), `normalise` (a page's events, in parallel parts) and
+//! `fetch` (the [`Fetcher`]: one request with its rate limit, retries and
+//! their classification, apart from the walk), `normalise` (a page's events, in parallel parts) and
 //! `writer` (the pipelined journal writer and back-pressure).
 //!
 //! The types every part uses live here rather than in a file of their own:
@@ -29,19 +29,18 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use fetch::{Fetcher, RequestSettings};
 pub use run::mark_unhealthy;
 pub use run::{first_poll_delay, first_poll_spread, FIRST_POLL_SPREAD_MAX, FIRST_POLL_SPREAD_PER_SOURCE};
 pub use writer::{fetch_slots, pages_in_hand, FETCH_SLOTS, PAGES_IN_HAND, RUN_AHEAD};
 
 use super::api::SourceApi;
 use super::auth::Auth;
-use crate::settings::units::{Rate, StartAt};
+use crate::settings::units::StartAt;
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
 use crate::transport::http::Clients;
-use crate::transport::origin::{Origins, Redirects};
 use chrono::{DateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,18 +69,6 @@ pub struct Settings {
     pub lookback: Duration,
     /// Longest window per walk.
     pub max_window: Option<Duration>,
-    /// Request timeout (set on each request, redirects included).
-    pub timeout: Duration,
-    /// Larger responses are refused.
-    pub max_response_size: u64,
-    /// Requests per period.
-    pub rate_limit: Option<Rate>,
-    /// The configured `headers`, sent on every API request (values marked
-    /// sensitive: `Debug` does not show them).
-    pub headers: reqwest::header::HeaderMap,
-    /// Where requests may go: the configured `url`'s origin and
-    /// `allowed_origins`; a URL elsewhere is refused before it is sent.
-    pub origins: Origins,
     /// Most pages one walk takes before it stops as a runaway.
     pub max_pages: u64,
     /// Longest one walk runs before it stops as a runaway.
@@ -122,24 +109,17 @@ pub struct SourceContext {
     pub first_poll_spread: Duration,
 }
 
-/// One configured source, ready to run.
+/// One configured source, ready to run: the walk's settings, the
+/// vendor's hooks, the [`Fetcher`] that makes its requests, and what it
+/// shares with the agent.
 pub struct Poller {
     settings: Settings,
     api: Arc<dyn SourceApi>,
-    /// Shared with the sources of the same TLS settings: follows no
-    /// redirect itself (see `redirects`).
-    client: reqwest::Client,
-    /// The redirects API requests follow: within the source's origins.
-    redirects: Redirects,
-    auth: Auth,
-    limiter: Option<DefaultDirectRateLimiter>,
+    fetcher: Fetcher,
     ctx: SourceContext,
     /// When "journal is full" was last logged: at most once a minute across
     /// pauses (a catch-up into a small journal pauses every few seconds).
     full_logged: std::sync::Mutex<Option<Instant>>,
-    /// Until when the API's own rate-limit quota is spent (a response said
-    /// `X-Rate-Limit-Remaining: 0`): requests wait for its reset.
-    quota_reset: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What one walk did.
@@ -154,30 +134,19 @@ pub struct PollReport {
 }
 
 impl Poller {
-    /// Assemble a poller.
+    /// Assemble a poller: its requests made with `request` on `client`,
+    /// authenticated by `auth`.
     pub fn new(
         settings: Settings,
+        request: RequestSettings,
         api: Box<dyn SourceApi>,
         client: reqwest::Client,
         auth: Auth,
         ctx: SourceContext,
     ) -> Self {
-        let limiter = settings.rate_limit.and_then(|r| {
-            Quota::with_period(r.interval()).map(|q| DefaultDirectRateLimiter::direct(q.allow_burst(nonzero_one())))
-        });
-        let api = Arc::from(api);
-        let redirects = Redirects::Within(settings.origins.clone());
-        Poller {
-            settings,
-            api,
-            client,
-            redirects,
-            auth,
-            limiter,
-            ctx,
-            full_logged: std::sync::Mutex::new(None),
-            quota_reset: std::sync::Mutex::new(None),
-        }
+        let api: Arc<dyn SourceApi> = Arc::from(api);
+        let fetcher = Fetcher::new(&settings.name, request, api.clone(), client, auth, &ctx);
+        Poller { settings, api, fetcher, ctx, full_logged: std::sync::Mutex::new(None) }
     }
 
     /// The source's name.
@@ -189,8 +158,4 @@ impl Poller {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
-}
-
-fn nonzero_one() -> std::num::NonZeroU32 {
-    std::num::NonZeroU32::MIN
 }

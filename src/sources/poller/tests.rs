@@ -30,11 +30,6 @@ fn poller(
         lag: Duration::ZERO,
         lookback: Duration::ZERO,
         max_window: None,
-        timeout: Duration::from_secs(5),
-        max_response_size: 1 << 24,
-        rate_limit: None,
-        headers: Default::default(),
-        origins: Default::default(),
         max_pages: DEFAULT_MAX_PAGES,
         max_poll_time: DEFAULT_MAX_POLL_TIME,
     };
@@ -49,7 +44,14 @@ fn poller(
         http: Arc::default(),
         first_poll_spread: Duration::ZERO,
     };
-    Poller::new(settings, api, reqwest::Client::new(), Auth::None, ctx)
+    let request = RequestSettings {
+        timeout: Duration::from_secs(5),
+        max_response_size: 1 << 24,
+        rate_limit: None,
+        headers: Default::default(),
+        origins: Default::default(),
+    };
+    Poller::new(settings, request, api, reqwest::Client::new(), Auth::None, ctx)
 }
 
 /// The demo source, pages of 50, from 2024-05-01T10:00:00Z, on a clock
@@ -62,7 +64,6 @@ fn demo_poller(state: Arc<State>, now_ms: Arc<AtomicI64>, lag: Duration) -> Poll
     let mut p = poller(state, "demo", api, t("2024-05-01T10:00:00Z"), 50, clock);
     p.settings.interval = Duration::from_secs(1);
     p.settings.lag = lag;
-    p.settings.max_response_size = 1 << 20;
     p
 }
 

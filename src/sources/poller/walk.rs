@@ -202,7 +202,7 @@ impl Poller {
             // None, or one the page's events made obsolete (dropping it
             // cancels it).
             _ => {
-                let (resp, slot) = self.fetch_in(req, cancel, Some(&self.ctx.fetches)).await?;
+                let (resp, slot) = self.fetcher.fetch_in(req, cancel, Some(&self.ctx.fetches)).await?;
                 let permit = self.ctx.pages.clone().acquire_owned().await.map_err(|_| SourceError::Cancelled)?;
                 drop(slot);
                 Ok((resp, permit))
@@ -249,7 +249,7 @@ impl Poller {
             return None;
         }
         let permit = self.ctx.pages.clone().try_acquire_owned().ok()?;
-        let fetch = Box::pin(async move { Ok((self.fetch(&req, cancel).await?, permit)) });
+        let fetch = Box::pin(async move { Ok((self.fetcher.fetch(&req, cancel).await?, permit)) });
         Some(ReadAhead { fingerprint, fetch, done: None })
     }
 }
@@ -430,7 +430,7 @@ impl Poller {
             let q = Query { window, page: step, offset: 0, state: state.as_ref(), page_size: self.settings.page_size };
             let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
             let url = redact_url(&req.url);
-            let resp = self.fetch(&req, cancel).await?;
+            let resp = self.fetcher.fetch(&req, cancel).await?;
             let page = self.api.parse(&q, &resp).map_err(|e| shape(url, e.0))?;
             if !page.is_empty() {
                 return Ok(page.len());
