@@ -220,17 +220,24 @@ pub struct BuildCtx<'a> {
     pub metrics: Arc<Metrics>,
 }
 
-/// Wires an output type's `build(cfg, ctx) -> Result<impl Sink, Vec<Problem>>`
-/// function to its config type, so that [`build`] reaches it through the
-/// registry of output types ([`kinds`]): one line in the output's module,
-/// `super::output!(AcmeConfig => build);`. What the pipeline
-/// and `check --connect` need beyond that, the sink says in its [`Sink`] impl.
+/// Wires an output type's `build(cfg, required, ctx) -> Result<impl Sink,
+/// Vec<Problem>>` function to its config type, so that [`build`] reaches it
+/// through the registry of output types ([`kinds`]): one line in the
+/// output's module, `super::output!(AcmeConfig => build);`. The build is
+/// given what the type's [`crate::settings::Validate`] impl made of its
+/// required keys (the file was validated when it was loaded; a config that
+/// was not is refused with its problems). What the pipeline and
+/// `check --connect` need beyond that, the sink says in its [`Sink`] impl.
 macro_rules! output {
     ($cfg:ty => $build:path) => {
         impl<'a> $crate::settings::Build<$crate::outputs::BuildCtx<'a>> for $cfg {
             type Output = $crate::outputs::Built;
             fn build(&self, ctx: $crate::outputs::BuildCtx<'a>) -> $crate::outputs::Built {
-                $build(self, ctx).map($crate::outputs::erase)
+                let mut p = $crate::settings::Problems::default();
+                match $crate::settings::Validate::validate(self, ctx.at, &mut p) {
+                    Some(required) => $build(self, required, ctx).map($crate::outputs::erase),
+                    None => Err(p.into_parts().0),
+                }
             }
         }
     };
@@ -256,9 +263,7 @@ pub fn build(kind: &OutputKind, ctx: BuildCtx<'_>) -> Result<Box<dyn Output>, Ve
 /// `check`), without connecting anywhere.
 pub fn check_secrets(kind: &OutputKind, common: &OutputCommon, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
-    for key in kind.spec().secrets() {
-        crate::settings::secret::need_secret(&mut problems, at, key.key, key.inline, key.file, env);
-    }
+    crate::settings::secret::check_secrets(&kind.spec().secrets(), at, env, &mut problems);
     if let Some(tls) = &common.tls {
         if let Err(e) = crate::transport::tls::client_config(Some(tls)) {
             problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() });

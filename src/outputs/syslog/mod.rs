@@ -44,14 +44,16 @@
 
 pub mod config;
 
-pub use config::{LeefPayload, QradarConfig, SyslogConfig, SyslogFormat, SyslogPayload, QRADAR_DEFAULT_MAX_EPS};
+pub use config::{
+    LeefPayload, QradarConfig, Required, SyslogConfig, SyslogFormat, SyslogPayload, QRADAR_DEFAULT_MAX_EPS,
+};
 
 use super::{BuildCtx, Delivery, Endpoint, OutputCommon, SendError, Sink};
 use crate::encode::leef::Delimiter;
 use crate::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, SyslogHeader};
 use crate::event::{Event, Payload};
 use crate::settings::units::{Dur, Size};
-use crate::settings::{Problem, TlsConfig};
+use crate::settings::{Problem, Problems, TlsConfig, Validate};
 use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
 use crate::transport::syslog::{host_of, Framing, SenderConfig, SyslogError, SyslogSender, Transport};
@@ -155,7 +157,7 @@ fn problem(at: &str, key: &str, message: impl Into<String>) -> Problem {
 struct Settings<'a> {
     name: &'a str,
     tls: Option<&'a TlsConfig>,
-    address: Option<&'a str>,
+    address: &'a str,
     transport: Transport,
     framing: Framing,
     facility: Facility,
@@ -168,7 +170,7 @@ struct Settings<'a> {
 }
 
 impl<'a> Settings<'a> {
-    fn syslog(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a SyslogConfig) -> Self {
+    fn syslog(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a SyslogConfig, required: &'a Required) -> Self {
         let body = match c.payload {
             SyslogPayload::Json => Body::Json(Payload::Normalised),
             SyslogPayload::Raw => Body::Json(Payload::Raw),
@@ -177,7 +179,7 @@ impl<'a> Settings<'a> {
         Settings {
             name,
             tls,
-            address: c.address.as_deref(),
+            address: &required.address,
             transport: c.transport,
             framing: c.framing.unwrap_or(Framing::OctetCounting),
             facility: c.facility.unwrap_or(DEFAULT_FACILITY),
@@ -193,11 +195,11 @@ impl<'a> Settings<'a> {
         }
     }
 
-    fn qradar(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a QradarConfig) -> Self {
+    fn qradar(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a QradarConfig, required: &'a Required) -> Self {
         Settings {
             name,
             tls,
-            address: c.address.as_deref(),
+            address: &required.address,
             transport: c.transport,
             framing: c.framing.unwrap_or(qradar_framing(c.transport)),
             facility: c.facility.unwrap_or(DEFAULT_FACILITY),
@@ -215,22 +217,31 @@ impl<'a> Settings<'a> {
 super::output!(SyslogConfig => build_syslog);
 super::output!(QradarConfig => build_qradar);
 
-fn build_syslog(c: &SyslogConfig, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
-    let mut sink = SyslogSink::syslog(c, ctx.name, ctx.common, ctx.at, ctx.hostname)?;
+fn build_syslog(c: &SyslogConfig, required: Required, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
+    let settings = Settings::syslog(ctx.name, ctx.common.tls.as_ref(), c, &required);
+    let mut sink = SyslogSink::from_settings(settings, ctx.at, ctx.hostname)?;
     sink.set_metrics(ctx.metrics);
     Ok(sink)
 }
 
-fn build_qradar(c: &QradarConfig, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
-    let mut sink = SyslogSink::qradar(c, ctx.name, ctx.common, ctx.at, ctx.hostname)?;
+fn build_qradar(c: &QradarConfig, required: Required, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
+    let settings = Settings::qradar(ctx.name, ctx.common.tls.as_ref(), c, &required);
+    let mut sink = SyslogSink::from_settings(settings, ctx.at, ctx.hostname)?;
     sink.set_metrics(ctx.metrics);
     Ok(sink)
+}
+
+/// A type's keys checked ([`Validate`]), or their problems.
+fn checked<C: Validate>(c: &C, at: &str) -> Result<C::Valid, Vec<Problem>> {
+    let mut p = Problems::default();
+    c.validate(at, &mut p).ok_or_else(|| p.into_parts().0)
 }
 
 impl SyslogSink {
-    /// Build a `syslog` output from its keys, its `name` and the keys every
-    /// output has (checked when they were read): loads the TLS files; the
-    /// connection is made on the first send or health check.
+    /// Build a `syslog` output from its keys (checked here, by its
+    /// [`Validate`] impl), its `name` and the keys every output has: loads
+    /// the TLS files; the connection is made on the first send or health
+    /// check.
     pub fn syslog(
         c: &SyslogConfig,
         name: &str,
@@ -238,7 +249,8 @@ impl SyslogSink {
         at: &str,
         hostname: &str,
     ) -> Result<Self, Vec<Problem>> {
-        Self::from_settings(Settings::syslog(name, common.tls.as_ref(), c), at, hostname)
+        let required = checked(c, at)?;
+        Self::from_settings(Settings::syslog(name, common.tls.as_ref(), c, &required), at, hostname)
     }
 
     /// Build a `qradar` output, as [`SyslogSink::syslog`] does a `syslog` one.
@@ -249,16 +261,14 @@ impl SyslogSink {
         at: &str,
         hostname: &str,
     ) -> Result<Self, Vec<Problem>> {
-        Self::from_settings(Settings::qradar(name, common.tls.as_ref(), c), at, hostname)
+        let required = checked(c, at)?;
+        Self::from_settings(Settings::qradar(name, common.tls.as_ref(), c, &required), at, hostname)
     }
 
     fn from_settings(cfg: Settings<'_>, at: &str, hostname: &str) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let transport = cfg.transport;
-        let Some(address) = cfg.address else {
-            problems.push(problem(at, "address", "is required (host:port)"));
-            return Err(problems);
-        };
+        let address = cfg.address;
         let max_message_size = cfg
             .max_message_size
             .map(|s| usize::try_from(s.bytes()).unwrap_or(usize::MAX))

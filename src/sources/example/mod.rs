@@ -18,9 +18,10 @@ pub mod config;
 
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Next, Query, ShapeError, SourceApi};
 use super::auth::Auth;
-use super::{base_url, endpoint, utc_time};
+use super::common::UrlAndToken;
+use super::{endpoint, utc_time};
 use crate::event::{rfc3339, Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::Env;
 use crate::settings::Problem;
 pub use config::ExampleConfig;
 use serde_json::{json, Value};
@@ -33,10 +34,15 @@ pub struct Example {
 
 /// Build from config: `url` and `token` (or `token_file`); each problem is
 /// reported with its key path under `at`.
-pub fn build(cfg: &ExampleConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref());
-    Some((Box::new(Example { audit: endpoint(&base?, "api/v1/audit") }), Auth::Bearer(token?)))
+pub fn build(
+    _cfg: &ExampleConfig,
+    required: UrlAndToken,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = required.token.resolve(at, env, problems)?;
+    Some((Box::new(Example { audit: endpoint(&required.url, "api/v1/audit") }), Auth::Bearer(token)))
 }
 
 super::connector!(ExampleConfig => build);
