@@ -13,6 +13,8 @@ pub mod file;
 pub mod kinds;
 pub mod splunk_hec;
 pub mod syslog;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use common::{BatchConfig, JsonPayload, OutputCommon, OutputSpec};
 pub use kinds::OutputKind;
@@ -287,15 +289,15 @@ mod tests {
     /// in-flight limit.
     #[test]
     fn every_output_type_builds_through_the_registry_and_says_what_the_pipeline_needs() {
-        let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n\
-            [[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088/services/collector\"\ntoken = \"t\"\nmax_in_flight = 4\n\
-            [[output]]\nname = \"hec1\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken = \"t\"\n\
-            [[output]]\nname = \"sys\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\n\
-            [[output]]\nname = \"qr\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\n\
-            [[output]]\nname = \"f\"\ntype = \"file\"\npath = \"-\"\n";
-        let cfg = crate::config::parse(text).unwrap_or_else(|p| panic!("{p:?}"));
-        let built: Vec<Box<dyn Output>> = cfg
-            .outputs
+        let tables = [
+            "name = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088/services/collector\"\ntoken = \"t\"\nmax_in_flight = 4\n",
+            "name = \"hec1\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken = \"t\"\n",
+            "name = \"sys\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\n",
+            "name = \"qr\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\n",
+            "name = \"f\"\ntype = \"file\"\npath = \"-\"\n",
+        ];
+        let outputs = tables.map(|t| testkit::output(&format!("[[output]]\n{t}")));
+        let built: Vec<Box<dyn Output>> = outputs
             .iter()
             .enumerate()
             .map(|(i, o)| {
@@ -325,11 +327,10 @@ mod tests {
     /// `check` resolves each type's secrets through its own list of them.
     #[test]
     fn check_secrets_reports_an_unreadable_token_with_its_key_path() {
-        let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n\
-            [[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_file = \"/nonexistent/hec.token\"\n";
-        let cfg = crate::config::parse(text).unwrap_or_else(|p| panic!("{p:?}"));
-        let problems =
-            check_secrets(&cfg.outputs[0].kind, &cfg.outputs[0].common, "output[0]", &ProcessEnv).unwrap_err();
+        let o = testkit::output(
+            "[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_file = \"/nonexistent/hec.token\"\n",
+        );
+        let problems = check_secrets(&o.kind, &o.common, "output[0]", &ProcessEnv).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].path.starts_with("output[0].token"), "{problems:?}");
     }

@@ -691,11 +691,10 @@ mod tests {
 
     fn hec_with(extra: &str) -> Hec {
         let toml = format!(
-            "[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9/services/collector/event\"\ntoken = \"t\"\nack = true\n{extra}"
+            "[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9/services/collector/event\"\ntoken = \"t\"\nack = true\n{extra}"
         );
-        let cfg = crate::config::parse(&toml).unwrap();
+        let o = crate::outputs::testkit::output(&toml);
         let env = crate::settings::secret::tests::FakeEnv::default();
-        let o = &cfg.outputs[0];
         let crate::outputs::OutputKind::SplunkHec(hec) = &o.kind else { panic!("splunk_hec") };
         Hec::build(hec, &o.common, "output[0]", &env, "host", "ch".into()).unwrap()
     }

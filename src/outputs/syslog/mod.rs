@@ -381,7 +381,7 @@ impl Sink for SyslogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OutputConfig;
+    use crate::outputs::testkit::{output, Output as OutputConfig};
     use crate::outputs::OutputKind;
     use crate::outputs::{default_max_eps, ErrorKind};
 
@@ -394,13 +394,6 @@ mod tests {
             OutputKind::Qradar(c) => SyslogSink::qradar(c, &cfg.name, &cfg.common, at, HOST),
             other => panic!("not a syslog output: {}", other.type_name()),
         }
-    }
-
-    /// The first output of a validated config (with a demo source, which
-    /// validation requires).
-    fn output(toml_text: &str) -> OutputConfig {
-        let cfg = crate::config::parse(&format!("[[source]]\nname = \"d\"\ntype = \"demo\"\n{toml_text}")).unwrap();
-        cfg.outputs.into_iter().next().unwrap()
     }
 
     fn event() -> Event {
@@ -485,7 +478,8 @@ mod tests {
 
     #[test]
     fn build_reports_problems_with_key_paths() {
-        // A bad vocabulary is a problem of reading the file, never of build.
+        // A bad vocabulary is a problem of reading the file, never of build
+        // (through the file model: its order is the file's).
         let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"sctp\"\ndelimiter = \"abc\"\n";
         let problems = crate::config::parse(text).unwrap_err();
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
