@@ -368,6 +368,28 @@ pub(crate) mod tests {
         assert!(SecretRef("lit".into()).is_literal());
     }
 
+    /// A required secret checked as set shows no literal in `Debug`, and
+    /// what stops its resolution is reported at the key that was set.
+    #[test]
+    fn a_set_secret_never_prints_and_is_reported_at_its_key() {
+        let literal = SecretRef("hunter2".into());
+        let path = PathBuf::from("/nonexistent/token");
+        let mut p = Problems::default();
+        assert!(SecretKey::new("token", None, None).require("source[0]", &mut p).is_none());
+        assert_eq!(p.0[0].to_string(), "source[0].token: is required (or token_file)");
+        let set = SecretKey::new("token", Some(&literal), None).require("source[0]", &mut p).unwrap();
+        assert!(!format!("{set:?}").contains("hunter2"), "{set:?}");
+        let (env, mut problems) = (FakeEnv::default(), Vec::new());
+        assert_eq!(set.resolve("source[0]", &env, &mut problems).unwrap().expose(), "hunter2");
+        let file = SecretKey::new("auth.token", None, Some(&path)).set().unwrap();
+        let both = SecretKey::new("token", Some(&literal), Some(&path)).set().unwrap();
+        assert!(file.resolve("source[0]", &env, &mut problems).is_none());
+        assert!(both.resolve("source[0]", &env, &mut problems).is_none());
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["source[0].auth.token_file", "source[0].token"], "{problems:?}");
+        assert!(problems[1].message.contains("not both"), "{problems:?}");
+    }
+
     #[test]
     fn resolves_env_literal_and_files() {
         let mut env = FakeEnv::default();
