@@ -90,7 +90,7 @@ macro_rules! kinds {
                 }
             }
 
-            /// Check the type's own keys ([`Validate`]), each problem
+            /// Check the type's own keys ([`Validate`](crate::settings::Validate)), each problem
             /// reported in `p`; whether they are valid (the component can
             /// be built).
             pub fn validate(&self, at: &str, p: &mut $crate::settings::Problems) -> bool {
