@@ -123,8 +123,8 @@ fn scratch_dir() -> std::io::Result<std::path::PathBuf> {
 const SCRATCH_ATTEMPTS: usize = 16;
 
 /// The stages of an http(s) URL.
-async fn url_stages(what: &str, url: Option<&str>, tls: Option<&crate::settings::TlsConfig>) -> bool {
-    let Some(u) = url.and_then(|u| url::Url::parse(u).ok()) else { return true };
+async fn url_stages(what: &str, url: Option<&url::Url>, tls: Option<&crate::settings::TlsConfig>) -> bool {
+    let Some(u) = url else { return true };
     let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else { return true };
     let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     stages(what, &host, port, tls, u.scheme() == "https").await
@@ -234,7 +234,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
             }
         };
         let reachable = match sink.endpoint() {
-            Endpoint::Url(url) => url_stages(&what, Some(url.as_str()), tls).await,
+            Endpoint::Url(url) => url_stages(&what, Some(url), tls).await,
             Endpoint::Address(addr, transport) => {
                 match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
                     Some((h, p)) => {

@@ -11,8 +11,10 @@
 //! made of (units, secrets, problems, TLS settings) are `settings`'.
 //! Loading is two-phase: [`parse`] turns text into a [`Config`] and lists
 //! every problem with its key path and line; secrets and TLS files are
-//! read later, when sources and outputs are built from the typed values,
-//! which need no second validation.
+//! read later, when sources and outputs are built from the typed values:
+//! the same `Validate` impl of each type that listed its problems hands its
+//! build the required keys, present and parsed, so no build checks a key
+//! itself.
 
 pub mod cluster;
 pub mod collect;

@@ -1,10 +1,11 @@
 //! The pure validation pass: every problem in the file, each with its key
 //! path (`source[2].url: ...`), before any IO. What the types already rule
 //! out (unknown keys, closed vocabularies, the keys of another type) was
-//! reported while reading ([`super::collect`]); this pass checks what
-//! crosses keys or tables, and each type's own rules
-//! ([`crate::sources::SourceSpec::validate`],
-//! [`crate::outputs::OutputSpec::validate`]).
+//! reported while reading ([`super::collect`]), a URL among them; this
+//! pass checks what crosses keys or tables, and each type's own keys
+//! ([`crate::settings::Validate`], the one check of its required keys,
+//! whose result its build takes) and the limits its API sets on the common
+//! keys ([`crate::sources::SourceSpec::limits`]).
 
 use super::model::Config;
 use super::output::OutputConfig;
@@ -72,7 +73,8 @@ fn check_name<'a>(p: &mut Problems, at: &str, name: &'a str, seen: &mut HashSet<
 
 fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashSet<&str>) {
     let spec = s.kind.spec();
-    spec.validate(at, &s.common, p);
+    s.kind.validate(at, p);
+    spec.limits(at, &s.common, p);
     let c = &s.common;
     if c.page_size == Some(0) {
         p.add(format!("{at}.page_size"), "must be at least 1");
@@ -101,13 +103,15 @@ fn validate_source(p: &mut Problems, at: &str, s: &SourceConfig, outputs: &HashS
             Ok(u) if u.path() != "/" || u.query().is_some() || !u.username().is_empty() => {
                 p.add(path, format!("{origin:?} must be an origin only (scheme://host[:port]), without a path"))
             }
-            Ok(u) if u.scheme() == "http" && spec.url().is_some_and(|c| c.starts_with("https:")) => p.add(
+            Ok(u) if u.scheme() == "http" && spec.url().is_some_and(|c| c.scheme() == "https") => p.add(
                 path,
                 format!(
                     "{origin:?} is http:// but the source's url is https://: credentials never go from https to http"
                 ),
             ),
-            _ => p.check_url(path, origin),
+            _ => {
+                p.check_url(path, origin);
+            }
         }
     }
     for (j, name) in c.outputs.iter().flatten().enumerate() {
@@ -187,7 +191,7 @@ fn validate_output(p: &mut Problems, at: &str, o: &OutputConfig) {
     if c.retry_max_interval.get() < std::time::Duration::from_millis(100) {
         p.add(format!("{at}.retry_max_interval"), "must be at least 100ms");
     }
-    o.kind.spec().validate(at, c, p);
+    o.kind.validate(at, p);
     match c.manifest_interval {
         Some(ManifestInterval::Every(_)) if !o.kind.spec().sends_documents() => p.add(
             format!("{at}.manifest_interval"),

@@ -52,7 +52,7 @@ pub fn weak_settings(cfg: &Config) -> Vec<Problem> {
         let spec = s.kind.spec();
         insecure_tls(&mut out, &at, s.common.tls.as_ref());
         let secrets = spec.secrets();
-        if !secrets.is_empty() && spec.url().is_some_and(is_http) {
+        if !secrets.is_empty() && spec.url().is_some_and(|u| u.scheme() == "http") {
             warn(
                 &mut out,
                 format!("{at}.url"),
@@ -79,7 +79,7 @@ pub fn weak_settings(cfg: &Config) -> Vec<Problem> {
         insecure_tls(&mut out, &at, o.common.tls.as_ref());
         let transport = match &o.kind {
             OutputKind::SplunkHec(h) => {
-                if h.url.as_deref().is_some_and(is_http) {
+                if h.url.as_ref().is_some_and(|u| u.scheme() == "http") {
                     warn(
                         &mut out,
                         format!("{at}.url"),

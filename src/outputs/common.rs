@@ -7,7 +7,7 @@
 use crate::event::Payload;
 use crate::settings::secret::SecretKey;
 use crate::settings::units::{Dur, Size};
-use crate::settings::{Problems, TlsConfig};
+use crate::settings::TlsConfig;
 use serde::Deserialize;
 
 /// The keys every `[[output]]` has, whatever its type.
@@ -82,11 +82,10 @@ impl Default for OutputCommon {
     }
 }
 
-/// What an output type's struct says about itself beyond its keys.
+/// What an output type's struct says about itself beyond its keys. Its
+/// own keys are checked by its [`crate::settings::Validate`] impl, into
+/// what its sink is built from.
 pub trait OutputSpec {
-    /// Report what the types could not rule out (a required key left
-    /// unset, an address without a port). `at` is the output's key path.
-    fn validate(&self, at: &str, common: &OutputCommon, p: &mut Problems);
     /// The keys holding its credentials (none: it sends none).
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         Vec::new()

@@ -13,6 +13,8 @@ pub mod file;
 pub mod kinds;
 pub mod splunk_hec;
 pub mod syslog;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use common::{BatchConfig, JsonPayload, OutputCommon, OutputSpec};
 pub use kinds::OutputKind;
@@ -220,17 +222,24 @@ pub struct BuildCtx<'a> {
     pub metrics: Arc<Metrics>,
 }
 
-/// Wires an output type's `build(cfg, ctx) -> Result<impl Sink, Vec<Problem>>`
-/// function to its config type, so that [`build`] reaches it through the
-/// registry of output types ([`kinds`]): one line in the output's module,
-/// `super::output!(AcmeConfig => build);`. What the pipeline
-/// and `check --connect` need beyond that, the sink says in its [`Sink`] impl.
+/// Wires an output type's `build(cfg, required, ctx) -> Result<impl Sink,
+/// Vec<Problem>>` function to its config type, so that [`build`] reaches it
+/// through the registry of output types ([`kinds`]): one line in the
+/// output's module, `super::output!(AcmeConfig => build);`. The build is
+/// given what the type's [`crate::settings::Validate`] impl made of its
+/// required keys (the file was validated when it was loaded; a config that
+/// was not is refused with its problems). What the pipeline and
+/// `check --connect` need beyond that, the sink says in its [`Sink`] impl.
 macro_rules! output {
     ($cfg:ty => $build:path) => {
         impl<'a> $crate::settings::Build<$crate::outputs::BuildCtx<'a>> for $cfg {
             type Output = $crate::outputs::Built;
             fn build(&self, ctx: $crate::outputs::BuildCtx<'a>) -> $crate::outputs::Built {
-                $build(self, ctx).map($crate::outputs::erase)
+                let mut p = $crate::settings::Problems::default();
+                match $crate::settings::Validate::validate(self, ctx.at, &mut p) {
+                    Some(required) => $build(self, required, ctx).map($crate::outputs::erase),
+                    None => Err(p.into_parts().0),
+                }
             }
         }
     };
@@ -256,9 +265,7 @@ pub fn build(kind: &OutputKind, ctx: BuildCtx<'_>) -> Result<Box<dyn Output>, Ve
 /// `check`), without connecting anywhere.
 pub fn check_secrets(kind: &OutputKind, common: &OutputCommon, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
-    for key in kind.spec().secrets() {
-        crate::settings::secret::need_secret(&mut problems, at, key.key, key.inline, key.file, env);
-    }
+    crate::settings::secret::check_secrets(&kind.spec().secrets(), at, env, &mut problems);
     if let Some(tls) = &common.tls {
         if let Err(e) = crate::transport::tls::client_config(Some(tls)) {
             problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() });
@@ -282,15 +289,15 @@ mod tests {
     /// in-flight limit.
     #[test]
     fn every_output_type_builds_through_the_registry_and_says_what_the_pipeline_needs() {
-        let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n\
-            [[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088/services/collector\"\ntoken = \"t\"\nmax_in_flight = 4\n\
-            [[output]]\nname = \"hec1\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken = \"t\"\n\
-            [[output]]\nname = \"sys\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\n\
-            [[output]]\nname = \"qr\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\n\
-            [[output]]\nname = \"f\"\ntype = \"file\"\npath = \"-\"\n";
-        let cfg = crate::config::parse(text).unwrap_or_else(|p| panic!("{p:?}"));
-        let built: Vec<Box<dyn Output>> = cfg
-            .outputs
+        let tables = [
+            "name = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088/services/collector\"\ntoken = \"t\"\nmax_in_flight = 4\n",
+            "name = \"hec1\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken = \"t\"\n",
+            "name = \"sys\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6514\"\ntransport = \"tls\"\n",
+            "name = \"qr\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"udp\"\n",
+            "name = \"f\"\ntype = \"file\"\npath = \"-\"\n",
+        ];
+        let outputs = tables.map(|t| testkit::output(&format!("[[output]]\n{t}")));
+        let built: Vec<Box<dyn Output>> = outputs
             .iter()
             .enumerate()
             .map(|(i, o)| {
@@ -320,11 +327,10 @@ mod tests {
     /// `check` resolves each type's secrets through its own list of them.
     #[test]
     fn check_secrets_reports_an_unreadable_token_with_its_key_path() {
-        let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n\
-            [[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_file = \"/nonexistent/hec.token\"\n";
-        let cfg = crate::config::parse(text).unwrap_or_else(|p| panic!("{p:?}"));
-        let problems =
-            check_secrets(&cfg.outputs[0].kind, &cfg.outputs[0].common, "output[0]", &ProcessEnv).unwrap_err();
+        let o = testkit::output(
+            "[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_file = \"/nonexistent/hec.token\"\n",
+        );
+        let problems = check_secrets(&o.kind, &o.common, "output[0]", &ProcessEnv).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].path.starts_with("output[0].token"), "{problems:?}");
     }

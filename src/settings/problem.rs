@@ -1,7 +1,8 @@
 //! A problem in the configuration, with its key path (`source[2].url:
 //! ...`), and [`Problems`], the list validation fills with the checks the
-//! types of every component share (a URL, a secret, a JSON pointer).
+//! types of every component share (a required key, a URL, a JSON pointer).
 
+use super::http_url::HttpUrl;
 use std::fmt;
 
 /// One problem in the configuration.
@@ -43,30 +44,21 @@ impl Problems {
         (self.0, self.1)
     }
 
-    /// `{at}.url` is set and an http(s) URL with a host.
-    pub fn url(&mut self, at: &str, url: Option<&str>) {
-        match url {
-            Some(u) => self.check_url(format!("{at}.url"), u),
-            None => self.add(format!("{at}.url"), "is required"),
+    /// A required key `{at}.{key}`: its value, or `message` (`"is
+    /// required …"`) reported at its path. The one place a required key's
+    /// presence is checked; what a component is built from takes the value.
+    pub fn required<'a, T>(&mut self, at: &str, key: &str, value: Option<&'a T>, message: &str) -> Option<&'a T> {
+        if value.is_none() {
+            self.add(format!("{at}.{key}"), message);
         }
+        value
     }
 
-    /// `url` is an http(s) URL with a host.
-    pub fn check_url(&mut self, path: String, url: &str) {
-        match url::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            Ok(u) => {
-                self.add(path, format!("{url:?} must be an http:// or https:// URL with a host, not {}", u.scheme()))
-            }
-            Err(e) => self.add(path, format!("{url:?} is not a URL ({e})")),
-        }
-    }
-
-    /// A secret (`{key}` or `{key}_file`) is set.
-    pub fn secret(&mut self, at: &str, key: &str, set: bool) {
-        if !set {
-            self.add(format!("{at}.{key}"), format!("is required (or {key}_file)"));
-        }
+    /// `url` is an http(s) URL with a host (a URL not read as an
+    /// [`HttpUrl`]: one of a list, one inside a tagged table); the parsed
+    /// URL, or the problem at `path`.
+    pub fn check_url(&mut self, path: String, url: &str) -> Option<HttpUrl> {
+        HttpUrl::parse(url).map_err(|message| self.add(path, message)).ok()
     }
 
     /// `pointer` is a JSON pointer.

@@ -1,13 +1,33 @@
 //! The machinery behind the registries of source and output types: the
 //! `kinds!` macro, which declares an enum with one variant per type and
-//! its dispatch (read the type's table, name it, validate it, build it), and
-//! the [`Build`] trait through which each type's struct builds its
-//! component. The registries themselves sit beside the components
-//! (`sources/kinds.rs`, `outputs/kinds.rs`), one line per type.
+//! its dispatch (read the type's table, name it, validate it, build it),
+//! the [`Validate`] trait through which each type's struct checks its keys
+//! into what its component is built from, and the [`Build`] trait through
+//! which it builds its component. The registries themselves sit beside the
+//! components (`sources/kinds.rs`, `outputs/kinds.rs`), one line per type.
+
+use super::problem::Problems;
+
+/// Checking a type's own keys, as read, into what its component is built
+/// from ("parse, don't validate"): each required key present and each
+/// value of the form it needs, reported by key path when it is not. A
+/// struct keeps a required key as `Option` so that `check` reads past its
+/// absence and reports every problem of the file in one run; this is the
+/// one place its presence is checked, and the build takes the
+/// [`Validate::Valid`] value it returns, never the `Option`.
+pub trait Validate {
+    /// The type's required keys, present and parsed.
+    type Valid;
+    /// The valid keys, or `None` with each problem reported in `p` under
+    /// the component's key path `at` (`source[2]`).
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Self::Valid>;
+}
 
 /// Building something from a typed config: `sources` implements it for
 /// each source type's struct (its connector), `outputs` for each output
-/// type's, so that `SourceKind::build` dispatches to them.
+/// type's, so that `SourceKind::build` dispatches to them. Each impl
+/// (written by `sources::connector!` and `outputs::output!`) builds from
+/// what [`Validate`] returns.
 pub trait Build<Ctx> {
     /// What is built.
     type Output;
@@ -67,6 +87,15 @@ macro_rules! kinds {
             pub fn type_name(&self) -> &'static str {
                 match self {
                     $($(#[cfg($cfg)])? $kind::$variant(_) => $name,)*
+                }
+            }
+
+            /// Check the type's own keys ([`Validate`](crate::settings::Validate)), each problem
+            /// reported in `p`; whether they are valid (the component can
+            /// be built).
+            pub fn validate(&self, at: &str, p: &mut $crate::settings::Problems) -> bool {
+                match self {
+                    $($(#[cfg($cfg)])? $kind::$variant(c) => $crate::settings::registry::Validate::validate(c, at, p).is_some(),)*
                 }
             }
 

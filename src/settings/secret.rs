@@ -2,7 +2,7 @@
 //! `"${ENV_VAR}"`, a literal, or a sibling `*_file` key (looked up under
 //! `$CREDENTIALS_DIRECTORY` too, for systemd's `LoadCredential=`).
 
-use super::problem::Problem;
+use super::problem::{Problem, Problems};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -137,6 +137,62 @@ impl<'a> SecretKey<'a> {
     pub fn new(key: &'static str, inline: Option<&'a SecretRef>, file: Option<&'a PathBuf>) -> Self {
         SecretKey { key, inline, file: file.map(PathBuf::as_path) }
     }
+
+    /// The secret as set, for the component's build to resolve; a problem
+    /// at `{at}.{key}` when neither the value nor the file is.
+    pub fn require(self, at: &str, p: &mut Problems) -> Option<SetSecret> {
+        let set = self.set();
+        if set.is_none() {
+            p.add(format!("{at}.{}", self.key), format!("is required (or {}_file)", self.key));
+        }
+        set
+    }
+
+    /// The secret as set (its value, its file or both), `None` when
+    /// neither is: for a component that reports an unset secret its own way.
+    pub fn set(self) -> Option<SetSecret> {
+        let from = match (self.inline, self.file) {
+            (Some(_), Some(_)) => SecretFrom::Both,
+            (Some(r), None) => SecretFrom::Value(r.clone()),
+            (None, Some(f)) => SecretFrom::File(f.to_path_buf()),
+            (None, None) => return None,
+        };
+        Some(SetSecret { key: self.key, from })
+    }
+}
+
+/// A required secret known to be set: its value (`"${VAR}"` or a
+/// literal), its file, or both (refused when resolved, as `check` and the
+/// build do). `Debug` shows what [`SecretRef`] shows: never a literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetSecret {
+    key: &'static str,
+    from: SecretFrom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SecretFrom {
+    Value(SecretRef),
+    File(PathBuf),
+    Both,
+}
+
+impl SetSecret {
+    /// A secret set inline at `key` (a key that has no `*_file` sibling).
+    pub fn value(key: &'static str, value: &SecretRef) -> Self {
+        SetSecret { key, from: SecretFrom::Value(value.clone()) }
+    }
+
+    /// Resolve it (IO: the environment or the file), recording a problem
+    /// at `{at}.{key}` (`{key}_file` for the file) when it cannot be.
+    pub fn resolve(&self, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> Option<Secret> {
+        let (key, found) = match &self.from {
+            SecretFrom::Value(r) => (self.key.to_owned(), inline_value(r, env)),
+            SecretFrom::File(path) => (format!("{}_file", self.key), read_file(path, env)),
+            SecretFrom::Both => (self.key.to_owned(), Err(BOTH.to_owned())),
+        };
+        found.map_err(|message| problems.push(Problem { path: format!("{at}.{key}"), message })).ok()
+    }
 }
 
 /// `Some("VAR")` when the text is exactly `${VAR}`.
@@ -172,21 +228,29 @@ impl Env for ProcessEnv {
 /// variable or path, never the value.
 pub fn resolve(inline: Option<&SecretRef>, file: Option<&Path>, env: &dyn Env) -> Result<Option<Secret>, String> {
     match (inline, file) {
-        (Some(_), Some(_)) => Err("set either the value or the *_file key, not both".into()),
-        (Some(r), None) => match env_name(&r.0) {
-            Some(var) => match env.var(var) {
-                Some(v) if !v.trim().is_empty() => Ok(Some(Secret::new(v.trim()))),
-                Some(_) => Err(format!("environment variable {var} is empty")),
-                None => Err(format!("environment variable {var} is not set")),
-            },
-            None if r.0.contains("${") => {
-                Err("a secret is either exactly \"${VAR}\" or a literal; mixed text is not expanded".into())
-            }
-            None if r.0.is_empty() => Err("is empty".into()),
-            None => Ok(Some(Secret::new(r.0.clone()))),
-        },
+        (Some(_), Some(_)) => Err(BOTH.into()),
+        (Some(r), None) => inline_value(r, env).map(Some),
         (None, Some(path)) => read_file(path, env).map(Some),
         (None, None) => Ok(None),
+    }
+}
+
+/// Why a secret set both inline and by file is refused.
+const BOTH: &str = "set either the value or the *_file key, not both";
+
+/// An inline secret: `${VAR}` from the environment, or the literal.
+fn inline_value(r: &SecretRef, env: &dyn Env) -> Result<Secret, String> {
+    match env_name(&r.0) {
+        Some(var) => match env.var(var) {
+            Some(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+            Some(_) => Err(format!("environment variable {var} is empty")),
+            None => Err(format!("environment variable {var} is not set")),
+        },
+        None if r.0.contains("${") => {
+            Err("a secret is either exactly \"${VAR}\" or a literal; mixed text is not expanded".into())
+        }
+        None if r.0.is_empty() => Err("is empty".into()),
+        None => Ok(Secret::new(r.0.clone())),
     }
 }
 
@@ -214,6 +278,15 @@ fn read_file(path: &Path, env: &dyn Env) -> Result<Secret, String> {
         }
     }
     Err(last.unwrap_or_else(|| format!("cannot read {}", path.display())))
+}
+
+/// Resolve each of `keys` (a component's secrets, as [`SecretKey`]s) for
+/// `check`, without building the component: a problem with its key path
+/// for each that is unset or cannot be read.
+pub fn check_secrets(keys: &[SecretKey<'_>], at: &str, env: &dyn Env, problems: &mut Vec<Problem>) {
+    for key in keys {
+        need_secret(problems, at, key.key, key.inline, key.file, env);
+    }
 }
 
 /// Resolve a required secret, recording a problem with its key path.
@@ -293,6 +366,28 @@ pub(crate) mod tests {
         let ok: T = toml::from_str("token = \"${TOKEN}\"").unwrap();
         assert!(!ok.token.is_literal());
         assert!(SecretRef("lit".into()).is_literal());
+    }
+
+    /// A required secret checked as set shows no literal in `Debug`, and
+    /// what stops its resolution is reported at the key that was set.
+    #[test]
+    fn a_set_secret_never_prints_and_is_reported_at_its_key() {
+        let literal = SecretRef("hunter2".into());
+        let path = PathBuf::from("/nonexistent/token");
+        let mut p = Problems::default();
+        assert!(SecretKey::new("token", None, None).require("source[0]", &mut p).is_none());
+        assert_eq!(p.0[0].to_string(), "source[0].token: is required (or token_file)");
+        let set = SecretKey::new("token", Some(&literal), None).require("source[0]", &mut p).unwrap();
+        assert!(!format!("{set:?}").contains("hunter2"), "{set:?}");
+        let (env, mut problems) = (FakeEnv::default(), Vec::new());
+        assert_eq!(set.resolve("source[0]", &env, &mut problems).unwrap().expose(), "hunter2");
+        let file = SecretKey::new("auth.token", None, Some(&path)).set().unwrap();
+        let both = SecretKey::new("token", Some(&literal), Some(&path)).set().unwrap();
+        assert!(file.resolve("source[0]", &env, &mut problems).is_none());
+        assert!(both.resolve("source[0]", &env, &mut problems).is_none());
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["source[0].auth.token_file", "source[0].token"], "{problems:?}");
+        assert!(problems[1].message.contains("not both"), "{problems:?}");
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The keys every `[[source]]` has, whatever its type ([`SourceCommon`]),
 //! and what each type's struct says about itself beyond its keys
 //! ([`SourceSpec`]), which the registry ([`super::kinds`]) dispatches to.
+//! The required keys of a connector, checked once by its `Validate` impl
+//! into the `Required` value its `build` takes, are often its URL and one
+//! token ([`UrlAndToken`]).
 
-use crate::settings::secret::{SecretKey, SecretRef};
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
 use crate::settings::units::{Dur, Rate, Size, StartAt};
-use crate::settings::{Problems, TlsConfig};
+use crate::settings::{HttpUrl, Problems, TlsConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -90,14 +93,17 @@ impl<'a> IntoIterator for &'a Headers {
     }
 }
 
-/// What a source type's struct says about itself beyond its keys.
+/// What a source type's struct says about itself beyond its keys. Its
+/// own keys are checked by its [`crate::settings::Validate`] impl, into
+/// what its connector is built from.
 pub trait SourceSpec {
-    /// Report what the types could not rule out (a required key left
-    /// unset, a URL that is not http(s), a limit of the vendor's API).
-    /// `at` is the source's key path (`source[2]`).
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems);
-    /// The API's URL as configured (`check --connect` tries to reach it).
-    fn url(&self) -> Option<&str>;
+    /// Report what the vendor's API asks of the keys every source has (a
+    /// page size it allows at most). `at` is the source's key path
+    /// (`source[2]`).
+    fn limits(&self, _at: &str, _common: &SourceCommon, _p: &mut Problems) {}
+    /// The API's URL as configured, or its default (`check --connect`
+    /// tries to reach it); `None` when unset or when it makes no requests.
+    fn url(&self) -> Option<&url::Url>;
     /// The request header that carries the credentials, which a configured
     /// header of the same name would collide with (`None`: no credentials).
     fn credential_header(&self) -> Option<&str> {
@@ -111,5 +117,31 @@ pub trait SourceSpec {
     /// `headers`, `tls`, `timeout`, … are errors there).
     fn makes_requests(&self) -> bool {
         true
+    }
+}
+
+/// The required keys of a connector that needs only its API's `url` and a
+/// `token` (or `token_file`), both checked as present.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlAndToken {
+    /// The API's URL.
+    pub url: HttpUrl,
+    /// The token, set inline or by file.
+    pub token: SetSecret,
+}
+
+impl UrlAndToken {
+    /// `url` (reported as `"is required"`) and `token` (or `token_file`)
+    /// of the source at `at`, when both are set.
+    pub fn validate(
+        at: &str,
+        url: Option<&HttpUrl>,
+        token: Option<&SecretRef>,
+        token_file: Option<&std::path::PathBuf>,
+        p: &mut Problems,
+    ) -> Option<Self> {
+        let url = p.required(at, "url", url, "is required");
+        let token = SecretKey::new("token", token, token_file).require(at, p);
+        Some(UrlAndToken { url: url?.clone(), token: token? })
     }
 }

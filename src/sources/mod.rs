@@ -155,18 +155,6 @@ pub enum SourceError {
     Cancelled,
 }
 
-/// Parse a source's base URL (validation has checked it).
-pub(crate) fn base_url(problems: &mut Vec<Problem>, at: &str, url: Option<&str>) -> Option<url::Url> {
-    let raw = url.unwrap_or_default();
-    match url::Url::parse(raw) {
-        Ok(u) => Some(u),
-        Err(e) => {
-            problems.push(Problem { path: format!("{at}.url"), message: format!("{raw:?} is not a URL ({e})") });
-            None
-        }
-    }
-}
-
 /// `base` with `path` appended to its path (`https://h/api` + `v1/x` =
 /// `https://h/api/v1/x`); a base that already ends with `path` is kept.
 pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
@@ -223,16 +211,22 @@ pub struct BuildCtx<'a> {
     pub problems: &'a mut Vec<Problem>,
 }
 
-/// Wires a connector's `build(cfg, at, env, problems) -> Built` function to
-/// its config type, so that [`build_api`] reaches it through the registry
-/// of source types ([`kinds`]): one line in the connector file,
-/// `super::connector!(AcmeConfig => build);`.
+/// Wires a connector's `build(cfg, required, at, env, problems) -> Built`
+/// function to its config type, so that [`build_api`] reaches it through
+/// the registry of source types ([`kinds`]): one line in the connector
+/// file, `super::connector!(AcmeConfig => build);`. The build is given
+/// what the type's [`crate::settings::Validate`] impl made of its required
+/// keys (the file was validated when it was loaded, so this finds no
+/// problem there; a config that was not is refused with its problems).
 macro_rules! connector {
     ($cfg:ty => $build:path) => {
         impl<'a> $crate::settings::Build<$crate::sources::BuildCtx<'a>> for $cfg {
             type Output = $crate::sources::Built;
             fn build(&self, ctx: $crate::sources::BuildCtx<'a>) -> $crate::sources::Built {
-                $build(self, ctx.at, ctx.env, ctx.problems)
+                let mut p = $crate::settings::Problems::default();
+                let required = $crate::settings::Validate::validate(self, ctx.at, &mut p);
+                ctx.problems.extend(p.into_parts().0);
+                $build(self, required?, ctx.at, ctx.env, ctx.problems)
             }
         }
     };
@@ -247,6 +241,18 @@ pub fn build_api(kind: &SourceKind, at: &str, env: &dyn Env) -> Result<(Box<dyn 
     match built {
         Some(b) if problems.is_empty() => Ok(b),
         _ => Err(problems),
+    }
+}
+
+/// Resolve the secrets of a source of type `kind` (for `check`, when its
+/// keys are not valid and it cannot be built), without connecting anywhere.
+pub fn check_secrets(kind: &SourceKind, at: &str, env: &dyn Env) -> Result<(), Vec<Problem>> {
+    let mut problems = Vec::new();
+    crate::settings::secret::check_secrets(&kind.spec().secrets(), at, env, &mut problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
 }
 
@@ -313,10 +319,9 @@ pub fn build(
     Ok(Poller::new(settings, request, api, client, auth, ctx))
 }
 
-/// The origins a source's requests may go to: its configured `url`'s
-/// (validation has checked the URLs) and `allowed_origins`.
-fn origins(url: Option<&str>, cfg: &SourceCommon) -> Origins {
-    let configured = url.and_then(|u| url::Url::parse(u).ok());
+/// The origins a source's requests may go to: its `url`'s and
+/// `allowed_origins` (validation has checked them).
+fn origins(url: Option<&url::Url>, cfg: &SourceCommon) -> Origins {
     let also: Vec<url::Url> = cfg.allowed_origins.iter().flatten().filter_map(|u| url::Url::parse(u).ok()).collect();
-    Origins::pinned(configured.as_ref(), &also)
+    Origins::pinned(url, &also)
 }

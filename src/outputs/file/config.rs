@@ -1,8 +1,8 @@
 //! The keys of a `type = "file"` output beyond the common ones and what it
 //! checks about them.
 
-use crate::outputs::common::{JsonPayload, OutputCommon, OutputSpec};
-use crate::settings::Problems;
+use crate::outputs::common::{JsonPayload, OutputSpec};
+use crate::settings::{Problems, Validate};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -18,12 +18,22 @@ pub struct FileConfig {
     pub payload: JsonPayload,
 }
 
-impl OutputSpec for FileConfig {
-    fn validate(&self, at: &str, _common: &OutputCommon, p: &mut Problems) {
-        if self.path.is_none() {
-            p.add(format!("{at}.path"), "is required (\"-\" for stdout)");
-        }
+/// The required keys of a `file` output, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// Path of the JSON-lines file; `-` is stdout.
+    pub path: PathBuf,
+}
+
+impl Validate for FileConfig {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        let path = p.required(at, "path", self.path.as_ref(), "is required (\"-\" for stdout)");
+        Some(Required { path: path?.clone() })
     }
+}
+
+impl OutputSpec for FileConfig {
     fn sends_documents(&self) -> bool {
         self.payload != JsonPayload::Raw
     }

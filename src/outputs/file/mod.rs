@@ -8,7 +8,7 @@
 
 pub mod config;
 
-pub use config::FileConfig;
+pub use config::{FileConfig, Required};
 
 use super::{BuildCtx, Delivery, SendError, Sink};
 use crate::event::{Event, Payload};
@@ -44,14 +44,14 @@ async fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
 // The registry line of `type = "file"`.
 super::output!(FileConfig => build);
 
-fn build(cfg: &FileConfig, _: BuildCtx<'_>) -> Result<FileSink, Vec<Problem>> {
-    Ok(FileSink::new(cfg))
+fn build(cfg: &FileConfig, required: Required, _: BuildCtx<'_>) -> Result<FileSink, Vec<Problem>> {
+    Ok(FileSink::new(cfg, required))
 }
 
 impl FileSink {
-    /// From config (`path` is required by validation; `-` is stdout).
-    pub fn new(cfg: &FileConfig) -> Self {
-        let path = cfg.path.clone().filter(|p| p.as_os_str() != "-");
+    /// From config and its checked `path` (`-` is stdout).
+    pub fn new(cfg: &FileConfig, required: Required) -> Self {
+        let path = Some(required.path).filter(|p| p.as_os_str() != "-");
         FileSink { path, payload: cfg.payload.payload(), file: None, opened: None, buf: Vec::new() }
     }
 
@@ -149,12 +149,8 @@ mod tests {
     use super::*;
 
     fn sink(path: &std::path::Path) -> FileSink {
-        let text = format!(
-            "[[source]]\nname = \"demo\"\ntype = \"demo\"\n\n[[output]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\n",
-            path.display()
-        );
-        let mut cfg = crate::config::parse(&text).unwrap_or_else(|p| panic!("{p:?}"));
-        FileSink::new(&cfg.outputs.remove(0).kind.try_into().unwrap())
+        let cfg = FileConfig { path: Some(path.to_path_buf()), payload: Default::default() };
+        FileSink::new(&cfg, Required { path: path.to_path_buf() })
     }
 
     fn event(id: &str) -> Event {

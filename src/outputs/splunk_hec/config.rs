@@ -1,10 +1,10 @@
 //! The keys of a `type = "splunk_hec"` output beyond the common ones and
 //! what it checks about them.
 
-use crate::outputs::common::{JsonPayload, OutputCommon, OutputSpec};
-use crate::settings::secret::{SecretKey, SecretRef};
+use crate::outputs::common::{JsonPayload, OutputSpec};
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
 use crate::settings::units::Dur;
-use crate::settings::Problems;
+use crate::settings::{HttpUrl, Problems, Validate};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub struct SplunkHecConfig {
     /// Base URL, e.g. `https://splunk:8088`.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<HttpUrl>,
     /// HEC token.
     #[serde(default)]
     pub token: Option<SecretRef>,
@@ -50,26 +50,37 @@ pub struct SplunkHecConfig {
     pub payload: JsonPayload,
 }
 
-impl OutputSpec for SplunkHecConfig {
-    fn sends_documents(&self) -> bool {
-        self.payload != JsonPayload::Raw
-    }
-    fn secrets(&self) -> Vec<SecretKey<'_>> {
-        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
-    }
-    fn validate(&self, at: &str, _common: &OutputCommon, p: &mut Problems) {
-        match &self.url {
-            Some(u) => p.check_url(format!("{at}.url"), u),
-            None => p.add(format!("{at}.url"), "is required (e.g. \"https://splunk.example.com:8088\")"),
-        }
-        if self.token.is_none() && self.token_file.is_none() {
-            p.add(format!("{at}.token"), "is required (or token_file)");
-        }
+/// The required keys of a `splunk_hec` output, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// Base URL.
+    pub url: HttpUrl,
+    /// HEC token.
+    pub token: SetSecret,
+}
+
+impl Validate for SplunkHecConfig {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        let before = p.0.len();
+        let url = p.required(at, "url", self.url.as_ref(), "is required (e.g. \"https://splunk.example.com:8088\")");
+        let token = SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()).require(at, p);
         if self.ack_timeout.is_some_and(|d| d.get() < std::time::Duration::from_secs(1)) {
             p.add(format!("{at}.ack_timeout"), "must be at least 1s");
         }
         if self.max_in_flight.is_some_and(|n| !(1..=64).contains(&n)) {
             p.add(format!("{at}.max_in_flight"), "must be between 1 and 64");
         }
+        let required = Required { url: url?.clone(), token: token? };
+        (p.0.len() == before).then_some(required)
+    }
+}
+
+impl OutputSpec for SplunkHecConfig {
+    fn sends_documents(&self) -> bool {
+        self.payload != JsonPayload::Raw
+    }
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }
 }

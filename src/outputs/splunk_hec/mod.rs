@@ -19,12 +19,12 @@
 
 pub mod config;
 
-pub use config::SplunkHecConfig;
+pub use config::{Required, SplunkHecConfig};
 
 use super::{BuildCtx, Delivery, Endpoint, OutputCommon, SendError, Sink};
 use crate::event::{Event, Payload};
 use crate::settings::secret::{Env, Secret};
-use crate::settings::Problem;
+use crate::settings::{Problem, Problems, Validate};
 use crate::transport::http::{error_chain, excerpt, read_body};
 use crate::transport::origin::Redirects;
 use flate2::write::GzEncoder;
@@ -110,14 +110,14 @@ enum Posted {
 // The registry line of `type = "splunk_hec"`.
 super::output!(SplunkHecConfig => build);
 
-fn build(cfg: &SplunkHecConfig, ctx: BuildCtx<'_>) -> Result<Hec, Vec<Problem>> {
-    Hec::build(cfg, ctx.common, ctx.at, ctx.env, ctx.hostname, ctx.channel)
+fn build(cfg: &SplunkHecConfig, required: Required, ctx: BuildCtx<'_>) -> Result<Hec, Vec<Problem>> {
+    Hec::from_required(cfg, required, ctx.common, ctx.at, ctx.env, ctx.hostname, ctx.channel)
 }
 
 impl Hec {
-    /// Build from a `splunk_hec` output's keys and the keys every output
-    /// has (checked when they were read): resolves the token and the
-    /// channel.
+    /// Build from a `splunk_hec` output's keys (checked here, by its
+    /// [`Validate`] impl) and the keys every output has: resolves the token
+    /// and loads the TLS files.
     pub fn build(
         cfg: &SplunkHecConfig,
         common: &OutputCommon,
@@ -126,24 +126,29 @@ impl Hec {
         hostname: &str,
         channel: String,
     ) -> Result<Self, Vec<Problem>> {
+        let mut p = Problems::default();
+        let Some(required) = cfg.validate(at, &mut p) else { return Err(p.into_parts().0) };
+        Self::from_required(cfg, required, common, at, env, hostname, channel)
+    }
+
+    /// [`Hec::build`] from the checked required keys.
+    fn from_required(
+        cfg: &SplunkHecConfig,
+        required: Required,
+        common: &OutputCommon,
+        at: &str,
+        env: &dyn Env,
+        hostname: &str,
+        channel: String,
+    ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let token = crate::settings::secret::need_secret(
-            &mut problems,
-            at,
-            "token",
-            cfg.token.as_ref(),
-            cfg.token_file.as_deref(),
-            env,
-        );
-        let base = cfg.url.as_deref().and_then(|u| url::Url::parse(u).ok()).map(hec_base);
-        if base.is_none() {
-            problems.push(Problem { path: format!("{at}.url"), message: "is not a URL".into() });
-        }
+        let token = required.token.resolve(at, env, &mut problems);
+        let base = hec_base(required.url.url().clone());
         let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
         let client = crate::transport::http::client(common.tls.as_ref(), timeout, Redirects::Refuse)
             .map_err(|e| problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() }))
             .ok();
-        let (Some(token), Some(base), Some(client), true) = (token, base, client, problems.is_empty()) else {
+        let (Some(token), Some(client), true) = (token, client, problems.is_empty()) else {
             return Err(problems);
         };
         Ok(Hec {
@@ -687,11 +692,10 @@ mod tests {
 
     fn hec_with(extra: &str) -> Hec {
         let toml = format!(
-            "[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9/services/collector/event\"\ntoken = \"t\"\nack = true\n{extra}"
+            "[[output]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:9/services/collector/event\"\ntoken = \"t\"\nack = true\n{extra}"
         );
-        let cfg = crate::config::parse(&toml).unwrap();
+        let o = crate::outputs::testkit::output(&toml);
         let env = crate::settings::secret::tests::FakeEnv::default();
-        let o = &cfg.outputs[0];
         let crate::outputs::OutputKind::SplunkHec(hec) = &o.kind else { panic!("splunk_hec") };
         Hec::build(hec, &o.common, "output[0]", &env, "host", "ch".into()).unwrap()
     }

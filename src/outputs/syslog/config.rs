@@ -5,9 +5,9 @@
 
 use crate::encode::leef::Delimiter;
 use crate::encode::Facility;
-use crate::outputs::common::{OutputCommon, OutputSpec};
+use crate::outputs::common::OutputSpec;
 use crate::settings::units::{Dur, Size};
-use crate::settings::Problems;
+use crate::settings::{Problems, Validate};
 use crate::transport::framing::{Framing, Transport};
 use serde::{Deserialize, Deserializer};
 
@@ -47,12 +47,23 @@ pub struct SyslogConfig {
     pub payload: SyslogPayload,
 }
 
+/// The required key of a `syslog` or `qradar` output, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// `host:port`, with a port.
+    pub address: String,
+}
+
+impl Validate for SyslogConfig {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        validate_syslog(at, self.address.as_ref(), self.transport, self.framing, self.max_message_size, p)
+    }
+}
+
 impl OutputSpec for SyslogConfig {
     fn sends_documents(&self) -> bool {
         self.payload == SyslogPayload::Json
-    }
-    fn validate(&self, at: &str, _common: &OutputCommon, p: &mut Problems) {
-        validate_syslog(at, self.address.as_deref(), self.transport, self.framing, self.max_message_size, p);
     }
 }
 
@@ -90,10 +101,14 @@ pub struct QradarConfig {
 /// queue: the agent paces to IBM's own collector default.
 pub const QRADAR_DEFAULT_MAX_EPS: u32 = 5000;
 
-impl OutputSpec for QradarConfig {
-    fn validate(&self, at: &str, _common: &OutputCommon, p: &mut Problems) {
-        validate_syslog(at, self.address.as_deref(), self.transport, self.framing, self.max_message_size, p);
+impl Validate for QradarConfig {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        validate_syslog(at, self.address.as_ref(), self.transport, self.framing, self.max_message_size, p)
     }
+}
+
+impl OutputSpec for QradarConfig {
     fn default_max_eps(&self) -> Option<u32> {
         Some(QRADAR_DEFAULT_MAX_EPS)
     }
@@ -101,22 +116,20 @@ impl OutputSpec for QradarConfig {
 
 fn validate_syslog(
     at: &str,
-    address: Option<&str>,
+    address: Option<&String>,
     transport: Transport,
     framing: Option<Framing>,
     max_message_size: Option<Size>,
     p: &mut Problems,
-) {
-    match address {
-        Some(a) => {
-            let ok = a
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0));
-            if !ok {
-                p.add(format!("{at}.address"), format!("{a:?} must be host:port (e.g. \"qradar.example.com:6514\")"));
-            }
+) -> Option<Required> {
+    let before = p.0.len();
+    let address = p.required(at, "address", address, "is required (host:port)");
+    if let Some(a) = address {
+        let ok =
+            a.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0));
+        if !ok {
+            p.add(format!("{at}.address"), format!("{a:?} must be host:port (e.g. \"qradar.example.com:6514\")"));
         }
-        None => p.add(format!("{at}.address"), "is required (host:port)"),
     }
     if framing.is_some() && transport == Transport::Udp {
         p.add(format!("{at}.framing"), "UDP sends one message per datagram; framing applies to tcp and tls only");
@@ -126,6 +139,8 @@ fn validate_syslog(
             p.add(format!("{at}.max_message_size"), "must be at least 480 bytes (and at most 65507 over UDP)");
         }
     }
+    let required = Required { address: address?.clone() };
+    (p.0.len() == before).then_some(required)
 }
 
 /// What a `syslog` output sends in a message.

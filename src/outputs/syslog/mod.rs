@@ -44,14 +44,16 @@
 
 pub mod config;
 
-pub use config::{LeefPayload, QradarConfig, SyslogConfig, SyslogFormat, SyslogPayload, QRADAR_DEFAULT_MAX_EPS};
+pub use config::{
+    LeefPayload, QradarConfig, Required, SyslogConfig, SyslogFormat, SyslogPayload, QRADAR_DEFAULT_MAX_EPS,
+};
 
 use super::{BuildCtx, Delivery, Endpoint, OutputCommon, SendError, Sink};
 use crate::encode::leef::Delimiter;
 use crate::encode::{cef, json, leef, rfc3164, rfc5424, Device, Facility, SyslogHeader};
 use crate::event::{Event, Payload};
 use crate::settings::units::{Dur, Size};
-use crate::settings::{Problem, TlsConfig};
+use crate::settings::{Problem, Problems, TlsConfig, Validate};
 use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
 use crate::transport::syslog::{host_of, Framing, SenderConfig, SyslogError, SyslogSender, Transport};
@@ -158,7 +160,7 @@ fn problem(at: &str, key: &str, message: impl Into<String>) -> Problem {
 struct Settings<'a> {
     name: &'a str,
     tls: Option<&'a TlsConfig>,
-    address: Option<&'a str>,
+    address: &'a str,
     transport: Transport,
     framing: Framing,
     facility: Facility,
@@ -171,7 +173,7 @@ struct Settings<'a> {
 }
 
 impl<'a> Settings<'a> {
-    fn syslog(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a SyslogConfig) -> Self {
+    fn syslog(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a SyslogConfig, required: &'a Required) -> Self {
         let body = match c.payload {
             SyslogPayload::Json => Body::Json(Payload::Normalised),
             SyslogPayload::Raw => Body::Json(Payload::Raw),
@@ -180,7 +182,7 @@ impl<'a> Settings<'a> {
         Settings {
             name,
             tls,
-            address: c.address.as_deref(),
+            address: &required.address,
             transport: c.transport,
             framing: c.framing.unwrap_or(Framing::OctetCounting),
             facility: c.facility.unwrap_or(DEFAULT_FACILITY),
@@ -196,11 +198,11 @@ impl<'a> Settings<'a> {
         }
     }
 
-    fn qradar(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a QradarConfig) -> Self {
+    fn qradar(name: &'a str, tls: Option<&'a TlsConfig>, c: &'a QradarConfig, required: &'a Required) -> Self {
         Settings {
             name,
             tls,
-            address: c.address.as_deref(),
+            address: &required.address,
             transport: c.transport,
             framing: c.framing.unwrap_or(qradar_framing(c.transport)),
             facility: c.facility.unwrap_or(DEFAULT_FACILITY),
@@ -218,22 +220,31 @@ impl<'a> Settings<'a> {
 super::output!(SyslogConfig => build_syslog);
 super::output!(QradarConfig => build_qradar);
 
-fn build_syslog(c: &SyslogConfig, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
-    let mut sink = SyslogSink::syslog(c, ctx.name, ctx.common, ctx.at, ctx.hostname)?;
+fn build_syslog(c: &SyslogConfig, required: Required, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
+    let settings = Settings::syslog(ctx.name, ctx.common.tls.as_ref(), c, &required);
+    let mut sink = SyslogSink::from_settings(settings, ctx.at, ctx.hostname)?;
     sink.set_metrics(ctx.metrics);
     Ok(sink)
 }
 
-fn build_qradar(c: &QradarConfig, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
-    let mut sink = SyslogSink::qradar(c, ctx.name, ctx.common, ctx.at, ctx.hostname)?;
+fn build_qradar(c: &QradarConfig, required: Required, ctx: BuildCtx<'_>) -> Result<SyslogSink, Vec<Problem>> {
+    let settings = Settings::qradar(ctx.name, ctx.common.tls.as_ref(), c, &required);
+    let mut sink = SyslogSink::from_settings(settings, ctx.at, ctx.hostname)?;
     sink.set_metrics(ctx.metrics);
     Ok(sink)
+}
+
+/// A type's keys checked ([`Validate`]), or their problems.
+fn checked<C: Validate>(c: &C, at: &str) -> Result<C::Valid, Vec<Problem>> {
+    let mut p = Problems::default();
+    c.validate(at, &mut p).ok_or_else(|| p.into_parts().0)
 }
 
 impl SyslogSink {
-    /// Build a `syslog` output from its keys, its `name` and the keys every
-    /// output has (checked when they were read): loads the TLS files; the
-    /// connection is made on the first send or health check.
+    /// Build a `syslog` output from its keys (checked here, by its
+    /// [`Validate`] impl), its `name` and the keys every output has: loads
+    /// the TLS files; the connection is made on the first send or health
+    /// check.
     pub fn syslog(
         c: &SyslogConfig,
         name: &str,
@@ -241,7 +252,8 @@ impl SyslogSink {
         at: &str,
         hostname: &str,
     ) -> Result<Self, Vec<Problem>> {
-        Self::from_settings(Settings::syslog(name, common.tls.as_ref(), c), at, hostname)
+        let required = checked(c, at)?;
+        Self::from_settings(Settings::syslog(name, common.tls.as_ref(), c, &required), at, hostname)
     }
 
     /// Build a `qradar` output, as [`SyslogSink::syslog`] does a `syslog` one.
@@ -252,16 +264,14 @@ impl SyslogSink {
         at: &str,
         hostname: &str,
     ) -> Result<Self, Vec<Problem>> {
-        Self::from_settings(Settings::qradar(name, common.tls.as_ref(), c), at, hostname)
+        let required = checked(c, at)?;
+        Self::from_settings(Settings::qradar(name, common.tls.as_ref(), c, &required), at, hostname)
     }
 
     fn from_settings(cfg: Settings<'_>, at: &str, hostname: &str) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let transport = cfg.transport;
-        let Some(address) = cfg.address else {
-            problems.push(problem(at, "address", "is required (host:port)"));
-            return Err(problems);
-        };
+        let address = cfg.address;
         let max_message_size = cfg
             .max_message_size
             .map(|s| usize::try_from(s.bytes()).unwrap_or(usize::MAX))
@@ -374,7 +384,7 @@ impl Sink for SyslogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OutputConfig;
+    use crate::outputs::testkit::{output, Output as OutputConfig};
     use crate::outputs::OutputKind;
     use crate::outputs::{default_max_eps, ErrorKind};
 
@@ -387,13 +397,6 @@ mod tests {
             OutputKind::Qradar(c) => SyslogSink::qradar(c, &cfg.name, &cfg.common, at, HOST),
             other => panic!("not a syslog output: {}", other.type_name()),
         }
-    }
-
-    /// The first output of a validated config (with a demo source, which
-    /// validation requires).
-    fn output(toml_text: &str) -> OutputConfig {
-        let cfg = crate::config::parse(&format!("[[source]]\nname = \"d\"\ntype = \"demo\"\n{toml_text}")).unwrap();
-        cfg.outputs.into_iter().next().unwrap()
     }
 
     fn event() -> Event {
@@ -478,7 +481,8 @@ mod tests {
 
     #[test]
     fn build_reports_problems_with_key_paths() {
-        // A bad vocabulary is a problem of reading the file, never of build.
+        // A bad vocabulary is a problem of reading the file, never of build
+        // (through the file model: its order is the file's).
         let text = "[[source]]\nname = \"d\"\ntype = \"demo\"\n[[output]]\nname = \"q\"\ntype = \"qradar\"\naddress = \"127.0.0.1:514\"\ntransport = \"sctp\"\ndelimiter = \"abc\"\n";
         let problems = crate::config::parse(text).unwrap_err();
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();

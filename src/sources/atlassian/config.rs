@@ -2,8 +2,8 @@
 //! it checks about them and the limits of Atlassian's Admin API they are
 //! checked against.
 
-use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
+use crate::settings::{HttpUrl, Problems, Validate};
 use crate::sources::common::{SourceCommon, SourceSpec};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -25,8 +25,8 @@ pub struct AtlassianConfig {
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// Base URL of the API (`https://api.atlassian.com`; `/admin/v1/orgs/…` is appended).
-    #[serde(default)]
-    pub url: Option<String>,
+    #[serde(default = "default_url")]
+    pub url: HttpUrl,
 }
 
 /// Atlassian's Admin API.
@@ -35,25 +35,48 @@ pub const ATLASSIAN_API: &str = "https://api.atlassian.com";
 /// are seen asking 500 (inferred).
 pub const ATLASSIAN_MAX_PAGE_SIZE: u32 = 500;
 
+/// The required keys of an `atlassian` source, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// The organisation's id.
+    pub org_id: String,
+    /// The API key.
+    pub token: SetSecret,
+}
+
+impl Validate for AtlassianConfig {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        let token = SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()).require(at, p);
+        let org_id = match self.org_id.as_deref() {
+            None => p.required(
+                at,
+                "org_id",
+                None::<&String>,
+                "is required (the organisation's id, in admin.atlassian.com/o/{org_id})",
+            ),
+            Some(id) if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                p.add(format!("{at}.org_id"), "must be the organisation's id (letters, digits, '-'), not its name");
+                None
+            }
+            Some(_) => self.org_id.as_ref(),
+        };
+        Some(Required { org_id: org_id?.clone(), token: token? })
+    }
+}
+
+fn default_url() -> HttpUrl {
+    HttpUrl::known(ATLASSIAN_API)
+}
+
 impl SourceSpec for AtlassianConfig {
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }
-    fn url(&self) -> Option<&str> {
-        Some(self.url.as_deref().unwrap_or(ATLASSIAN_API))
+    fn url(&self) -> Option<&url::Url> {
+        Some(&self.url)
     }
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url());
-        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
-        match self.org_id.as_deref() {
-            None => {
-                p.add(format!("{at}.org_id"), "is required (the organisation's id, in admin.atlassian.com/o/{org_id})")
-            }
-            Some(id) if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
-                p.add(format!("{at}.org_id"), "must be the organisation's id (letters, digits, '-'), not its name")
-            }
-            Some(_) => {}
-        }
+    fn limits(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
         if common.page_size.is_some_and(|n| n > ATLASSIAN_MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "at most 500 per page are asked of Atlassian");
         }

@@ -42,14 +42,14 @@ use super::api::{
     ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::Env;
 use crate::settings::units::Rate;
 use crate::settings::Problem;
 use actions::{classify, outcome};
 use chrono::{DateTime, Utc};
-pub use config::{AtlassianConfig, ATLASSIAN_API, ATLASSIAN_MAX_PAGE_SIZE};
+pub use config::{AtlassianConfig, Required, ATLASSIAN_API, ATLASSIAN_MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -82,11 +82,15 @@ pub struct Atlassian {
 
 /// Build from config: `org_id`, `token` (or `token_file`) and `url`
 /// (`https://api.atlassian.com`).
-pub fn build(cfg: &AtlassianConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, Some(cfg.url.as_deref().unwrap_or(ATLASSIAN_API)))?;
-    let org = cfg.org_id.as_deref()?;
-    Some((Box::new(Atlassian::new(&base, org)), Auth::Bearer(token?)))
+pub fn build(
+    cfg: &AtlassianConfig,
+    required: Required,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = required.token.resolve(at, env, problems)?;
+    Some((Box::new(Atlassian::new(&cfg.url, &required.org_id)), Auth::Bearer(token)))
 }
 
 super::connector!(AtlassianConfig => build);

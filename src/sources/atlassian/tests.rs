@@ -36,15 +36,14 @@ fn page(events: &[Value], next: Option<&str>) -> ApiResponse {
     testkit::resp(200, &json!({ "data": events, "links": links, "meta": { "page_size": 100 } }))
 }
 
-const CONFIG: &str =
-    "[[source]]\nname = \"atl\"\ntype = \"atlassian\"\norg_id = \"9a1jj823-jac8-123d-jj01-63315k059cb2\"\n\
-                      token = \"ATCTT3xFfGN0-key\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+/// An `atlassian` source's own keys.
+const KEYS: &str = "org_id = \"9a1jj823-jac8-123d-jj01-63315k059cb2\"\ntoken = \"ATCTT3xFfGN0-key\"\n";
 
 #[test]
 fn the_registry_builds_bearer_auth_and_checks_the_keys() {
-    let cfg = crate::config::parse(CONFIG).unwrap();
+    let cfg: AtlassianConfig = testkit::keys(KEYS).unwrap();
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let (api, auth) = testkit::build(&cfg, &env).unwrap();
     assert!(matches!(&auth, Auth::Bearer(t) if t.expose() == "ATCTT3xFfGN0-key"));
     assert!(!format!("{auth:?}").contains("ATCTT3xFfGN0"), "the key never shows in Debug");
     assert_eq!(api.defaults().page_size, 100);
@@ -53,16 +52,13 @@ fn the_registry_builds_bearer_auth_and_checks_the_keys() {
     assert_eq!(req.url.host_str(), Some("api.atlassian.com"));
     assert_eq!(req.url.path(), "/admin/v1/orgs/9a1jj823-jac8-123d-jj01-63315k059cb2/events");
 
-    let bad = CONFIG
-        .replace("org_id = \"9a1jj823-jac8-123d-jj01-63315k059cb2\"\n", "page_size = 501\n")
-        .replace("token = \"ATCTT3xFfGN0-key\"\n", "");
-    let p: Vec<String> = crate::config::parse(&bad).unwrap_err().iter().map(ToString::to_string).collect();
+    let p = testkit::problems::<AtlassianConfig>("", "page_size = 501");
     let has = |s: &str| p.iter().any(|m| m.contains(s));
     assert!(has("source[0].org_id: is required"), "{p:?}");
     assert!(has("source[0].page_size: at most 500"), "{p:?}");
     assert!(has("source[0].token: is required"), "{p:?}");
-    let p = crate::config::parse(&CONFIG.replace(ORG, "Acme Corp/../x")).unwrap_err();
-    assert!(p[0].to_string().contains("source[0].org_id: must be the organisation's id"), "{p:?}");
+    let p = testkit::problems::<AtlassianConfig>(&KEYS.replace(ORG, "Acme Corp/../x"), "");
+    assert!(p[0].contains("source[0].org_id: must be the organisation's id"), "{p:?}");
 }
 
 #[test]

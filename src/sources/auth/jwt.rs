@@ -62,7 +62,7 @@ pub struct KeyError(pub String);
 impl Signer {
     /// Read a service-account key file's text (`key_file`'s content, a
     /// secret). `token_uri` overrides the file's (a proxy, or a test).
-    pub fn from_key_file(text: &Secret, token_uri: Option<&str>) -> Result<Signer, KeyError> {
+    pub fn from_key_file(text: &Secret, token_uri: Option<&url::Url>) -> Result<Signer, KeyError> {
         let file: KeyFile = serde_json::from_str(text.expose()).map_err(|e| {
             // serde_json's message names a line and column, never the text.
             KeyError(format!("is not a service-account key file (JSON with client_email and private_key): {e}"))
@@ -76,11 +76,15 @@ impl Signer {
             file.client_email.filter(|e| !e.is_empty()).ok_or_else(|| KeyError("has no client_email".into()))?;
         let pem = file.private_key.ok_or_else(|| KeyError("has no private_key".into()))?;
         let key = rsa_key(&pem)?;
-        let uri = token_uri
-            .map(str::to_owned)
-            .or(file.token_uri)
-            .ok_or_else(|| KeyError("has no token_uri (and no token_url is configured)".into()))?;
-        let token_uri = url::Url::parse(&uri).map_err(|e| KeyError(format!("token_uri {uri:?}: {e}")))?;
+        let token_uri = match token_uri {
+            Some(configured) => configured.clone(),
+            None => {
+                let uri = file
+                    .token_uri
+                    .ok_or_else(|| KeyError("has no token_uri (and no token_url is configured)".into()))?;
+                url::Url::parse(&uri).map_err(|e| KeyError(format!("token_uri {uri:?}: {e}")))?
+            }
+        };
         Ok(Signer { issuer, key_id: file.private_key_id, token_uri, key, rng: ring::rand::SystemRandom::new() })
     }
 
@@ -180,9 +184,11 @@ mod tests {
 
     #[test]
     fn without_a_subject_there_is_no_sub_claim_and_token_url_overrides_the_file() {
-        let signer =
-            Signer::from_key_file(&key_file("https://oauth2.googleapis.com/token"), Some("http://127.0.0.1:9/token"))
-                .unwrap();
+        let signer = Signer::from_key_file(
+            &key_file("https://oauth2.googleapis.com/token"),
+            Some(&url::Url::parse("http://127.0.0.1:9/token").unwrap()),
+        )
+        .unwrap();
         let jwt = signer.assertion("s", None, 1).unwrap();
         let claims = part(jwt.expose(), 1);
         assert!(claims.get("sub").is_none());

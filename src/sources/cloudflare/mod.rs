@@ -51,14 +51,14 @@ use super::api::{
     ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{rfc3339, Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::Env;
 use crate::settings::units::Rate;
 use crate::settings::Problem;
 use actions::classify;
 use chrono::{DateTime, Utc};
-pub use config::{CloudflareConfig, CLOUDFLARE_API, CLOUDFLARE_MAX_PAGE_SIZE};
+pub use config::{CloudflareConfig, Required, CLOUDFLARE_API, CLOUDFLARE_MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -95,13 +95,17 @@ pub struct Cloudflare {
     guard: GuardSchedule,
 }
 
-/// Build from config: `account_id`, `token` (or `token_file`) and `url`
-/// (`https://api.cloudflare.com`).
-pub fn build(cfg: &CloudflareConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, Some(cfg.url.as_deref().unwrap_or(CLOUDFLARE_API)))?;
-    let account = cfg.account_id.as_deref()?;
-    Some((Box::new(Cloudflare::new(&base, account)), Auth::Bearer(token?)))
+/// Build from config: `url` (`https://api.cloudflare.com`) and the
+/// checked `account_id` and `token` (or `token_file`), which is resolved.
+pub fn build(
+    cfg: &CloudflareConfig,
+    required: Required,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = required.token.resolve(at, env, problems)?;
+    Some((Box::new(Cloudflare::new(&cfg.url, &required.account_id)), Auth::Bearer(token)))
 }
 
 super::connector!(CloudflareConfig => build);

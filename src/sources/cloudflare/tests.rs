@@ -45,15 +45,14 @@ fn page(records: &[Value], page: u64, per_page: u64) -> ApiResponse {
     )
 }
 
-const CONFIG: &str =
-    "[[source]]\nname = \"cf\"\ntype = \"cloudflare\"\naccount_id = \"4bb334f7c94c4a29a045f03944f072e5\"\n\
-                      token = \"cf-token-1234\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+/// A `cloudflare` source's own keys.
+const KEYS: &str = "account_id = \"4bb334f7c94c4a29a045f03944f072e5\"\ntoken = \"cf-token-1234\"\n";
 
 #[test]
 fn the_registry_builds_bearer_auth_and_checks_the_keys() {
-    let cfg = crate::config::parse(CONFIG).unwrap();
+    let cfg: CloudflareConfig = testkit::keys(KEYS).unwrap();
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let (api, auth) = testkit::build(&cfg, &env).unwrap();
     assert!(matches!(&auth, Auth::Bearer(t) if t.expose() == "cf-token-1234"));
     assert!(!format!("{auth:?}").contains("cf-token-1234"), "the token never shows in Debug");
     assert_eq!(api.defaults().page_size, 100);
@@ -62,19 +61,16 @@ fn the_registry_builds_bearer_auth_and_checks_the_keys() {
     assert_eq!(req.url.path(), "/client/v4/accounts/4bb334f7c94c4a29a045f03944f072e5/audit_logs");
     assert_eq!(req.url.host_str(), Some("api.cloudflare.com"));
 
-    let bad = CONFIG
-        .replace("account_id = \"4bb334f7c94c4a29a045f03944f072e5\"\n", "page_size = 1001\n")
-        .replace("token = \"cf-token-1234\"\n", "");
-    let p: Vec<String> = crate::config::parse(&bad).unwrap_err().iter().map(ToString::to_string).collect();
+    let p = testkit::problems::<CloudflareConfig>("", "page_size = 1001");
     let has = |s: &str| p.iter().any(|m| m.contains(s));
     assert!(has("source[0].account_id: is required"), "{p:?}");
     assert!(has("source[0].page_size: at most 1000"), "{p:?}");
     assert!(has("source[0].token: is required"), "{p:?}");
-    let named = CONFIG.replace("4bb334f7c94c4a29a045f03944f072e5", "ops@example.com");
-    let p = crate::config::parse(&named).unwrap_err();
-    assert!(p[0].to_string().contains("source[0].account_id: must be the account's id"), "{p:?}");
-    let p = crate::config::parse(&CONFIG.replace("token =", "org = \"x\"\ntoken =")).unwrap_err();
-    assert!(p[0].to_string().contains("source[0].org"), "{p:?}");
+    let named = KEYS.replace("4bb334f7c94c4a29a045f03944f072e5", "ops@example.com");
+    let p = testkit::problems::<CloudflareConfig>(&named, "");
+    assert!(p[0].contains("source[0].account_id: must be the account's id"), "{p:?}");
+    let p = testkit::problems::<CloudflareConfig>(&KEYS.replace("token =", "org = \"x\"\ntoken ="), "");
+    assert!(p[0].contains("source[0].org"), "{p:?}");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! so it takes none of the HTTP keys (`check` says so).
 
 use crate::settings::units::Rate;
-use crate::settings::Problems;
-use crate::sources::common::{SourceCommon, SourceSpec};
+use crate::settings::{Problems, Validate};
+use crate::sources::common::SourceSpec;
 use serde::Deserialize;
 
 /// `type = "demo"`: the built-in generator of sample events.
@@ -15,11 +15,18 @@ pub struct DemoConfig {
     pub rate: Option<Rate>,
 }
 
+impl Validate for DemoConfig {
+    type Valid = ();
+    /// The demo requires no key.
+    fn validate(&self, _at: &str, _p: &mut Problems) -> Option<()> {
+        Some(())
+    }
+}
+
 impl SourceSpec for DemoConfig {
-    fn url(&self) -> Option<&str> {
+    fn url(&self) -> Option<&url::Url> {
         None
     }
-    fn validate(&self, _at: &str, _common: &SourceCommon, _p: &mut Problems) {}
     fn credential_header(&self) -> Option<&str> {
         None
     }

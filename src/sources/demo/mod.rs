@@ -50,7 +50,7 @@ const FIELDS: [(&str, &str, bool); 10] = [
 ];
 
 /// Build from config; the demo has no secrets and nothing to report.
-pub fn build(cfg: &DemoConfig, _at: &str, _env: &dyn Env, _problems: &mut Vec<Problem>) -> super::Built {
+pub fn build(cfg: &DemoConfig, _: (), _at: &str, _env: &dyn Env, _problems: &mut Vec<Problem>) -> super::Built {
     Some((Box::new(Demo::new(cfg)), Auth::None))
 }
 

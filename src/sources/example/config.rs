@@ -2,8 +2,8 @@
 //! and what it checks about them.
 
 use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
-use crate::sources::common::{SourceCommon, SourceSpec};
+use crate::settings::{HttpUrl, Problems, Validate};
+use crate::sources::common::{SourceSpec, UrlAndToken};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct ExampleConfig {
     /// Base URL of the API.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<HttpUrl>,
     /// API token.
     #[serde(default)]
     pub token: Option<SecretRef>,
@@ -24,15 +24,18 @@ pub struct ExampleConfig {
     pub token_file: Option<PathBuf>,
 }
 
+impl Validate for ExampleConfig {
+    type Valid = UrlAndToken;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<UrlAndToken> {
+        UrlAndToken::validate(at, self.url.as_ref(), self.token.as_ref(), self.token_file.as_ref(), p)
+    }
+}
+
 impl SourceSpec for ExampleConfig {
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }
-    fn url(&self) -> Option<&str> {
+    fn url(&self) -> Option<&url::Url> {
         self.url.as_deref()
-    }
-    fn validate(&self, at: &str, _common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url.as_deref());
-        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
     }
 }

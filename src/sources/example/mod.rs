@@ -18,9 +18,10 @@ pub mod config;
 
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Next, Query, ShapeError, SourceApi};
 use super::auth::Auth;
-use super::{base_url, endpoint, utc_time};
+use super::common::UrlAndToken;
+use super::{endpoint, utc_time};
 use crate::event::{rfc3339, Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::Env;
 use crate::settings::Problem;
 pub use config::ExampleConfig;
 use serde_json::{json, Value};
@@ -33,10 +34,15 @@ pub struct Example {
 
 /// Build from config: `url` and `token` (or `token_file`); each problem is
 /// reported with its key path under `at`.
-pub fn build(cfg: &ExampleConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref());
-    Some((Box::new(Example { audit: endpoint(&base?, "api/v1/audit") }), Auth::Bearer(token?)))
+pub fn build(
+    _cfg: &ExampleConfig,
+    required: UrlAndToken,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = required.token.resolve(at, env, problems)?;
+    Some((Box::new(Example { audit: endpoint(&required.url, "api/v1/audit") }), Auth::Bearer(token)))
 }
 
 super::connector!(ExampleConfig => build);
@@ -85,24 +91,29 @@ impl SourceApi for Example {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::testkit::{query, resp, t, window};
+    use crate::sources::testkit::{self, query, resp, t, window};
 
-    const CONFIG: &str = "[[source]]\nname = \"ex\"\ntype = \"example\"\nurl = \"https://audit.example.com\"\n\
-                          token = \"${EX_TOKEN}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+    /// Its own keys.
+    const KEYS: &str = "url = \"https://audit.example.com\"\ntoken = \"${EX_TOKEN}\"\n";
 
+    /// Built from its own config type through its registry line.
     fn api() -> Box<dyn SourceApi> {
         let mut env = crate::settings::secret::tests::FakeEnv::default();
         env.vars.insert("EX_TOKEN".into(), "t0k3n".into());
-        let cfg = crate::config::parse(CONFIG).unwrap();
-        let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+        let cfg: ExampleConfig = testkit::keys(KEYS).unwrap();
+        let (api, auth) = testkit::build(&cfg, &env).unwrap();
         assert!(matches!(auth, Auth::Bearer(ref s) if s.expose() == "t0k3n"));
         api
     }
 
+    /// Through the file model: the registry names the type in what `check`
+    /// says about a key of another type.
     #[test]
     fn the_registry_reaches_the_connector_and_its_keys_are_its_own() {
         api();
-        let p = crate::config::parse(&CONFIG.replace("token =", "page_size = 10\nquery =")).unwrap_err();
+        let config = format!("[[source]]\nname = \"ex\"\ntype = \"example\"\n{KEYS}[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n");
+        crate::config::parse(&config).unwrap();
+        let p = crate::config::parse(&config.replace("token =", "page_size = 10\nquery =")).unwrap_err();
         let p: Vec<String> = p.iter().map(ToString::to_string).collect();
         assert!(p[0].starts_with("source[0].query: is not a key of a example source"), "{p:?}");
         assert!(p.len() == 2 && p[1].starts_with("source[0].token: is required"), "{p:?}");

@@ -36,13 +36,13 @@ use super::api::{
     Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::Env;
 use crate::settings::units::Rate;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
-pub use config::{GithubConfig, GITHUB_API};
+pub use config::{AuditLog, GithubConfig, Required, GITHUB_API};
 use serde_json::{json, Value};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -74,15 +74,19 @@ pub struct Github {
 
 /// Build from config: `org` or `enterprise`, `token` (or `token_file`) and
 /// `url` (`https://api.github.com`).
-pub fn build(cfg: &GithubConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, Some(cfg.url.as_deref().unwrap_or(GITHUB_API)))?;
-    let api = match (&cfg.org, &cfg.enterprise) {
-        (Some(org), _) => Github::org(&base, org),
-        (None, Some(enterprise)) => Github::enterprise(&base, enterprise),
-        (None, None) => return None, // validation reported it
+pub fn build(
+    cfg: &GithubConfig,
+    required: Required,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = required.token.resolve(at, env, problems)?;
+    let api = match &required.log {
+        AuditLog::Org(org) => Github::org(&cfg.url, org),
+        AuditLog::Enterprise(enterprise) => Github::enterprise(&cfg.url, enterprise),
     };
-    Some((Box::new(api), Auth::Bearer(token?)))
+    Some((Box::new(api), Auth::Bearer(token)))
 }
 
 super::connector!(GithubConfig => build);

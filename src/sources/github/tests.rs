@@ -182,20 +182,15 @@ fn an_empty_window_is_checked_before_it_passes_for_quiet() {
 
 #[test]
 fn config_needs_exactly_one_of_org_and_enterprise() {
-    let parse = |keys: &str| {
-        let text = format!(
-            "[[source]]\nname = \"gh\"\ntype = \"github\"\ntoken = \"t\"\n{keys}\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n"
-        );
-        crate::config::parse(&text)
+    let problems = |keys: &str, common: &str| {
+        testkit::problems::<GithubConfig>(&format!("token = \"t\"\n{keys}\n"), common).join("\n")
     };
-    let cfg = parse("org = \"octo-corp\"").unwrap();
-    let (api, _) =
-        crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &crate::settings::secret::ProcessEnv).unwrap();
+    let cfg: GithubConfig = testkit::keys("token = \"t\"\norg = \"octo-corp\"").unwrap();
+    let (api, _) = testkit::build(&cfg, &crate::settings::secret::tests::FakeEnv::default()).unwrap();
     assert_eq!(api.observer().vendor, "GitHub");
-    assert!(parse("enterprise = \"octo\"\nurl = \"https://ghe.example.com/api/v3\"").is_ok());
-    let text = |r: Result<crate::config::Config, Vec<Problem>>| format!("{:?}", r.unwrap_err());
-    assert!(text(parse("")).contains("source[0].org"));
-    assert!(text(parse("org = \"a\"\nenterprise = \"b\"")).contains("source[0].enterprise"));
-    assert!(text(parse("org = \"a/b\"")).contains("login or slug"));
-    assert!(text(parse("org = \"a\"\npage_size = 500")).contains("at most 100"));
+    assert!(problems("enterprise = \"octo\"\nurl = \"https://ghe.example.com/api/v3\"", "").is_empty());
+    assert!(problems("", "").contains("source[0].org"));
+    assert!(problems("org = \"a\"\nenterprise = \"b\"", "").contains("source[0].enterprise"));
+    assert!(problems("org = \"a/b\"", "").contains("login or slug"));
+    assert!(problems("org = \"a\"", "page_size = 500").contains("at most 100"));
 }

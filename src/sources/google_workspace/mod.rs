@@ -43,12 +43,12 @@ use super::api::{
     json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
 };
 use super::auth::{jwt, Auth, OAuth2};
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::Env;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
-pub use config::{GoogleWorkspaceConfig, GOOGLE_ADMIN_API, GOOGLE_MAX_PAGE_SIZE};
+pub use config::{GoogleWorkspaceConfig, Required, GOOGLE_ADMIN_API, GOOGLE_MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -74,10 +74,15 @@ pub struct GoogleWorkspace {
 
 /// Build from config: `application`, `subject` and the key (`key` or
 /// `key_file`), `url` and `token_url` optional.
-pub fn build(cfg: &GoogleWorkspaceConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let key = need_secret(problems, at, "key", cfg.key.as_ref(), cfg.key_file.as_deref(), env);
-    let base = base_url(problems, at, Some(cfg.url.as_deref().unwrap_or(GOOGLE_ADMIN_API)))?;
-    let signer = match jwt::Signer::from_key_file(&key?, cfg.token_url.as_deref()) {
+pub fn build(
+    cfg: &GoogleWorkspaceConfig,
+    required: Required,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let key = required.key.resolve(at, env, problems)?;
+    let signer = match jwt::Signer::from_key_file(&key, cfg.token_url.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             let key = if cfg.key_file.is_some() { "key_file" } else { "key" };
@@ -85,9 +90,8 @@ pub fn build(cfg: &GoogleWorkspaceConfig, at: &str, env: &dyn Env, problems: &mu
             return None;
         }
     };
-    let (application, subject) = (cfg.application.clone()?, cfg.subject.clone()?);
-    let oauth = OAuth2::jwt_bearer(signer, Some(subject), SCOPE.to_owned());
-    Some((Box::new(GoogleWorkspace::new(&base, &application)), Auth::OAuth2(oauth)))
+    let oauth = OAuth2::jwt_bearer(signer, Some(required.subject), SCOPE.to_owned());
+    Some((Box::new(GoogleWorkspace::new(&cfg.url, &required.application)), Auth::OAuth2(oauth)))
 }
 
 super::connector!(GoogleWorkspaceConfig => build);

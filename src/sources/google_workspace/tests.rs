@@ -41,23 +41,23 @@ fn page(items: &[Value], next: Option<&str>) -> ApiResponse {
 
 const PEM: &str = include_str!("../../../tests/fixtures/test-only-rsa-2048.pem");
 
-fn config(extra: &str) -> String {
+/// A `google_workspace` source's own keys, its key inline.
+fn keys() -> String {
     let key = json!({
         "type": "service_account", "private_key_id": "k1", "private_key": PEM,
         "client_email": "reports@example.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token",
     });
     format!(
-        "[[source]]\nname = \"gw\"\ntype = \"google_workspace\"\napplication = \"login\"\n\
-         subject = \"admin@example.com\"\nkey = {}\n{extra}[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n",
+        "application = \"login\"\nsubject = \"admin@example.com\"\nkey = {}\n",
         toml::Value::String(key.to_string())
     )
 }
 
 #[test]
 fn the_registry_builds_a_jwt_bearer_grant_for_the_subject_and_checks_the_keys() {
-    let cfg = crate::config::parse(&config("")).unwrap();
+    let cfg: GoogleWorkspaceConfig = testkit::keys(&keys()).unwrap();
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let (api, auth) = testkit::build(&cfg, &env).unwrap();
     let Auth::OAuth2(o) = &auth else { panic!("oauth2") };
     assert_eq!(o.token_url.as_str(), "https://oauth2.googleapis.com/token");
     assert_eq!(o.scope.as_deref(), Some(SCOPE));
@@ -72,19 +72,17 @@ fn the_registry_builds_a_jwt_bearer_grant_for_the_subject_and_checks_the_keys() 
          startTime=2020-10-01T00%3A00%3A00.000Z&endTime=2025-03-01T00%3A00%3A00.000Z&maxResults=1000"
     );
 
-    let problems = |text: &str| -> Vec<String> {
-        crate::config::parse(text).unwrap_err().iter().map(ToString::to_string).collect()
-    };
+    let problems = testkit::problems::<GoogleWorkspaceConfig>;
     let p =
-        problems(&config("").replace("application = \"login\"\n", "").replace("subject = \"admin@example.com\"\n", ""));
+        problems(&keys().replace("application = \"login\"\n", "").replace("subject = \"admin@example.com\"\n", ""), "");
     assert!(p.iter().any(|m| m.contains("source[0].application: is required")), "{p:?}");
     assert!(p.iter().any(|m| m.contains("source[0].subject: is required")), "{p:?}");
-    let p = problems(&config("page_size = 1001\n").replace("admin@example.com", "admin"));
+    let p = problems(&keys().replace("admin@example.com", "admin"), "page_size = 1001");
     assert!(p.iter().any(|m| m.contains("source[0].page_size: Google allows at most 1000")), "{p:?}");
     assert!(p.iter().any(|m| m.contains("source[0].subject: must be an administrator's email")), "{p:?}");
 
-    let broken = crate::config::parse(&config("").replace("BEGIN PRIVATE KEY", "BEGIN NOTHING")).unwrap();
-    let Err(err) = crate::sources::build_api(&broken.sources[0].kind, "source[0]", &env) else { panic!("a bad key") };
+    let broken: GoogleWorkspaceConfig = testkit::keys(&keys().replace("BEGIN PRIVATE KEY", "BEGIN NOTHING")).unwrap();
+    let Err(err) = testkit::build(&broken, &env) else { panic!("a bad key") };
     let text = format!("{err:?}");
     assert!(text.contains("source[0].key") && text.contains("private_key"), "{text}");
     assert!(!text.contains("MII"), "the key's text is never shown: {text}");

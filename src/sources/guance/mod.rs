@@ -33,9 +33,9 @@ use super::api::{
     ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, endpoint};
+use super::common::UrlAndToken;
+use super::endpoint;
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::need_secret;
 use crate::settings::secret::Env;
 use crate::settings::units::Rate;
 use crate::settings::Problem;
@@ -123,14 +123,14 @@ fn other_namespace(query: &str) -> Option<String> {
 /// `https://openapi.guance.com`), `token` (the API key), `query`.
 pub fn build(
     cfg: &GuanceConfig,
+    required: UrlAndToken,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
-    let key = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref());
-    let api = Guance::new(&base?, cfg.query.as_deref().unwrap_or(DEFAULT_QUERY));
-    Some((Box::new(api), Auth::Header { name: "DF-API-KEY".into(), value: key? }))
+    let key = required.token.resolve(at, env, problems)?;
+    let api = Guance::new(&required.url, cfg.query.as_deref().unwrap_or(DEFAULT_QUERY));
+    Some((Box::new(api), Auth::Header { name: "DF-API-KEY".into(), value: key }))
 }
 
 super::connector!(GuanceConfig => build);

@@ -2,10 +2,10 @@
 
 use super::time_format::TimeFormat;
 use crate::settings::problem::check_header_name;
-use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
+use crate::settings::{HttpUrl, Problems, Validate};
 use crate::sources::api::Order;
-use crate::sources::common::{SourceCommon, SourceSpec};
+use crate::sources::common::SourceSpec;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 pub struct HttpJsonConfig {
     /// The full endpoint URL (`{{cursor}}`, … expand in it).
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<UrlTemplate>,
     /// `GET` (default) or `POST`.
     #[serde(default)]
     pub method: Method,
@@ -155,37 +155,110 @@ fn default_first_page() -> u64 {
     DEFAULT_FIRST_PAGE
 }
 
+/// The `url` of an `http_json` source: the template as written, which
+/// each request expands (`{{cursor}}`, …), read only when it is an http(s)
+/// URL with a host as written.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    /// The text, placeholders and all.
+    pub text: String,
+    /// The text parsed (its origin is the source's).
+    pub parsed: HttpUrl,
+}
+
+impl<'de> Deserialize<'de> for UrlTemplate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let parsed = HttpUrl::parse(&text).map_err(serde::de::Error::custom)?;
+        Ok(UrlTemplate { text, parsed })
+    }
+}
+
+impl std::fmt::Debug for UrlTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+/// The required keys of an `http_json` source, checked, and its
+/// authentication with its secrets set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// The endpoint URL's template.
+    pub url: String,
+    /// JSON pointer to the array of events.
+    pub events: String,
+    /// JSON pointer to each event's time.
+    pub timestamp: String,
+    /// How requests authenticate (`None`: they do not).
+    pub auth: Option<HttpAuth>,
+}
+
+/// An `http_json` source's `auth`, checked: each secret set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpAuth {
+    /// `Authorization: Bearer`.
+    Bearer(SetSecret),
+    /// HTTP Basic.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: SetSecret,
+    },
+    /// One header carrying a key.
+    Header {
+        /// Header name, a valid one.
+        name: String,
+        /// Its value.
+        value: SetSecret,
+    },
+    /// OAuth2 client credentials.
+    Oauth2 {
+        /// Token endpoint.
+        token_url: HttpUrl,
+        /// Client id.
+        client_id: SetSecret,
+        /// Client secret.
+        client_secret: SetSecret,
+        /// Scope asked for.
+        scope: Option<String>,
+    },
+}
+
 impl HttpJsonConfig {
     /// Whether `{{placeholder}}` appears where requests are built.
     fn uses(&self, placeholder: &str) -> bool {
         self.params.as_ref().is_some_and(|m| m.values().any(|v| v.contains(placeholder)))
             || self.body.as_deref().is_some_and(|b| b.contains(placeholder))
-            || self.url.as_deref().is_some_and(|u| u.contains(placeholder))
+            || self.url.as_ref().is_some_and(|u| u.text.contains(placeholder))
     }
 }
 
-impl SourceSpec for HttpJsonConfig {
-    fn url(&self) -> Option<&str> {
-        self.url.as_deref()
-    }
-    fn validate(&self, at: &str, _common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url.as_deref());
+impl Validate for HttpJsonConfig {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        let before = p.0.len();
+        let url = p.required(at, "url", self.url.as_ref(), "is required");
         if self.body.is_some() && self.method != Method::Post {
             p.add(format!("{at}.body"), "a body needs method = \"POST\"");
         }
-        match &self.events {
-            Some(ptr) => p.pointer(format!("{at}.events"), ptr),
-            None => p.add(
-                format!("{at}.events"),
-                "is required: the JSON pointer to the array of events (\"\" when the body is the array)",
-            ),
+        let events = p.required(
+            at,
+            "events",
+            self.events.as_ref(),
+            "is required: the JSON pointer to the array of events (\"\" when the body is the array)",
+        );
+        if let Some(ptr) = events {
+            p.pointer(format!("{at}.events"), ptr);
         }
         if let Some(ptr) = &self.id {
             p.pointer(format!("{at}.id"), ptr);
         }
-        match &self.timestamp {
-            Some(ptr) => p.pointer(format!("{at}.timestamp"), ptr),
-            None => p.add(format!("{at}.timestamp"), "is required: the JSON pointer to each event's time"),
+        let timestamp =
+            p.required(at, "timestamp", self.timestamp.as_ref(), "is required: the JSON pointer to each event's time");
+        if let Some(ptr) = timestamp {
+            p.pointer(format!("{at}.timestamp"), ptr);
         }
         for (k, ptr) in self.fields.iter().flatten() {
             p.pointer(format!("{at}.fields.{k}"), ptr);
@@ -205,7 +278,20 @@ impl SourceSpec for HttpJsonConfig {
             }
             _ => {}
         }
-        validate_auth(at, self.auth.as_ref(), p);
+        let auth = validate_auth(at, self.auth.as_ref(), p);
+        let required = Required {
+            url: url?.text.clone(),
+            events: events?.clone(),
+            timestamp: timestamp?.clone(),
+            auth: auth.ok()?,
+        };
+        (p.0.len() == before).then_some(required)
+    }
+}
+
+impl SourceSpec for HttpJsonConfig {
+    fn url(&self) -> Option<&url::Url> {
+        self.url.as_ref().map(|u| u.parsed.url())
     }
 
     fn secrets(&self) -> Vec<SecretKey<'_>> {
@@ -235,28 +321,65 @@ impl SourceSpec for HttpJsonConfig {
     }
 }
 
-fn validate_auth(at: &str, auth: Option<&AuthConfig>, p: &mut Problems) {
-    match auth {
-        Some(AuthConfig::Bearer { token, token_file }) if token.is_none() == token_file.is_none() => {
-            p.add(format!("{at}.auth"), "bearer needs exactly one of token or token_file")
+/// The `auth` table checked: `Ok(None)` when there is none, `Err(())` when
+/// it has a problem (reported in `p`).
+fn validate_auth(at: &str, auth: Option<&AuthConfig>, p: &mut Problems) -> Result<Option<HttpAuth>, ()> {
+    // Exactly one of a secret's value and file, or `message` at `{at}.auth`.
+    fn one(
+        (at, p): (&str, &mut Problems),
+        key: &'static str,
+        value: &Option<SecretRef>,
+        file: &Option<PathBuf>,
+        message: &str,
+    ) -> Option<SetSecret> {
+        if value.is_none() == file.is_none() {
+            p.add(format!("{at}.auth"), message);
+            return None;
         }
-        Some(AuthConfig::Basic { password, password_file, .. }) if password.is_none() == password_file.is_none() => {
-            p.add(format!("{at}.auth"), "basic needs exactly one of password or password_file")
+        SecretKey::new(key, value.as_ref(), file.as_ref()).set()
+    }
+    let auth = match auth {
+        None => return Ok(None),
+        Some(AuthConfig::Bearer { token, token_file }) => {
+            one((at, p), "auth.token", token, token_file, "bearer needs exactly one of token or token_file")
+                .map(HttpAuth::Bearer)
         }
+        Some(AuthConfig::Basic { username, password, password_file }) => one(
+            (at, p),
+            "auth.password",
+            password,
+            password_file,
+            "basic needs exactly one of password or password_file",
+        )
+        .map(|password| HttpAuth::Basic { username: username.clone(), password }),
         Some(AuthConfig::Header { value, value_file, name }) => {
-            if value.is_none() == value_file.is_none() {
-                p.add(format!("{at}.auth"), "header needs exactly one of value or value_file");
-            }
+            let value =
+                one((at, p), "auth.value", value, value_file, "header needs exactly one of value or value_file");
             if !check_header_name(name) {
                 p.add(format!("{at}.auth.name"), format!("{name:?} is not a valid header name"));
+                return Err(());
+            }
+            value.map(|value| HttpAuth::Header { name: name.clone(), value })
+        }
+        Some(AuthConfig::Oauth2 { token_url, client_id, client_secret, client_secret_file, scope }) => {
+            let token_url = p.check_url(format!("{at}.auth.token_url"), token_url);
+            let client_secret = one(
+                (at, p),
+                "auth.client_secret",
+                client_secret,
+                client_secret_file,
+                "oauth2 needs exactly one of client_secret or client_secret_file",
+            );
+            match (token_url, client_secret) {
+                (Some(token_url), Some(client_secret)) => Some(HttpAuth::Oauth2 {
+                    token_url,
+                    client_id: SetSecret::value("auth.client_id", client_id),
+                    client_secret,
+                    scope: scope.clone(),
+                }),
+                _ => None,
             }
         }
-        Some(AuthConfig::Oauth2 { token_url, client_secret, client_secret_file, .. }) => {
-            p.check_url(format!("{at}.auth.token_url"), token_url);
-            if client_secret.is_none() == client_secret_file.is_none() {
-                p.add(format!("{at}.auth"), "oauth2 needs exactly one of client_secret or client_secret_file");
-            }
-        }
-        _ => {}
-    }
+    };
+    auth.map(Some).ok_or(())
 }

@@ -23,13 +23,11 @@ use super::api::{
     SourceApi, Wanted,
 };
 use super::auth::{Auth, OAuth2};
-use super::base_url;
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::need_secret;
 use crate::settings::secret::Env;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
-pub use config::{AuthConfig, HttpJsonConfig, Method, PaginationConfig};
+pub use config::{AuthConfig, HttpAuth, HttpJsonConfig, Method, PaginationConfig, Required, UrlTemplate};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -63,72 +61,50 @@ pub struct HttpJson {
     fields_at: Vec<(String, Pointer)>,
 }
 
-/// Build from config; secrets resolved through `env`.
+/// Build from config and its checked required keys; secrets resolved
+/// through `env`.
 pub fn build(
     cfg: &HttpJsonConfig,
+    required: Required,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
-    let auth = match &cfg.auth {
+    let auth = match &required.auth {
         None => Auth::None,
-        Some(AuthConfig::Bearer { token, token_file }) => Auth::Bearer(need_secret(
-            problems,
-            &format!("{at}.auth"),
-            "token",
-            token.as_ref(),
-            token_file.as_deref(),
-            env,
-        )?),
-        Some(AuthConfig::Basic { username, password, password_file }) => Auth::Basic {
+        Some(HttpAuth::Bearer(token)) => Auth::Bearer(token.resolve(at, env, problems)?),
+        Some(HttpAuth::Basic { username, password }) => Auth::Basic {
             user: crate::settings::secret::Secret::new(username.clone()),
-            password: need_secret(
-                problems,
-                &format!("{at}.auth"),
-                "password",
-                password.as_ref(),
-                password_file.as_deref(),
-                env,
-            )?,
+            password: password.resolve(at, env, problems)?,
         },
-        Some(AuthConfig::Header { name, value, value_file }) => Auth::Header {
-            name: name.clone(),
-            value: need_secret(problems, &format!("{at}.auth"), "value", value.as_ref(), value_file.as_deref(), env)?,
-        },
-        Some(AuthConfig::Oauth2 { token_url, client_id, client_secret, client_secret_file, scope }) => {
-            let id = need_secret(problems, &format!("{at}.auth"), "client_id", Some(client_id), None, env);
-            let secret = need_secret(
-                problems,
-                &format!("{at}.auth"),
-                "client_secret",
-                client_secret.as_ref(),
-                client_secret_file.as_deref(),
-                env,
-            );
-            let url = url::Url::parse(token_url).ok();
-            Auth::OAuth2(OAuth2::new(url?, id?, secret?, scope.clone()))
+        Some(HttpAuth::Header { name, value }) => {
+            Auth::Header { name: name.clone(), value: value.resolve(at, env, problems)? }
+        }
+        Some(HttpAuth::Oauth2 { token_url, client_id, client_secret, scope }) => {
+            let id = client_id.resolve(at, env, problems);
+            let secret = client_secret.resolve(at, env, problems);
+            Auth::OAuth2(OAuth2::new(token_url.url().clone(), id?, secret?, scope.clone()))
         }
     };
-    base_url(problems, at, cfg.url.as_deref())?;
-    Some((Box::new(HttpJson::of(cfg)), auth))
+    Some((Box::new(HttpJson::of(cfg, required)), auth))
 }
 
 super::connector!(HttpJsonConfig => build);
 
 impl HttpJson {
     /// The source a checked config describes (secrets are the caller's).
-    fn of(cfg: &HttpJsonConfig) -> HttpJson {
-        let timestamp = cfg.timestamp.clone().unwrap_or_default();
+    fn of(cfg: &HttpJsonConfig, required: Required) -> HttpJson {
+        let timestamp = required.timestamp;
         let id_at = cfg.id.as_deref().map(Pointer::parse);
         let time_at = Pointer::parse(&timestamp);
         let fields = cfg.fields.iter().flatten();
         let fields_at: Vec<_> = fields.map(|(path, ptr)| (path.clone(), Pointer::parse(ptr))).collect();
         HttpJson {
-            url: cfg.url.clone().unwrap_or_default(),
+            url: required.url,
             post: cfg.method == Method::Post,
             body: cfg.body.clone(),
             params: cfg.params.clone().unwrap_or_default(),
-            events: cfg.events.clone().unwrap_or_default(),
+            events: required.events,
             format: cfg.timestamp_format.clone().unwrap_or(TimeFormat::Rfc3339),
             pagination: cfg.pagination.clone().unwrap_or(PaginationConfig::None),
             order: cfg.order.unwrap_or_default(),

@@ -3,25 +3,23 @@ use crate::sources::testkit::{self, t, window};
 use crate::state::Window;
 use serde_json::json;
 
+/// An `http_json` source's keys at a fixed `url`, `extra` added; read and
+/// checked by its own type, as the file model does.
 fn cfg(extra: &str) -> HttpJsonConfig {
-    let text = format!(
-        "[[source]]\nname = \"api\"\ntype = \"http_json\"\nurl = \"https://audit.example.com/v1/audit\"\n{extra}\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n"
-    );
-    match crate::config::parse(&text).unwrap().sources.remove(0).kind {
-        crate::config::SourceKind::HttpJson(c) => c,
-        other => panic!("not an http_json source: {other:?}"),
-    }
+    let text = format!("url = \"https://audit.example.com/v1/audit\"\n{extra}\n");
+    let problems = testkit::problems::<HttpJsonConfig>(&text, "");
+    assert!(problems.is_empty(), "{problems:?}");
+    testkit::keys(&text).unwrap()
 }
 
 fn api(extra: &str) -> HttpJson {
-    let mut problems = Vec::new();
     let env = crate::settings::secret::tests::FakeEnv::default();
     let c = cfg(extra);
-    let (boxed, _) = build(&c, "source[0]", &env, &mut problems).unwrap();
-    assert!(problems.is_empty(), "{problems:?}");
-    // Rebuilt concretely for white-box checks.
-    drop(boxed);
-    HttpJson::of(&c)
+    // Built through the registry line, then rebuilt concretely for
+    // white-box checks.
+    drop(testkit::build(&c, &env).unwrap());
+    let required = crate::settings::Validate::validate(&c, "source[0]", &mut Default::default()).unwrap();
+    HttpJson::of(&c, required)
 }
 
 fn query(state: Option<&Value>, page: u64) -> Query<'_> {

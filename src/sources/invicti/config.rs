@@ -2,8 +2,8 @@
 //! checks about them and the limits of Invicti Enterprise's API they are
 //! checked against.
 
-use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
+use crate::settings::{HttpUrl, Problems, Validate};
 use crate::sources::common::{SourceCommon, SourceSpec};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub struct InvictiConfig {
     /// Base URL of Invicti Enterprise.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<HttpUrl>,
     /// API user id.
     #[serde(default)]
     pub user_id: Option<SecretRef>,
@@ -32,6 +32,27 @@ pub struct InvictiConfig {
 /// Largest `pageSize` the API accepts.
 pub const MAX_PAGE_SIZE: u32 = 200;
 
+/// The required keys of an `invicti` source, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// Base URL of Invicti Enterprise.
+    pub url: HttpUrl,
+    /// API user id.
+    pub user_id: SetSecret,
+    /// API token.
+    pub token: SetSecret,
+}
+
+impl Validate for InvictiConfig {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        let url = p.required(at, "url", self.url.as_ref(), "is required");
+        let user_id = SecretKey::new("user_id", self.user_id.as_ref(), self.user_id_file.as_ref()).require(at, p);
+        let token = SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()).require(at, p);
+        Some(Required { url: url?.clone(), user_id: user_id?, token: token? })
+    }
+}
+
 impl SourceSpec for InvictiConfig {
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![
@@ -39,13 +60,10 @@ impl SourceSpec for InvictiConfig {
             SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()),
         ]
     }
-    fn url(&self) -> Option<&str> {
+    fn url(&self) -> Option<&url::Url> {
         self.url.as_deref()
     }
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url.as_deref());
-        p.secret(at, "user_id", self.user_id.is_some() || self.user_id_file.is_some());
-        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    fn limits(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
         if common.page_size.is_some_and(|n| n > MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "Invicti allows at most 200");
         }

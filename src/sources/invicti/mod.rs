@@ -24,13 +24,12 @@ use super::api::{
     json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Order, Query, ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, endpoint, floor_to, utc_time};
+use super::{endpoint, floor_to, utc_time};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::need_secret;
 use crate::settings::secret::Env;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
-pub use config::{InvictiConfig, MAX_PAGE_SIZE};
+pub use config::{InvictiConfig, Required, MAX_PAGE_SIZE};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -45,15 +44,15 @@ pub struct Invicti {
 /// Build from config: `url` (`https://www.netsparkercloud.com` or an
 /// on-premises host, with or without `/api/1.0`), `user_id`, `token`.
 pub fn build(
-    cfg: &InvictiConfig,
+    _cfg: &InvictiConfig,
+    required: Required,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
-    let user = need_secret(problems, at, "user_id", cfg.user_id.as_ref(), cfg.user_id_file.as_deref(), env);
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref());
-    Some((Box::new(Invicti::new(&base?)), Auth::Basic { user: user?, password: token? }))
+    let user = required.user_id.resolve(at, env, problems);
+    let token = required.token.resolve(at, env, problems);
+    Some((Box::new(Invicti::new(&required.url)), Auth::Basic { user: user?, password: token? }))
 }
 
 super::connector!(InvictiConfig => build);

@@ -161,11 +161,9 @@ fn audit_logs_map_to_ecs() {
 #[test]
 fn build_needs_user_id_and_token() {
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let text = "[[source]]\nname = \"inv\"\ntype = \"invicti\"\nurl = \"https://www.netsparkercloud.com\"\n\
-                user_id = \"${INV_USER}\"\ntoken = \"${INV_TOKEN}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
-    let cfg: super::InvictiConfig = crate::config::parse(text).unwrap().sources.remove(0).kind.try_into().unwrap();
-    let mut problems = Vec::new();
-    assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
+    let text = "url = \"https://www.netsparkercloud.com\"\nuser_id = \"${INV_USER}\"\ntoken = \"${INV_TOKEN}\"\n";
+    let cfg: super::InvictiConfig = crate::sources::testkit::keys(text).unwrap();
+    let Err(problems) = crate::sources::testkit::build(&cfg, &env) else { panic!("built without its secrets") };
     let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["source[0].user_id", "source[0].token"]);
 }

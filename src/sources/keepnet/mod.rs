@@ -46,13 +46,12 @@ use super::api::{
     Verdict,
 };
 use super::auth::{Auth, OAuth2};
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{rfc3339, Normalised, Observer};
-use crate::settings::secret::need_secret;
 use crate::settings::secret::Env;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
-pub use config::KeepnetConfig;
+pub use config::{KeepnetConfig, Required};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -65,17 +64,17 @@ pub struct Keepnet {
 /// Build from config: `url` (`https://api.keepnetlabs.com`), `client_id`,
 /// `client_secret`. Resellers add `headers = { "X-KEEPNET-Company-Id" = … }`.
 pub fn build(
-    cfg: &KeepnetConfig,
+    _cfg: &KeepnetConfig,
+    required: Required,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
-    let id = need_secret(problems, at, "client_id", cfg.client_id.as_ref(), None, env);
-    let secret =
-        need_secret(problems, at, "client_secret", cfg.client_secret.as_ref(), cfg.client_secret_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref())?;
-    let oauth = OAuth2::new(endpoint(&base, "connect/token"), id?, secret?, Some("api1".into()));
-    Some((Box::new(Keepnet::new(&base)), Auth::OAuth2(oauth)))
+    let id = required.client_id.resolve(at, env, problems);
+    let secret = required.client_secret.resolve(at, env, problems);
+    let base = &required.url;
+    let oauth = OAuth2::new(endpoint(base, "connect/token"), id?, secret?, Some("api1".into()));
+    Some((Box::new(Keepnet::new(base)), Auth::OAuth2(oauth)))
 }
 
 super::connector!(KeepnetConfig => build);

@@ -138,11 +138,9 @@ fn audit_log_views_map_to_ecs() {
 fn build_uses_client_credentials_with_scope_api1() {
     let mut env = crate::settings::secret::tests::FakeEnv::default();
     env.vars.insert("KN_SECRET".into(), "s3cret".into());
-    let text = "[[source]]\nname = \"kn\"\ntype = \"keepnet\"\nurl = \"https://api.keepnetlabs.com\"\n\
-                client_id = \"my-client\"\nclient_secret = \"${KN_SECRET}\"\n[[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
-    let cfg: super::KeepnetConfig = crate::config::parse(text).unwrap().sources.remove(0).kind.try_into().unwrap();
-    let mut problems = Vec::new();
-    let (_, auth) = build(&cfg, "source[0]", &env, &mut problems).unwrap();
+    let text = "url = \"https://api.keepnetlabs.com\"\nclient_id = \"my-client\"\nclient_secret = \"${KN_SECRET}\"\n";
+    let cfg: super::KeepnetConfig = crate::sources::testkit::keys(text).unwrap();
+    let (_, auth) = crate::sources::testkit::build(&cfg, &env).unwrap();
     let Auth::OAuth2(o) = auth else { panic!("oauth2") };
     assert_eq!(o.token_url.as_str(), "https://api.keepnetlabs.com/connect/token");
     assert_eq!(o.scope.as_deref(), Some("api1"));

@@ -2,8 +2,8 @@
 //! what it checks about them and the limits of the Office 365 Management
 //! Activity API they are checked against.
 
-use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
+use crate::settings::{HttpUrl, Problems, Validate};
 use crate::sources::common::{SourceCommon, SourceSpec};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -35,11 +35,11 @@ pub struct Microsoft365Config {
     pub content_types: Option<Vec<ContentType>>,
     /// Base URL of the API (`https://manage.office.com`; GCC
     /// `https://manage-gcc.office.com`, GCC High `https://manage.office365.us`).
-    #[serde(default)]
-    pub url: Option<String>,
+    #[serde(default = "default_url")]
+    pub url: HttpUrl,
     /// Token endpoint (`https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token`).
     #[serde(default)]
-    pub token_url: Option<String>,
+    pub token_url: Option<HttpUrl>,
 }
 
 /// A content type of the Management Activity API: one subscription each.
@@ -104,41 +104,70 @@ fn is_guid(id: &str) -> bool {
     parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-impl SourceSpec for Microsoft365Config {
-    fn secrets(&self) -> Vec<SecretKey<'_>> {
-        vec![SecretKey::new("client_secret", self.client_secret.as_ref(), self.client_secret_file.as_ref())]
-    }
-    fn url(&self) -> Option<&str> {
-        Some(self.url.as_deref().unwrap_or(MANAGE_API))
-    }
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url());
-        if let Some(t) = &self.token_url {
-            p.check_url(format!("{at}.token_url"), t);
-        }
-        p.secret(at, "client_secret", self.client_secret.is_some() || self.client_secret_file.is_some());
-        match self.tenant_id.as_deref() {
-            None => p.add(format!("{at}.tenant_id"), "is required (the tenant's id, a GUID)"),
+fn default_url() -> HttpUrl {
+    HttpUrl::known(MANAGE_API)
+}
+
+/// The required keys of a `microsoft_365` source, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// The tenant's id, a GUID.
+    pub tenant_id: String,
+    /// The app registration's Application (client) id.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: SetSecret,
+}
+
+impl Validate for Microsoft365Config {
+    type Valid = Required;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<Required> {
+        let client_secret =
+            SecretKey::new("client_secret", self.client_secret.as_ref(), self.client_secret_file.as_ref())
+                .require(at, p);
+        let tenant_id = match self.tenant_id.as_deref() {
+            None => p.required(at, "tenant_id", None::<&String>, "is required (the tenant's id, a GUID)"),
             Some(id) if !is_guid(id) => {
-                p.add(format!("{at}.tenant_id"), "must be the tenant's id, a GUID (not its domain name)")
+                p.add(format!("{at}.tenant_id"), "must be the tenant's id, a GUID (not its domain name)");
+                None
             }
-            Some(_) => {}
-        }
-        match self.client_id.as_deref() {
-            None => p.add(format!("{at}.client_id"), "is required (the app registration's Application id)"),
-            Some(id) if id.trim().is_empty() => p.add(format!("{at}.client_id"), "must not be empty"),
-            Some(_) => {}
-        }
+            Some(_) => self.tenant_id.as_ref(),
+        };
+        let client_id = match self.client_id.as_deref() {
+            None => p.required(at, "client_id", None::<&String>, "is required (the app registration's Application id)"),
+            Some(id) if id.trim().is_empty() => {
+                p.add(format!("{at}.client_id"), "must not be empty");
+                None
+            }
+            Some(_) => self.client_id.as_ref(),
+        };
+        let mut types_ok = true;
         if let Some(types) = &self.content_types {
             if types.is_empty() {
                 p.add(format!("{at}.content_types"), "must name at least one content type");
+                types_ok = false;
             }
             for (i, t) in types.iter().enumerate() {
                 if types[..i].contains(t) {
                     p.add(format!("{at}.content_types"), format!("{} is listed twice", t.as_str()));
+                    types_ok = false;
                 }
             }
         }
+        let required =
+            Required { tenant_id: tenant_id?.clone(), client_id: client_id?.clone(), client_secret: client_secret? };
+        types_ok.then_some(required)
+    }
+}
+
+impl SourceSpec for Microsoft365Config {
+    fn secrets(&self) -> Vec<SecretKey<'_>> {
+        vec![SecretKey::new("client_secret", self.client_secret.as_ref(), self.client_secret_file.as_ref())]
+    }
+    fn url(&self) -> Option<&url::Url> {
+        Some(&self.url)
+    }
+    fn limits(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
         let lookback = common.lookback.map_or(super::DEFAULT_LOOKBACK, |d| d.get());
         let window = common.max_window.map_or(super::DEFAULT_MAX_WINDOW, |d| d.get());
         if lookback + window > MAX_LIST_WINDOW {

@@ -59,12 +59,13 @@ use super::api::{
     json_body, ApiPage, ApiRequest, ApiResponse, Defaults, GuardSchedule, Next, Query, ShapeError, SourceApi, Verdict,
 };
 use super::auth::{Auth, OAuth2};
-use super::{base_url, ceil_to, endpoint, floor_to};
+use super::{ceil_to, endpoint, floor_to};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::{need_secret, Env, Secret};
+use crate::settings::secret::{Env, Secret};
+use crate::settings::HttpUrl;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
-pub use config::{ContentType, Microsoft365Config, LOGIN_AUTHORITY, MANAGE_API, MAX_LIST_WINDOW};
+pub use config::{ContentType, Microsoft365Config, Required, LOGIN_AUTHORITY, MANAGE_API, MAX_LIST_WINDOW};
 use serde_json::Value;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -104,8 +105,8 @@ pub struct Microsoft365 {
 }
 
 /// The token endpoint of `tenant` at Entra ID.
-pub fn token_url(tenant: &str) -> String {
-    format!("{LOGIN_AUTHORITY}/{tenant}/oauth2/v2.0/token")
+pub fn token_url(tenant: &str) -> url::Url {
+    endpoint(&HttpUrl::known(LOGIN_AUTHORITY), &format!("{tenant}/oauth2/v2.0/token"))
 }
 
 /// The scope of a token for the API at `base`: `https://manage.office.com/.default`.
@@ -115,22 +116,19 @@ fn scope(base: &url::Url) -> String {
 
 /// Build from config: `tenant_id`, `client_id`, `client_secret` (or
 /// `client_secret_file`); `content_types`, `url` and `token_url` optional.
-pub fn build(cfg: &Microsoft365Config, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let secret =
-        need_secret(problems, at, "client_secret", cfg.client_secret.as_ref(), cfg.client_secret_file.as_deref(), env);
-    let base = base_url(problems, at, Some(cfg.url.as_deref().unwrap_or(MANAGE_API)))?;
-    let tenant = cfg.tenant_id.as_deref()?;
-    let token = cfg.token_url.clone().unwrap_or_else(|| token_url(tenant));
-    let token = match url::Url::parse(&token) {
-        Ok(u) => u,
-        Err(e) => {
-            problems.push(Problem { path: format!("{at}.token_url"), message: format!("is not a URL ({e})") });
-            return None;
-        }
-    };
-    let client_id = Secret::new(cfg.client_id.clone()?);
-    let oauth = OAuth2::new(token, client_id, secret?, Some(scope(&base)));
-    Some((Box::new(Microsoft365::new(&base, tenant, &cfg.content_types())), Auth::OAuth2(oauth)))
+pub fn build(
+    cfg: &Microsoft365Config,
+    required: Required,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let secret = required.client_secret.resolve(at, env, problems)?;
+    let tenant = &required.tenant_id;
+    let token = cfg.token_url.as_deref().cloned().unwrap_or_else(|| token_url(tenant));
+    let client_id = Secret::new(required.client_id);
+    let oauth = OAuth2::new(token, client_id, secret, Some(scope(&cfg.url)));
+    Some((Box::new(Microsoft365::new(&cfg.url, tenant, &cfg.content_types())), Auth::OAuth2(oauth)))
 }
 
 super::connector!(Microsoft365Config => build);

@@ -209,46 +209,32 @@ fn throttling_and_refusals_are_read_from_the_error_code() {
     );
 }
 
-fn config(extra: &str) -> String {
+/// A `microsoft_365` source's own keys, `extra` added.
+fn keys(extra: &str) -> String {
     format!(
-        "[[source]]\nname = \"m365\"\ntype = \"microsoft_365\"\ntenant_id = \"{TENANT}\"\n\
-         client_id = \"a5b2c1d0-0000-4000-8000-000000000001\"\nclient_secret = \"s3cr3t-value\"\n{extra}\
-         [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n"
+        "tenant_id = \"{TENANT}\"\nclient_id = \"a5b2c1d0-0000-4000-8000-000000000001\"\n\
+         client_secret = \"s3cr3t-value\"\n{extra}"
     )
 }
 
 #[test]
 fn the_registry_builds_the_client_credentials_grant_and_checks_the_keys() {
-    let cfg = crate::config::parse(&config("")).unwrap();
+    let cfg: Microsoft365Config = testkit::keys(&keys("")).unwrap();
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let (_api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let (_api, auth) = testkit::build(&cfg, &env).unwrap();
     let Auth::OAuth2(o) = auth else { panic!() };
     assert_eq!(o.token_url.as_str(), format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"));
     assert_eq!(o.scope.as_deref(), Some("https://manage.office.com/.default"));
     assert!(!format!("{o:?}").contains("s3cr3t-value"), "the secret is redacted");
-    let err = crate::config::parse(&config("").replace(TENANT, "contoso.onmicrosoft.com"))
-        .unwrap_err()
-        .iter()
-        .map(|p| format!("{}: {}", p.path, p.message))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let problems = |text: &str, common: &str| testkit::problems::<Microsoft365Config>(text, common).join("\n");
+    let err = problems(&keys("").replace(TENANT, "contoso.onmicrosoft.com"), "");
     assert!(err.contains("tenant_id") && err.contains("GUID"), "{err}");
-    let err = crate::config::parse(&config("content_types = [\"Audit.Teams\"]\n"))
-        .unwrap_err()
-        .iter()
-        .map(|p| format!("{}: {}", p.path, p.message))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let err = problems(&keys("content_types = [\"Audit.Teams\"]\n"), "");
     assert!(err.contains("content_types"), "{err}");
-    let err = crate::config::parse(&config("max_window = \"24h\"\n"))
-        .unwrap_err()
-        .iter()
-        .map(|p| format!("{}: {}", p.path, p.message))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let err = problems(&keys(""), "max_window = \"24h\"");
     assert!(err.contains("24h"), "{err}");
-    let ok = crate::config::parse(&config("content_types = [\"DLP.All\", \"Audit.General\"]\n")).unwrap();
-    let crate::sources::SourceKind::Microsoft365(m) = &ok.sources[0].kind else { panic!() };
+    let m: Microsoft365Config = testkit::keys(&keys("content_types = [\"DLP.All\", \"Audit.General\"]\n")).unwrap();
+    assert!(problems(&keys("content_types = [\"DLP.All\", \"Audit.General\"]\n"), "").is_empty());
     assert_eq!(m.content_types(), vec![ContentType::DlpAll, ContentType::General]);
 }
 

@@ -2,8 +2,8 @@
 //! checks about them and the limits of Okta's API they are checked against.
 
 use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
-use crate::sources::common::{SourceCommon, SourceSpec};
+use crate::settings::{HttpUrl, Problems, Validate};
+use crate::sources::common::{SourceCommon, SourceSpec, UrlAndToken};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub struct OktaConfig {
     /// The Okta org, `https://ORG.okta.com` (not the `-admin` console).
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<HttpUrl>,
     /// API token of a read-only administrator.
     #[serde(default)]
     pub token: Option<SecretRef>,
@@ -25,21 +25,27 @@ pub struct OktaConfig {
 /// Okta's largest `limit` on `/api/v1/logs`.
 pub const OKTA_MAX_PAGE_SIZE: u32 = 1000;
 
+impl Validate for OktaConfig {
+    type Valid = UrlAndToken;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<UrlAndToken> {
+        let valid = UrlAndToken::validate(at, self.url.as_ref(), self.token.as_ref(), self.token_file.as_ref(), p);
+        let org = self.url.as_ref().and_then(|u| u.host_str()).and_then(|h| h.split('.').next());
+        if org.is_some_and(|org| org.ends_with("-admin")) {
+            p.add(format!("{at}.url"), "is the Admin Console's address; the API is at the org's, without -admin");
+            return None;
+        }
+        valid
+    }
+}
+
 impl SourceSpec for OktaConfig {
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }
-    fn url(&self) -> Option<&str> {
+    fn url(&self) -> Option<&url::Url> {
         self.url.as_deref()
     }
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url.as_deref());
-        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
-        let host =
-            self.url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned));
-        if host.as_deref().and_then(|h| h.split('.').next()).is_some_and(|org| org.ends_with("-admin")) {
-            p.add(format!("{at}.url"), "is the Admin Console's address; the API is at the org's, without -admin");
-        }
+    fn limits(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
         if common.page_size.is_some_and(|n| n > OKTA_MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "Okta allows at most 1000");
         }

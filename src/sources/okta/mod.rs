@@ -35,9 +35,10 @@ pub mod config;
 
 use super::api::{json_body, ApiPage, ApiRequest, ApiResponse, Defaults, Next, Query, ShapeError, SourceApi, Verdict};
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::common::UrlAndToken;
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{rfc3339, Normalised, Observer};
-use crate::settings::secret::{need_secret, Env, Secret};
+use crate::settings::secret::{Env, Secret};
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
 pub use config::{OktaConfig, OKTA_MAX_PAGE_SIZE};
@@ -62,11 +63,16 @@ pub struct Okta {
 
 /// Build from config: `url` (`https://ORG.okta.com`) and `token` (or
 /// `token_file`).
-pub fn build(cfg: &OktaConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref())?;
-    let value = Secret::new(format!("SSWS {}", token?.expose()));
-    Some((Box::new(Okta::new(&base)), Auth::Header { name: "Authorization".into(), value }))
+pub fn build(
+    _cfg: &OktaConfig,
+    required: UrlAndToken,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = required.token.resolve(at, env, problems)?;
+    let value = Secret::new(format!("SSWS {}", token.expose()));
+    Some((Box::new(Okta::new(&required.url)), Auth::Header { name: "Authorization".into(), value }))
 }
 
 super::connector!(OktaConfig => build);

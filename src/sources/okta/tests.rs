@@ -41,30 +41,27 @@ fn page(events: &[Value], next: Option<&str>) -> ApiResponse {
     r
 }
 
-const CONFIG: &str =
-    "[[source]]\nname = \"okta\"\ntype = \"okta\"\nurl = \"https://acme.okta.com\"\ntoken = \"00abcTOKEN\"\n\
-                      [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+/// An `okta` source's own keys.
+const KEYS: &str = "url = \"https://acme.okta.com\"\ntoken = \"00abcTOKEN\"\n";
 
 #[test]
 fn the_registry_builds_ssws_auth_and_checks_the_keys() {
-    let cfg = crate::config::parse(CONFIG).unwrap();
+    let cfg: OktaConfig = testkit::keys(KEYS).unwrap();
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let (api, auth) = testkit::build(&cfg, &env).unwrap();
     assert!(
         matches!(&auth, Auth::Header { name, value } if name == "Authorization" && value.expose() == "SSWS 00abcTOKEN")
     );
     assert!(!format!("{auth:?}").contains("00abcTOKEN"), "the token never shows in Debug");
     assert_eq!(api.defaults().page_size, 1000);
-    let bad = CONFIG
-        .replace("acme.okta.com", "acme-admin.okta.com")
-        .replace("token = \"00abcTOKEN\"\n", "page_size = 1001\n");
-    let p: Vec<String> = crate::config::parse(&bad).unwrap_err().iter().map(ToString::to_string).collect();
+    let bad = KEYS.replace("acme.okta.com", "acme-admin.okta.com").replace("token = \"00abcTOKEN\"\n", "");
+    let p = testkit::problems::<OktaConfig>(&bad, "page_size = 1001");
     let has = |s: &str| p.iter().any(|m| m.contains(s));
     assert!(has("source[0].url: is the Admin Console's address"), "{p:?}");
     assert!(has("source[0].page_size: Okta allows at most 1000"), "{p:?}");
     assert!(has("source[0].token: is required"), "{p:?}");
-    let p = crate::config::parse(&CONFIG.replace("token =", "query = \"x\"\ntoken =")).unwrap_err();
-    assert!(p[0].to_string().contains("source[0].query"), "{p:?}");
+    let p = testkit::problems::<OktaConfig>(&KEYS.replace("token =", "query = \"x\"\ntoken ="), "");
+    assert!(p[0].contains("source[0].query"), "{p:?}");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! it checks about them and the limits of 1Password's Events API they are
 //! checked against.
 
-use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
+use crate::settings::{HttpUrl, Problems, Validate};
 use crate::sources::common::{SourceCommon, SourceSpec};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -17,8 +17,8 @@ pub struct OnepasswordConfig {
     /// The account's Events API server: `https://events.1password.com`
     /// (1password.com accounts), `https://events.1password.ca`,
     /// `https://events.1password.eu` or `https://events.ent.1password.com`.
-    #[serde(default)]
-    pub url: Option<String>,
+    #[serde(default = "default_url")]
+    pub url: HttpUrl,
     /// The Events Reporting integration's bearer token.
     #[serde(default)]
     pub token: Option<SecretRef>,
@@ -37,16 +37,26 @@ pub const ONEPASSWORD_SERVERS: [&str; 4] = [
 /// 1Password's largest `limit` on an audit-events request.
 pub const ONEPASSWORD_MAX_PAGE_SIZE: u32 = 1000;
 
+fn default_url() -> HttpUrl {
+    HttpUrl::known(ONEPASSWORD_SERVERS[0])
+}
+
+impl Validate for OnepasswordConfig {
+    type Valid = SetSecret;
+    /// The token, the one key it requires (`url` has a default).
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<SetSecret> {
+        SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()).require(at, p)
+    }
+}
+
 impl SourceSpec for OnepasswordConfig {
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }
-    fn url(&self) -> Option<&str> {
-        Some(self.url.as_deref().unwrap_or(ONEPASSWORD_SERVERS[0]))
+    fn url(&self) -> Option<&url::Url> {
+        Some(&self.url)
     }
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url());
-        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    fn limits(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
         if common.page_size.is_some_and(|n| n > ONEPASSWORD_MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "1Password allows at most 1000");
         }

@@ -39,9 +39,9 @@ use super::api::{
     ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, endpoint, utc_time};
+use super::{endpoint, utc_time};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::{Env, SetSecret};
 use crate::settings::units::Rate;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
@@ -73,10 +73,15 @@ pub struct Onepassword {
 }
 
 /// Build from config: `token` (or `token_file`) and `url`.
-pub fn build(cfg: &OnepasswordConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, Some(cfg.url.as_deref().unwrap_or(ONEPASSWORD_SERVERS[0])))?;
-    Some((Box::new(Onepassword::new(&base)), Auth::Bearer(token?)))
+pub fn build(
+    cfg: &OnepasswordConfig,
+    token: SetSecret,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = token.resolve(at, env, problems)?;
+    Some((Box::new(Onepassword::new(&cfg.url)), Auth::Bearer(token)))
 }
 
 super::connector!(OnepasswordConfig => build);

@@ -30,14 +30,14 @@ fn page(items: &[Value], cursor: &str, has_more: bool) -> ApiResponse {
     testkit::resp(200, &json!({ "cursor": cursor, "has_more": has_more, "items": items }))
 }
 
-const CONFIG: &str = "[[source]]\nname = \"op\"\ntype = \"onepassword\"\ntoken = \"eyJhbGciOiJFUzI1NiJ9.test\"\n\
-                      [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+/// An `onepassword` source's own keys.
+const KEYS: &str = "token = \"eyJhbGciOiJFUzI1NiJ9.test\"\n";
 
 #[test]
 fn the_registry_builds_bearer_auth_and_checks_the_keys() {
-    let cfg = crate::config::parse(CONFIG).unwrap();
+    let cfg: OnepasswordConfig = testkit::keys(KEYS).unwrap();
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let (api, auth) = testkit::build(&cfg, &env).unwrap();
     assert!(matches!(&auth, Auth::Bearer(t) if t.expose() == "eyJhbGciOiJFUzI1NiJ9.test"));
     assert!(!format!("{auth:?}").contains("eyJhbGci"), "the token never shows in Debug");
     assert_eq!(api.defaults().page_size, 1000);
@@ -46,13 +46,12 @@ fn the_registry_builds_bearer_auth_and_checks_the_keys() {
     assert_eq!(req.method, reqwest::Method::POST);
     assert_eq!(req.url.as_str(), "https://events.1password.com/api/v2/auditevents");
 
-    let eu = CONFIG.replace("token =", "url = \"https://events.1password.eu\"\ntoken =");
-    let cfg = crate::config::parse(&eu).unwrap();
-    let (api, _) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let eu = KEYS.replace("token =", "url = \"https://events.1password.eu\"\ntoken =");
+    let cfg: OnepasswordConfig = testkit::keys(&eu).unwrap();
+    let (api, _) = testkit::build(&cfg, &env).unwrap();
     assert_eq!(api.request(&query(None)).unwrap().url.as_str(), "https://events.1password.eu/api/v2/auditevents");
 
-    let bad = CONFIG.replace("token = \"eyJhbGciOiJFUzI1NiJ9.test\"\n", "page_size = 1001\n");
-    let p: Vec<String> = crate::config::parse(&bad).unwrap_err().iter().map(ToString::to_string).collect();
+    let p = testkit::problems::<OnepasswordConfig>("", "page_size = 1001");
     let has = |s: &str| p.iter().any(|m| m.contains(s));
     assert!(has("source[0].page_size: 1Password allows at most 1000"), "{p:?}");
     assert!(has("source[0].token: is required"), "{p:?}");

@@ -3,8 +3,8 @@
 //! against.
 
 use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
-use crate::sources::common::{SourceCommon, SourceSpec};
+use crate::settings::{HttpUrl, Problems, Validate};
+use crate::sources::common::{SourceCommon, SourceSpec, UrlAndToken};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub struct OpenctiConfig {
     /// Base URL of the OpenCTI platform.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<HttpUrl>,
     /// API token (`${ENV}` or literal).
     #[serde(default)]
     pub token: Option<SecretRef>,
@@ -29,16 +29,21 @@ pub struct OpenctiConfig {
 /// Largest `first` OpenCTI accepts (`elasticsearch:max_pagination_result`).
 pub const MAX_PAGE_SIZE: u32 = 5000;
 
+impl Validate for OpenctiConfig {
+    type Valid = UrlAndToken;
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<UrlAndToken> {
+        UrlAndToken::validate(at, self.url.as_ref(), self.token.as_ref(), self.token_file.as_ref(), p)
+    }
+}
+
 impl SourceSpec for OpenctiConfig {
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }
-    fn url(&self) -> Option<&str> {
+    fn url(&self) -> Option<&url::Url> {
         self.url.as_deref()
     }
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
-        p.url(at, self.url.as_deref());
-        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    fn limits(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
         if common.page_size.is_some_and(|n| n > MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "OpenCTI allows at most 5000");
         }

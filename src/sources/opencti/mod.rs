@@ -57,9 +57,9 @@ use super::api::{
     Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::common::UrlAndToken;
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::need_secret;
 use crate::settings::secret::Env;
 use crate::settings::Problem;
 pub use config::{OpenctiConfig, MAX_PAGE_SIZE};
@@ -138,14 +138,14 @@ pub struct OpenCti {
 /// `include_history`.
 pub fn build(
     cfg: &OpenctiConfig,
+    required: UrlAndToken,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref());
-    let api = OpenCti::new(&base?, cfg.include_history.unwrap_or(false));
-    Some((Box::new(api), Auth::Bearer(token?)))
+    let token = required.token.resolve(at, env, problems)?;
+    let api = OpenCti::new(&required.url, cfg.include_history.unwrap_or(false));
+    Some((Box::new(api), Auth::Bearer(token)))
 }
 
 super::connector!(OpenctiConfig => build);

@@ -238,12 +238,9 @@ fn failed_login_and_user_mutation_map_to_ecs() {
 #[test]
 fn build_needs_a_token() {
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let text =
-        "[[source]]\nname = \"octi\"\ntype = \"opencti\"\nurl = \"https://o.example.com\"\ntoken = \"${OCTI}\"\n\
-                [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
-    let cfg: super::OpenctiConfig = crate::config::parse(text).unwrap().sources.remove(0).kind.try_into().unwrap();
-    let mut problems = Vec::new();
-    assert!(build(&cfg, "source[0]", &env, &mut problems).is_none());
+    let cfg: super::OpenctiConfig =
+        crate::sources::testkit::keys("url = \"https://o.example.com\"\ntoken = \"${OCTI}\"\n").unwrap();
+    let Err(problems) = crate::sources::testkit::build(&cfg, &env) else { panic!("built without its secrets") };
     assert_eq!(problems[0].path, "source[0].token");
 }
 

@@ -72,11 +72,8 @@ fn demo_parts() -> (tempfile::TempDir, Poller, crate::sources::demo::Demo) {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open(dir.path()).unwrap());
     let p = demo_poller(state, Arc::new(AtomicI64::new(1_714_557_660_000)), Duration::ZERO);
-    let crate::config::SourceKind::Demo(cfg) =
-        crate::config::parse(crate::config::DEMO).unwrap().sources.remove(0).kind
-    else {
-        panic!("the demo config has a demo source")
-    };
+    // The embedded demo's rate (`examples/demo.toml`).
+    let cfg = crate::sources::demo::DemoConfig { rate: Some(Rate::parse("5/s").unwrap()) };
     (dir, p, crate::sources::demo::Demo::new(&cfg))
 }
 

@@ -50,9 +50,9 @@ use super::api::{
     SourceApi, Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to, utc_time};
+use super::common::UrlAndToken;
+use super::{ceil_to, endpoint, floor_to, utc_time};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::need_secret;
 use crate::settings::secret::Env;
 use crate::settings::Problem;
 use chrono::{DateTime, Utc};
@@ -108,17 +108,17 @@ pub struct Sekoia {
 /// `query` (the search term, default [`default_term`]).
 pub fn build(
     cfg: &SekoiaConfig,
+    required: UrlAndToken,
     at: &str,
     env: &dyn Env,
     problems: &mut Vec<Problem>,
 ) -> Option<(Box<dyn SourceApi>, Auth)> {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, cfg.url.as_deref());
-    let mut api = Sekoia::new(&base?, MAX_LAST_EVENTS);
+    let token = required.token.resolve(at, env, problems)?;
+    let mut api = Sekoia::new(&required.url, MAX_LAST_EVENTS);
     if let Some(term) = cfg.query.as_deref() {
         api.term = term.to_owned();
     }
-    Some((Box::new(api), Auth::Bearer(token?)))
+    Some((Box::new(api), Auth::Bearer(token)))
 }
 
 super::connector!(SekoiaConfig => build);

@@ -389,14 +389,10 @@ fn a_quiet_guard_runs_again_an_hour_later_and_only_events_settle_it() {
 #[test]
 fn query_replaces_the_search_term() {
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let text = "[[source]]\nname = \"s\"\ntype = \"sekoia\"\nurl = \"https://api.sekoia.io\"\ntoken = \"k\"\n\
-                query = 'sekoiaio.intake.dialect:\"sekoia.io activity logs\"'\n\
-                [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
-    let crate::config::SourceKind::Sekoia(cfg) = crate::config::parse(text).unwrap().sources.remove(0).kind else {
-        panic!("a sekoia source")
-    };
-    let mut problems = Vec::new();
-    let (api, _) = build(&cfg, "source[0]", &env, &mut problems).unwrap();
+    let text = "url = \"https://api.sekoia.io\"\ntoken = \"k\"\n\
+                query = 'sekoiaio.intake.dialect:\"sekoia.io activity logs\"'\n";
+    let cfg: super::SekoiaConfig = crate::sources::testkit::keys(text).unwrap();
+    let (api, _) = crate::sources::testkit::build(&cfg, &env).unwrap();
     let req = api.request(&query(None)).unwrap();
     assert_eq!(sent_json(&req)["term"], "sekoiaio.intake.dialect:\"sekoia.io activity logs\"");
 }

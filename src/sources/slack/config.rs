@@ -2,8 +2,8 @@
 //! checks about them and the limits of Slack's API they are checked
 //! against.
 
-use crate::settings::secret::{SecretKey, SecretRef};
-use crate::settings::Problems;
+use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
+use crate::settings::{HttpUrl, Problems, Validate};
 use crate::sources::common::{SourceCommon, SourceSpec};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -15,8 +15,8 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     /// Base URL of the API (`https://api.slack.com`; `/audit/v1/logs` is appended).
-    #[serde(default)]
-    pub url: Option<String>,
+    #[serde(default = "default_url")]
+    pub url: HttpUrl,
     /// The org owner's user token (`xoxp-…`) with the `auditlogs:read` scope.
     #[serde(default)]
     pub token: Option<SecretRef>,
@@ -30,16 +30,26 @@ pub const SLACK_API: &str = "https://api.slack.com";
 /// Slack's largest `limit` on `/audit/v1/logs`.
 pub const SLACK_MAX_PAGE_SIZE: u32 = 9999;
 
+fn default_url() -> HttpUrl {
+    HttpUrl::known(SLACK_API)
+}
+
+impl Validate for SlackConfig {
+    type Valid = SetSecret;
+    /// The token, the one key it requires (`url` has a default).
+    fn validate(&self, at: &str, p: &mut Problems) -> Option<SetSecret> {
+        SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref()).require(at, p)
+    }
+}
+
 impl SourceSpec for SlackConfig {
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
     }
-    fn url(&self) -> Option<&str> {
-        Some(self.url.as_deref().unwrap_or(SLACK_API))
+    fn url(&self) -> Option<&url::Url> {
+        Some(&self.url)
     }
-    fn validate(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
-        p.url(at, Some(self.url.as_deref().unwrap_or(SLACK_API)));
-        p.secret(at, "token", self.token.is_some() || self.token_file.is_some());
+    fn limits(&self, at: &str, common: &SourceCommon, p: &mut Problems) {
         if common.page_size.is_some_and(|n| n > SLACK_MAX_PAGE_SIZE) {
             p.add(format!("{at}.page_size"), "Slack allows at most 9999");
         }

@@ -42,9 +42,9 @@ use super::api::{
     ShapeError, SourceApi, Verdict,
 };
 use super::auth::Auth;
-use super::{base_url, ceil_to, endpoint, floor_to};
+use super::{ceil_to, endpoint, floor_to};
 use crate::event::{Normalised, Observer};
-use crate::settings::secret::{need_secret, Env};
+use crate::settings::secret::{Env, SetSecret};
 use crate::settings::units::Rate;
 use crate::settings::Problem;
 use actions::{classify, outcome};
@@ -100,10 +100,14 @@ pub struct Slack {
 /// Build from config: `token` (or `token_file`) and `url`
 /// (`https://api.slack.com`). A bot or app-level token is refused here:
 /// Slack would answer `not_allowed_token_type`.
-pub fn build(cfg: &SlackConfig, at: &str, env: &dyn Env, problems: &mut Vec<Problem>) -> super::Built {
-    let token = need_secret(problems, at, "token", cfg.token.as_ref(), cfg.token_file.as_deref(), env);
-    let base = base_url(problems, at, Some(cfg.url.as_deref().unwrap_or(SLACK_API)))?;
-    let token = token?;
+pub fn build(
+    cfg: &SlackConfig,
+    token: SetSecret,
+    at: &str,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> super::Built {
+    let token = token.resolve(at, env, problems)?;
     if ["xoxb-", "xapp-"].iter().any(|p| token.expose().starts_with(p)) {
         problems.push(Problem {
             path: format!("{at}.token"),
@@ -113,7 +117,7 @@ pub fn build(cfg: &SlackConfig, at: &str, env: &dyn Env, problems: &mut Vec<Prob
         });
         return None;
     }
-    Some((Box::new(Slack::new(&base)), Auth::Bearer(token)))
+    Some((Box::new(Slack::new(&cfg.url)), Auth::Bearer(token)))
 }
 
 super::connector!(SlackConfig => build);

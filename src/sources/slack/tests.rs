@@ -38,14 +38,14 @@ fn page(entries: &[Value], next_cursor: &str) -> ApiResponse {
     testkit::resp(200, &json!({ "ok": true, "entries": entries, "response_metadata": { "next_cursor": next_cursor } }))
 }
 
-const CONFIG: &str = "[[source]]\nname = \"slack\"\ntype = \"slack\"\ntoken = \"xoxp-1234567890-0987654321\"\n\
-                      [[output]]\nname = \"o\"\ntype = \"file\"\npath = \"-\"\n";
+/// A `slack` source's own keys.
+const KEYS: &str = "token = \"xoxp-1234567890-0987654321\"\n";
 
 #[test]
 fn the_registry_builds_bearer_auth_and_checks_the_keys() {
-    let cfg = crate::config::parse(CONFIG).unwrap();
+    let cfg: SlackConfig = testkit::keys(KEYS).unwrap();
     let env = crate::settings::secret::tests::FakeEnv::default();
-    let (api, auth) = crate::sources::build_api(&cfg.sources[0].kind, "source[0]", &env).unwrap();
+    let (api, auth) = testkit::build(&cfg, &env).unwrap();
     assert!(matches!(&auth, Auth::Bearer(t) if t.expose() == "xoxp-1234567890-0987654321"));
     assert!(!format!("{auth:?}").contains("xoxp-1234567890"), "the token never shows in Debug");
     assert_eq!(api.defaults().page_size, 1000);
@@ -53,20 +53,18 @@ fn the_registry_builds_bearer_auth_and_checks_the_keys() {
     let q = query(None);
     assert!(api.request(&q).unwrap().url.as_str().starts_with("https://api.slack.com/audit/v1/logs?"));
 
-    let bad = CONFIG.replace("token = \"xoxp-1234567890-0987654321\"\n", "page_size = 10000\n");
-    let p: Vec<String> = crate::config::parse(&bad).unwrap_err().iter().map(ToString::to_string).collect();
+    let p = testkit::problems::<SlackConfig>("", "page_size = 10000");
     let has = |s: &str| p.iter().any(|m| m.contains(s));
     assert!(has("source[0].page_size: Slack allows at most 9999"), "{p:?}");
     assert!(has("source[0].token: is required"), "{p:?}");
-    let p =
-        crate::config::parse(&CONFIG.replace("token =", "lag = \"0s\"\nlookback = \"500ms\"\ntoken =")).unwrap_err();
-    assert!(p[0].to_string().contains("source[0].lag: Slack dates entries in whole seconds"), "{p:?}");
-    assert!(crate::config::parse(&CONFIG.replace("token =", "lag = \"0s\"\nlookback = \"1s\"\ntoken =")).is_ok());
-    let p = crate::config::parse(&CONFIG.replace("token =", "org = \"x\"\ntoken =")).unwrap_err();
-    assert!(p[0].to_string().contains("source[0].org"), "{p:?}");
+    let p = testkit::problems::<SlackConfig>(KEYS, "lag = \"0s\"\nlookback = \"500ms\"");
+    assert!(p[0].contains("source[0].lag: Slack dates entries in whole seconds"), "{p:?}");
+    assert!(testkit::problems::<SlackConfig>(KEYS, "lag = \"0s\"\nlookback = \"1s\"").is_empty());
+    let p = testkit::problems::<SlackConfig>(&KEYS.replace("token =", "org = \"x\"\ntoken ="), "");
+    assert!(p[0].contains("source[0].org"), "{p:?}");
 
-    let bot = crate::config::parse(&CONFIG.replace("xoxp-", "xoxb-")).unwrap();
-    let Err(err) = crate::sources::build_api(&bot.sources[0].kind, "source[0]", &env) else { panic!("a bot token") };
+    let bot: SlackConfig = testkit::keys(&KEYS.replace("xoxp-", "xoxb-")).unwrap();
+    let Err(err) = testkit::build(&bot, &env) else { panic!("a bot token") };
     let text = format!("{err:?}");
     assert!(text.contains("source[0].token") && text.contains("xoxp-"), "{text}");
 }
