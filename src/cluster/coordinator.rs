@@ -11,6 +11,7 @@ use crate::settings::secret::Env;
 use crate::state::{Cursor, State};
 use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::OutputHealth;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,9 @@ struct Coordinator {
     prefix: String,
     ttl: Duration,
     state: Arc<State>,
+    /// Whether some output is down: a handover then stops waiting for
+    /// the source's events to drain.
+    output_health: OutputHealth,
     metrics: Arc<Metrics>,
     config: watch::Receiver<Arc<Config>>,
     commands: mpsc::Sender<Command>,
@@ -78,7 +82,13 @@ struct Coordinator {
 
 /// Build the etcd client and start the coordinator for `cfg.cluster`.
 /// `None` without `[cluster]`.
-pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn Env) -> Option<Result<Link, EtcdError>> {
+pub fn start(
+    cfg: &Config,
+    state: Arc<State>,
+    output_health: OutputHealth,
+    metrics: Arc<Metrics>,
+    env: &dyn Env,
+) -> Option<Result<Link, EtcdError>> {
     let cluster = cfg.cluster.as_ref()?;
     let ttl = cluster.lease_ttl.get();
     let etcd = match Etcd::new(cluster, env, request_timeout(ttl)) {
@@ -99,6 +109,7 @@ pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn E
         prefix: cluster.prefix(),
         ttl,
         state,
+        output_health,
         metrics,
         config: config_rx,
         commands: cmd_tx,
@@ -531,7 +542,7 @@ impl Coordinator {
             delivered = self.state.delivered_cursor(source, &outputs).ok().flatten().or(delivered);
             // An output that is down will not catch up now: checkpoint what
             // was delivered (the new owner fetches the rest again).
-            if delivered == local || Instant::now() >= drain_until || self.state.an_output_is_down() {
+            if delivered == local || Instant::now() >= drain_until || self.output_health.an_output_is_down() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

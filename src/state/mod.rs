@@ -187,8 +187,6 @@ pub struct State {
     /// Wakes outputs when entries arrive (durable ones only); only ever
     /// moves forward.
     tail: watch::Sender<u64>,
-    /// Outputs whose last delivery failed (see [`State::set_output_down`]).
-    outputs_down: Mutex<std::collections::HashSet<String>>,
     /// Journal records' cursors not yet passed by every output, and the
     /// newest passed, per source (see [`State::delivered_cursor`]).
     delivered: Mutex<delivered::Delivered>,
@@ -300,7 +298,6 @@ impl State {
             flush_slots: tokio::sync::Semaphore::new(FLUSH_SLOTS),
             commit_lock: Mutex::new(()),
             status_gen: AtomicU64::new(0),
-            outputs_down: Mutex::default(),
             delivered: Mutex::default(),
             next_seq: AtomicU64::new(next),
             tail,
@@ -432,23 +429,6 @@ impl State {
     /// Watch the journal's tail, to wake outputs when events arrive.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tail.subscribe()
-    }
-
-    /// Record whether an output's last delivery failed. While every output
-    /// delivers, sources keep only a short lead over them in the journal;
-    /// while one is down they may fill it to `max_journal_size`.
-    pub fn set_output_down(&self, name: &str, down: bool) {
-        let mut set = self.outputs_down.lock().unwrap_or_else(|p| p.into_inner());
-        if down {
-            set.insert(name.to_owned());
-        } else {
-            set.remove(name);
-        }
-    }
-
-    /// Whether some output's last delivery failed.
-    pub fn an_output_is_down(&self) -> bool {
-        !self.outputs_down.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
     /// Bytes of events in the journal.

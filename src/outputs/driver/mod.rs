@@ -474,7 +474,7 @@ impl Shared {
                 }
             }
         }
-        self.ctx.state.set_output_down(name, err.is_some());
+        self.ctx.output_health.set_down(name, err.is_some());
     }
 }
 

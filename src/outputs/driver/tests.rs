@@ -8,6 +8,7 @@ use crate::outputs::OutputContext;
 use crate::settings::units::{Dur, Size};
 use crate::state::{Cursor, State};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::OutputHealth;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -87,6 +88,7 @@ fn ids(range: std::ops::Range<usize>) -> Vec<String> {
 struct Harness {
     state: Arc<State>,
     metrics: Arc<Metrics>,
+    output_health: OutputHealth,
     calls: mpsc::UnboundedReceiver<Call>,
     cancel: CancellationToken,
     driver: tokio::task::JoinHandle<Result<(), StateError>>,
@@ -101,9 +103,11 @@ impl Harness {
         // A new output starts at the journal's tail: register it first.
         assert_eq!(state.offset_or_tail(OUTPUT).await.unwrap(), 0);
         let metrics = Arc::new(Metrics::default());
+        let output_health = OutputHealth::default();
         let ctx = OutputContext {
             state: state.clone(),
             metrics: metrics.clone(),
+            output_health: output_health.clone(),
             hostname: "relay01".into(),
             clock: Arc::new(noon),
         };
@@ -111,7 +115,7 @@ impl Harness {
         let sink = FakeSink { calls: tx, forks: settings.max_in_flight > 1 };
         let cancel = CancellationToken::new();
         let driver = tokio::spawn(run(settings, sink, Routes::default(), ctx, cancel.clone()));
-        Harness { state, metrics, calls, cancel, driver, journaled: 0, _dir: dir }
+        Harness { state, metrics, output_health, calls, cancel, driver, journaled: 0, _dir: dir }
     }
 
     /// Journal `n` more events as one page, numbered on from the last.
@@ -250,7 +254,7 @@ async fn transient_failures_back_off_to_retry_max_interval_forever_and_lose_noth
         call = h.next_call(max * 2).await;
         assert_eq!(call.ids, ids(0..3), "the failed batch is resent first, unchanged");
         waits.push(call.at - failed_at);
-        assert!(h.state.an_output_is_down(), "the output reports itself down while failing");
+        assert!(h.output_health.an_output_is_down(), "the output reports itself down while failing");
     }
     for (i, wait) in waits.iter().enumerate() {
         let base = (RETRY_FIRST * 2u32.pow(i as u32)).min(max);
@@ -266,7 +270,7 @@ async fn transient_failures_back_off_to_retry_max_interval_forever_and_lose_noth
     assert_eq!(call.ids, ids(3..6));
     call.ok();
     h.committed(6).await;
-    assert!(!h.state.an_output_is_down(), "healthy again");
+    assert!(!h.output_health.an_output_is_down(), "healthy again");
     assert_eq!(h.metric(metric::EVENTS_SENT), 6.0);
     h.stop().await;
 }
@@ -441,6 +445,7 @@ async fn a_manifest_unconfirmed_at_shutdown_is_sent_again_first_at_the_next_star
     let ctx = OutputContext {
         state: h.state.clone(),
         metrics: h.metrics.clone(),
+        output_health: h.output_health.clone(),
         hostname: "relay01".into(),
         clock: Arc::new(noon),
     };

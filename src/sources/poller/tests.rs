@@ -41,6 +41,7 @@ fn poller(
     let ctx = SourceContext {
         state,
         metrics: Arc::new(Metrics::default()),
+        output_health: Default::default(),
         clock,
         max_journal_bytes: u64::MAX,
         run_ahead_bytes: u64::MAX,
@@ -416,7 +417,8 @@ async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
     let now = Arc::new(AtomicI64::new(1_714_557_600_000 + 60_000));
     let mut p = demo_poller(state.clone(), now, Duration::ZERO);
     p.ctx.run_ahead_bytes = 200 << 10;
-    state.set_output_down("hec", false);
+    let health = p.ctx.output_health.clone();
+    health.set_down("hec", false);
     let walk = tokio::spawn(async move {
         let r = p.poll_once(&CancellationToken::new()).await;
         (r, p)
@@ -435,15 +437,15 @@ async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
     assert!(((200 << 10)..(400 << 10)).contains(&bytes), "paused at the lead, within a page or two: {bytes}");
     assert!(last < 6001, "not everything journaled yet: {last}");
 
-    state.set_output_down("hec", true);
+    health.set_down("hec", true);
     let (r, p) = tokio::time::timeout(Duration::from_secs(30), walk).await.unwrap().unwrap();
     assert_eq!(r.unwrap().journaled, 6001, "the whole window once an output is down");
     assert!(p.ctx.metrics.series(metric::JOURNAL_FULL).is_empty(), "never reported as full");
     let ids: std::collections::HashSet<String> =
         state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
     assert_eq!(ids.len(), 6001, "every event once");
-    state.set_output_down("hec", false);
-    assert!(!state.an_output_is_down());
+    health.set_down("hec", false);
+    assert!(!health.an_output_is_down());
 }
 
 #[tokio::test]

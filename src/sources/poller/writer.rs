@@ -111,7 +111,7 @@ impl Poller {
     /// `run_ahead_bytes` while every output delivers (a catch-up does not pile
     /// up ahead of outputs that are merely slower than the API).
     fn journal_limit(&self) -> u64 {
-        if self.ctx.state.an_output_is_down() {
+        if self.ctx.output_health.an_output_is_down() {
             self.ctx.max_journal_bytes
         } else {
             self.ctx.max_journal_bytes.min(self.ctx.run_ahead_bytes)
