@@ -398,7 +398,7 @@ impl Coordinator {
     /// agent's outputs).
     async fn adopt(&mut self, source: &str, revision: i64) -> Result<(), EtcdError> {
         let checkpoint = self.etcd.get(&self.key("cursors", source)).await?.and_then(|kv| decode_checkpoint(&kv.value));
-        let local = self.state.cursor(source).ok().flatten();
+        let local = self.state.cursors().get(source).ok().flatten();
         if let Some(c) = checkpoint.as_ref().filter(|c| local.as_ref().is_none_or(|l| l.time < c.cursor.time)) {
             if let Err(e) = self.state.set_cursor(source, &c.cursor).await {
                 tracing::error!(source = %source, "cannot store the fleet's cursor: {e}");
@@ -538,7 +538,7 @@ impl Coordinator {
         let outputs = self.outputs();
         let mut delivered = None;
         loop {
-            let local = self.state.cursor(source).ok().flatten();
+            let local = self.state.cursors().get(source).ok().flatten();
             delivered = self.state.delivered_cursor(source, &outputs).ok().flatten().or(delivered);
             // An output that is down will not catch up now: checkpoint what
             // was delivered (the new owner fetches the rest again).

@@ -523,17 +523,17 @@ async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(
     // The 250 ms tick collects while the journal holds anything; this one
     // runs now and then on an empty journal too, to forget the offsets of
     // outputs removed from the config.
-    if rt.state.journal_bytes() == 0 && kept.ticks % 15 == 1 {
+    if rt.state.journal().bytes() == 0 && kept.ticks % 15 == 1 {
         rt.state.collect_garbage(&outputs).await?;
     }
-    rt.metrics.set(metric::JOURNAL_BYTES, &[], rt.state.journal_bytes() as f64);
-    let tail = rt.state.next_seq();
+    rt.metrics.set(metric::JOURNAL_BYTES, &[], rt.state.journal().bytes() as f64);
+    let tail = rt.state.journal().next_seq();
     for o in &outputs {
-        if let Some(off) = rt.state.offset(o)? {
+        if let Some(off) = rt.state.offsets().get(o)? {
             rt.metrics.set(metric::BACKLOG_EVENTS, &[("output", o)], tail.saturating_sub(off) as f64);
         }
     }
-    let key = (tail, rt.state.status_generation());
+    let key = (tail, rt.state.status().generation());
     let now = tokio::time::Instant::now();
     if kept.snapshot.is_none_or(|(k, at)| k != key || now - at >= SNAPSHOT_REFRESH) {
         if let Err(e) = snapshot::write(&running.config, &rt.state) {
@@ -541,13 +541,16 @@ async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(
         }
         kept.snapshot = Some((key, now));
     }
-    let backlog: u64 =
-        outputs.iter().filter_map(|o| rt.state.offset(o).ok().flatten()).map(|off| tail.saturating_sub(off)).sum();
+    let backlog: u64 = outputs
+        .iter()
+        .filter_map(|o| rt.state.offsets().get(o).ok().flatten())
+        .map(|off| tail.saturating_sub(off))
+        .sum();
     let status = format!(
         "STATUS={} source(s), {} output(s), backlog {backlog} event(s), journal {} KiB\nWATCHDOG=1",
         running.sources.len(),
         running.outputs.len(),
-        rt.state.journal_bytes() / 1024
+        rt.state.journal().bytes() / 1024
     );
     crate::telemetry::notify::notify(&status);
     Ok(())
@@ -571,12 +574,12 @@ impl GcClock {
     fn new(state: &State, interval: Duration) -> Self {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        GcClock { tick, tail: state.subscribe() }
+        GcClock { tick, tail: state.journal().subscribe() }
     }
 
     /// Resolves when a collection is due. Cancel-safe.
     async fn due(&mut self, state: &State) {
-        while state.journal_bytes() == 0 {
+        while state.journal().bytes() == 0 {
             // An append moves the tail; a closed channel cannot happen
             // while the state lives, but would fall back to ticking.
             if self.tail.changed().await.is_err() {
@@ -616,7 +619,7 @@ mod tests {
 
         state.commit("o", 1, &[]).await.unwrap();
         assert_eq!(state.collect_garbage(&["o".to_owned()]).await.unwrap(), 1);
-        assert_eq!(state.journal_bytes(), 0);
+        assert_eq!(state.journal().bytes(), 0);
         assert!(tokio::time::timeout(quiet, gc.due(&state)).await.is_err(), "due once emptied");
 
         append_one(&state, "2").await;

@@ -143,7 +143,7 @@ impl Harness {
     }
 
     fn offset(&self) -> u64 {
-        self.state.offset(OUTPUT).unwrap().unwrap()
+        self.state.offsets().get(OUTPUT).unwrap().unwrap()
     }
 
     /// Wait for the offset to reach `want` (the commit follows the answer).
@@ -352,7 +352,7 @@ async fn a_rejected_event_is_dead_lettered_and_the_rest_committed() {
     call.answer(Ok(Delivery { rejected: vec![(1, "invalid data format".into())] }));
     h.committed(4).await;
 
-    let dead = h.state.dead_letters(OUTPUT).unwrap();
+    let dead = h.state.dead_letters().list(OUTPUT).unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0].seq, dead[0].event.id.as_str()), (1, "e1"));
     assert_eq!(dead[0].reason, "invalid data format");
@@ -378,7 +378,7 @@ async fn shutdown_during_a_backoff_stops_at_once_and_commits_nothing() {
     cancel.cancel();
     driver.await.unwrap().unwrap();
     assert!(t.elapsed() < TICK, "the driver waited {:?} to stop", t.elapsed());
-    assert_eq!(state.offset(OUTPUT).unwrap(), Some(0));
+    assert_eq!(state.offsets().get(OUTPUT).unwrap(), Some(0));
 }
 
 /// Manifests: each event goes out tagged with its window and position; at
@@ -404,14 +404,14 @@ async fn windows_close_after_what_is_in_flight_lands_and_their_manifest_goes_bef
     let manifest = h.next_call(TICK * 10).await;
     assert_eq!(manifest.ids, vec![format!("auditrelay-manifest:{OUTPUT}:{SOURCE}:1")]);
     assert_eq!(manifest.tags, vec![None], "a manifest is not itself counted");
-    let pending = h.state.pending_manifests(OUTPUT).unwrap();
+    let pending = h.state.manifests().pending(OUTPUT).unwrap();
     assert_eq!(pending.len(), 1, "stored before it is sent");
     assert_eq!((pending[0].window, pending[0].count, pending[0].indices), (1, 3, 3));
     manifest.ok();
     Harness::settle().await;
-    assert!(h.state.pending_manifests(OUTPUT).unwrap().is_empty());
+    assert!(h.state.manifests().pending(OUTPUT).unwrap().is_empty());
     assert_eq!(h.metric(metric::MANIFESTS_SENT), 1.0);
-    let windows = h.state.manifest_windows(OUTPUT).unwrap();
+    let windows = h.state.manifests().windows(OUTPUT).unwrap();
     assert_eq!(windows.len(), 1);
     assert_eq!((windows[0].1.window, windows[0].1.previous), (2, pending[0].digest));
     h.journal(1).await;
@@ -438,7 +438,7 @@ async fn a_manifest_unconfirmed_at_shutdown_is_sent_again_first_at_the_next_star
     h.cancel.cancel();
     first.fail(SendError::transient("receiver gone"));
     h.driver.await.unwrap().unwrap();
-    let pending = h.state.pending_manifests(OUTPUT).unwrap();
+    let pending = h.state.manifests().pending(OUTPUT).unwrap();
     assert_eq!(pending.len(), 1);
 
     let (tx, mut calls) = mpsc::unbounded_channel();
