@@ -448,7 +448,7 @@ pub fn replay(src: ConfigSource, source: &str, from: &str, force: bool) -> ExitC
         };
     }
     let result = with_state(&cfg, "replay (or --force while it runs)", |state, rt| {
-        let old = state.cursor(source)?;
+        let old = state.cursors().get(source)?;
         let cursor = Cursor { time: Some(at), ..Default::default() };
         rt.block_on(state.set_cursor(source, &cursor))?;
         Ok(old.and_then(|c| c.time))
@@ -494,7 +494,7 @@ pub fn dead_letters(src: ConfigSource, action: DeadLetterAction, of: &DeadLetter
     };
     let result = with_state(&cfg, "dead-letters", |state, rt| match (of, action) {
         (DeadLettersOf::Output(output), DeadLetterAction::List) => {
-            for d in state.dead_letters(output)? {
+            for d in state.dead_letters().list(output)? {
                 let line =
                     serde_json::json!({ "seq": d.seq, "at": d.at, "reason": d.reason, "event": d.event.document() });
                 println!("{line}");
@@ -506,17 +506,17 @@ pub fn dead_letters(src: ConfigSource, action: DeadLetterAction, of: &DeadLetter
             Ok(format!("{n} dead letter(s) of {output} queued again"))
         }
         (DeadLettersOf::Output(output), DeadLetterAction::Purge) => {
-            let n = rt.block_on(state.purge_dead_letters(output))?;
+            let n = rt.block_on(state.dead_letters().purge(output))?;
             Ok(format!("{n} dead letter(s) of {output} deleted"))
         }
         (DeadLettersOf::Source(source), DeadLetterAction::List) => {
-            for d in state.set_aside_events(source)? {
+            for d in state.set_aside().list(source)? {
                 println!("{}", serde_json::to_string(&d).unwrap_or_default());
             }
             Ok(String::new())
         }
         (DeadLettersOf::Source(source), DeadLetterAction::Purge) => {
-            let n = rt.block_on(state.purge_set_aside(source))?;
+            let n = rt.block_on(state.set_aside().purge(source))?;
             Ok(format!("{n} set-aside event(s) of {source} deleted"))
         }
         (DeadLettersOf::Source(_), DeadLetterAction::Retry) => Ok(String::new()),
@@ -599,7 +599,7 @@ fn name_missing(cfg: &Config, report: &mut crate::manifest::verify::Report) -> R
         let mut ids = Vec::new();
         let mut from = first;
         while from <= last {
-            match state.read(from, 1000, 16 << 20) {
+            match state.journal().read(from, 1000, 16 << 20) {
                 Ok(entries) if !entries.is_empty() => {
                     from = entries.last().map_or(last + 1, |(seq, _)| seq + 1);
                     let of_source = entries.into_iter().filter(|(seq, e)| *seq <= last && e.event.source == source);

@@ -152,6 +152,7 @@ pub async fn probe_all(cfg: &Config) -> usize {
     let ctx = SourceContext {
         state: state.clone(),
         metrics: metrics.clone(),
+        output_health: Default::default(),
         clock: crate::sources::poller::system_clock(),
         max_journal_bytes: u64::MAX,
         run_ahead_bytes: u64::MAX,

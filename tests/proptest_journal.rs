@@ -13,7 +13,7 @@
 //!   back in the journal addressed to its output);
 //! - `next_seq` never decreases and equals the number of entries ever
 //!   appended; cursors are the last one appended per source;
-//! - `journal_len` is the model's, and `journal_bytes` is 0 exactly when
+//! - the journal's `len` is the model's, and its `bytes` is 0 exactly when
 //!   the journal is empty, and unchanged by a reopen.
 //!
 //! Two kinds of crash: `Reopen` drops the `State` (sled flushes on drop) and
@@ -204,7 +204,7 @@ impl Harness {
             Op::Read { output, max_events, max_bytes } => {
                 let output = OUTPUTS[*output];
                 let from = self.start(output);
-                let got = self.st().read(from, *max_events, *max_bytes).expect("read");
+                let got = self.st().journal().read(from, *max_events, *max_bytes).expect("read");
                 let want: Vec<(u64, Entry)> =
                     self.model.journal.range(from..).map(|(s, e)| (*s, e.clone())).take(got.len()).collect();
                 assert_eq!(
@@ -221,7 +221,7 @@ impl Harness {
             Op::Commit { output, take, dead } => {
                 let output = OUTPUTS[*output];
                 let from = self.start(output);
-                let batch = self.st().read(from, (*take).max(1), usize::MAX).expect("read");
+                let batch = self.st().journal().read(from, (*take).max(1), usize::MAX).expect("read");
                 let batch = &batch[..(*take).min(batch.len())];
                 let Some((last, _)) = batch.last() else { return };
                 let letters: Vec<DeadLetter> = batch
@@ -274,10 +274,10 @@ impl Harness {
                 assert_eq!(deleted, gone, "collect_garbage deleted count");
             }
             Op::Reopen => {
-                let bytes = self.st().journal_bytes();
+                let bytes = self.st().journal().bytes();
                 drop(self.state.take());
                 self.state = Some(open(self.dir()));
-                assert_eq!(self.st().journal_bytes(), bytes, "journal_bytes changed across a reopen");
+                assert_eq!(self.st().journal().bytes(), bytes, "journal_bytes changed across a reopen");
             }
             Op::HardCrash => {
                 let copy = tempfile::tempdir().expect("tempdir");
@@ -291,32 +291,32 @@ impl Harness {
 
     fn check(&mut self, after: &Op) {
         let st = self.state.as_ref().expect("state is open");
-        let next = st.next_seq();
+        let next = st.journal().next_seq();
         assert!(next >= self.last_next_seq, "next_seq went back from {} to {next} after {after:?}", self.last_next_seq);
         assert_eq!(next, self.model.next_seq, "next_seq after {after:?}");
         self.last_next_seq = next;
         for output in OUTPUTS {
-            let offset = st.offset(output).expect("offset");
+            let offset = st.offsets().get(output).expect("offset");
             assert_eq!(offset, self.model.offsets.get(output).copied(), "offset of {output} after {after:?}");
             if let Some(from) = offset {
-                let got = st.read(from, usize::MAX, usize::MAX).expect("read");
+                let got = st.journal().read(from, usize::MAX, usize::MAX).expect("read");
                 let want: Vec<(u64, Entry)> = self.model.journal.range(from..).map(|(s, e)| (*s, e.clone())).collect();
                 assert_eq!(got, want, "what {output} is owed from offset {from} after {after:?}");
             }
-            let dead = st.dead_letters(output).expect("dead_letters");
+            let dead = st.dead_letters().list(output).expect("dead_letters");
             let want = self.model.dead.get(output).cloned().unwrap_or_default();
             assert_eq!(dead, want, "dead letters of {output} after {after:?}");
-            assert_eq!(st.dead_letter_count(output), want.len());
+            assert_eq!(st.dead_letters().count(output), want.len());
         }
         for source in SOURCES {
             assert_eq!(
-                st.cursor(source).expect("cursor"),
+                st.cursors().get(source).expect("cursor"),
                 self.model.cursors.get(source).cloned(),
                 "cursor of {source}"
             );
         }
-        assert_eq!(st.journal_len(), self.model.journal.len(), "journal_len after {after:?}");
-        let bytes = st.journal_bytes();
+        assert_eq!(st.journal().len(), self.model.journal.len(), "journal_len after {after:?}");
+        let bytes = st.journal().bytes();
         assert_eq!(
             bytes == 0,
             self.model.journal.is_empty(),
@@ -360,8 +360,8 @@ proptest! {
         }
         h.apply(&Op::Collect);
         h.check(&Op::Collect);
-        prop_assert_eq!(h.st().journal_len(), 0);
-        prop_assert_eq!(h.st().journal_bytes(), 0);
+        prop_assert_eq!(h.st().journal().len(), 0);
+        prop_assert_eq!(h.st().journal().bytes(), 0);
     }
 }
 
@@ -381,7 +381,7 @@ fn journal_entry_with_fields_nested_past_128_levels_is_readable() {
     let e = event::normalise("s", Observer { vendor: "V", product: "P" }, &json!({"x": 1}), n, Utc::now());
     let st = h.st();
     h.rt.block_on(st.append("s", std::slice::from_ref(&e), &Cursor::default())).expect("append");
-    let got = st.read(0, 10, usize::MAX);
+    let got = st.journal().read(0, 10, usize::MAX);
     assert!(matches!(&got, Ok(v) if v.len() == 1 && v[0].1.event == e), "journaled event not readable: {got:?}");
 }
 
@@ -426,7 +426,7 @@ fn http_json_mapped_field_nested_as_deep_as_the_body_allows_is_readable() {
     let h = Harness::new();
     let st = h.st();
     h.rt.block_on(st.append("api", std::slice::from_ref(&e), &Cursor::default())).expect("append");
-    let got = st.read(0, 10, usize::MAX);
+    let got = st.journal().read(0, 10, usize::MAX);
     assert!(matches!(&got, Ok(v) if v.len() == 1 && v[0].1.event == e), "journaled event not readable: {got:?}");
 }
 
@@ -469,7 +469,7 @@ fn sekoia_answer_through_the_journal(file: &str) {
     let h = Harness::new();
     let st = h.st();
     h.rt.block_on(st.append("sek", std::slice::from_ref(&e), &Cursor::default())).expect("append");
-    let got = st.read(0, 10, usize::MAX);
+    let got = st.journal().read(0, 10, usize::MAX);
     assert!(matches!(&got, Ok(v) if v.len() == 1 && v[0].1.event == e), "journaled event not readable: {got:?}");
 }
 

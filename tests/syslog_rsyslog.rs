@@ -386,6 +386,7 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
     let ctx = OutputContext {
         state: state.clone(),
         metrics: Arc::default(),
+        output_health: Default::default(),
         hostname: HOST.into(),
         clock: Arc::new(chrono::Utc::now),
     };

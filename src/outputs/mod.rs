@@ -24,6 +24,7 @@ use crate::settings::secret::Env;
 use crate::settings::Problem;
 use crate::state::{State, StateError};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::OutputHealth;
 use crate::transport::framing::Transport;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -133,6 +134,9 @@ pub struct OutputContext {
     pub state: Arc<State>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Where the output says whether its last delivery failed (the
+    /// sources' back-pressure reads it).
+    pub output_health: OutputHealth,
     /// Host name to report (HEC `host`, syslog HOSTNAME).
     pub hostname: String,
     /// The wall clock (dead letters' time, health, the last-send gauge);

@@ -53,7 +53,7 @@ pub(super) async fn command(
             }
             let cfg = running.config.sources.iter().find(|s| s.name == name).cloned();
             if let (Some(cfg), false) = (cfg, running.sources.contains_key(&name)) {
-                match build_all(&running.config, rt, &[], std::slice::from_ref(&cfg)).await {
+                match build_all(&running.config, rt, &running.output_health, &[], std::slice::from_ref(&cfg)).await {
                     Ok(built) => {
                         let config = running.config.clone();
                         start(running, &config, rt, built, tasks, fatal);

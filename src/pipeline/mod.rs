@@ -15,6 +15,7 @@ use crate::sources::poller::{Clock, SourceContext};
 use crate::state::{State, StateError};
 use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::OutputHealth;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -83,6 +84,9 @@ struct Running {
     /// With `[cluster]`: the sources this agent owns (only those poll);
     /// `None`: every source.
     owned: Option<HashSet<String>>,
+    /// Which outputs are down, told by the outputs to the sources and the
+    /// coordinator.
+    output_health: OutputHealth,
 }
 
 /// Run until `rt.shutdown` is cancelled or a fatal error happens.
@@ -95,6 +99,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
         routes: Arc::new(RwLock::new(HashMap::new())),
         config: cfg.clone(),
         owned: None,
+        output_health: OutputHealth::default(),
     };
     if let Some(c) = &cfg.cluster {
         crate::transport::http::set_agent_name(&crate::cluster::agent_name(c, &cfg));
@@ -112,9 +117,16 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
     // `status` reads this snapshot while the agent holds the database.
     let _ = snapshot::write(&cfg, &rt.state);
     // Build everything first: a problem anywhere means nothing starts.
-    let built = build_all(&cfg, &rt, &cfg.outputs, &cfg.sources).await.map_err(AgentError::Config)?;
+    let built =
+        build_all(&cfg, &rt, &running.output_health, &cfg.outputs, &cfg.sources).await.map_err(AgentError::Config)?;
     // A fleet member polls only the sources etcd gives it (none yet).
-    let mut link = match crate::cluster::start(&cfg, rt.state.clone(), rt.metrics.clone(), rt.env.as_ref()) {
+    let mut link = match crate::cluster::start(
+        &cfg,
+        rt.state.clone(),
+        running.output_health.clone(),
+        rt.metrics.clone(),
+        rt.env.as_ref(),
+    ) {
         None => None,
         Some(Ok(link)) => {
             running.owned = Some(HashSet::new());
@@ -235,18 +247,21 @@ type Built = (Vec<(OutputConfig, Box<dyn Output>)>, Vec<(SourceConfig, crate::so
 async fn build_all(
     cfg: &Config,
     rt: &Runtime,
+    output_health: &OutputHealth,
     outputs: &[OutputConfig],
     sources: &[SourceConfig],
 ) -> Result<Built, Vec<Problem>> {
     let octx = OutputContext {
         state: rt.state.clone(),
         metrics: rt.metrics.clone(),
+        output_health: output_health.clone(),
         hostname: cfg.hostname(),
         clock: rt.clock.clone(),
     };
     let sctx = SourceContext {
         state: rt.state.clone(),
         metrics: rt.metrics.clone(),
+        output_health: output_health.clone(),
         clock: rt.clock.clone(),
         max_journal_bytes: cfg.agent.max_journal_size.bytes(),
         run_ahead_bytes: crate::sources::poller::RUN_AHEAD,
@@ -324,6 +339,7 @@ fn start(
     let octx = OutputContext {
         state: rt.state.clone(),
         metrics: rt.metrics.clone(),
+        output_health: running.output_health.clone(),
         hostname: cfg.hostname(),
         clock: rt.clock.clone(),
     };
@@ -392,7 +408,7 @@ async fn reload(
         new.sources.iter().filter(|s| running.sources.get(&s.name).is_none_or(|t| t.cfg != **s)).cloned().collect();
     // Build the new and changed components before stopping anything, so a
     // new file whose secrets cannot be read leaves everything running.
-    let built = match build_all(&new, rt, &changed_outputs, &changed_sources).await {
+    let built = match build_all(&new, rt, &running.output_health, &changed_outputs, &changed_sources).await {
         Ok(b) => b,
         Err(problems) => {
             let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -473,7 +489,7 @@ async fn apply_replays(
             let _ = fatal.send(e);
             return;
         }
-        match build_all(&running.config, rt, &[], std::slice::from_ref(&cfg)).await {
+        match build_all(&running.config, rt, &running.output_health, &[], std::slice::from_ref(&cfg)).await {
             Ok(built) => {
                 let config = running.config.clone();
                 start(running, &config, rt, built, tasks, fatal);
@@ -507,17 +523,17 @@ async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(
     // The 250 ms tick collects while the journal holds anything; this one
     // runs now and then on an empty journal too, to forget the offsets of
     // outputs removed from the config.
-    if rt.state.journal_bytes() == 0 && kept.ticks % 15 == 1 {
+    if rt.state.journal().bytes() == 0 && kept.ticks % 15 == 1 {
         rt.state.collect_garbage(&outputs).await?;
     }
-    rt.metrics.set(metric::JOURNAL_BYTES, &[], rt.state.journal_bytes() as f64);
-    let tail = rt.state.next_seq();
+    rt.metrics.set(metric::JOURNAL_BYTES, &[], rt.state.journal().bytes() as f64);
+    let tail = rt.state.journal().next_seq();
     for o in &outputs {
-        if let Some(off) = rt.state.offset(o)? {
+        if let Some(off) = rt.state.offsets().get(o)? {
             rt.metrics.set(metric::BACKLOG_EVENTS, &[("output", o)], tail.saturating_sub(off) as f64);
         }
     }
-    let key = (tail, rt.state.status_generation());
+    let key = (tail, rt.state.status().generation());
     let now = tokio::time::Instant::now();
     if kept.snapshot.is_none_or(|(k, at)| k != key || now - at >= SNAPSHOT_REFRESH) {
         if let Err(e) = snapshot::write(&running.config, &rt.state) {
@@ -525,13 +541,16 @@ async fn housekeep(running: &Running, rt: &Runtime, kept: &mut Kept) -> Result<(
         }
         kept.snapshot = Some((key, now));
     }
-    let backlog: u64 =
-        outputs.iter().filter_map(|o| rt.state.offset(o).ok().flatten()).map(|off| tail.saturating_sub(off)).sum();
+    let backlog: u64 = outputs
+        .iter()
+        .filter_map(|o| rt.state.offsets().get(o).ok().flatten())
+        .map(|off| tail.saturating_sub(off))
+        .sum();
     let status = format!(
         "STATUS={} source(s), {} output(s), backlog {backlog} event(s), journal {} KiB\nWATCHDOG=1",
         running.sources.len(),
         running.outputs.len(),
-        rt.state.journal_bytes() / 1024
+        rt.state.journal().bytes() / 1024
     );
     crate::telemetry::notify::notify(&status);
     Ok(())
@@ -555,12 +574,12 @@ impl GcClock {
     fn new(state: &State, interval: Duration) -> Self {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        GcClock { tick, tail: state.subscribe() }
+        GcClock { tick, tail: state.journal().subscribe() }
     }
 
     /// Resolves when a collection is due. Cancel-safe.
     async fn due(&mut self, state: &State) {
-        while state.journal_bytes() == 0 {
+        while state.journal().bytes() == 0 {
             // An append moves the tail; a closed channel cannot happen
             // while the state lives, but would fall back to ticking.
             if self.tail.changed().await.is_err() {
@@ -600,7 +619,7 @@ mod tests {
 
         state.commit("o", 1, &[]).await.unwrap();
         assert_eq!(state.collect_garbage(&["o".to_owned()]).await.unwrap(), 1);
-        assert_eq!(state.journal_bytes(), 0);
+        assert_eq!(state.journal().bytes(), 0);
         assert!(tokio::time::timeout(quiet, gc.due(&state)).await.is_err(), "due once emptied");
 
         append_one(&state, "2").await;

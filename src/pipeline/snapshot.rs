@@ -85,11 +85,11 @@ pub struct OutputReport {
 
 /// Build the report from the database.
 pub fn report(cfg: &Config, state: &State) -> Result<Report, StateError> {
-    let tail = state.next_seq();
+    let tail = state.journal().next_seq();
     let mut sources = Vec::new();
     for s in &cfg.sources {
-        let cursor = state.cursor(&s.name)?;
-        let st = state.status("source", &s.name)?;
+        let cursor = state.cursors().get(&s.name)?;
+        let st = state.status().get("source", &s.name)?;
         sources.push(SourceReport {
             name: s.name.clone(),
             kind: s.type_name().into(),
@@ -105,14 +105,14 @@ pub fn report(cfg: &Config, state: &State) -> Result<Report, StateError> {
     }
     let mut outputs = Vec::new();
     for o in &cfg.outputs {
-        let offset = state.offset(&o.name)?;
-        let st = state.status("output", &o.name)?;
+        let offset = state.offsets().get(&o.name)?;
+        let st = state.status().get("output", &o.name)?;
         outputs.push(OutputReport {
             name: o.name.clone(),
             kind: o.type_name().into(),
             offset,
             backlog: offset.map_or(0, |off| tail.saturating_sub(off)),
-            dead_letters: state.dead_letter_count(&o.name),
+            dead_letters: state.dead_letters().count(&o.name),
             healthy: st.as_ref().map(|s| s.healthy),
             last_send: st.as_ref().and_then(|s| s.last_ok.clone()),
             last_error: st.as_ref().and_then(|s| s.last_error.clone()),
@@ -121,7 +121,7 @@ pub fn report(cfg: &Config, state: &State) -> Result<Report, StateError> {
     }
     Ok(Report {
         generated_at: crate::event::rfc3339(chrono::Utc::now()),
-        journal: JournalReport { entries: state.journal_len(), bytes: state.journal_bytes(), next_seq: tail },
+        journal: JournalReport { entries: state.journal().len(), bytes: state.journal().bytes(), next_seq: tail },
         sources,
         outputs,
     })

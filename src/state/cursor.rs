@@ -1,9 +1,19 @@
 //! A source's position in its API: `(time, ids already taken near that
-//! time)`, plus the window being walked when the API lists newest first.
+//! time)`, plus the window being walked when the API lists newest first;
+//! and [`Cursors`], sled's copy of each source's cursor (tree `cursors`,
+//! long values in `parts` under tag `c`). The journal's records hold the
+//! cursors first; sled's copy is a checkpoint written after each record
+//! and read when the record is gone (see the `state` module header).
 
+use super::db::{release_garbage, tx_err};
+use super::{values, Result, StateError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 use std::collections::HashSet;
+
+/// Tag of a cursor's parts in the `parts` tree.
+const CURSOR_TAG: u8 = b'c';
 
 /// An event id taken, with its time, kept while it can come back.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,7 +57,7 @@ pub struct Cursor {
 /// The stored form, versioned so later releases can read it.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "v")]
-pub(crate) enum StoredCursor {
+enum StoredCursor {
     #[serde(rename = "1")]
     V1(Cursor),
 }
@@ -76,6 +86,82 @@ impl Cursor {
         let Some(time) = self.time else { return };
         let horizon = time - chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::zero());
         self.taken.retain(|t| t.t >= horizon);
+    }
+}
+
+/// A cursor's stored bytes (in sled and in journal records).
+pub(super) fn encode(c: &Cursor) -> Vec<u8> {
+    serde_json::to_vec(&StoredCursor::V1(c.clone())).unwrap_or_default()
+}
+
+/// A cursor of `source` from its stored bytes.
+pub(super) fn decode(source: &str, v: &[u8]) -> Result<Cursor> {
+    match serde_json::from_slice::<StoredCursor>(v) {
+        Ok(StoredCursor::V1(c)) => Ok(c),
+        Err(e) => Err(StateError::Corrupt { what: format!("cursor of source {source:?}"), detail: e.to_string() }),
+    }
+}
+
+/// Every source's cursor as sled keeps it.
+pub struct Cursors {
+    tree: sled::Tree,
+    parts: sled::Tree,
+}
+
+impl Cursors {
+    pub(super) fn new(tree: sled::Tree, parts: sled::Tree) -> Cursors {
+        Cursors { tree, parts }
+    }
+
+    /// A source's cursor, `None` before its first page.
+    pub fn get(&self, source: &str) -> Result<Option<Cursor>> {
+        match self.tree.get(source)? {
+            None => Ok(None),
+            Some(v) => decode(source, &values::read(&self.parts, CURSOR_TAG, source.as_bytes(), v)?).map(Some),
+        }
+    }
+
+    /// Every stored cursor, by source name.
+    pub fn all(&self) -> Result<Vec<(String, Cursor)>> {
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            let c = decode(&name, &values::read(&self.parts, CURSOR_TAG, &k, v)?)?;
+            out.push((name, c));
+        }
+        Ok(out)
+    }
+
+    /// Store a source's cursor (encoded). Not flushed: the journal holds it
+    /// durably until garbage collection, which flushes first.
+    pub(super) fn store(&self, source: &str, cursor: &[u8]) -> Result<()> {
+        // A short cursor replacing a short one is one compare-and-swap: a
+        // sled transaction seals sled's log buffer and writes it out, one
+        // log write per poll (thousands of quiet sources: a third of the
+        // idle CPU).
+        if values::fits_inline(cursor) {
+            let old = self.tree.get(source)?;
+            if old.as_deref().is_none_or(values::is_inline)
+                && self.tree.compare_and_swap(source, old, Some(cursor))?.is_ok()
+            {
+                release_garbage();
+                return Ok(());
+            }
+        }
+        (&self.tree, &self.parts)
+            .transaction(|(cursors, parts)| values::put(cursors, parts, CURSOR_TAG, source.as_bytes(), cursor))
+            .map_err(tx_err)?;
+        release_garbage();
+        Ok(())
+    }
+
+    /// Forget a source's cursor in sled alone (tests: what a power cut
+    /// before sled's flush leaves).
+    #[cfg(test)]
+    pub(super) fn forget(&self, source: &str) -> Result<()> {
+        self.tree.remove(source)?;
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! record (and every record before it) every output has committed past.
 //! A fleet hands a source over from it (`crate::cluster`): what a dead
 //! agent journaled but had not delivered is fetched again from the API.
+//! The journal keeps it ([`super::Journal::delivered_cursor`]).
 //!
 //! Kept in memory: every journal record with a cursor is noted with the
 //! sequence number after its entries when it is placed (under the append
@@ -13,7 +14,6 @@
 //! whose newer ones wait has no known delivered cursor until the outputs
 //! pass one of them (`None`: nothing is checkpointed meanwhile).
 
-use super::{decode_cursor, Cursor, Result, State};
 use std::collections::{HashMap, VecDeque};
 
 /// Cursors waiting for the outputs, and the newest passed, per source.
@@ -47,35 +47,15 @@ impl Delivered {
         }
         self.waiting.retain(|_, q| !q.is_empty());
     }
-}
 
-impl State {
-    /// The newest cursor of `source` whose events every output in
-    /// `outputs` has confirmed (see the module header); `None` when not
-    /// known yet. Never newer than what was delivered: a handover from it
-    /// can duplicate, never lose.
-    pub fn delivered_cursor(&self, source: &str, outputs: &[String]) -> Result<Option<Cursor>> {
-        let mut low = self.next_seq();
-        for o in outputs {
-            match self.offset(o)? {
-                Some(off) => low = low.min(off),
-                None => return Ok(None),
-            }
+    /// What is known of `source`'s delivered cursor: `None` when no record
+    /// of it waits (its stored cursor is delivered), `Some(None)` when
+    /// records wait and none was passed yet, else the newest passed.
+    pub fn newest_passed(&self, source: &str) -> Option<Option<&[u8]>> {
+        if self.waiting.contains_key(source) {
+            Some(self.passed.get(source).map(Vec::as_slice))
+        } else {
+            None
         }
-        let bytes = {
-            let mut d = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
-            d.passed(low);
-            if d.waiting.contains_key(source) {
-                match d.passed.get(source) {
-                    Some(c) => c.clone(),
-                    None => return Ok(None),
-                }
-            } else {
-                // Read under the lock: a record placed after this point is
-                // noted as waiting before its cursor reaches sled.
-                return self.cursor(source);
-            }
-        };
-        decode_cursor(source, &bytes).map(Some)
     }
 }

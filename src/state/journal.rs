@@ -1,312 +1,116 @@
-//! The journal: append a page with its cursor, read from an offset, commit
-//! an offset with its dead letters, delete what every output has passed.
+//! The journal: pages of events with the cursor past them, appended as
+//! records to segment files (`segments.rs`, each record's bytes in
+//! `record.rs`, the entries inside in `frames.rs`), read by outputs from
+//! their offsets, and let go once every output has passed them.
 //!
-//! # Chunks and entry frames
-//!
-//! A page's entries are stored in chunks (the unit a record holds and an
-//! output reads):
-//!
-//! | what | layout |
-//! | --- | --- |
-//! | chunk | `0x02`, the entry count as u32, then each entry frame with its u32 length (up to ~64 KiB, an entry larger than that alone); schema 1 stored one bare entry frame per key, still read when migrating |
-//! | entry frame, schema 3 and 4 | `0x03`, then source, `to` (output for retried dead letters, empty = routed), id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, the ECS fields as u32-length-prefixed JSON text without `event.original`, the u32 byte offset in that text where `event.original` goes and one byte for what surrounds it (`Hole`: 0 `,"original":…` before the `event` object's closing brace, 1 the same in an empty `event`, 2 `,"event":{"original":…}` before the document's closing brace, 3 the same in an empty document), raw event JSON verbatim to the end; outputs splice the raw event into the text without parsing either |
-//! | entry frame, schemas 1–2, still read | `0x01`, then source, `to`, id as u32-length-prefixed UTF-8, time as i64 s + u32 ns, ECS fields as u32-length-prefixed JSON, raw event JSON verbatim to the end |
+//! [`Journal`] owns the segment files and everything counted over them:
+//! sequence numbers (only ever growing, handed out under one lock in file
+//! order), the tail outputs are woken by (moved only once a record is
+//! durable, never backwards), the bytes not yet passed by every output
+//! (what the sources' back-pressure reads), and the cursors each record
+//! carries until every output passed it (`delivered.rs`). It knows nothing
+//! of sled: the cursor's copy in sled, the outputs' offsets and when files
+//! may go are decided by [`super::State`], which composes the journal with
+//! the sled stores.
 
-use super::record::CHUNK_V2;
-use super::{encode_cursor, values, Cursor, Result, State, StateError, DEAD_TAG};
-use crate::event::{unreadable_fields, Event, Hole, Template};
-use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use super::cursor::decode;
+use super::delivered::Delivered;
+use super::frames::{chunk_frames, decode_entry, encode_chunks, Entry};
+use super::segments::{self, Recovered, Segments};
+use super::{Cursor, Result, StateError};
+use crate::event::Event;
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::Ordering;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
-/// One journal entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The event.
-    pub event: Event,
-    /// Only this output, for dead letters sent back by `dead-letters retry`;
-    /// `None` = the outputs the source routes to.
-    #[serde(default)]
-    pub to: Option<String>,
+/// The journal's segment files and what is counted over them.
+pub struct Journal {
+    segments: Arc<Segments>,
+    /// Serialises appends so sequence numbers follow file order.
+    append_lock: Mutex<()>,
+    /// Bytes of journal chunks not yet passed by every output.
+    bytes: AtomicU64,
+    /// The next sequence number, updated under `append_lock`; authoritative.
+    next_seq: AtomicU64,
+    /// Wakes outputs when entries arrive (durable ones only); only ever
+    /// moves forward.
+    tail: watch::Sender<u64>,
+    /// Journal records' cursors not yet passed by every output, and the
+    /// newest passed, per source (see [`Journal::delivered_cursor`]).
+    delivered: Mutex<Delivered>,
 }
 
-/// Version byte of the schema-1 and -2 entry frame: fields as plain JSON.
-const ENTRY_V1: u8 = 1;
-
-/// Version byte of the schema-3 entry frame: fields as a [`Template`] (the
-/// document's JSON with the place of `event.original`). 3, not 2, so that
-/// an entry frame never starts like a chunk.
-const ENTRY_V3: u8 = 3;
-
-/// An entry's frame on its own (the journal writes frames straight into
-/// chunks with [`encode_chunks`]).
-#[cfg(test)]
-pub(crate) fn encode_entry(ev: &Event, to: Option<&str>) -> Vec<u8> {
-    let template = ev.template();
-    let mut out = Vec::with_capacity(frame_len(ev, to, &template));
-    write_entry(&mut out, ev, to, &template);
-    out
+/// The journal as [`Journal::open`] found it.
+pub(super) struct Opened {
+    pub journal: Journal,
+    /// The newest cursor the journal's records hold, per source (encoded).
+    pub cursors: HashMap<String, Vec<u8>>,
 }
 
-/// The length of `ev`'s frame (see [`write_entry`]).
-fn frame_len(ev: &Event, to: Option<&str>, template: &Template) -> usize {
-    1 + 16 + ev.source.len() + to.map_or(0, str::len) + ev.id.len() + 12 + template.text().len() + 5 + ev.raw.len()
-}
-
-/// Append an entry's on-disk frame to `out` (see the module layout table):
-/// `0x03`, then `source`, `to` (empty = none), `id` as u32-length-prefixed
-/// UTF-8, the time as i64 seconds and u32 nanoseconds (big-endian), the ECS
-/// fields as u32-length-prefixed JSON text, the u32 offset in that text
-/// where `event.original` goes and a byte for what surrounds it ([`Hole`]),
-/// and the raw event's JSON verbatim to the end. Neither the raw event nor
-/// the fields are parsed on the way out: outputs splice the two.
-fn write_entry(out: &mut Vec<u8>, ev: &Event, to: Option<&str>, template: &Template) {
-    write_frame_head(out, ENTRY_V3, ev, to.unwrap_or(""), template.text());
-    out.extend_from_slice(&(template.at() as u32).to_be_bytes());
-    out.push(template.hole() as u8);
-    out.extend_from_slice(ev.raw.as_bytes());
-}
-
-/// What every entry frame version starts with: the version byte, `source`,
-/// `to` and `id` length-prefixed, the time, and the fields text
-/// length-prefixed.
-fn write_frame_head(out: &mut Vec<u8>, version: u8, ev: &Event, to: &str, fields: &[u8]) {
-    out.push(version);
-    for part in [ev.source.as_bytes(), to.as_bytes(), ev.id.as_bytes()] {
-        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        out.extend_from_slice(part);
-    }
-    out.extend_from_slice(&ev.timestamp.timestamp().to_be_bytes());
-    out.extend_from_slice(&ev.timestamp.timestamp_subsec_nanos().to_be_bytes());
-    out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
-    out.extend_from_slice(fields);
-}
-
-struct Frame<'a>(&'a [u8]);
-
-impl<'a> Frame<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
+impl Journal {
+    /// Open the segment files in the state directory `dir`, cutting off a
+    /// torn tail (logged). `floor`: the lowest sequence number the journal
+    /// may continue from; `released`: the entries below it are passed by
+    /// every output (their file may still be there).
+    pub(super) fn open(dir: &Path, floor: u64, released: Option<u64>) -> Result<Opened> {
+        let opened = Segments::open(dir, floor)?;
+        if opened.torn > 0 {
+            tracing::warn!(
+                bytes = opened.torn,
+                dir = %dir.join(segments::DIR).display(),
+                "dropped the torn end of the journal (a write interrupted by a crash or power cut, never acknowledged to anyone); its page is fetched again from the API"
+            );
         }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1)?.first().copied()
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)?.try_into().ok().map(u32::from_be_bytes)
-    }
-    fn str(&mut self) -> Option<&'a str> {
-        let n = self.u32()? as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-}
-
-fn decode_frame(v: &[u8]) -> Option<Result<Entry, String>> {
-    let mut f = Frame(v);
-    let version = f.u8()?;
-    if version != ENTRY_V1 && version != ENTRY_V3 {
-        return Some(Err(format!("unknown entry version {version}")));
-    }
-    let source = f.str()?.to_owned();
-    let to = f.str()?;
-    let id = f.str()?.to_owned();
-    let secs = i64::from_be_bytes(f.take(8)?.try_into().ok()?);
-    let nanos = f.u32()?;
-    let timestamp = chrono::DateTime::from_timestamp(secs, nanos)?;
-    let n = f.u32()? as usize;
-    let text = f.take(n)?;
-    let hole = if version == ENTRY_V3 { Some((f.u32()? as usize, f.u8()?)) } else { None };
-    let raw = std::str::from_utf8(f.0).ok()?.to_owned();
-    let to = (!to.is_empty()).then(|| to.to_owned());
-    // A template that fails its check is parsed instead; fields that cannot
-    // be read back must not block the output: the event is delivered with
-    // its raw original and the reason in `error.message`.
-    let template = hole.and_then(|(at, b)| Template::from_parts(text.to_vec(), at, Hole::from_byte(b)?));
-    let event = match template {
-        Some(t) => Event::journaled(source, id, timestamp, t, raw),
-        None => {
-            let fields = serde_json::from_slice(text)
-                .unwrap_or_else(|e| unreadable_fields(&source, &id, timestamp, &format!("ECS fields unreadable: {e}")));
-            Event::new(source, id, timestamp, fields, raw)
+        let segments = Arc::new(opened.segments);
+        if let Some(released) = released {
+            segments.release(released);
         }
-    };
-    Some(Ok(Entry { event, to }))
-}
-
-/// A chunk holds consecutive entries up to about this many bytes. One sled
-/// key per chunk instead of per event cuts the store's per-key cost (insert,
-/// read, delete) by the number of events in a chunk, while staying well
-/// below the size at which sled moves a value out to a blob file.
-const CHUNK_BYTES: usize = 64 << 10;
-
-/// Encode entries (each event with the one output it is for, if any)
-/// straight into chunks: `0x02`, the entry count as u32, then each frame
-/// (see [`write_entry`]) with its u32 length (big-endian). A chunk takes
-/// entries while it stays within [`CHUNK_BYTES`]; an entry larger than that
-/// gets a chunk of its own. Returns each chunk with its entry count.
-fn encode_chunks<'a>(entries: impl IntoIterator<Item = (&'a Event, Option<&'a str>)>) -> Vec<(Vec<u8>, u64)> {
-    let mut chunks: Vec<(Vec<u8>, u64)> = Vec::new();
-    for (ev, to) in entries {
-        let template = ev.template();
-        let len = frame_len(ev, to, &template);
-        let fits = chunks.last().is_some_and(|(c, _)| c.len() + 4 + len <= CHUNK_BYTES);
-        if !fits {
-            let mut c = Vec::with_capacity(CHUNK_BYTES.max(5 + 4 + len));
-            c.push(CHUNK_V2);
-            c.extend_from_slice(&0u32.to_be_bytes());
-            chunks.push((c, 0));
+        let next = segments.next_seq();
+        let (tail, _) = watch::channel(next);
+        let mut delivered = Delivered::default();
+        let mut cursors = HashMap::new();
+        for Recovered { source, cursor, end } in opened.cursors {
+            delivered.journaled(&source, end, cursor.clone());
+            cursors.insert(source, cursor);
         }
-        if let Some((c, n)) = chunks.last_mut() {
-            c.extend_from_slice(&(len as u32).to_be_bytes());
-            write_entry(c, ev, to, &template);
-            *n += 1;
-        }
-    }
-    for (c, n) in &mut chunks {
-        c[1..5].copy_from_slice(&(*n as u32).to_be_bytes());
-    }
-    chunks
-}
-
-/// A value of an older schema's sled journal as a chunk, with its entry
-/// count (a schema-1 value is one bare frame).
-pub(super) fn as_chunk(v: &[u8]) -> Option<(Vec<u8>, u64)> {
-    if v.first() == Some(&CHUNK_V2) {
-        return chunk_frames(v).map(|f| (v.to_vec(), f.len() as u64));
-    }
-    let mut c = Vec::with_capacity(9 + v.len());
-    c.push(CHUNK_V2);
-    c.extend_from_slice(&1u32.to_be_bytes());
-    c.extend_from_slice(&(v.len() as u32).to_be_bytes());
-    c.extend_from_slice(v);
-    Some((c, 1))
-}
-
-/// The entry frames of a stored value, in order.
-fn chunk_frames(v: &[u8]) -> Option<Vec<&[u8]>> {
-    if v.first() != Some(&CHUNK_V2) {
-        return Some(vec![v]);
-    }
-    let mut f = Frame(&v[1..]);
-    let n = f.u32()? as usize;
-    let mut frames = Vec::with_capacity(n.min(v.len() / 4));
-    for _ in 0..n {
-        let len = f.u32()? as usize;
-        frames.push(f.take(len)?);
-    }
-    f.0.is_empty().then_some(frames)
-}
-
-/// An event an output's receiver rejected for good, with the reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// The journal sequence number it had.
-    pub seq: u64,
-    /// The receiver's reason, as it said it.
-    pub reason: String,
-    /// When it was rejected (RFC 3339).
-    pub at: String,
-    /// The event.
-    pub event: Event,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "v")]
-enum StoredDeadLetter {
-    #[serde(rename = "1")]
-    V1(DeadLetter),
-}
-
-pub(super) fn tx_err(e: TransactionError<StateError>) -> StateError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StateError::from(e),
-    }
-}
-
-fn dead_key(output: &str, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(output.len() + 9);
-    k.extend_from_slice(output.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-impl State {
-    /// Journal a page of events and the cursor that moves past them as one
-    /// record, make it durable, then store the cursor in sled too. Returns
-    /// the sequence numbers given. An empty page still stores the cursor
-    /// (an empty window moves it too).
-    pub async fn append(&self, source: &str, events: &[Event], cursor: &Cursor) -> Result<Range<u64>> {
-        let chunks = encode_chunks(events.iter().map(|e| (e, None)));
-        self.append_chunks(source, chunks, Some(cursor), true).await
-    }
-
-    /// Journal a source's cursor moved past a window in which it found
-    /// nothing new (an idle poll), without waiting for its own
-    /// `fdatasync`: the record is synced by the next sync of the journal
-    /// (the next page's), at the latest within a second (one sync for
-    /// all the quiet polls of that second). A power cut before then
-    /// takes the source back to its previous cursor, whose window held
-    /// nothing this one did not: no event is lost or duplicated, and the
-    /// contract (a cursor is durable no earlier than its events) holds,
-    /// since this cursor covers none. With thousands of quiet sources this
-    /// was one fdatasync per poll (100 a second for 3,000 sources polling
-    /// every 30 s). A cursor an operator moves (`replay`) is
-    /// [`State::set_cursor`], synced.
-    pub async fn advance(&self, source: &str, cursor: &Cursor) -> Result<()> {
-        self.append_chunks(source, Vec::new(), Some(cursor), false).await.map(|_| ())
-    }
-
-    /// Journal chunks (see [`encode_chunks`]) and, when given, a source's
-    /// cursor as one record; returns once the record is durable (`sync`;
-    /// otherwise once written) and the cursor is in sled, and then tells
-    /// outputs.
-    async fn append_chunks(
-        &self,
-        source: &str,
-        chunks: Vec<(Vec<u8>, u64)>,
-        cursor: Option<&Cursor>,
-        sync: bool,
-    ) -> Result<Range<u64>> {
-        let cursor_bytes = cursor.map(encode_cursor);
-        let added: u64 = chunks.iter().map(|(c, _)| c.len() as u64).sum();
-        let (range, pos) = {
-            // Sequence numbers and file position in one step; the write is
-            // into the page cache and short.
-            let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let placed = self.segments.append(source, cursor_bytes.as_deref(), &chunks)?;
-            if let Some(c) = &cursor_bytes {
-                self.delivered.lock().unwrap_or_else(|p| p.into_inner()).journaled(source, placed.0.end, c.clone());
-            }
-            self.journal_bytes.fetch_add(added, Ordering::Relaxed);
-            self.next_seq.fetch_max(placed.0.end, Ordering::SeqCst);
-            placed
+        let journal = Journal {
+            bytes: AtomicU64::new(segments.held_bytes()),
+            segments,
+            append_lock: Mutex::new(()),
+            next_seq: AtomicU64::new(next),
+            tail,
+            delivered: Mutex::new(delivered),
         };
-        drop(chunks);
-        if !sync {
-            self.segments.sync_soon();
-        } else {
-            let segments = self.segments.clone();
-            tokio::task::spawn_blocking(move || segments.sync(pos)).await.map_err(|e| StateError::Corrupt {
-                what: "journal sync".into(),
-                detail: format!("task ended: {e}"),
-            })??;
-        }
-        // sled's copy of the cursor follows the durable record (it is a
-        // checkpoint: `open` takes the newer one from the journal), and is
-        // written before outputs can deliver the page, so garbage
-        // collection never deletes a record whose cursor sled lacks.
-        if let Some(c) = &cursor_bytes {
-            self.store_cursor(source, c)?;
-        }
-        self.publish_tail(range.end);
-        Ok(range)
+        Ok(Opened { journal, cursors })
+    }
+
+    /// The sequence number the next journal entry gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::SeqCst)
+    }
+
+    /// Watch the journal's tail, to wake outputs when events arrive.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tail.subscribe()
+    }
+
+    /// Bytes of events in the journal.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of entries in the journal.
+    pub fn len(&self) -> usize {
+        // Entries are numbered without gaps from the first held on.
+        self.segments.first_held().map_or(0, |first| self.next_seq().saturating_sub(first) as usize)
+    }
+
+    /// Whether the journal holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Read up to `max_events` entries (and about `max_bytes`) from `from`,
@@ -346,295 +150,119 @@ impl State {
         Ok(out)
     }
 
-    /// Move an output's offset to `offset` (every entry below it delivered or
-    /// dead-lettered) together with the dead letters, in one transaction, and
-    /// make it durable.
-    pub async fn commit(&self, output: &str, offset: u64, dead: &[DeadLetter]) -> Result<()> {
-        self.commit_with(output, offset, dead, &[]).await
-    }
-
-    /// [`State::commit`], also storing `windows` (keys and values of the
-    /// `manifest_windows` tree, see `State::commit_with_windows`) in the
-    /// same transaction.
-    pub(super) async fn commit_with(
+    /// Write entries (each event with the one output it is for, if any)
+    /// and, when given, a source's cursor (encoded) as one record; returns
+    /// the sequence numbers given once the record is durable (`sync`;
+    /// otherwise once written). Outputs are not told yet
+    /// ([`Journal::publish`]): the caller first stores the cursor's copy.
+    pub(super) async fn write<'a>(
         &self,
-        output: &str,
-        offset: u64,
-        dead: &[DeadLetter],
-        windows: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<()> {
-        let dead_values: Vec<(Vec<u8>, Vec<u8>)> = dead
-            .iter()
-            .map(|d| {
-                serde_json::to_vec(&StoredDeadLetter::V1(d.clone()))
-                    .map(|v| (dead_key(output, d.seq), v))
-                    .map_err(|e| StateError::Corrupt { what: "dead letter".into(), detail: e.to_string() })
-            })
-            .collect::<Result<_>>()?;
-        {
-            let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            (&self.offsets, &self.dead, &self.parts, &self.windows)
-                .transaction(|(offsets, dead_tree, parts, window_tree)| {
-                    for (k, v) in &dead_values {
-                        values::put(dead_tree, parts, DEAD_TAG, k, v)?;
-                    }
-                    for (k, v) in windows {
-                        values::put(window_tree, parts, super::WINDOW_TAG, k, v)?;
-                    }
-                    offsets.insert(output.as_bytes(), &offset.to_be_bytes())?;
-                    Ok::<_, ConflictableTransactionError<StateError>>(())
-                })
-                .map_err(tx_err)?;
-            super::release_garbage();
-        }
-        self.flush().await
-    }
-
-    /// Forget the journal entries every output in `outputs` has committed
-    /// past, and delete the segment files that hold nothing else. Returns
-    /// how many entries were forgotten. Outputs not listed (removed from
-    /// the config) no longer hold entries back; their offsets are
-    /// forgotten.
-    pub async fn collect_garbage(&self, outputs: &[String]) -> Result<u64> {
-        let mut low = self.next_seq();
-        for o in outputs {
-            match self.offset(o)? {
-                Some(off) => low = low.min(off),
-                None => return Ok(0), // an output that has not started yet
+        source: &str,
+        entries: impl IntoIterator<Item = (&'a Event, Option<&'a str>)>,
+        cursor: Option<&[u8]>,
+        sync: bool,
+    ) -> Result<Range<u64>> {
+        let chunks = encode_chunks(entries);
+        let added: u64 = chunks.iter().map(|(c, _)| c.len() as u64).sum();
+        let (range, pos) = {
+            // Sequence numbers and file position in one step; the write is
+            // into the page cache and short.
+            let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let placed = self.segments.append(source, cursor, &chunks)?;
+            if let Some(c) = cursor {
+                self.delivered.lock().unwrap_or_else(|p| p.into_inner()).journaled(source, placed.0.end, c.to_vec());
             }
-        }
-        let mut removed = false;
-        for (name, _) in self.offsets()? {
-            if !outputs.contains(&name) {
-                self.offsets.remove(name.as_bytes())?;
-                removed = true;
-            }
-        }
-        self.delivered.lock().unwrap_or_else(|p| p.into_inner()).passed(low);
-        let entries = {
-            let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let (entries, freed) = self.segments.release(low);
-            let _ = self
-                .journal_bytes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
-            if entries > 0 {
-                // Remembered, so a restart does not count delivered entries
-                // (still in their segment file) as held.
-                self.meta.insert("released", &low.to_be_bytes())?;
-            }
-            entries
+            self.bytes.fetch_add(added, Ordering::Relaxed);
+            self.next_seq.fetch_max(placed.0.end, Ordering::SeqCst);
+            placed
         };
-        if self.segments.has_passed(low) {
-            // The files to delete carry cursors: sled's copies of them (and
-            // the journal's end, for a journal about to be emptied) are made
-            // durable first.
-            self.meta.insert("next_seq", &self.next_seq().to_be_bytes())?;
-            self.flush().await?;
+        drop(chunks);
+        if !sync {
+            self.segments.sync_soon();
+        } else {
             let segments = self.segments.clone();
-            tokio::task::spawn_blocking(move || segments.delete_passed(low)).await.map_err(|e| {
-                StateError::Corrupt { what: "journal cleanup".into(), detail: format!("task ended: {e}") }
+            tokio::task::spawn_blocking(move || segments.sync(pos)).await.map_err(|e| StateError::Corrupt {
+                what: "journal sync".into(),
+                detail: format!("task ended: {e}"),
             })??;
-        } else if removed || entries > 0 {
-            self.flush().await?;
         }
-        Ok(entries)
+        Ok(range)
     }
 
-    /// An output's dead letters, oldest first.
-    pub fn dead_letters(&self, output: &str) -> Result<Vec<DeadLetter>> {
-        let mut prefix = output.as_bytes().to_vec();
-        prefix.push(0);
-        let mut out = Vec::new();
-        for item in self.dead.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let v = values::read(&self.parts, DEAD_TAG, &k, v)?;
-            match serde_json::from_slice::<StoredDeadLetter>(&v) {
-                Ok(StoredDeadLetter::V1(d)) => out.push(d),
-                Err(e) => {
-                    return Err(StateError::Corrupt {
-                        what: format!("dead letter of {output:?}"),
-                        detail: e.to_string(),
-                    })
-                }
+    /// Tell outputs the journal grew to `end` (never moves the tail back,
+    /// whatever order concurrent appends finish in).
+    pub(super) fn publish(&self, end: u64) {
+        self.tail.send_if_modified(|t| {
+            let grew = end > *t;
+            if grew {
+                *t = end;
             }
-        }
-        Ok(out)
+            grew
+        });
     }
 
-    /// How many dead letters an output has.
-    pub fn dead_letter_count(&self, output: &str) -> usize {
-        let mut prefix = output.as_bytes().to_vec();
-        prefix.push(0);
-        self.dead.scan_prefix(&prefix).count()
+    /// Run `f` with the journal's tail while no page can be journaled.
+    pub(super) fn at_tail<T>(&self, f: impl FnOnce(u64) -> T) -> T {
+        let _append = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        f(self.next_seq())
     }
 
-    /// Put an output's dead letters back into the journal, addressed to that
-    /// output only, and remove them from the dead-letter tree. Returns how
-    /// many.
-    pub async fn retry_dead_letters(&self, output: &str) -> Result<usize> {
-        let letters = self.dead_letters(output)?;
-        let chunks = encode_chunks(letters.iter().map(|d| (&d.event, Some(output))));
-        // Journal first (durable), then delete: a crash in between leaves a
-        // duplicate dead letter, never a lost one.
-        self.append_chunks(output, chunks, None, true).await?;
-        self.purge_dead_letters(output).await?;
-        Ok(letters.len())
+    /// Every output has committed past `low`: the records' cursors below
+    /// it are delivered.
+    pub(super) fn passed(&self, low: u64) {
+        self.delivered.lock().unwrap_or_else(|p| p.into_inner()).passed(low);
     }
 
-    /// Delete an output's dead letters. Returns how many.
-    pub async fn purge_dead_letters(&self, output: &str) -> Result<usize> {
-        let mut prefix = output.as_bytes().to_vec();
-        prefix.push(0);
-        let keys: Vec<_> = self.dead.scan_prefix(&prefix).keys().collect::<std::result::Result<_, _>>()?;
-        for k in &keys {
-            (&self.dead, &self.parts)
-                .transaction(|(dead, parts)| values::remove(dead, parts, DEAD_TAG, k))
-                .map_err(tx_err)?;
-        }
-        self.flush().await?;
-        Ok(keys.len())
-    }
-}
-
-fn decode_entry(seq: u64, v: &[u8]) -> Result<Entry> {
-    match decode_frame(v) {
-        Some(Ok(e)) => Ok(e),
-        Some(Err(detail)) => Err(StateError::Corrupt { what: format!("journal entry {seq}"), detail }),
-        None => Err(StateError::Corrupt { what: format!("journal entry {seq}"), detail: "truncated frame".into() }),
-    }
-}
-
-/// A frame as schemas 1 and 2 wrote it: fields as plain JSON.
-#[cfg(test)]
-pub(crate) fn encode_entry_v1(ev: &Event) -> Vec<u8> {
-    let fields = serde_json::to_vec(ev.fields()).unwrap_or_default();
-    let mut out = Vec::new();
-    write_frame_head(&mut out, ENTRY_V1, ev, "", &fields);
-    out.extend_from_slice(ev.raw.as_bytes());
-    out
-}
-
-#[cfg(test)]
-mod frame_tests {
-    use super::*;
-    use crate::state::record::chunk_len;
-    use serde_json::{json, Value};
-
-    fn login() -> Event {
-        Event::new(
-            "s".into(),
-            "id-é".into(),
-            chrono::DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
-            json!({"event": {"action": "login"}, "user": {"name": "bob"}}).as_object().unwrap().clone(),
-            "{\"a\":\"line\nbreak \\\" quote\"}".into(),
-        )
+    /// Forget the entries below `low` (every output is past them); returns
+    /// how many. Their files stay until [`Journal::delete_passed`].
+    pub(super) fn release(&self, low: u64) -> u64 {
+        let (entries, freed) = self.segments.release(low);
+        let _ = self.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
+        entries
     }
 
-    fn document(e: &Event) -> Value {
-        let mut out = Vec::new();
-        e.write_document(&mut out);
-        serde_json::from_slice(&out).expect("the document is JSON")
+    /// Whether some segment file holds nothing at or above `low`.
+    pub(super) fn has_passed(&self, low: u64) -> bool {
+        self.segments.has_passed(low)
     }
 
-    #[test]
-    fn frame_round_trips_and_rejects_damage() {
-        let ev = login();
-        for to in [None, Some("hec".to_owned())] {
-            let e = Entry { event: ev.clone(), to };
-            let bytes = encode_entry(&e.event, e.to.as_deref());
-            let back = decode_entry(0, &bytes).unwrap();
-            assert_eq!(back, e);
-            assert_eq!(document(&back.event), ev.document(), "spliced from the journaled text");
-            assert_eq!(encode_entry(&back.event, back.to.as_deref()), bytes, "re-journaled as it was read");
-            for cut in [0, 1, 5, 20, bytes.len() - ev.raw.len() - 3] {
-                assert!(decode_entry(0, &bytes[..cut]).is_err(), "truncated at {cut}");
+    /// Delete the segment files that hold nothing at or above `low`.
+    pub(super) async fn delete_passed(&self, low: u64) -> Result<()> {
+        let segments = self.segments.clone();
+        tokio::task::spawn_blocking(move || segments.delete_passed(low)).await.map_err(|e| StateError::Corrupt {
+            what: "journal cleanup".into(),
+            detail: format!("task ended: {e}"),
+        })??;
+        Ok(())
+    }
+
+    /// The newest cursor of `source` whose record (and every record before
+    /// it) every output has committed past, given their lowest offset
+    /// `low`; `None` when not known yet. When no record of `source` waits,
+    /// `stored` (the cursor sled holds) is read, under the lock: a record
+    /// placed after this point is noted as waiting before its cursor
+    /// reaches sled.
+    pub(super) fn delivered_cursor(
+        &self,
+        source: &str,
+        low: u64,
+        stored: impl FnOnce() -> Result<Option<Cursor>>,
+    ) -> Result<Option<Cursor>> {
+        let bytes = {
+            let mut d = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
+            d.passed(low);
+            match d.newest_passed(source) {
+                Some(Some(c)) => c.to_vec(),
+                Some(None) => return Ok(None),
+                None => return stored(),
             }
-        }
-        assert!(decode_entry(0, &[9, 0, 0]).unwrap_err().to_string().contains("unknown entry version 9"));
+        };
+        decode(source, &bytes).map(Some)
     }
 
-    fn sized(i: usize, raw_len: usize) -> Event {
-        let raw = format!("{{\"n\":\"{}\"}}", "x".repeat(raw_len));
-        let fields = json!({"event": {"action": "a"}, "n": i}).as_object().unwrap().clone();
-        let mut ev = Event::new("src".into(), format!("id-{i}"), login().timestamp, fields, raw);
-        if i % 2 == 0 {
-            // Half of them as the journal keeps them: a template, not a map.
-            ev = Event::journaled(
-                ev.source.clone(),
-                ev.id.clone(),
-                ev.timestamp,
-                ev.template().into_owned(),
-                ev.raw.clone(),
-            );
-        }
-        ev
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
-
-        /// Chunks written in one pass hold every entry's frame, in order,
-        /// each chunk as full as it can be without passing CHUNK_BYTES (an
-        /// entry larger than that alone in its chunk), and read back as the
-        /// events they were made of.
-        #[test]
-        fn chunks_hold_every_frame_in_order_and_are_filled_greedily(
-            sizes in proptest::collection::vec(proptest::prop_oneof![9 => 0usize..3000, 1 => 60_000usize..70_000], 0..80),
-            to in proptest::option::of("[a-z]{1,8}"),
-        ) {
-            let events: Vec<Event> = sizes.iter().enumerate().map(|(i, n)| sized(i, *n)).collect();
-            let chunks = encode_chunks(events.iter().map(|e| (e, to.as_deref())));
-            let frames: Vec<Vec<u8>> = events.iter().map(|e| encode_entry(e, to.as_deref())).collect();
-            let mut next = 0;
-            for (i, (c, n)) in chunks.iter().enumerate() {
-                proptest::prop_assert_eq!(chunk_len(c), Some(*n));
-                let inside = chunk_frames(c).expect("a well-formed chunk");
-                proptest::prop_assert_eq!(inside.len() as u64, *n);
-                proptest::prop_assert!(*n >= 1);
-                for f in inside {
-                    proptest::prop_assert_eq!(f, frames[next].as_slice());
-                    let back = decode_entry(next as u64, f).unwrap();
-                    proptest::prop_assert_eq!(&back.event.id, &events[next].id);
-                    proptest::prop_assert_eq!(back.to.as_deref(), to.as_deref());
-                    next += 1;
-                }
-                proptest::prop_assert!(c.len() <= CHUNK_BYTES || *n == 1, "chunk {} is {} bytes with {} entries", i, c.len(), n);
-                if let Some(f) = frames.get(next).filter(|_| i + 1 < chunks.len()) {
-                    proptest::prop_assert!(c.len() + 4 + f.len() > CHUNK_BYTES, "chunk {} had room for the next entry", i);
-                }
-            }
-            proptest::prop_assert_eq!(next, events.len());
-        }
-    }
-
-    #[test]
-    fn schema_2_frames_are_read() {
-        let ev = login();
-        let old = encode_entry_v1(&ev);
-        let back = decode_entry(0, &old).unwrap();
-        assert_eq!(back.event, ev);
-        assert_eq!(document(&back.event), ev.document());
-    }
-
-    #[test]
-    fn a_damaged_template_is_parsed_or_delivered_with_the_reason() {
-        let ev = login();
-        let bytes = encode_entry(&ev, None);
-        let hole_byte = bytes.len() - ev.raw.len() - 1;
-        // The place of event.original is wrong: the text is parsed instead.
-        let mut moved = bytes.clone();
-        moved[hole_byte - 1] ^= 1;
-        let back = decode_entry(0, &moved).unwrap().event;
-        assert_eq!(back, ev);
-        assert_eq!(document(&back), ev.document());
-        // The text itself is damaged: delivered with the raw event and why.
-        let text_at = bytes.len() - ev.raw.len() - 5 - 2;
-        let mut broken = bytes.clone();
-        broken[text_at] = b'[';
-        let back = decode_entry(0, &broken).unwrap().event;
-        assert!(back.str_field("error.message").unwrap().starts_with("ECS fields unreadable"));
-        let doc = document(&back);
-        assert_eq!(doc["event"]["original"], json!(ev.raw));
-        assert_eq!(doc["event"]["id"], json!("id-é"));
+    /// The segment files (tests look at their chunks).
+    #[cfg(test)]
+    pub(super) fn segments(&self) -> &Segments {
+        &self.segments
     }
 }

@@ -1,13 +1,22 @@
 //! Where each output's manifest windows (`crate::manifest`) are kept: the
 //! open window per source in `manifest_windows` (written with the output's
-//! offset, [`State::commit_with_windows`]), and each closed window's
+//! offset, [`super::State::commit_with_windows`]), and each closed window's
 //! manifest in `manifests_pending` from the moment it closes until its
-//! output confirmed it, so a crash resends the same manifest.
+//! output confirmed it, so a crash resends the same manifest. Keys start
+//! with the output's name and `0x00`, then the source (and for a pending
+//! manifest `0x00` and its window number, u64 big-endian); values are JSON,
+//! long ones in `parts` (tag `w` for windows, `m` for manifests).
 
-use super::journal::tx_err;
-use super::{values, Result, State, StateError, MANIFEST_TAG, WINDOW_TAG};
+use super::db::{tx_err, Db};
+use super::{values, Result, StateError};
 use crate::manifest::{Closing, Manifest, Window};
-use sled::transaction::{ConflictableTransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
+use std::sync::Arc;
+
+/// Tag of a manifest window's parts in the `parts` tree.
+const WINDOW_TAG: u8 = b'w';
+/// Tag of a pending manifest's parts in the `parts` tree.
+const MANIFEST_TAG: u8 = b'm';
 
 fn prefix(output: &str) -> Vec<u8> {
     let mut k = output.as_bytes().to_vec();
@@ -33,7 +42,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StateError {
 }
 
 /// The keys and JSON of `windows` of `output`.
-fn encode_windows(output: &str, windows: &[(String, Window)]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(super) fn encode_windows(output: &str, windows: &[(String, Window)]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     windows
         .iter()
         .map(|(source, w)| {
@@ -43,23 +52,34 @@ fn encode_windows(output: &str, windows: &[(String, Window)]) -> Result<Vec<(Vec
         .collect()
 }
 
-impl State {
-    /// [`State::commit`] with the output's manifest windows that changed,
-    /// in the same transaction: a window never counts an event the offset
-    /// has not passed, nor misses one it has.
-    pub async fn commit_with_windows(
-        &self,
-        output: &str,
-        offset: u64,
-        dead: &[super::DeadLetter],
-        windows: &[(String, Window)],
-    ) -> Result<()> {
-        let windows = encode_windows(output, windows)?;
-        self.commit_with(output, offset, dead, &windows).await
+/// Store windows ([`encode_windows`]) inside a transaction on
+/// [`Manifests::windows_tree`] and the `parts` tree.
+pub(super) fn put_windows_in(
+    tree: &TransactionalTree,
+    parts: &TransactionalTree,
+    items: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), ConflictableTransactionError<StateError>> {
+    for (k, v) in items {
+        values::put(tree, parts, WINDOW_TAG, k, v)?;
+    }
+    Ok(())
+}
+
+/// The outputs' manifest windows and the manifests waiting for their output.
+pub struct Manifests {
+    windows: sled::Tree,
+    pending: sled::Tree,
+    parts: sled::Tree,
+    db: Arc<Db>,
+}
+
+impl Manifests {
+    pub(super) fn new(windows: sled::Tree, pending: sled::Tree, parts: sled::Tree, db: Arc<Db>) -> Manifests {
+        Manifests { windows, pending, parts, db }
     }
 
     /// The open manifest windows of `output`, by source.
-    pub fn manifest_windows(&self, output: &str) -> Result<Vec<(String, Window)>> {
+    pub fn windows(&self, output: &str) -> Result<Vec<(String, Window)>> {
         let p = prefix(output);
         let mut out = Vec::new();
         for item in self.windows.scan_prefix(&p) {
@@ -75,7 +95,7 @@ impl State {
 
     /// The manifests `output` closed and has not had confirmed, in source
     /// and window order.
-    pub fn pending_manifests(&self, output: &str) -> Result<Vec<Manifest>> {
+    pub fn pending(&self, output: &str) -> Result<Vec<Manifest>> {
         let mut out = Vec::new();
         for item in self.pending.scan_prefix(prefix(output)) {
             let (k, v) = item?;
@@ -87,7 +107,7 @@ impl State {
 
     /// Store a close of `output`'s windows (the new windows, the manifests
     /// to send, the windows retired) in one transaction, durably.
-    pub async fn close_windows(&self, output: &str, closing: &Closing) -> Result<()> {
+    pub async fn close(&self, output: &str, closing: &Closing) -> Result<()> {
         let windows = encode_windows(output, &closing.windows)?;
         let manifests: Vec<(Vec<u8>, Vec<u8>)> = closing
             .manifests
@@ -97,9 +117,7 @@ impl State {
         let retired: Vec<Vec<u8>> = closing.retired.iter().map(|s| window_key(output, s)).collect();
         (&self.windows, &self.pending, &self.parts)
             .transaction(|(window_tree, pending, parts)| {
-                for (k, v) in &windows {
-                    values::put(window_tree, parts, WINDOW_TAG, k, v)?;
-                }
+                put_windows_in(window_tree, parts, &windows)?;
                 for (k, v) in &manifests {
                     values::put(pending, parts, MANIFEST_TAG, k, v)?;
                 }
@@ -109,12 +127,12 @@ impl State {
                 Ok::<_, ConflictableTransactionError<StateError>>(())
             })
             .map_err(tx_err)?;
-        self.flush().await
+        self.db.flush().await
     }
 
     /// `output` confirmed these manifests: forget them. Not synced by
     /// itself (a crash before the next sync sends them again, the same).
-    pub fn manifests_sent(&self, output: &str, sent: &[Manifest]) -> Result<()> {
+    pub fn sent(&self, output: &str, sent: &[Manifest]) -> Result<()> {
         let keys: Vec<Vec<u8>> = sent.iter().map(|m| pending_key(output, m)).collect();
         (&self.pending, &self.parts)
             .transaction(|(pending, parts)| {
@@ -124,5 +142,10 @@ impl State {
                 Ok::<_, ConflictableTransactionError<StateError>>(())
             })
             .map_err(tx_err)
+    }
+
+    /// The windows tree, for a transaction that spans stores.
+    pub(super) fn windows_tree(&self) -> &sled::Tree {
+        &self.windows
     }
 }

@@ -5,8 +5,9 @@
 //! directory renamed to `journal/` (synced) before the sled tree is dropped:
 //! a crash before the rename redoes the move; after it, only the drop.
 
+use super::db::be64;
 use super::segments::{sync_dir, Segments, DIR};
-use super::{be64, journal, Result, StateError};
+use super::{frames, Result, StateError};
 use std::path::Path;
 
 /// Move the sled journal of an older schema into segment files. `floor`:
@@ -34,7 +35,7 @@ pub(super) fn journal_out_of_sled(db: &sled::Db, state_dir: &Path, floor: u64) -
             let (k, v) = item?;
             let seq = be64(&k)
                 .ok_or_else(|| StateError::Corrupt { what: "journal key".into(), detail: "not a u64".into() })?;
-            let chunk = journal::as_chunk(&v).ok_or_else(|| StateError::Corrupt {
+            let chunk = frames::as_chunk(&v).ok_or_else(|| StateError::Corrupt {
                 what: format!("journal chunk {seq}"),
                 detail: "truncated chunk".into(),
             })?;

@@ -7,7 +7,7 @@ use std::io;
 
 pub(super) const MAGIC: &[u8; 4] = b"ARJ1";
 /// Version byte of a chunk: several entry frames under one key (the
-/// journal writes them, `journal.rs`).
+/// journal writes them, `frames.rs`).
 pub(super) const CHUNK_V2: u8 = 2;
 pub(super) const HEAD: usize = 12;
 const KIND_PAGE: u8 = 1;

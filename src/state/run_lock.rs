@@ -45,7 +45,7 @@ impl RunLock {
     pub fn try_take(dir: &Path) -> Result<RunLock, LockError> {
         let path = dir.join(FILE);
         let io = |source| LockError::Io { path: path.clone(), source };
-        super::create_private_dir(dir).map_err(io)?;
+        super::db::create_private_dir(dir).map_err(io)?;
         let file = open(&path).map_err(io)?;
         // flock(2), as sled's own lock: it belongs to this open file and
         // ends with the process, however that ends.

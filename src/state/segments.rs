@@ -8,7 +8,7 @@
 //! | 4 | magic `ARJ1` |
 //! | 4 | body length, u32 big-endian |
 //! | 4 | CRC-32 (IEEE) of the body |
-//! | body | `0x01`; the sequence number of its first entry (u64); the source name (u32 length + UTF-8); the source's cursor after this page (u32 length + the JSON `cursors` stores, length 0 = no cursor); the chunk count (u32); each chunk (u32 length + the chunk, see `journal.rs`) |
+//! | body | `0x01`; the sequence number of its first entry (u64); the source name (u32 length + UTF-8); the source's cursor after this page (u32 length + the JSON `cursors` stores, length 0 = no cursor); the chunk count (u32); each chunk (u32 length + the chunk, see `frames.rs`) |
 //!
 //! One record is one page: its events and the cursor past them are written,
 //! checked and made durable together, so a torn write loses both or

@@ -4,12 +4,16 @@
 //! lost. They sit in the dead-letter tree under `source/<name>` (a name
 //! no output can have: output names take no `/`), each keyed by a hash of
 //! its bytes, so the page read again after a crash stores it once.
+//! [`SetAsideEvents`] holds the same tree as `dead_letters.rs` and keeps
+//! to its own keys.
 
-use super::journal::tx_err;
-use super::{values, Result, State, StateError, DEAD_TAG};
+use super::db::{tx_err, Db};
+use super::dead_letters::{self, DEAD_TAG};
+use super::{values, Result, StateError};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use sled::transaction::{ConflictableTransactionError, Transactional};
+use std::sync::Arc;
 
 /// One event set aside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +57,22 @@ fn prefix(source: &str) -> Vec<u8> {
     k
 }
 
-impl State {
+/// The events sources set aside.
+pub struct SetAsideEvents {
+    /// The dead-letter tree (keys under `source/`).
+    tree: sled::Tree,
+    parts: sled::Tree,
+    db: Arc<Db>,
+}
+
+impl SetAsideEvents {
+    pub(super) fn new(tree: sled::Tree, parts: sled::Tree, db: Arc<Db>) -> SetAsideEvents {
+        SetAsideEvents { tree, parts, db }
+    }
+
     /// Keep `events` of `source` durably (flushed before this returns: the
     /// cursor may then move past them).
-    pub async fn set_aside(&self, source: &str, events: &[SetAside]) -> Result<()> {
+    pub async fn put(&self, source: &str, events: &[SetAside]) -> Result<()> {
         let items: Vec<(Vec<u8>, Vec<u8>)> = events
             .iter()
             .map(|e| {
@@ -65,7 +81,7 @@ impl State {
                     .map_err(|e| StateError::Corrupt { what: "set-aside event".into(), detail: e.to_string() })
             })
             .collect::<Result<_>>()?;
-        (&self.dead, &self.parts)
+        (&self.tree, &self.parts)
             .transaction(|(dead, parts)| {
                 for (k, v) in &items {
                     values::put(dead, parts, DEAD_TAG, k, v)?;
@@ -73,13 +89,13 @@ impl State {
                 Ok::<_, ConflictableTransactionError<StateError>>(())
             })
             .map_err(tx_err)?;
-        self.flush().await
+        self.db.flush().await
     }
 
     /// The events `source` set aside.
-    pub fn set_aside_events(&self, source: &str) -> Result<Vec<SetAside>> {
+    pub fn list(&self, source: &str) -> Result<Vec<SetAside>> {
         let mut out = Vec::new();
-        for item in self.dead.scan_prefix(prefix(source)) {
+        for item in self.tree.scan_prefix(prefix(source)) {
             let (k, v) = item?;
             let v = values::read(&self.parts, DEAD_TAG, &k, v)?;
             out.push(serde_json::from_slice(&v).map_err(|e| StateError::Corrupt {
@@ -91,26 +107,20 @@ impl State {
     }
 
     /// How many events `source` set aside.
-    pub fn set_aside_count(&self, source: &str) -> usize {
-        self.dead.scan_prefix(prefix(source)).count()
+    pub fn count(&self, source: &str) -> usize {
+        self.tree.scan_prefix(prefix(source)).count()
     }
 
     /// Delete the events `source` set aside. Returns how many.
-    pub async fn purge_set_aside(&self, source: &str) -> Result<usize> {
-        let keys: Vec<_> = self.dead.scan_prefix(prefix(source)).keys().collect::<std::result::Result<_, _>>()?;
-        for k in &keys {
-            (&self.dead, &self.parts)
-                .transaction(|(dead, parts)| values::remove(dead, parts, DEAD_TAG, k))
-                .map_err(tx_err)?;
-        }
-        self.flush().await?;
-        Ok(keys.len())
+    pub async fn purge(&self, source: &str) -> Result<usize> {
+        dead_letters::purge(&self.db, &self.tree, &self.parts, &prefix(source)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::State;
 
     #[tokio::test]
     async fn set_aside_events_survive_a_reopen_once_each() {
@@ -120,19 +130,19 @@ mod tests {
         let untimed = SetAside::new(br#"{"id":"y"}"#, "has no readable time".into(), now);
         {
             let st = State::open(dir.path()).unwrap();
-            st.set_aside("api", &[bad.clone(), untimed.clone()]).await.unwrap();
+            st.set_aside().put("api", &[bad.clone(), untimed.clone()]).await.unwrap();
             // The same page again (after a crash): stored once.
-            st.set_aside("api", std::slice::from_ref(&bad)).await.unwrap();
+            st.set_aside().put("api", std::slice::from_ref(&bad)).await.unwrap();
         }
         let st = State::open(dir.path()).unwrap();
-        let mut got = st.set_aside_events("api").unwrap();
+        let mut got = st.set_aside().list("api").unwrap();
         got.sort_by(|a, b| a.reason.cmp(&b.reason));
         assert_eq!(got, vec![untimed, bad.clone()]);
         assert_eq!(bad.text, "{\"id\":\"x\u{fffd}\"}");
         assert_eq!(bad.bytes_base64.as_deref(), Some("eyJpZCI6Inj/In0="));
-        assert_eq!(st.set_aside_count("other"), 0);
-        assert_eq!(st.dead_letters("api").unwrap().len(), 0, "not an output's dead letters");
-        assert_eq!(st.purge_set_aside("api").await.unwrap(), 2);
-        assert_eq!(st.set_aside_count("api"), 0);
+        assert_eq!(st.set_aside().count("other"), 0);
+        assert_eq!(st.dead_letters().list("api").unwrap().len(), 0, "not an output's dead letters");
+        assert_eq!(st.set_aside().purge("api").await.unwrap(), 2);
+        assert_eq!(st.set_aside().count("api"), 0);
     }
 }

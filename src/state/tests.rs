@@ -1,6 +1,7 @@
-use super::journal::encode_entry_v1;
+use super::cursor::encode as encode_cursor;
+use super::dead_letters::DEAD_TAG;
+use super::frames::encode_entry_v1;
 use super::*;
-use super::{encode_cursor, values, Taken, DEAD_TAG};
 use crate::event::Event;
 use chrono::{TimeZone, Utc};
 
@@ -40,19 +41,19 @@ async fn append_read_commit_collect() {
     assert_eq!(st.offset_or_tail("out").await.unwrap(), 0);
     let r = st.append("s", &[ev("a"), ev("b"), ev("c")], &cursor_at(1)).await.unwrap();
     assert_eq!(r, 0..3);
-    assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(1)));
-    let got = st.read(0, 2, usize::MAX).unwrap();
+    assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(1)));
+    let got = st.journal().read(0, 2, usize::MAX).unwrap();
     assert_eq!(got.iter().map(|(s, e)| (*s, e.event.id.as_str())).collect::<Vec<_>>(), vec![(0, "a"), (1, "b")]);
-    assert!(st.journal_bytes() > 0);
+    assert!(st.journal().bytes() > 0);
     st.commit("out", 2, &[]).await.unwrap();
     assert_eq!(st.collect_garbage(&["out".into()]).await.unwrap(), 0, "the chunk holds an entry not yet delivered");
-    assert_eq!(st.journal_len(), 3);
-    let rest = st.read(2, 10, usize::MAX).unwrap();
+    assert_eq!(st.journal().len(), 3);
+    let rest = st.journal().read(2, 10, usize::MAX).unwrap();
     assert_eq!(rest.len(), 1);
     st.commit("out", 3, &[]).await.unwrap();
     assert_eq!(st.collect_garbage(&["out".into()]).await.unwrap(), 3);
-    assert_eq!(st.journal_len(), 0);
-    assert_eq!(st.journal_bytes(), 0, "bytes go back to zero when the journal is empty");
+    assert_eq!(st.journal().len(), 0);
+    assert_eq!(st.journal().bytes(), 0, "bytes go back to zero when the journal is empty");
     // Sequence numbers keep growing after the journal was emptied.
     let r = st.append("s", &[ev("d")], &cursor_at(2)).await.unwrap();
     assert_eq!(r, 3..4);
@@ -68,10 +69,10 @@ async fn state_survives_reopen() {
         st.commit("out", 1, &[]).await.unwrap();
     }
     let st = reopen(dir.path());
-    assert_eq!(st.next_seq(), 2);
-    assert_eq!(st.offset("out").unwrap(), Some(1));
-    assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(5)));
-    assert_eq!(st.read(1, 10, usize::MAX).unwrap()[0].1.event.id, "b");
+    assert_eq!(st.journal().next_seq(), 2);
+    assert_eq!(st.offsets().get("out").unwrap(), Some(1));
+    assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(5)));
+    assert_eq!(st.journal().read(1, 10, usize::MAX).unwrap()[0].1.event.id, "b");
 }
 
 /// A quiet poll's cursor (`advance`) is stored at once, its record synced
@@ -86,8 +87,8 @@ async fn a_quiet_cursor_is_synced_soon_and_appends_go_on() {
         st.append("s", &[ev("a")], &cursor_at(1)).await.unwrap();
         st.advance("s", &cursor_at(2)).await.unwrap();
         st.advance("t", &cursor_at(3)).await.unwrap();
-        assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(2)));
-        assert_eq!(st.next_seq(), 1, "a cursor-only record takes no sequence number");
+        assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(2)));
+        assert_eq!(st.journal().next_seq(), 1, "a cursor-only record takes no sequence number");
         tokio::time::sleep(super::segments::SYNC_SOON + std::time::Duration::from_millis(300)).await;
         // With the bug this append never returns (it blocks on the lock the
         // background sync holds): the test hangs.
@@ -95,8 +96,8 @@ async fn a_quiet_cursor_is_synced_soon_and_appends_go_on() {
         st.advance("t", &cursor_at(5)).await.unwrap();
     }
     let st = reopen(dir.path());
-    assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(4)));
-    assert_eq!(st.cursor("t").unwrap(), Some(cursor_at(5)));
+    assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(4)));
+    assert_eq!(st.cursors().get("t").unwrap(), Some(cursor_at(5)));
 }
 
 /// A schema-1 journal (one entry frame per key) is read as it is, new
@@ -115,7 +116,7 @@ async fn an_old_sled_journal_is_moved_into_segments_and_extended() {
         for (seq, id) in [(2u64, "a"), (3, "b")] {
             journal.insert(seq.to_be_bytes(), encode_entry_v1(&ev(id))).unwrap();
         }
-        let chunk = super::journal::as_chunk(&encode_entry_v1(&ev("c"))).unwrap().0;
+        let chunk = super::frames::as_chunk(&encode_entry_v1(&ev("c"))).unwrap().0;
         journal.insert(4u64.to_be_bytes(), chunk).unwrap();
         meta.insert("next_seq", &5u64.to_be_bytes()).unwrap();
         meta.insert("journal_bytes", &999u64.to_be_bytes()).unwrap();
@@ -126,13 +127,13 @@ async fn an_old_sled_journal_is_moved_into_segments_and_extended() {
     }
     let st = reopen(dir.path());
     assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION, "the mark moves to the schema written from now on");
-    assert!(!st.db.tree_names().iter().any(|n| n.as_ref() == b"journal"), "the sled journal is gone");
+    assert!(!st.db().sled().tree_names().iter().any(|n| n.as_ref() == b"journal"), "the sled journal is gone");
     assert!(dir.path().join("journal").is_dir() && !dir.path().join("journal.migrating").exists());
-    assert_eq!((st.journal_len(), st.next_seq()), (3, 5));
-    assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(9)));
+    assert_eq!((st.journal().len(), st.journal().next_seq()), (3, 5));
+    assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(9)));
     assert_eq!(st.append("s", &[ev("d"), ev("e")], &cursor_at(10)).await.unwrap(), 5..7);
     let ids = |st: &State, from| {
-        st.read(from, 10, usize::MAX).unwrap().into_iter().map(|(s, e)| (s, e.event.id)).collect::<Vec<_>>()
+        st.journal().read(from, 10, usize::MAX).unwrap().into_iter().map(|(s, e)| (s, e.event.id)).collect::<Vec<_>>()
     };
     let all: Vec<(u64, String)> =
         ["a", "b", "c", "d", "e"].iter().enumerate().map(|(i, id)| (i as u64 + 2, id.to_string())).collect();
@@ -142,7 +143,7 @@ async fn an_old_sled_journal_is_moved_into_segments_and_extended() {
     assert_eq!(ids(&st, 2), all, "read back from the segment files");
     st.commit("out", 7, &[]).await.unwrap();
     assert_eq!(st.collect_garbage(&["out".into()]).await.unwrap(), 5);
-    assert_eq!((st.journal_len(), st.journal_bytes()), (0, 0));
+    assert_eq!((st.journal().len(), st.journal().bytes()), (0, 0));
 }
 
 /// A page is stored as several chunks; reading from any sequence number
@@ -158,10 +159,10 @@ async fn chunks_are_read_from_any_entry() {
     };
     let page: Vec<Event> = (0..40).map(big).collect();
     assert_eq!(st.append("s", &page, &cursor_at(1)).await.unwrap(), 0..40);
-    assert!(st.segments.chunks_from(0, u64::MAX, 100).len() > 3, "40 entries of 9 KiB make several chunks");
+    assert!(st.journal().segments().chunks_from(0, u64::MAX, 100).len() > 3, "40 entries of 9 KiB make several chunks");
     for from in [0u64, 1, 6, 7, 8, 20, 39] {
         for max in [1usize, 3, 100] {
-            let got = st.read(from, max, usize::MAX).unwrap();
+            let got = st.journal().read(from, max, usize::MAX).unwrap();
             let want: Vec<u64> = (from..40).take(max).collect();
             assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), want, "from {from} max {max}");
             for (s, e) in &got {
@@ -169,12 +170,12 @@ async fn chunks_are_read_from_any_entry() {
             }
         }
     }
-    assert!(st.read(40, 10, usize::MAX).unwrap().is_empty());
+    assert!(st.journal().read(40, 10, usize::MAX).unwrap().is_empty());
     // A huge entry gets a chunk of its own and is still returned first.
     let mut huge = ev("huge");
     huge.raw = format!("{{\"pad\":\"{}\"}}", "y".repeat(200_000));
     assert_eq!(st.append("s", &[huge], &cursor_at(2)).await.unwrap(), 40..41);
-    assert_eq!(st.read(40, 10, 1000).unwrap()[0].1.event.id, "huge");
+    assert_eq!(st.journal().read(40, 10, 1000).unwrap()[0].1.event.id, "huge");
 }
 
 /// Garbage collection forgets delivered entries at once (the byte count
@@ -204,15 +205,15 @@ async fn garbage_collection_deletes_passed_segments_and_numbering_continues() {
         assert_eq!(segs(dir.path()), 2);
         st.commit("out", 1000, &[]).await.unwrap();
         assert_eq!(st.collect_garbage(&["out".into()]).await.unwrap(), 1000);
-        assert!(st.journal_bytes() > 0 && st.journal_len() == 3000);
+        assert!(st.journal().bytes() > 0 && st.journal().len() == 3000);
         assert_eq!(segs(dir.path()), 2, "the first segment still holds undelivered entries");
         st.commit("out", 4000, &[]).await.unwrap();
         assert_eq!(st.collect_garbage(&["out".into()]).await.unwrap(), 3000);
-        assert_eq!((st.journal_len(), st.journal_bytes()), (0, 0));
+        assert_eq!((st.journal().len(), st.journal().bytes()), (0, 0));
         assert_eq!(segs(dir.path()), 1, "every segment but a fresh active one is deleted");
     }
     let st = reopen(dir.path());
-    assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(39)), "the cursor survived its records' deletion");
+    assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(39)), "the cursor survived its records' deletion");
     assert_eq!(st.append("s", &[ev("d")], &cursor_at(40)).await.unwrap(), 4000..4001, "sequence numbers never reused");
 }
 
@@ -241,12 +242,12 @@ async fn a_torn_tail_is_cut_off_and_the_state_before_it_kept() {
         }
         let st = reopen(dir.path());
         assert_eq!(std::fs::metadata(&seg).unwrap().len(), before, "cut back to the last whole record (keep {keep})");
-        assert_eq!(st.next_seq(), 2);
+        assert_eq!(st.journal().next_seq(), 2);
         // The cursor is the one of the last whole record, even though sled
         // (closed cleanly here) held the torn page's: the torn page's event
         // is fetched again, not skipped.
-        assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(1)), "keep {keep}");
-        assert_eq!(st.read(0, 10, usize::MAX).unwrap().len(), 2);
+        assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(1)), "keep {keep}");
+        assert_eq!(st.journal().read(0, 10, usize::MAX).unwrap().len(), 2);
         assert_eq!(st.append("s", &[ev("c")], &cursor_at(2)).await.unwrap(), 2..3);
     }
 }
@@ -263,17 +264,17 @@ async fn the_journal_cursor_wins_over_an_older_sled_checkpoint() {
         st.append("s", &[ev("b")], &cursor_at(2)).await.unwrap();
         st.append("t", &[], &cursor_at(7)).await.unwrap();
         // sled lost what was not flushed.
-        st.store_cursor("s", &encode_cursor(&cursor_at(1))).unwrap();
-        st.cursors.remove("t").unwrap();
+        st.cursors().store("s", &encode_cursor(&cursor_at(1))).unwrap();
+        st.cursors().forget("t").unwrap();
         st.flush().await.unwrap();
     }
     let st = reopen(dir.path());
-    assert_eq!(st.cursor("s").unwrap(), Some(cursor_at(2)));
-    assert_eq!(st.cursor("t").unwrap(), Some(cursor_at(7)));
+    assert_eq!(st.cursors().get("s").unwrap(), Some(cursor_at(2)));
+    assert_eq!(st.cursors().get("t").unwrap(), Some(cursor_at(7)));
     // `replay` moves a cursor back with a record of its own, newer than the rest.
     st.set_cursor("s", &cursor_at(0)).await.unwrap();
     drop(st);
-    assert_eq!(reopen(dir.path()).cursor("s").unwrap(), Some(cursor_at(0)));
+    assert_eq!(reopen(dir.path()).cursors().get("s").unwrap(), Some(cursor_at(0)));
 }
 
 /// Damage that is not a torn tail (a bad record before good ones, a bad
@@ -318,17 +319,19 @@ async fn large_cursors_and_dead_letters_never_become_sled_blobs() {
     st.append("s", &[big.clone()], &c).await.unwrap();
     let dl = DeadLetter { seq: 0, reason: "too big".into(), at: "now".into(), event: big };
     st.commit("hec", 1, std::slice::from_ref(&dl)).await.unwrap();
-    for tree in [&st.cursors, &st.dead, &st.parts, &st.meta, &st.offsets] {
+    for name in st.db().sled().tree_names() {
+        let tree = st.db().sled().open_tree(name).unwrap();
         assert!(tree.iter().all(|kv| kv.unwrap().1.len() <= values::PART));
     }
     drop(st);
     let st = reopen(dir.path());
-    assert_eq!(st.cursor("s").unwrap(), Some(c));
-    assert_eq!(st.dead_letters("hec").unwrap(), vec![dl]);
+    assert_eq!(st.cursors().get("s").unwrap(), Some(c));
+    assert_eq!(st.dead_letters().list("hec").unwrap(), vec![dl]);
     let blobs: Vec<_> = std::fs::read_dir(dir.path().join("db/blobs")).unwrap().collect();
     assert!(blobs.is_empty(), "sled wrote blob files: {blobs:?}");
-    assert_eq!(st.purge_dead_letters("hec").await.unwrap(), 1);
-    assert!(st.parts.iter().all(|kv| kv.unwrap().0[0] != DEAD_TAG), "a purged dead letter leaves no parts");
+    assert_eq!(st.dead_letters().purge("hec").await.unwrap(), 1);
+    let parts = st.db().tree("parts").unwrap();
+    assert!(parts.iter().all(|kv| kv.unwrap().0[0] != DEAD_TAG), "a purged dead letter leaves no parts");
 }
 
 #[tokio::test]
@@ -344,7 +347,7 @@ async fn a_slow_output_holds_entries_back() {
     assert_eq!(st.collect_garbage(&outs).await.unwrap(), 0);
     st.commit("slow", 1, &[]).await.unwrap();
     assert_eq!(st.collect_garbage(&outs).await.unwrap(), 1);
-    assert_eq!(st.read(0, 10, usize::MAX).unwrap()[0].0, 1);
+    assert_eq!(st.journal().read(0, 10, usize::MAX).unwrap()[0].0, 1);
 }
 
 #[tokio::test]
@@ -356,19 +359,19 @@ async fn dead_letters_commit_retry_purge() {
     st.append("s", &[ev("a"), ev("bad"), ev("c")], &cursor_at(1)).await.unwrap();
     let dl = DeadLetter { seq: 1, reason: "Invalid data format".into(), at: "now".into(), event: ev("bad") };
     st.commit("hec", 3, std::slice::from_ref(&dl)).await.unwrap();
-    assert_eq!(st.dead_letters("hec").unwrap(), vec![dl]);
-    assert_eq!(st.dead_letter_count("hec"), 1);
-    assert_eq!(st.dead_letter_count("file"), 0);
+    assert_eq!(st.dead_letters().list("hec").unwrap(), vec![dl]);
+    assert_eq!(st.dead_letters().count("hec"), 1);
+    assert_eq!(st.dead_letters().count("file"), 0);
     assert_eq!(st.retry_dead_letters("hec").await.unwrap(), 1);
-    assert_eq!(st.dead_letter_count("hec"), 0);
-    let back = st.read(3, 10, usize::MAX).unwrap();
+    assert_eq!(st.dead_letters().count("hec"), 0);
+    let back = st.journal().read(3, 10, usize::MAX).unwrap();
     assert_eq!(back.len(), 1);
     assert!(back[0].1.routed_to("hec", None));
     assert!(!back[0].1.routed_to("file", None), "a retried dead letter goes to its own output only");
     st.commit("hec", 4, &[DeadLetter { seq: 3, reason: "again".into(), at: "now".into(), event: ev("bad") }])
         .await
         .unwrap();
-    assert_eq!(st.purge_dead_letters("hec").await.unwrap(), 1);
+    assert_eq!(st.dead_letters().purge("hec").await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -376,7 +379,7 @@ async fn newer_schema_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     {
         let st = State::open(dir.path()).unwrap();
-        st.meta.insert("schema_version", &99u32.to_be_bytes()).unwrap();
+        st.db().tree("meta").unwrap().insert("schema_version", &99u32.to_be_bytes()).unwrap();
         st.flush().await.unwrap();
     }
     let err = loop {
@@ -436,7 +439,7 @@ async fn tail_never_moves_backwards_under_concurrent_appends() {
                 let n = if s % 2 == 0 { 1 } else { 40 };
                 let evs: Vec<Event> = (0..n).map(|j| ev(&format!("{s}-{i}-{j}"))).collect();
                 st.append(&format!("s{s}"), &evs, &cursor_at(i)).await.unwrap();
-                assert!(*st.subscribe().borrow() <= st.next_seq());
+                assert!(*st.journal().subscribe().borrow() <= st.journal().next_seq());
             }
         }));
     }
@@ -444,8 +447,8 @@ async fn tail_never_moves_backwards_under_concurrent_appends() {
         t.await.unwrap();
     }
     let total = 2 * 25 + 2 * 25 * 40;
-    assert_eq!(st.next_seq(), total);
-    assert_eq!(*st.subscribe().borrow(), total);
+    assert_eq!(st.journal().next_seq(), total);
+    assert_eq!(*st.journal().subscribe().borrow(), total);
     assert_eq!(st.offset_or_tail("late").await.unwrap(), total);
 }
 
@@ -486,8 +489,8 @@ async fn hundred_writers() {
     let committer = {
         let st = st.clone();
         tokio::spawn(async move {
-            while st.next_seq() < 100 * 20 * 5 {
-                st.commit("out", st.next_seq(), &[]).await.unwrap();
+            while st.journal().next_seq() < 100 * 20 * 5 {
+                st.commit("out", st.journal().next_seq(), &[]).await.unwrap();
                 st.collect_garbage(&["out".into()]).await.unwrap();
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
@@ -497,7 +500,7 @@ async fn hundred_writers() {
         t.await.unwrap();
     }
     committer.await.unwrap();
-    assert_eq!(st.next_seq(), 10_000);
+    assert_eq!(st.journal().next_seq(), 10_000);
 }
 
 /// The delivered cursor follows the slowest output, never the journal:
@@ -527,10 +530,10 @@ async fn delivered_cursor_is_the_newest_every_output_confirmed() {
         // Killed here: page 2 journaled, not delivered by b.
     }
     let state = State::open(dir.path()).unwrap();
-    assert_eq!(state.cursor("s").unwrap(), Some(at(20)), "the journal's cursor");
+    assert_eq!(state.cursors().get("s").unwrap(), Some(at(20)), "the journal's cursor");
     let d = state.delivered_cursor("s", &outputs).unwrap();
     assert!(d.is_none() || d == Some(at(10)), "never past what b confirmed: {d:?}");
-    let end = state.next_seq();
+    let end = state.journal().next_seq();
     state.commit("b", end, &[]).await.unwrap();
     assert_eq!(state.delivered_cursor("s", &outputs).unwrap(), Some(at(20)));
     state.collect_garbage(&outputs).await.unwrap();

@@ -97,13 +97,13 @@ impl Health {
     }
 
     fn status(&self) -> Status {
-        self.state.status(self.component.as_str(), &self.name).ok().flatten().unwrap_or_default()
+        self.state.status().get(self.component.as_str(), &self.name).ok().flatten().unwrap_or_default()
     }
 
     fn record(&self, status: &Status) {
         let up = if status.healthy { 1.0 } else { 0.0 };
         self.metrics.set(metric::UP, &[(self.component.as_str(), &self.name)], up);
-        let _ = self.state.set_status(self.component.as_str(), &self.name, status);
+        let _ = self.state.status().set(self.component.as_str(), &self.name, status);
     }
 }
 
@@ -111,9 +111,9 @@ impl Health {
 /// next outcome reported clears it): `status` shows a source waiting for
 /// an asynchronous job instead of one that is merely slow.
 pub fn note_waiting(state: &State, component: Component, name: &str, what: &str) {
-    let mut status = state.status(component.as_str(), name).ok().flatten().unwrap_or_default();
+    let mut status = state.status().get(component.as_str(), name).ok().flatten().unwrap_or_default();
     status.waiting = Some(what.to_owned());
-    let _ = state.set_status(component.as_str(), name, &status);
+    let _ = state.status().set(component.as_str(), name, &status);
 }
 
 /// Record a component as unhealthy with a reason, without a reporter
@@ -125,7 +125,7 @@ pub fn mark_unhealthy(state: &State, component: Component, name: &str, reason: &
         last_error_at: Some(crate::event::rfc3339(Utc::now())),
         ..Default::default()
     };
-    let _ = state.set_status(component.as_str(), name, &status);
+    let _ = state.status().set(component.as_str(), name, &status);
 }
 
 #[cfg(test)]
@@ -143,16 +143,16 @@ mod tests {
         assert_eq!(h.failed(now, "down"), Change::Failed);
         assert_eq!(h.failed(now, "down"), Change::Unchanged);
         assert_eq!(h.failed(now, "refused"), Change::Failed, "another error is logged");
-        let st = state.status("output", "hec").unwrap().unwrap();
+        let st = state.status().get("output", "hec").unwrap().unwrap();
         assert!(!st.healthy && st.last_error.as_deref() == Some("refused"), "{st:?}");
         assert_eq!(h.ok(now), Change::Recovered);
-        let st = state.status("output", "hec").unwrap().unwrap();
+        let st = state.status().get("output", "hec").unwrap().unwrap();
         assert!(st.healthy && st.last_ok.is_some() && st.last_error.as_deref() == Some("refused"), "{st:?}");
         assert_eq!(metrics.get(metric::UP, &[("output", "hec")]), 1.0);
         assert_eq!(metrics.get(metric::ERRORS, &[("output", "hec")]), 3.0);
         note_waiting(&state, Component::Output, "hec", "a job");
-        assert_eq!(state.status("output", "hec").unwrap().unwrap().waiting.as_deref(), Some("a job"));
+        assert_eq!(state.status().get("output", "hec").unwrap().unwrap().waiting.as_deref(), Some("a job"));
         h.failed(now, "refused");
-        assert_eq!(state.status("output", "hec").unwrap().unwrap().waiting, None, "the outcome clears it");
+        assert_eq!(state.status().get("output", "hec").unwrap().unwrap().waiting, None, "the outcome clears it");
     }
 }

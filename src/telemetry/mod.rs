@@ -1,11 +1,15 @@
 //! Logs and metrics: tracing setup ([`init_logging`]), the metrics
-//! registry ([`metrics`]) and the health reporter sources and outputs
-//! share ([`health`]).
+//! registry ([`metrics`]), the health reporter sources and outputs
+//! share ([`health`]) and the signal that some output is down
+//! ([`OutputHealth`]).
 
 pub mod health;
 pub mod metrics;
 pub mod notify;
+mod output_health;
 pub mod server;
+
+pub use output_health::OutputHealth;
 
 use serde::Deserialize;
 

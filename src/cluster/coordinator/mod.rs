@@ -18,6 +18,7 @@ use crate::settings::secret::Env;
 use crate::state::{Cursor, State};
 use crate::telemetry::metrics::name as metric;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::OutputHealth;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,9 @@ struct Coordinator<S> {
     prefix: String,
     ttl: Duration,
     state: Arc<State>,
+    /// Whether some output is down: a handover then stops waiting for
+    /// the source's events to drain.
+    output_health: OutputHealth,
     metrics: Arc<Metrics>,
     config: watch::Receiver<Arc<Config>>,
     commands: mpsc::Sender<Command>,
@@ -85,7 +89,13 @@ struct Coordinator<S> {
 
 /// Build the etcd client and start the coordinator for `cfg.cluster`.
 /// `None` without `[cluster]`.
-pub fn start(cfg: &Config, state: Arc<State>, metrics: Arc<Metrics>, env: &dyn Env) -> Option<Result<Link, EtcdError>> {
+pub fn start(
+    cfg: &Config,
+    state: Arc<State>,
+    output_health: OutputHealth,
+    metrics: Arc<Metrics>,
+    env: &dyn Env,
+) -> Option<Result<Link, EtcdError>> {
     let cluster = cfg.cluster.as_ref()?;
     let etcd = match Etcd::new(cluster, env, request_timeout(cluster.lease_ttl.get())) {
         Ok(e) => Arc::new(e),
@@ -116,6 +126,7 @@ fn spawn<S: Store>(
         prefix: cluster.prefix(),
         ttl: cluster.lease_ttl.get(),
         state,
+        output_health,
         metrics,
         config: config_rx,
         commands: cmd_tx,
@@ -404,7 +415,7 @@ impl<S: Store> Coordinator<S> {
     /// agent's outputs).
     async fn adopt(&mut self, source: &str, revision: i64) -> Result<(), EtcdError> {
         let checkpoint = self.etcd.get(&self.key("cursors", source)).await?.and_then(|kv| decode_checkpoint(&kv.value));
-        let local = self.state.cursor(source).ok().flatten();
+        let local = self.state.cursors().get(source).ok().flatten();
         if let Some(c) = checkpoint.as_ref().filter(|c| local.as_ref().is_none_or(|l| l.time < c.cursor.time)) {
             if let Err(e) = self.state.set_cursor(source, &c.cursor).await {
                 tracing::error!(source = %source, "cannot store the fleet's cursor: {e}");
@@ -544,11 +555,11 @@ impl<S: Store> Coordinator<S> {
         let outputs = self.outputs();
         let mut delivered = None;
         loop {
-            let local = self.state.cursor(source).ok().flatten();
+            let local = self.state.cursors().get(source).ok().flatten();
             delivered = self.state.delivered_cursor(source, &outputs).ok().flatten().or(delivered);
             // An output that is down will not catch up now: checkpoint what
             // was delivered (the new owner fetches the rest again).
-            if delivered == local || Instant::now() >= drain_until || self.state.an_output_is_down() {
+            if delivered == local || Instant::now() >= drain_until || self.output_health.an_output_is_down() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

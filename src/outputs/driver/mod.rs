@@ -174,7 +174,7 @@ impl<S: Sink> Driver<S> {
         let mut offset = state.offset_or_tail(&name).await?;
         // Where the next batch starts: past every batch handed out.
         let mut read_from = offset;
-        let mut tail = state.subscribe();
+        let mut tail = state.journal().subscribe();
         let mut in_flight: InFlight<S> = FuturesOrdered::new();
         let mut deadline: Option<Instant> = None;
         let mut next_close = self.start_manifests(&cancel).await?;
@@ -195,7 +195,7 @@ impl<S: Sink> Driver<S> {
             // Gather a batch while a handle is idle: wait for the first
             // entry, then up to batch.timeout for the batch to fill.
             if !self.pool.is_empty() && !closing {
-                let entries = state.read(read_from, batch.max_events, batch.max_bytes.bytes() as usize)?;
+                let entries = state.journal().read(read_from, batch.max_events, batch.max_bytes.bytes() as usize)?;
                 let full = entries.len() >= batch.max_events
                     || entries.iter().map(|(_, e)| e.event.approx_size()).sum::<usize>() as u64
                         >= batch.max_bytes.bytes();
@@ -241,14 +241,14 @@ impl<S: Sink> Driver<S> {
         let Some(interval) = self.shared.settings.manifest_interval else { return Ok(None) };
         let (name, ctx) = (&self.shared.settings.name, &self.shared.ctx);
         let stream = self.shared.settings.manifest_stream.as_deref().unwrap_or(name);
-        let book = Book::new(stream, ctx.state.manifest_windows(name)?);
+        let book = Book::new(stream, ctx.state.manifests().windows(name)?);
         let now = (ctx.clock)();
         let age = book.oldest().and_then(|t| (now - t).to_std().ok()).unwrap_or_default();
         self.book = Some(book);
         ctx.metrics.set(metric::MANIFEST_INTERVAL, &[("output", name)], interval.as_secs_f64());
         ctx.metrics.set(metric::MANIFEST_LAST_SENT, &[("output", name)], now.timestamp() as f64);
         ctx.metrics.add(metric::MANIFESTS_SENT, &[("output", name)], 0);
-        let pending = ctx.state.pending_manifests(name)?;
+        let pending = ctx.state.manifests().pending(name)?;
         self.send_manifests(pending, cancel).await?;
         Ok(Some(Instant::now() + interval.saturating_sub(age)))
     }
@@ -266,7 +266,7 @@ impl<S: Sink> Driver<S> {
                 .collect()
         };
         let closing = book.close(routed.iter().map(String::as_str), (ctx.clock)(), &ctx.hostname);
-        ctx.state.close_windows(name, &closing).await?;
+        ctx.state.manifests().close(name, &closing).await?;
         self.send_manifests(closing.manifests, cancel).await
     }
 
@@ -296,7 +296,7 @@ impl<S: Sink> Driver<S> {
         }
         self.pool.push(sink);
         let (name, ctx) = (&self.shared.settings.name, &self.shared.ctx);
-        ctx.state.manifests_sent(name, &manifests)?;
+        ctx.state.manifests().sent(name, &manifests)?;
         ctx.metrics.add(metric::MANIFESTS_SENT, &[("output", name)], manifests.len() as u64);
         ctx.metrics.set(metric::MANIFEST_LAST_SENT, &[("output", name)], (ctx.clock)().timestamp() as f64);
         Ok(true)
@@ -378,7 +378,7 @@ impl<S: Sink> Driver<S> {
             m.add(metric::EVENTS_DEAD_LETTERED, &[("output", name)], dead.len() as u64);
         }
         m.set(metric::LAST_SEND, &[("output", name)], (self.shared.ctx.clock)().timestamp() as f64);
-        m.set(metric::BACKLOG_EVENTS, &[("output", name)], state.next_seq().saturating_sub(*offset) as f64);
+        m.set(metric::BACKLOG_EVENTS, &[("output", name)], state.journal().next_seq().saturating_sub(*offset) as f64);
         Ok(true)
     }
 
@@ -474,7 +474,7 @@ impl Shared {
                 }
             }
         }
-        self.ctx.state.set_output_down(name, err.is_some());
+        self.ctx.output_health.set_down(name, err.is_some());
     }
 }
 

@@ -8,6 +8,7 @@ use crate::outputs::OutputContext;
 use crate::settings::units::{Dur, Size};
 use crate::state::{Cursor, State};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::OutputHealth;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -87,6 +88,7 @@ fn ids(range: std::ops::Range<usize>) -> Vec<String> {
 struct Harness {
     state: Arc<State>,
     metrics: Arc<Metrics>,
+    output_health: OutputHealth,
     calls: mpsc::UnboundedReceiver<Call>,
     cancel: CancellationToken,
     driver: tokio::task::JoinHandle<Result<(), StateError>>,
@@ -101,9 +103,11 @@ impl Harness {
         // A new output starts at the journal's tail: register it first.
         assert_eq!(state.offset_or_tail(OUTPUT).await.unwrap(), 0);
         let metrics = Arc::new(Metrics::default());
+        let output_health = OutputHealth::default();
         let ctx = OutputContext {
             state: state.clone(),
             metrics: metrics.clone(),
+            output_health: output_health.clone(),
             hostname: "relay01".into(),
             clock: Arc::new(noon),
         };
@@ -111,7 +115,7 @@ impl Harness {
         let sink = FakeSink { calls: tx, forks: settings.max_in_flight > 1 };
         let cancel = CancellationToken::new();
         let driver = tokio::spawn(run(settings, sink, Routes::default(), ctx, cancel.clone()));
-        Harness { state, metrics, calls, cancel, driver, journaled: 0, _dir: dir }
+        Harness { state, metrics, output_health, calls, cancel, driver, journaled: 0, _dir: dir }
     }
 
     /// Journal `n` more events as one page, numbered on from the last.
@@ -139,7 +143,7 @@ impl Harness {
     }
 
     fn offset(&self) -> u64 {
-        self.state.offset(OUTPUT).unwrap().unwrap()
+        self.state.offsets().get(OUTPUT).unwrap().unwrap()
     }
 
     /// Wait for the offset to reach `want` (the commit follows the answer).
@@ -250,7 +254,7 @@ async fn transient_failures_back_off_to_retry_max_interval_forever_and_lose_noth
         call = h.next_call(max * 2).await;
         assert_eq!(call.ids, ids(0..3), "the failed batch is resent first, unchanged");
         waits.push(call.at - failed_at);
-        assert!(h.state.an_output_is_down(), "the output reports itself down while failing");
+        assert!(h.output_health.an_output_is_down(), "the output reports itself down while failing");
     }
     for (i, wait) in waits.iter().enumerate() {
         let base = (RETRY_FIRST * 2u32.pow(i as u32)).min(max);
@@ -266,7 +270,7 @@ async fn transient_failures_back_off_to_retry_max_interval_forever_and_lose_noth
     assert_eq!(call.ids, ids(3..6));
     call.ok();
     h.committed(6).await;
-    assert!(!h.state.an_output_is_down(), "healthy again");
+    assert!(!h.output_health.an_output_is_down(), "healthy again");
     assert_eq!(h.metric(metric::EVENTS_SENT), 6.0);
     h.stop().await;
 }
@@ -348,7 +352,7 @@ async fn a_rejected_event_is_dead_lettered_and_the_rest_committed() {
     call.answer(Ok(Delivery { rejected: vec![(1, "invalid data format".into())] }));
     h.committed(4).await;
 
-    let dead = h.state.dead_letters(OUTPUT).unwrap();
+    let dead = h.state.dead_letters().list(OUTPUT).unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0].seq, dead[0].event.id.as_str()), (1, "e1"));
     assert_eq!(dead[0].reason, "invalid data format");
@@ -374,7 +378,7 @@ async fn shutdown_during_a_backoff_stops_at_once_and_commits_nothing() {
     cancel.cancel();
     driver.await.unwrap().unwrap();
     assert!(t.elapsed() < TICK, "the driver waited {:?} to stop", t.elapsed());
-    assert_eq!(state.offset(OUTPUT).unwrap(), Some(0));
+    assert_eq!(state.offsets().get(OUTPUT).unwrap(), Some(0));
 }
 
 /// Manifests: each event goes out tagged with its window and position; at
@@ -400,14 +404,14 @@ async fn windows_close_after_what_is_in_flight_lands_and_their_manifest_goes_bef
     let manifest = h.next_call(TICK * 10).await;
     assert_eq!(manifest.ids, vec![format!("auditrelay-manifest:{OUTPUT}:{SOURCE}:1")]);
     assert_eq!(manifest.tags, vec![None], "a manifest is not itself counted");
-    let pending = h.state.pending_manifests(OUTPUT).unwrap();
+    let pending = h.state.manifests().pending(OUTPUT).unwrap();
     assert_eq!(pending.len(), 1, "stored before it is sent");
     assert_eq!((pending[0].window, pending[0].count, pending[0].indices), (1, 3, 3));
     manifest.ok();
     Harness::settle().await;
-    assert!(h.state.pending_manifests(OUTPUT).unwrap().is_empty());
+    assert!(h.state.manifests().pending(OUTPUT).unwrap().is_empty());
     assert_eq!(h.metric(metric::MANIFESTS_SENT), 1.0);
-    let windows = h.state.manifest_windows(OUTPUT).unwrap();
+    let windows = h.state.manifests().windows(OUTPUT).unwrap();
     assert_eq!(windows.len(), 1);
     assert_eq!((windows[0].1.window, windows[0].1.previous), (2, pending[0].digest));
     h.journal(1).await;
@@ -434,13 +438,14 @@ async fn a_manifest_unconfirmed_at_shutdown_is_sent_again_first_at_the_next_star
     h.cancel.cancel();
     first.fail(SendError::transient("receiver gone"));
     h.driver.await.unwrap().unwrap();
-    let pending = h.state.pending_manifests(OUTPUT).unwrap();
+    let pending = h.state.manifests().pending(OUTPUT).unwrap();
     assert_eq!(pending.len(), 1);
 
     let (tx, mut calls) = mpsc::unbounded_channel();
     let ctx = OutputContext {
         state: h.state.clone(),
         metrics: h.metrics.clone(),
+        output_health: h.output_health.clone(),
         hostname: "relay01".into(),
         clock: Arc::new(noon),
     };

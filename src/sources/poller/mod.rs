@@ -39,6 +39,7 @@ use super::auth::Auth;
 use crate::settings::units::StartAt;
 use crate::state::State;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::OutputHealth;
 use crate::transport::http::Clients;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct SourceContext {
     pub state: Arc<State>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Whether some output is down: the journal limit depends on it.
+    pub output_health: OutputHealth,
     /// The clock.
     pub clock: Clock,
     /// Journal size at which the source pauses.

@@ -68,7 +68,7 @@ impl Poller {
             .iter()
             .map(|b| SetAside::new(&b.bytes, format!("event {} of page {index} from {url} {}", b.index, b.reason), now))
             .collect();
-        self.ctx.state.set_aside(name, &items).await?;
+        self.ctx.state.set_aside().put(name, &items).await?;
         self.ctx.metrics.add(metric::EVENTS_SET_ASIDE, &[("source", name)], items.len() as u64);
         Ok(())
     }

@@ -45,7 +45,7 @@ impl Poller {
     pub async fn run(self, cancel: CancellationToken) -> Result<(), crate::state::StateError> {
         let name = self.settings.name.clone();
         let health = Health::new(Component::Source, &name, self.ctx.state.clone(), self.ctx.metrics.clone());
-        if self.ctx.state.cursor(&name)?.is_some() {
+        if self.ctx.state.cursors().get(&name)?.is_some() {
             let delay = first_poll_delay(&name, self.settings.interval, self.ctx.first_poll_spread);
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
@@ -76,7 +76,7 @@ impl Poller {
                     true
                 }
             };
-            if let Ok(Some(c)) = self.ctx.state.cursor(&name) {
+            if let Ok(Some(c)) = self.ctx.state.cursors().get(&name) {
                 if let Some(t) = c.time {
                     let lag = (now - t).num_milliseconds() as f64 / 1000.0;
                     self.ctx.metrics.set(metric::CURSOR_LAG, &[("source", &name)], lag);

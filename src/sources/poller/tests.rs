@@ -36,6 +36,7 @@ fn poller(
     let ctx = SourceContext {
         state,
         metrics: Arc::new(Metrics::default()),
+        output_health: Default::default(),
         clock,
         max_journal_bytes: u64::MAX,
         run_ahead_bytes: u64::MAX,
@@ -295,7 +296,7 @@ async fn a_page_read_ahead_is_used_only_for_the_request_it_answers() {
         let report = p.poll_once(&CancellationToken::new()).await.unwrap();
         assert_eq!((report.journaled, report.requests), (pages * per, pages), "stale {stale}");
         let ids: Vec<String> =
-            state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+            state.journal().read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
         let want: Vec<String> = (0..pages * per).map(|i| format!("e{i}")).collect();
         assert_eq!(ids, want, "every event once, in order (stale {stale})");
         let want = if stale { 2 * pages - 1 } else { pages };
@@ -320,7 +321,7 @@ async fn a_looping_token_is_not_read_ahead() {
     assert!(matches!(err, SourceError::Loop { .. }), "{err}");
     assert_eq!(fetched.load(AtomicOrdering::SeqCst), 3, "pages 0, 1 and 2, each asked once");
     let ids: Vec<String> =
-        state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+        state.journal().read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
     let want: Vec<String> = (0..3 * per).map(|i| format!("e{i}")).collect();
     assert_eq!(ids, want, "the pages before the loop, once each, in order");
 }
@@ -340,7 +341,7 @@ async fn an_endless_walk_stops_at_its_page_limit() {
     assert!(matches!(err, SourceError::Runaway { .. }), "{err}");
     assert!(err.to_string().contains("7 pages (max_pages)"), "{err}");
     let ids: Vec<String> =
-        state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+        state.journal().read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
     let want: Vec<String> = (0..7 * 3).map(|i| format!("e{i}")).collect();
     assert_eq!(ids, want, "the pages taken, once each, in order");
 
@@ -365,13 +366,13 @@ async fn long_walk_keeps_the_cursor_small_and_takes_each_event_once() {
     let r = p.poll_once(&cancel).await.unwrap();
     assert_eq!(r.journaled, 6001, "100/s over [t0, t0+60s], both ends included");
     assert_eq!(r.requests, 121);
-    let c = state.cursor("demo").unwrap().unwrap();
+    let c = state.cursors().get("demo").unwrap().unwrap();
     assert!(c.taken.len() <= 2, "cursor keeps only ids at its time, not the walk: {}", c.taken.len());
     assert_eq!(p.poll_once(&cancel).await.unwrap().journaled, 0, "nothing new, nothing twice");
     now.fetch_add(10_000, AtomicOrdering::SeqCst);
     assert_eq!(p.poll_once(&cancel).await.unwrap().journaled, 1000);
     let ids: std::collections::HashSet<String> =
-        state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+        state.journal().read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
     assert_eq!(ids.len(), 7001, "no duplicate ids in the journal");
 }
 
@@ -394,11 +395,11 @@ async fn cursor_committed_mid_walk_stays_small() {
         stop.cancel();
     });
     assert!(matches!(p.poll_once(&cancel).await, Err(SourceError::Cancelled)));
-    let c = state.cursor("demo").unwrap().unwrap();
-    let journaled = state.next_seq();
+    let c = state.cursors().get("demo").unwrap().unwrap();
+    let journaled = state.journal().next_seq();
     assert!((100..60_001).contains(&journaled), "stopped part-way: {journaled}");
     assert!(c.taken.len() <= 2, "mid-walk cursor holds {} ids", c.taken.len());
-    assert!(state.journal_bytes() >= p.ctx.max_journal_bytes, "paused because the journal was full");
+    assert!(state.journal().bytes() >= p.ctx.max_journal_bytes, "paused because the journal was full");
 }
 
 /// While every output delivers, a catch-up stops `run_ahead_bytes`
@@ -414,7 +415,8 @@ async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
     let now = Arc::new(AtomicI64::new(1_714_557_600_000 + 60_000));
     let mut p = demo_poller(state.clone(), now, Duration::ZERO);
     p.ctx.run_ahead_bytes = 200 << 10;
-    state.set_output_down("hec", false);
+    let health = p.ctx.output_health.clone();
+    health.set_down("hec", false);
     let walk = tokio::spawn(async move {
         let r = p.poll_once(&CancellationToken::new()).await;
         (r, p)
@@ -422,26 +424,26 @@ async fn a_catch_up_runs_ahead_of_delivering_outputs_only_so_far() {
     let mut last = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let seq = state.next_seq();
+        let seq = state.journal().next_seq();
         if seq == last {
             break;
         }
         last = seq;
     }
     assert!(!walk.is_finished(), "paused part-way");
-    let bytes = state.journal_bytes();
+    let bytes = state.journal().bytes();
     assert!(((200 << 10)..(400 << 10)).contains(&bytes), "paused at the lead, within a page or two: {bytes}");
     assert!(last < 6001, "not everything journaled yet: {last}");
 
-    state.set_output_down("hec", true);
+    health.set_down("hec", true);
     let (r, p) = tokio::time::timeout(Duration::from_secs(30), walk).await.unwrap().unwrap();
     assert_eq!(r.unwrap().journaled, 6001, "the whole window once an output is down");
     assert!(p.ctx.metrics.series(metric::JOURNAL_FULL).is_empty(), "never reported as full");
     let ids: std::collections::HashSet<String> =
-        state.read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
+        state.journal().read(0, usize::MAX, usize::MAX).unwrap().into_iter().map(|(_, e)| e.event.id).collect();
     assert_eq!(ids.len(), 6001, "every event once");
-    state.set_output_down("hec", false);
-    assert!(!state.an_output_is_down());
+    health.set_down("hec", false);
+    assert!(!health.an_output_is_down());
 }
 
 #[tokio::test]
@@ -501,6 +503,6 @@ async fn a_walk_waiting_for_the_api_says_so_in_the_status() {
     let p = poller(state.clone(), "waits", Box::new(WaitsOnce), t("2024-05-01T09:00:00Z"), 10, Arc::new(move || now));
     let report = p.poll_once(&CancellationToken::new()).await.unwrap();
     assert_eq!(report.journaled, 1);
-    let st = state.status("source", "waits").unwrap().unwrap();
+    let st = state.status().get("source", "waits").unwrap().unwrap();
     assert_eq!(st.waiting.as_deref(), Some("the API's job is not ready: waited 7s in 1 step(s)"));
 }

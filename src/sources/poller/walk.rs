@@ -68,7 +68,7 @@ impl Poller {
     ) -> Result<PollReport, SourceError> {
         let name = self.settings.name.as_str();
         let now = (self.ctx.clock)();
-        let cursor = self.ctx.state.cursor(name)?.unwrap_or_default();
+        let cursor = self.ctx.state.cursors().get(name)?.unwrap_or_default();
         let Some(window) = self.window(&cursor, now) else {
             return Ok(PollReport { journaled: 0, requests: 0, caught_up: true });
         };

@@ -111,7 +111,7 @@ impl Poller {
     /// `run_ahead_bytes` while every output delivers (a catch-up does not pile
     /// up ahead of outputs that are merely slower than the API).
     fn journal_limit(&self) -> u64 {
-        if self.ctx.state.an_output_is_down() {
+        if self.ctx.output_health.an_output_is_down() {
             self.ctx.max_journal_bytes
         } else {
             self.ctx.max_journal_bytes.min(self.ctx.run_ahead_bytes)
@@ -121,20 +121,20 @@ impl Poller {
     /// Whether the journal, with the page `writer` is writing, is below
     /// [`Poller::journal_limit`].
     pub(super) fn room_for(&self, writer: &Writer) -> bool {
-        self.ctx.state.journal_bytes().saturating_add(writer.pending_bytes) < self.journal_limit()
+        self.ctx.state.journal().bytes().saturating_add(writer.pending_bytes) < self.journal_limit()
     }
 
     /// Back-pressure: wait while the journal is at its limit (see
     /// [`Poller::journal_limit`]); only a full journal is reported.
     pub(super) async fn wait_for_room(&self, cancel: &CancellationToken) -> Result<(), SourceError> {
         let (mut paused, mut logged) = (false, false);
-        while self.ctx.state.journal_bytes() >= self.journal_limit() {
-            if self.ctx.state.journal_bytes() >= self.ctx.max_journal_bytes {
+        while self.ctx.state.journal().bytes() >= self.journal_limit() {
+            if self.ctx.state.journal().bytes() >= self.ctx.max_journal_bytes {
                 self.ctx.metrics.set(metric::JOURNAL_FULL, &[], 1.0);
                 paused = true;
                 let mut last = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
                 if last.is_none_or(|t| t.elapsed() >= FULL_LOG_INTERVAL) {
-                    tracing::warn!(source = %self.settings.name, bytes = self.ctx.state.journal_bytes(), "journal is full (agent.max_journal_size); polling paused until outputs catch up");
+                    tracing::warn!(source = %self.settings.name, bytes = self.ctx.state.journal().bytes(), "journal is full (agent.max_journal_size); polling paused until outputs catch up");
                     *last = Some(Instant::now());
                     logged = true;
                 }
