@@ -101,7 +101,7 @@ pub fn start(
         Ok(e) => Arc::new(e),
         Err(e) => return Some(Err(e)),
     };
-    Some(Ok(spawn(etcd, cluster, cfg, state, metrics)))
+    Some(Ok(spawn(etcd, cluster, cfg, state, output_health, metrics)))
 }
 
 /// Start the coordinator of `cluster` (`cfg`'s) on `store`.
@@ -110,6 +110,7 @@ fn spawn<S: Store>(
     cluster: &ClusterConfig,
     cfg: &Config,
     state: Arc<State>,
+    output_health: OutputHealth,
     metrics: Arc<Metrics>,
 ) -> Link {
     let (cmd_tx, cmd_rx) = mpsc::channel(16);

@@ -165,7 +165,7 @@ mod fleet {
     /// and delivered by the one output at once.
     fn poll(agent: String, source: String, state: Arc<State>, log: Log) -> JoinHandle<()> {
         tokio::spawn(async move {
-            let mut step = state.cursor(&source).unwrap().as_ref().map_or(0, step_of);
+            let mut step = state.cursors().get(&source).unwrap().as_ref().map_or(0, step_of);
             loop {
                 step += 1;
                 let range = state.append(&source, &[], &cursor_at(step)).await.unwrap();
@@ -204,7 +204,8 @@ mod fleet {
             let cfg = config(name, &sources);
             let client = self.etcd.client();
             let cluster = cfg.cluster.clone().unwrap();
-            let link = spawn(client.clone(), &cluster, &cfg, state.clone(), Arc::new(Metrics::default()));
+            let health = crate::telemetry::OutputHealth::default();
+            let link = spawn(client.clone(), &cluster, &cfg, state.clone(), health, Arc::new(Metrics::default()));
             let running = Arc::default();
             let pipeline = pipeline(name.into(), state, self.log.clone(), Arc::clone(&running), link.commands);
             self.agents.push(Agent {
