@@ -2,7 +2,7 @@
 //! to start and stop pollers, and a poller it stops never asks its API
 //! again, since another agent may own the source next.
 
-use super::{build_all, start, Running, Runtime, Task};
+use super::components::{build_all, start, Running, Runtime, Task};
 use crate::config::SourceConfig;
 use crate::state::StateError;
 use std::time::Duration;
