@@ -183,7 +183,7 @@ pub fn check(src: ConfigSource, connect: bool) -> ExitCode {
         if let Err(message) =
             crate::settings::secret::resolve(c.password.as_ref(), c.password_file.as_deref(), &ProcessEnv)
         {
-            secrets.push(config::Problem { path: "cluster.password".into(), message });
+            secrets.push(config::Problem::new("cluster.password", message));
         }
     }
     // What the file's reading already reported is not repeated.

@@ -23,9 +23,7 @@ pub fn install(
                     let new = match src.load() {
                         Ok(c) => Ok(c),
                         Err(ConfigError::Invalid { problems, .. }) => Err(problems),
-                        Err(e @ ConfigError::Read { .. }) => {
-                            Err(vec![Problem { path: "(file)".into(), message: e.to_string() }])
-                        }
+                        Err(e @ ConfigError::Read { .. }) => Err(vec![Problem::new("(file)", e.to_string())]),
                     };
                     let _ = reload.blocking_send(new);
                 }

@@ -98,7 +98,7 @@ impl ClusterConfig {
 /// Check `[cluster]` (pure; secrets are read when the agent starts).
 pub fn validate(c: &ClusterConfig) -> Vec<Problem> {
     let mut p = Vec::new();
-    let mut add = |path: &str, message: String| p.push(Problem { path: format!("cluster.{path}"), message });
+    let mut add = |path: &str, message: String| p.push(Problem::new(format!("cluster.{path}"), message));
     if c.etcd.is_empty() {
         add("etcd", "lists no endpoint; give etcd's client URLs, e.g. [\"http://10.0.0.1:2379\"]".into());
     }

@@ -31,11 +31,9 @@ pub fn read(text: &str) -> (Config, Vec<Problem>, bool) {
     let table: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
-            let mut message = e.message().trim().to_owned();
-            if let Some(span) = e.span() {
-                message = format!("{message} (line {})", line_at(text, span.start));
-            }
-            problems.push(Problem { path: "(file)".into(), message });
+            let mut problem = Problem::new("(file)", e.message().trim());
+            problem.line = e.span().map(|span| line_at(text, span.start));
+            problems.push(problem);
             return (cfg, problems, true);
         }
     };
@@ -61,12 +59,9 @@ pub fn read(text: &str) -> (Config, Vec<Problem>, bool) {
         dropped |= cfg.outputs.len() != n;
     }
     for other in table.keys() {
-        problems.push(Problem {
-            path: other.to_owned(),
-            message: format!(
+        problems.push(Problem::new(other.to_owned(), format!(
                 "unknown field `{other}`: the file has [agent], [[source]], [[output]] and [cluster] (config.example.toml lists every key)"
-            ),
-        });
+            )));
     }
     (cfg, problems, dropped)
 }
@@ -84,10 +79,10 @@ fn array_of<T>(
             .filter_map(|(i, item)| read(&format!("{name}[{i}]"), item, problems))
             .collect(),
         other => {
-            problems.push(Problem {
-                path: name.to_owned(),
-                message: format!("is a {}, not a list of tables; write [[{name}]]", other.type_str()),
-            });
+            problems.push(Problem::new(
+                name.to_owned(),
+                format!("is a {}, not a list of tables; write [[{name}]]", other.type_str()),
+            ));
             Vec::new()
         }
     }
@@ -112,7 +107,7 @@ type Split<C> = (Option<String>, Option<String>, Option<C>, Value);
 
 fn split_component<C: DeserializeOwned>(at: &str, value: Value, problems: &mut Vec<Problem>) -> Option<Split<C>> {
     let Value::Table(mut table) = value else {
-        problems.push(Problem { path: at.to_owned(), message: format!("is a {}, not a table", value.type_str()) });
+        problems.push(Problem::new(at.to_owned(), format!("is a {}, not a table", value.type_str())));
         return None;
     };
     let name = required_string(at, "name", table.remove("name"), problems);
@@ -127,10 +122,10 @@ fn split_component<C: DeserializeOwned>(at: &str, value: Value, problems: &mut V
 fn required_string(at: &str, key: &str, value: Option<Value>, problems: &mut Vec<Problem>) -> Option<String> {
     let path = format!("{at}.{key}");
     let Some(value) = value else {
-        problems.push(Problem { path, message: format!("missing field `{key}`") });
+        problems.push(Problem::new(path, format!("missing field `{key}`")));
         return None;
     };
-    String::deserialize(value).map_err(|e| problems.push(Problem { path, message: clean(e.to_string()) })).ok()
+    String::deserialize(value).map_err(|e| problems.push(Problem::new(path, clean(e.to_string())))).ok()
 }
 
 /// The 1-based line of byte offset `at`.
@@ -138,16 +133,11 @@ fn line_at(text: &str, at: usize) -> usize {
     text.as_bytes()[..at.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
-/// Append ` (line N)` to each problem that does not name its line yet: the
-/// line of the key its path names, else of its table's header.
+/// Give each problem whose line is not known yet the line of the key its
+/// path names, else of its table's header.
 pub fn annotate_lines(text: &str, problems: &mut [Problem]) {
-    for p in problems.iter_mut() {
-        if p.message.contains("(line ") {
-            continue;
-        }
-        if let Some(line) = line_of(text, &p.path) {
-            p.message = format!("{} (line {line})", p.message);
-        }
+    for p in problems.iter_mut().filter(|p| p.line.is_none()) {
+        p.line = line_of(text, &p.path);
     }
 }
 

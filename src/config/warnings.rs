@@ -20,7 +20,7 @@ use std::path::Path;
 const WORLD_READABLE: u32 = 0o004;
 
 fn warn(out: &mut Vec<Problem>, path: String, message: impl Into<String>) {
-    out.push(Problem { path, message: message.into() });
+    out.push(Problem::new(path, message));
 }
 
 /// The keys named in a warning (`token`, `auth.password`).

@@ -272,7 +272,7 @@ pub fn check_secrets(kind: &OutputKind, common: &OutputCommon, at: &str, env: &d
     crate::settings::secret::check_secrets(&kind.spec().secrets(), at, env, &mut problems);
     if let Some(tls) = &common.tls {
         if let Err(e) = crate::transport::tls::client_config(Some(tls)) {
-            problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() });
+            problems.push(Problem::new(format!("{at}.tls"), e.to_string()));
         }
     }
     if problems.is_empty() {

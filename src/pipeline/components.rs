@@ -94,10 +94,7 @@ pub(super) async fn build_all(
         let channel = match rt.state.channel(&o.name).await {
             Ok(c) => c,
             Err(e) => {
-                problems.push(Problem {
-                    path: format!("output[{i}]"),
-                    message: format!("cannot store the HEC channel: {e}"),
-                });
+                problems.push(Problem::new(format!("output[{i}]"), format!("cannot store the HEC channel: {e}")));
                 continue;
             }
         };
@@ -106,7 +103,7 @@ pub(super) async fn build_all(
         // start could land below the offset the output later takes as its
         // start (its health check runs first) and never reach it.
         if let Err(e) = rt.state.offset_or_tail(&o.name).await {
-            problems.push(Problem { path: format!("output[{i}]"), message: format!("cannot store the offset: {e}") });
+            problems.push(Problem::new(format!("output[{i}]"), format!("cannot store the offset: {e}")));
             continue;
         }
         let at = format!("output[{i}]");

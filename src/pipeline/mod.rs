@@ -103,9 +103,7 @@ pub async fn run(cfg: Config, mut rt: Runtime) -> Result<(), AgentError> {
             running.owned = Some(HashSet::new());
             Some(link)
         }
-        Some(Err(e)) => {
-            return Err(AgentError::Config(vec![Problem { path: "cluster".into(), message: e.to_string() }]))
-        }
+        Some(Err(e)) => return Err(AgentError::Config(vec![Problem::new("cluster", e.to_string())])),
     };
     start(&mut running, &cfg, &rt, built, &tasks, &fatal_tx);
     tracing::info!(

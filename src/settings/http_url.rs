@@ -53,9 +53,53 @@ impl<'de> Deserialize<'de> for HttpUrl {
     }
 }
 
+/// An origin (`scheme://host[:port]`) a source may be sent to besides its
+/// `url`'s, as `allowed_origins` lists it: an [`HttpUrl`] without a path,
+/// query or user, read with the file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Origin(HttpUrl);
+
+impl Origin {
+    /// Parse `text`, or say why it is not an origin.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = HttpUrl::parse(text)?;
+        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+            return Err(format!("{text:?} must be an origin only (scheme://host[:port]), without a path"));
+        }
+        Ok(Origin(url))
+    }
+
+    /// The origin as a URL.
+    pub fn url(&self) -> &url::Url {
+        self.0.url()
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Origin::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::HttpUrl;
+    use super::{HttpUrl, Origin};
+
+    #[test]
+    fn an_origin_has_no_path_query_or_user() {
+        assert_eq!(Origin::parse("https://b.example:8443").unwrap().url().as_str(), "https://b.example:8443/");
+        for bad in ["https://b.example/api", "https://b.example/?x=1", "https://u@b.example", "ftp://b.example"] {
+            assert!(Origin::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Origin::parse("https://b.example/x").unwrap_err().contains("must be an origin only"));
+    }
 
     #[test]
     fn only_http_urls_with_a_host_are_read() {

@@ -16,7 +16,7 @@ pub mod table;
 pub mod tls;
 pub mod units;
 
-pub use http_url::HttpUrl;
+pub use http_url::{HttpUrl, Origin};
 pub use problem::{Problem, Problems};
 pub use registry::{Build, Validate};
 pub use tls::TlsConfig;

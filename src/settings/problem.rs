@@ -12,11 +12,26 @@ pub struct Problem {
     pub path: String,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// The line of the file it is on, once known: set where the TOML
+    /// parser gives a span, or from the key path by
+    /// `config::collect::annotate_lines`.
+    pub line: Option<usize>,
+}
+
+impl Problem {
+    /// A problem at `path`, its line not known yet.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem { path: path.into(), message: message.into(), line: None }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        write!(f, "{}: {}", self.path, self.message)?;
+        match self.line {
+            Some(line) => write!(f, " (line {line})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -30,12 +45,12 @@ impl Problems {
     /// that could not be read makes these up, so they wait until every
     /// table reads.
     pub fn add_whole(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.1.push(Problem { path: path.into(), message: message.into() });
+        self.1.push(Problem::new(path, message));
     }
 
     /// Report a problem at `path`.
     pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into() });
+        self.0.push(Problem::new(path, message));
     }
 
     /// The problems of a key or table by itself, and those of the file as a

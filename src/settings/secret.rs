@@ -191,7 +191,7 @@ impl SetSecret {
             SecretFrom::File(path) => (format!("{}_file", self.key), read_file(path, env)),
             SecretFrom::Both => (self.key.to_owned(), Err(BOTH.to_owned())),
         };
-        found.map_err(|message| problems.push(Problem { path: format!("{at}.{key}"), message })).ok()
+        found.map_err(|message| problems.push(Problem::new(format!("{at}.{key}"), message))).ok()
     }
 }
 
@@ -301,12 +301,12 @@ pub fn need_secret(
     match resolve(inline, file, env) {
         Ok(Some(s)) => Some(s),
         Ok(None) => {
-            problems.push(Problem { path: format!("{at}.{key}"), message: format!("is required (or {key}_file)") });
+            problems.push(Problem::new(format!("{at}.{key}"), format!("is required (or {key}_file)")));
             None
         }
         Err(message) => {
             let k = if file.is_some() && inline.is_none() { format!("{key}_file") } else { key.to_owned() };
-            problems.push(Problem { path: format!("{at}.{k}"), message });
+            problems.push(Problem::new(format!("{at}.{k}"), message));
             None
         }
     }

@@ -17,10 +17,10 @@ const MAX_RETRIES: usize = 64;
 /// A `type` no registry line declares.
 pub fn unknown_type(at: &str, type_name: &str, names: &[&str], problems: &mut Vec<Problem>) {
     let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    problems.push(Problem {
-        path: format!("{at}.type"),
-        message: format!("unknown variant `{type_name}`, expected one of {}", names.join(", ")),
-    });
+    problems.push(Problem::new(
+        format!("{at}.type"),
+        format!("unknown variant `{type_name}`, expected one of {}", names.join(", ")),
+    ));
 }
 
 /// Read the keys of a component's type (`what` = `"source"`) into its
@@ -109,7 +109,7 @@ pub fn table_of<T: DeserializeOwned>(at: &str, mut value: Value, problems: &mut 
         }
         let already = missing.as_ref().is_some_and(|m| set_aside.iter().any(|s| s == &format!("{path}.{m}")));
         if !already {
-            problems.push(Problem { path: missing.as_ref().map_or(path.clone(), |m| format!("{path}.{m}")), message });
+            problems.push(Problem::new(missing.as_ref().map_or(path.clone(), |m| format!("{path}.{m}")), message));
         }
         let mut target = segments.clone();
         if let Some(key) = unknown.filter(|_| target.is_empty() || !ends_with_key(&target)) {

@@ -7,7 +7,7 @@
 
 use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
 use crate::settings::units::{Dur, Rate, Size, StartAt};
-use crate::settings::{HttpUrl, Problems, TlsConfig};
+use crate::settings::{HttpUrl, Origin, Problems, TlsConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -55,7 +55,7 @@ pub struct SourceCommon {
     /// the API may send the source to (a `Link`, a `next` URL, a redirect)
     /// and that then receive its credentials. None by default.
     #[serde(default)]
-    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<Origin>>,
     /// Most pages one poll takes (a runaway API is stopped there).
     #[serde(default)]
     pub max_pages: Option<u64>,

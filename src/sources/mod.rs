@@ -269,8 +269,8 @@ fn header_map(cfg: &SourceCommon, at: &str) -> Result<reqwest::header::HeaderMap
                 v.set_sensitive(true);
                 map.insert(n, v);
             }
-            (Err(_), _) => problems.push(Problem { path, message: "is not a valid header name".into() }),
-            (_, Err(_)) => problems.push(Problem { path, message: "value is not a valid header value".into() }),
+            (Err(_), _) => problems.push(Problem::new(path, "is not a valid header name")),
+            (_, Err(_)) => problems.push(Problem::new(path, "value is not a valid header value")),
         }
     }
     if problems.is_empty() {
@@ -313,15 +313,14 @@ pub fn build(
         headers: header_map(cfg, at)?,
         origins: origins(url, cfg),
     };
-    let tls_problem =
-        |e: crate::transport::tls::TlsError| vec![Problem { path: format!("{at}.tls"), message: e.to_string() }];
+    let tls_problem = |e: crate::transport::tls::TlsError| vec![Problem::new(format!("{at}.tls"), e.to_string())];
     let client = ctx.http.get(cfg.tls.as_ref()).map_err(tls_problem)?;
     Ok(Poller::new(settings, request, api, client, auth, ctx))
 }
 
 /// The origins a source's requests may go to: its `url`'s and
-/// `allowed_origins` (validation has checked them).
+/// `allowed_origins`.
 fn origins(url: Option<&url::Url>, cfg: &SourceCommon) -> Origins {
-    let also: Vec<url::Url> = cfg.allowed_origins.iter().flatten().filter_map(|u| url::Url::parse(u).ok()).collect();
+    let also: Vec<url::Url> = cfg.allowed_origins.iter().flatten().map(|o| o.url().clone()).collect();
     Origins::pinned(url, &also)
 }

@@ -58,7 +58,7 @@ impl State {
         create_private_dir(dir).map_err(|source| StateError::Dir { path: dir.to_path_buf(), source })?;
         let db = Arc::new(Db::open(dir)?);
         let meta = db.tree("meta")?;
-        let found = match meta.get("schema_version")? {
+        let found = match meta.get("schema_version").map_err(StateError::storage)? {
             Some(v) => v
                 .as_ref()
                 .try_into()
@@ -70,9 +70,14 @@ impl State {
             return Err(StateError::NewerSchema { path: db.path().to_path_buf(), found });
         }
         let offsets = Offsets::new(db.tree("offsets")?);
-        let floor = meta.get("next_seq")?.and_then(|v| be64(&v)).unwrap_or(0).max(offsets.highest()?);
+        let floor = meta
+            .get("next_seq")
+            .map_err(StateError::storage)?
+            .and_then(|v| be64(&v))
+            .unwrap_or(0)
+            .max(offsets.highest()?);
         migrate::journal_out_of_sled(db.sled(), dir, floor)?;
-        let released = meta.get("released")?.and_then(|v| be64(&v));
+        let released = meta.get("released").map_err(StateError::storage)?.and_then(|v| be64(&v));
         let opened = Journal::open(dir, floor, released)?;
         let cursors = db.tree("cursors")?;
         let dead = db.tree("dead_letters")?;
@@ -98,8 +103,8 @@ impl State {
         for (source, cursor) in &opened.cursors {
             state.cursors.store(source, cursor)?;
         }
-        state.meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-        state.meta.insert("next_seq", &state.journal.next_seq().to_be_bytes())?;
+        state.meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes()).map_err(StateError::storage)?;
+        state.meta.insert("next_seq", &state.journal.next_seq().to_be_bytes()).map_err(StateError::storage)?;
         state.db.flush_now()?;
         Ok(state)
     }
@@ -148,7 +153,8 @@ impl State {
     pub fn schema_version(&self) -> Result<u32> {
         Ok(self
             .meta
-            .get("schema_version")?
+            .get("schema_version")
+            .map_err(StateError::storage)?
             .and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes))
             .unwrap_or(SCHEMA_VERSION))
     }
@@ -162,11 +168,11 @@ impl State {
     /// time.
     pub async fn channel(&self, output: &str) -> Result<String> {
         let key = format!("channel/{output}");
-        if let Some(v) = self.meta.get(&key)? {
+        if let Some(v) = self.meta.get(&key).map_err(StateError::storage)? {
             return Ok(String::from_utf8_lossy(&v).into_owned());
         }
         let id = uuid::Uuid::new_v4().to_string();
-        self.meta.insert(key, id.as_bytes())?;
+        self.meta.insert(key, id.as_bytes()).map_err(StateError::storage)?;
         self.db.flush().await?;
         Ok(id)
     }
@@ -311,7 +317,7 @@ impl State {
             if entries > 0 {
                 // Remembered, so a restart does not count delivered entries
                 // (still in their segment file) as held.
-                self.meta.insert("released", &low.to_be_bytes())?;
+                self.meta.insert("released", &low.to_be_bytes()).map_err(StateError::storage)?;
             }
             entries
         };
@@ -319,7 +325,7 @@ impl State {
             // The files to delete carry cursors: sled's copies of them (and
             // the journal's end, for a journal about to be emptied) are made
             // durable first.
-            self.meta.insert("next_seq", &self.journal.next_seq().to_be_bytes())?;
+            self.meta.insert("next_seq", &self.journal.next_seq().to_be_bytes()).map_err(StateError::storage)?;
             self.db.flush().await?;
             self.journal.delete_passed(low).await?;
         } else if removed || entries > 0 {

@@ -115,7 +115,7 @@ impl Cursors {
 
     /// A source's cursor, `None` before its first page.
     pub fn get(&self, source: &str) -> Result<Option<Cursor>> {
-        match self.tree.get(source)? {
+        match self.tree.get(source).map_err(StateError::storage)? {
             None => Ok(None),
             Some(v) => decode(source, &values::read(&self.parts, CURSOR_TAG, source.as_bytes(), v)?).map(Some),
         }
@@ -125,7 +125,7 @@ impl Cursors {
     pub fn all(&self) -> Result<Vec<(String, Cursor)>> {
         let mut out = Vec::new();
         for item in self.tree.iter() {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(StateError::storage)?;
             let name = String::from_utf8_lossy(&k).into_owned();
             let c = decode(&name, &values::read(&self.parts, CURSOR_TAG, &k, v)?)?;
             out.push((name, c));
@@ -141,9 +141,9 @@ impl Cursors {
         // log write per poll (thousands of quiet sources: a third of the
         // idle CPU).
         if values::fits_inline(cursor) {
-            let old = self.tree.get(source)?;
+            let old = self.tree.get(source).map_err(StateError::storage)?;
             if old.as_deref().is_none_or(values::is_inline)
-                && self.tree.compare_and_swap(source, old, Some(cursor))?.is_ok()
+                && self.tree.compare_and_swap(source, old, Some(cursor)).map_err(StateError::storage)?.is_ok()
             {
                 release_garbage();
                 return Ok(());
@@ -160,7 +160,7 @@ impl Cursors {
     /// before sled's flush leaves).
     #[cfg(test)]
     pub(super) fn forget(&self, source: &str) -> Result<()> {
-        self.tree.remove(source)?;
+        self.tree.remove(source).map_err(StateError::storage)?;
         Ok(())
     }
 }

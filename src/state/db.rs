@@ -6,7 +6,7 @@
 //! of it and share one [`Db`] to flush.
 
 use super::error::is_lock_error;
-use super::{Result, StateError};
+use super::{Result, StateError, StorageError};
 use sled::transaction::TransactionError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,7 +51,7 @@ impl Db {
                 }
                 _ => "",
             };
-            StateError::Open { path: path.clone(), source: source.into(), hint }
+            StateError::Open { path: path.clone(), source: StorageError(source), hint }
         })?;
         // sled may have written a snapshot and its config while opening.
         sync_tree(&path)?;
@@ -67,7 +67,7 @@ impl Db {
 
     /// A tree, created if it is not there yet.
     pub fn tree(&self, name: &str) -> Result<sled::Tree> {
-        Ok(self.db.open_tree(name)?)
+        self.db.open_tree(name).map_err(StateError::storage)
     }
 
     /// The database directory.
@@ -95,7 +95,8 @@ impl Db {
         let (db, file, path) = (self.db.clone(), self.file.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || flush_and_sync(&db, &file, &path))
             .await
-            .map_err(|e| sled::Error::ReportableBug(format!("flush task ended: {e}")))?
+            .map_err(|e| sled::Error::ReportableBug(format!("flush task ended: {e}")))
+            .map_err(StateError::storage)?
     }
 
     /// [`Db::flush`] on this thread.
@@ -107,7 +108,7 @@ impl Db {
 fn flush_and_sync(db: &sled::Db, file: &std::fs::File, path: &Path) -> Result<()> {
     let flushed = db.flush();
     release_garbage();
-    flushed?;
+    flushed.map_err(StateError::storage)?;
     file.sync_data().map_err(sync_err(&path.join("db")))
 }
 
@@ -128,7 +129,7 @@ pub(super) fn release_garbage() {
 pub(super) fn tx_err(e: TransactionError<StateError>) -> StateError {
     match e {
         TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StateError::from(e),
+        TransactionError::Storage(e) => StateError::storage(e),
     }
 }
 

@@ -81,7 +81,8 @@ pub(super) fn put_in(
 /// Delete the items of `tree` under `prefix` (and their parts), then make
 /// that durable. Returns how many.
 pub(super) async fn purge(db: &Db, tree: &sled::Tree, parts: &sled::Tree, prefix: &[u8]) -> Result<usize> {
-    let keys: Vec<_> = tree.scan_prefix(prefix).keys().collect::<std::result::Result<_, _>>()?;
+    let keys: Vec<_> =
+        tree.scan_prefix(prefix).keys().collect::<std::result::Result<_, _>>().map_err(StateError::storage)?;
     for k in &keys {
         (tree, parts).transaction(|(dead, parts)| values::remove(dead, parts, DEAD_TAG, k)).map_err(tx_err)?;
     }
@@ -105,7 +106,7 @@ impl DeadLetters {
     pub fn list(&self, output: &str) -> Result<Vec<DeadLetter>> {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix(prefix(output)) {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(StateError::storage)?;
             let v = values::read(&self.parts, DEAD_TAG, &k, v)?;
             match serde_json::from_slice::<StoredDeadLetter>(&v) {
                 Ok(StoredDeadLetter::V1(d)) => out.push(d),

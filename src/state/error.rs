@@ -62,7 +62,7 @@ pub enum StateError {
 /// An error of the storage engine under the state (sled), kept opaque: the
 /// engine is this module's choice, not part of its interface.
 #[derive(Debug)]
-pub struct StorageError(sled::Error);
+pub struct StorageError(pub(super) sled::Error);
 
 impl std::fmt::Display for StorageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,19 +79,14 @@ impl std::error::Error for StorageError {
     }
 }
 
-impl From<sled::Error> for StorageError {
-    fn from(e: sled::Error) -> Self {
-        StorageError(e)
-    }
-}
-
-impl From<sled::Error> for StateError {
-    fn from(e: sled::Error) -> Self {
+impl StateError {
+    /// A failed read, write or flush of the storage engine. A function
+    /// rather than `From<sled::Error>`, so the engine's error type is not
+    /// part of the state's public interface.
+    pub(super) fn storage(e: sled::Error) -> StateError {
         StateError::Sled(StorageError(e))
     }
-}
 
-impl StateError {
     pub(super) fn corrupt(key: &[u8], detail: &str) -> StateError {
         StateError::Corrupt { what: String::from_utf8_lossy(key).into_owned(), detail: detail.to_owned() }
     }

@@ -83,7 +83,7 @@ impl Manifests {
         let p = prefix(output);
         let mut out = Vec::new();
         for item in self.windows.scan_prefix(&p) {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(StateError::storage)?;
             let v = values::read(&self.parts, WINDOW_TAG, &k, v)?;
             let source = String::from_utf8_lossy(&k[p.len()..]).into_owned();
             let w: Window =
@@ -98,7 +98,7 @@ impl Manifests {
     pub fn pending(&self, output: &str) -> Result<Vec<Manifest>> {
         let mut out = Vec::new();
         for item in self.pending.scan_prefix(prefix(output)) {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(StateError::storage)?;
             let v = values::read(&self.parts, MANIFEST_TAG, &k, v)?;
             out.push(serde_json::from_slice(&v).map_err(|e| corrupt("pending manifest", e))?);
         }

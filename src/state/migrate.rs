@@ -16,14 +16,14 @@ pub(super) fn journal_out_of_sled(db: &sled::Db, state_dir: &Path, floor: u64) -
     if !db.tree_names().iter().any(|n| n.as_ref() == b"journal") {
         return Ok(());
     }
-    let tree = db.open_tree("journal")?;
+    let tree = db.open_tree("journal").map_err(StateError::storage)?;
     let target = state_dir.join(DIR);
     if !tree.is_empty() && !target.exists() {
         let staging = state_dir.join("journal.migrating");
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|source| StateError::Dir { path: staging.clone(), source })?;
         }
-        let first = match tree.first()? {
+        let first = match tree.first().map_err(StateError::storage)? {
             Some((k, _)) => be64(&k).unwrap_or(floor),
             None => floor,
         };
@@ -32,7 +32,7 @@ pub(super) fn journal_out_of_sled(db: &sled::Db, state_dir: &Path, floor: u64) -
         let mut last = 0;
         let mut moved = 0u64;
         for item in tree.iter() {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(StateError::storage)?;
             let seq = be64(&k)
                 .ok_or_else(|| StateError::Corrupt { what: "journal key".into(), detail: "not a u64".into() })?;
             let chunk = frames::as_chunk(&v).ok_or_else(|| StateError::Corrupt {
@@ -56,8 +56,8 @@ pub(super) fn journal_out_of_sled(db: &sled::Db, state_dir: &Path, floor: u64) -
         tracing::info!(entries = moved, dir = %target.display(), "moved the journal out of sled into segment files (state schema 4)");
     }
     drop(tree);
-    db.drop_tree("journal")?;
-    db.open_tree("meta")?.remove("journal_bytes")?;
-    db.flush()?;
+    db.drop_tree("journal").map_err(StateError::storage)?;
+    db.open_tree("meta").map_err(StateError::storage)?.remove("journal_bytes").map_err(StateError::storage)?;
+    db.flush().map_err(StateError::storage)?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! reads offsets and knows their key and value.
 
 use super::db::be64;
-use super::Result;
+use super::{Result, StateError};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 /// The outputs' committed offsets.
@@ -20,14 +20,14 @@ impl Offsets {
 
     /// An output's committed offset, `None` if it never ran.
     pub fn get(&self, output: &str) -> Result<Option<u64>> {
-        Ok(self.tree.get(output)?.and_then(|v| be64(&v)))
+        Ok(self.tree.get(output).map_err(StateError::storage)?.and_then(|v| be64(&v)))
     }
 
     /// Every stored output offset.
     pub fn all(&self) -> Result<Vec<(String, u64)>> {
         let mut out = Vec::new();
         for item in self.tree.iter() {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(StateError::storage)?;
             out.push((String::from_utf8_lossy(&k).into_owned(), be64(&v).unwrap_or(0)));
         }
         Ok(out)
@@ -51,20 +51,20 @@ impl Offsets {
     pub(super) fn highest(&self) -> Result<u64> {
         let mut high = 0;
         for item in self.tree.iter() {
-            high = high.max(be64(&item?.1).unwrap_or(0));
+            high = high.max(be64(&item.map_err(StateError::storage)?.1).unwrap_or(0));
         }
         Ok(high)
     }
 
     /// Store an output's offset outside a commit (its start). Not flushed.
     pub(super) fn start(&self, output: &str, offset: u64) -> Result<()> {
-        self.tree.insert(output, &offset.to_be_bytes())?;
+        self.tree.insert(output, &offset.to_be_bytes()).map_err(StateError::storage)?;
         Ok(())
     }
 
     /// Forget a removed output's offset. Not flushed.
     pub(super) fn forget(&self, output: &str) -> Result<()> {
-        self.tree.remove(output.as_bytes())?;
+        self.tree.remove(output.as_bytes()).map_err(StateError::storage)?;
         Ok(())
     }
 

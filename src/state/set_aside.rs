@@ -96,7 +96,7 @@ impl SetAsideEvents {
     pub fn list(&self, source: &str) -> Result<Vec<SetAside>> {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix(prefix(source)) {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(StateError::storage)?;
             let v = values::read(&self.parts, DEAD_TAG, &k, v)?;
             out.push(serde_json::from_slice(&v).map_err(|e| StateError::Corrupt {
                 what: format!("set-aside event of {source:?}"),

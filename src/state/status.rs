@@ -52,7 +52,7 @@ impl Statuses {
         let status = trimmed.as_ref().unwrap_or(status);
         let v =
             serde_json::to_vec(status).map_err(|e| StateError::Corrupt { what: name.into(), detail: e.to_string() })?;
-        self.tree.insert(format!("{kind}/{name}"), v)?;
+        self.tree.insert(format!("{kind}/{name}"), v).map_err(StateError::storage)?;
         self.generation.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -65,7 +65,11 @@ impl Statuses {
 
     /// The recorded health of a source or output.
     pub fn get(&self, kind: &str, name: &str) -> Result<Option<Status>> {
-        Ok(self.tree.get(format!("{kind}/{name}"))?.and_then(|v| serde_json::from_slice(&v).ok()))
+        Ok(self
+            .tree
+            .get(format!("{kind}/{name}"))
+            .map_err(StateError::storage)?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
     }
 }
 

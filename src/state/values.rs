@@ -100,7 +100,7 @@ pub(super) fn read(parts: &sled::Tree, tag: u8, key: &[u8], stored: sled::IVec) 
     let len = stored.get(5..13).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
     let mut out = Vec::with_capacity(len.unwrap_or(0).min(1 << 30) as usize);
     for i in 0..n {
-        match parts.get(part_key(tag, key, i))? {
+        match parts.get(part_key(tag, key, i)).map_err(StateError::storage)? {
             Some(p) => out.extend_from_slice(&p),
             None => return Err(StateError::corrupt(key, &format!("part {i} of {n} is missing"))),
         }

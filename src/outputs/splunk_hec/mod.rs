@@ -146,7 +146,7 @@ impl Hec {
         let base = hec_base(required.url.url().clone());
         let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
         let client = crate::transport::http::client(common.tls.as_ref(), timeout, Redirects::Refuse)
-            .map_err(|e| problems.push(Problem { path: format!("{at}.tls"), message: e.to_string() }))
+            .map_err(|e| problems.push(Problem::new(format!("{at}.tls"), e.to_string())))
             .ok();
         let (Some(token), Some(client), true) = (token, client, problems.is_empty()) else {
             return Err(problems);

@@ -153,7 +153,7 @@ pub fn with_default_port(address: &str, transport: Transport) -> String {
 }
 
 fn problem(at: &str, key: &str, message: impl Into<String>) -> Problem {
-    Problem { path: format!("{at}.{key}"), message: message.into() }
+    Problem::new(format!("{at}.{key}"), message)
 }
 
 /// What both output types set up a sender from, their own keys read.

@@ -86,7 +86,7 @@ pub fn build(
         Ok(s) => s,
         Err(e) => {
             let key = if cfg.key_file.is_some() { "key_file" } else { "key" };
-            problems.push(Problem { path: format!("{at}.{key}"), message: e.0 });
+            problems.push(Problem::new(format!("{at}.{key}"), e.0));
             return None;
         }
     };

@@ -109,12 +109,11 @@ pub fn build(
 ) -> super::Built {
     let token = token.resolve(at, env, problems)?;
     if ["xoxb-", "xapp-"].iter().any(|p| token.expose().starts_with(p)) {
-        problems.push(Problem {
-            path: format!("{at}.token"),
-            message: "is a bot or app-level token; the Audit Logs API takes the org owner's user token (xoxp-) \
-                      with auditlogs:read"
-                .into(),
-        });
+        problems.push(Problem::new(
+            format!("{at}.token"),
+            "is a bot or app-level token; the Audit Logs API takes the org owner's user token (xoxp-) \
+             with auditlogs:read",
+        ));
         return None;
     }
     Some((Box::new(Slack::new(&cfg.url)), Auth::Bearer(token)))
