@@ -8,12 +8,10 @@
 //! `*_file` or TLS key).
 
 use super::model::Config;
-use crate::outputs::OutputKind;
 use crate::settings::secret::SecretKey;
 use crate::settings::{Problem, TlsConfig};
 use crate::sources::http_json::AuthConfig;
 use crate::sources::SourceKind;
-use crate::transport::framing::Transport;
 use std::path::Path;
 
 /// The permission bit that lets every local user read a file.
@@ -77,31 +75,7 @@ pub fn weak_settings(cfg: &Config) -> Vec<Problem> {
     for (i, o) in cfg.outputs.iter().enumerate() {
         let at = format!("output[{i}]");
         insecure_tls(&mut out, &at, o.common.tls.as_ref());
-        let transport = match &o.kind {
-            OutputKind::SplunkHec(h) => {
-                if h.url.as_ref().is_some_and(|u| u.scheme() == "http") {
-                    warn(
-                        &mut out,
-                        format!("{at}.url"),
-                        "is http://: the HEC token and every event travel unencrypted; use https://",
-                    );
-                }
-                None
-            }
-            OutputKind::Syslog(c) => Some(c.transport),
-            OutputKind::Qradar(c) => Some(c.transport),
-            OutputKind::File(_) => None,
-        };
-        if let Some(t @ (Transport::Tcp | Transport::Udp)) = transport {
-            warn(
-                &mut out,
-                format!("{at}.transport"),
-                format!(
-                    "is {}: the audit events travel unencrypted and unauthenticated; set transport = \"tls\"",
-                    t.as_str()
-                ),
-            );
-        }
+        out.extend(o.kind.spec().warnings(&at));
     }
     if let Some(c) = cfg.cluster.as_ref().filter(|c| c.user.is_some()) {
         for (i, _) in c.etcd.iter().enumerate().filter(|(_, e)| is_http(e)) {

@@ -7,7 +7,7 @@
 use crate::event::Payload;
 use crate::settings::secret::SecretKey;
 use crate::settings::units::{Dur, Size};
-use crate::settings::TlsConfig;
+use crate::settings::{HttpUrl, Problem, TlsConfig};
 use serde::Deserialize;
 
 /// The keys every `[[output]]` has, whatever its type.
@@ -100,6 +100,25 @@ pub trait OutputSpec {
     fn sends_documents(&self) -> bool {
         false
     }
+    /// What `check` warns about in its keys at `at`: settings that work but
+    /// send its credentials or the events in the clear.
+    fn warnings(&self, _at: &str) -> Vec<Problem> {
+        Vec::new()
+    }
+}
+
+/// The warning for an output whose `url` at `{at}.url` is `http://`:
+/// `what` (`"the HEC token"`) and every event travel unencrypted.
+pub fn cleartext_url(at: &str, url: Option<&HttpUrl>, what: &str) -> Vec<Problem> {
+    url.filter(|u| u.scheme() == "http")
+        .map(|_| {
+            Problem::new(
+                format!("{at}.url"),
+                format!("is http://: {what} and every event travel unencrypted; use https://"),
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 /// `batch = { max_events, max_bytes, timeout }`

@@ -3,6 +3,8 @@
 //! what the type is. A new output is its folder and its line here.
 
 use super::common::OutputSpec;
+#[cfg(test)]
+use super::example::ExampleConfig;
 use super::file::FileConfig;
 use super::splunk_hec::SplunkHecConfig;
 use super::syslog::{QradarConfig, SyslogConfig};
@@ -18,4 +20,8 @@ kinds! { OutputKind: OutputSpec, "output", BuildCtx<'_> => Built;
     Syslog(SyslogConfig) = "syslog",
     /// JSON lines to a file or stdout.
     File(FileConfig) = "file",
+    /// The output kept as documentation (`outputs/example/`), a type of
+    /// the tests only: users cannot configure it.
+    #[cfg(test)]
+    Example(ExampleConfig) = "example",
 }

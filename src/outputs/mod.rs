@@ -9,6 +9,10 @@
 
 pub mod common;
 pub mod driver;
+/// The output kept as documentation (docs/adding-a-connector.md): built
+/// for the tests only, not in a release.
+#[cfg(test)]
+pub mod example;
 pub mod file;
 pub mod kinds;
 pub mod splunk_hec;

@@ -155,18 +155,7 @@ pub enum SourceError {
     Cancelled,
 }
 
-/// `base` with `path` appended to its path (`https://h/api` + `v1/x` =
-/// `https://h/api/v1/x`); a base that already ends with `path` is kept.
-pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
-    let mut u = base.clone();
-    let head = u.path().trim_end_matches('/').to_owned();
-    let tail = path.trim_matches('/');
-    if !head.ends_with(&format!("/{tail}")) {
-        u.set_path(&format!("{head}/{tail}"));
-    }
-    u.set_query(None);
-    u
-}
+pub(crate) use crate::transport::http::endpoint;
 
 /// A vendor's time: RFC 3339, or ISO 8601 without a zone read as UTC
 /// (vendors that leave the zone out; each connector says where it assumes

@@ -174,6 +174,19 @@ pub fn descriptor_limit(e: &(dyn std::error::Error + 'static)) -> Option<String>
     }
 }
 
+/// `base` with `path` appended to its path (`https://h/api` + `v1/x` =
+/// `https://h/api/v1/x`); a base that already ends with `path` is kept.
+pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
+    let mut u = base.clone();
+    let head = u.path().trim_end_matches('/').to_owned();
+    let tail = path.trim_matches('/');
+    if !head.ends_with(&format!("/{tail}")) {
+        u.set_path(&format!("{head}/{tail}"));
+    }
+    u.set_query(None);
+    u
+}
+
 /// The URL without its query string and credentials, for logs and errors.
 pub fn redact_url(url: &url::Url) -> String {
     let mut u = url.clone();

@@ -1,10 +1,10 @@
 //! The keys of a `type = "splunk_hec"` output beyond the common ones and
 //! what it checks about them.
 
-use crate::outputs::common::{JsonPayload, OutputSpec};
+use crate::outputs::common::{cleartext_url, JsonPayload, OutputSpec};
 use crate::settings::secret::{SecretKey, SecretRef, SetSecret};
 use crate::settings::units::Dur;
-use crate::settings::{HttpUrl, Problems, Validate};
+use crate::settings::{HttpUrl, Problem, Problems, Validate};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -82,5 +82,8 @@ impl OutputSpec for SplunkHecConfig {
     }
     fn secrets(&self) -> Vec<SecretKey<'_>> {
         vec![SecretKey::new("token", self.token.as_ref(), self.token_file.as_ref())]
+    }
+    fn warnings(&self, at: &str) -> Vec<Problem> {
+        cleartext_url(at, self.url.as_ref(), "the HEC token")
     }
 }

@@ -7,7 +7,7 @@ use crate::encode::leef::Delimiter;
 use crate::encode::Facility;
 use crate::outputs::common::OutputSpec;
 use crate::settings::units::{Dur, Size};
-use crate::settings::{Problems, Validate};
+use crate::settings::{Problem, Problems, Validate};
 use crate::transport::framing::{Framing, Transport};
 use serde::{Deserialize, Deserializer};
 
@@ -65,6 +65,9 @@ impl OutputSpec for SyslogConfig {
     fn sends_documents(&self) -> bool {
         self.payload == SyslogPayload::Json
     }
+    fn warnings(&self, at: &str) -> Vec<Problem> {
+        cleartext_transport(at, self.transport)
+    }
 }
 
 /// `type = "qradar"`: LEEF over syslog.
@@ -111,6 +114,23 @@ impl Validate for QradarConfig {
 impl OutputSpec for QradarConfig {
     fn default_max_eps(&self) -> Option<u32> {
         Some(QRADAR_DEFAULT_MAX_EPS)
+    }
+    fn warnings(&self, at: &str) -> Vec<Problem> {
+        cleartext_transport(at, self.transport)
+    }
+}
+
+/// The warning for a syslog stream sent over plain `tcp` or `udp`.
+fn cleartext_transport(at: &str, transport: Transport) -> Vec<Problem> {
+    match transport {
+        Transport::Tcp | Transport::Udp => vec![Problem::new(
+            format!("{at}.transport"),
+            format!(
+                "is {}: the audit events travel unencrypted and unauthenticated; set transport = \"tls\"",
+                transport.as_str()
+            ),
+        )],
+        Transport::Tls => Vec::new(),
     }
 }
 
