@@ -198,43 +198,190 @@ pub fn event_digest(event: &Event) -> Digest {
 }
 
 /// [`canonical`] of JSON text that serde_json wrote (the agent's own
-/// documents), without building a `Value`: its strings and numbers are
-/// already in serde_json's form, so only object members are put in key
-/// order; everything else is copied as it is. A test holds it to
+/// documents), without building a `Value` or parsing a string: its strings
+/// and numbers are already in serde_json's form, so only object members
+/// are put in key order; everything else is copied as it is. Text it does
+/// not expect (whitespace, a key written with an escape, a key twice) is
+/// an error, and the caller takes the slow path. A test holds it to
 /// [`canonical`] of the parsed text.
-fn reorder(text: &[u8], out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    use serde_json::value::RawValue;
-    use std::borrow::Cow;
-    match text.first() {
-        Some(b'{') => {
-            #[derive(serde::Deserialize)]
-            struct Members<'a>(#[serde(borrow)] BTreeMap<Cow<'a, str>, &'a RawValue>);
-            let members: Members<'_> = serde_json::from_slice(text)?;
-            out.push(b'{');
-            for (i, (k, v)) in members.0.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, k)?;
-                out.push(b':');
-                reorder(v.get().as_bytes(), out)?;
-            }
-            out.push(b'}');
-        }
-        Some(b'[') => {
-            let items: Vec<&RawValue> = serde_json::from_slice(text)?;
-            out.push(b'[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                reorder(v.get().as_bytes(), out)?;
-            }
-            out.push(b']');
-        }
-        _ => out.extend_from_slice(text),
+fn reorder(text: &[u8], out: &mut Vec<u8>) -> Result<(), NotOurs> {
+    out.reserve(text.len());
+    let end = Scan { text, out }.value(0)?;
+    if end == text.len() {
+        Ok(())
+    } else {
+        Err(NotOurs)
     }
-    Ok(())
+}
+
+/// Text [`reorder`] leaves to the slow path.
+#[derive(Debug)]
+struct NotOurs;
+
+/// Deepest nesting [`reorder`] follows (the slow path takes deeper text).
+const MAX_DEPTH: usize = 64;
+
+struct Scan<'a, 'o> {
+    text: &'a [u8],
+    out: &'o mut Vec<u8>,
+}
+
+impl Scan<'_, '_> {
+    /// Write the canonical form of the value at `at`; where it ends.
+    fn value(&mut self, at: usize) -> Result<usize, NotOurs> {
+        self.nested(at, 0)
+    }
+
+    fn nested(&mut self, at: usize, depth: usize) -> Result<usize, NotOurs> {
+        if depth > MAX_DEPTH {
+            return Err(NotOurs);
+        }
+        match self.text.get(at) {
+            Some(b'{') => self.object(at, depth),
+            Some(b'[') => {
+                self.out.push(b'[');
+                let mut i = at + 1;
+                if self.text.get(i) == Some(&b']') {
+                    self.out.push(b']');
+                    return Ok(i + 1);
+                }
+                loop {
+                    i = self.nested(i, depth + 1)?;
+                    match self.text.get(i) {
+                        Some(b',') => self.out.push(b','),
+                        Some(b']') => {
+                            self.out.push(b']');
+                            return Ok(i + 1);
+                        }
+                        _ => return Err(NotOurs),
+                    }
+                    i += 1;
+                }
+            }
+            Some(b'"') => {
+                let end = string_end(self.text, at)?;
+                self.out.extend_from_slice(&self.text[at..end]);
+                Ok(end)
+            }
+            Some(_) => {
+                let end = scalar_end(self.text, at)?;
+                self.out.extend_from_slice(&self.text[at..end]);
+                Ok(end)
+            }
+            None => Err(NotOurs),
+        }
+    }
+
+    /// An object: its members found first (key and value spans), then
+    /// written in key order, each value canonical in turn.
+    fn object(&mut self, at: usize, depth: usize) -> Result<usize, NotOurs> {
+        let text = self.text;
+        let mut members: Vec<(&[u8], usize)> = Vec::new();
+        let mut i = at + 1;
+        if text.get(i) == Some(&b'}') {
+            self.out.extend_from_slice(b"{}");
+            return Ok(i + 1);
+        }
+        let end = loop {
+            if text.get(i) != Some(&b'"') {
+                return Err(NotOurs);
+            }
+            let key_end = string_end(text, i)?;
+            let key = &text[i + 1..key_end - 1];
+            if key.contains(&b'\\') || text.get(key_end) != Some(&b':') {
+                return Err(NotOurs);
+            }
+            members.push((key, key_end + 1));
+            i = skip_value(text, key_end + 1, depth + 1)?;
+            match text.get(i) {
+                Some(b',') => i += 1,
+                Some(b'}') => break i + 1,
+                _ => return Err(NotOurs),
+            }
+        };
+        // Keys without escapes are their UTF-8 bytes: sorted as canonical
+        // JSON sorts them.
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if members.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(NotOurs);
+        }
+        self.out.push(b'{');
+        for (n, (key, value)) in members.into_iter().enumerate() {
+            if n > 0 {
+                self.out.push(b',');
+            }
+            self.out.push(b'"');
+            self.out.extend_from_slice(key);
+            self.out.extend_from_slice(b"\":");
+            self.nested(value, depth + 1)?;
+        }
+        self.out.push(b'}');
+        Ok(end)
+    }
+}
+
+/// Where the string starting at `at` (its opening quote) ends, past its
+/// closing quote.
+fn string_end(text: &[u8], at: usize) -> Result<usize, NotOurs> {
+    let mut i = at + 1;
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'"' => return Ok(i + 1),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    Err(NotOurs)
+}
+
+/// Where the number, `true`, `false` or `null` at `at` ends.
+fn scalar_end(text: &[u8], at: usize) -> Result<usize, NotOurs> {
+    let len = text[at..]
+        .iter()
+        .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z'))
+        .count();
+    if len == 0 {
+        Err(NotOurs)
+    } else {
+        Ok(at + len)
+    }
+}
+
+/// Where the value at `at` ends, without writing it.
+fn skip_value(text: &[u8], at: usize, depth: usize) -> Result<usize, NotOurs> {
+    if depth > MAX_DEPTH {
+        return Err(NotOurs);
+    }
+    match text.get(at) {
+        Some(b'"') => string_end(text, at),
+        Some(open @ (b'{' | b'[')) => {
+            let close = if *open == b'{' { b'}' } else { b']' };
+            let mut i = at + 1;
+            if text.get(i) == Some(&close) {
+                return Ok(i + 1);
+            }
+            loop {
+                if *open == b'{' {
+                    if text.get(i) != Some(&b'"') {
+                        return Err(NotOurs);
+                    }
+                    i = string_end(text, i)?;
+                    if text.get(i) != Some(&b':') {
+                        return Err(NotOurs);
+                    }
+                    i += 1;
+                }
+                i = skip_value(text, i, depth + 1)?;
+                match text.get(i) {
+                    Some(b',') => i += 1,
+                    Some(&b) if b == close => return Ok(i + 1),
+                    _ => return Err(NotOurs),
+                }
+            }
+        }
+        Some(_) => scalar_end(text, at),
+        None => Err(NotOurs),
+    }
 }
 
 /// The durable state of one source's open window on one output.

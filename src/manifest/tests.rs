@@ -341,6 +341,48 @@ proptest::proptest! {
         let sent: Value = serde_json::from_str(&line(&e)).unwrap();
         proptest::prop_assert_eq!(event_digest(&e), document_digest(&sent), "{}", line(&e));
     }
+
+    /// The fast reordering, where it takes the text at all, writes what
+    /// the canonical form of the parsed value is; the text it refuses goes
+    /// to the slow path, which is that form by definition.
+    #[test]
+    fn reordering_serde_jsons_text_is_the_canonical_form(v in any_json()) {
+        let text = serde_json::to_vec(&v).unwrap();
+        let mut fast = Vec::new();
+        if reorder(&text, &mut fast).is_ok() {
+            let mut slow = Vec::new();
+            canonical(&v, &mut slow);
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
+        }
+    }
+}
+
+/// A document of the usual shape (keys without escapes) takes the fast
+/// path, and text it does not expect is refused rather than misread.
+#[test]
+fn usual_documents_take_the_fast_path_and_odd_text_does_not() {
+    let doc = json!({"user": {"name": "bob \"b\" \\ é\u{1}", "id": 7}, "@timestamp": "2024-05-01T10:00:00Z",
+                     "event": {"original": "{\"a\":1}", "type": ["change", {"z": 1, "a": [true, null, -1.5e-7]}]},
+                     "auditrelay": {"window": 1, "output": "o", "index": 0}, "labels": {}, "tags": []});
+    let mut fast = Vec::new();
+    reorder(&serde_json::to_vec(&doc).unwrap(), &mut fast).unwrap();
+    let mut slow = Vec::new();
+    canonical(&doc, &mut slow);
+    assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+    for odd in [
+        &b"{\"a\": 1}"[..],
+        b"{\"a\":1,\"a\":2}",
+        b"{\"a\\u0062\":1}",
+        b"{\"a\":1}x",
+        b"[1,",
+        b"{\"a\"",
+        b"",
+        b"\"open",
+    ] {
+        assert!(reorder(odd, &mut Vec::new()).is_err(), "{}", String::from_utf8_lossy(odd));
+    }
+    let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
+    assert!(reorder(deep.as_bytes(), &mut Vec::new()).is_err());
 }
 
 #[test]
