@@ -77,7 +77,14 @@ pub fn config(data: &[u8]) {
         let _ = (api.defaults(), api.order(), api.observer());
         let states = [None, Some(Value::Null), Some(Value::from("token")), Some(Value::from(2))];
         for (page, state) in states.iter().enumerate() {
-            let q = Query { window: window(), page: page as u64, offset: 0, state: state.as_ref(), page_size: 100 };
+            let q = Query {
+                window: window(),
+                page: page as u64,
+                offset: 0,
+                state: state.as_ref(),
+                page_size: 100,
+                now: window().to,
+            };
             if let Ok(req) = api.request(&q) {
                 let _ = req.fingerprint();
             }
@@ -98,7 +105,7 @@ fn walk(api: &dyn SourceApi, name: &str, resp: &ApiResponse, page_size: u32, ste
     let mut state: Option<Value> = None;
     let (mut page, mut offset) = (0u64, 0u64);
     for _ in 0..steps {
-        let q = Query { window, page, offset, state: state.as_ref(), page_size };
+        let q = Query { window, page, offset, state: state.as_ref(), page_size, now: window.to };
         if let Ok(req) = api.request(&q) {
             let _ = req.fingerprint();
         }

@@ -415,7 +415,7 @@ fn http_json_mapped_field_nested_as_deep_as_the_body_allows_is_readable() {
         .expect("some depth parses");
     let (from, to) = (DateTime::from_timestamp(1_714_557_600, 0), DateTime::from_timestamp(1_714_561_200, 0));
     let window = Window { from: from.expect("time"), to: to.expect("time") };
-    let q = Query { window, page: 0, offset: 0, state: None, page_size: 100 };
+    let q = Query { window, page: 0, offset: 0, state: None, page_size: 100, now: window.to };
     let resp = ApiResponse { status: 200, headers: Default::default(), body: body.into_bytes().into() };
     let page = api.parse(&q, &resp).expect("the source accepts the page");
     // The poller parses events left as text one by one (one level less
@@ -457,7 +457,7 @@ fn sekoia_answer_through_the_journal(file: &str) {
     // Create, status, then the events step gives the item.
     let mut state = None;
     let events = loop {
-        let q = Query { window, page: 0, offset: 0, state: state.as_ref(), page_size: 100 };
+        let q = Query { window, page: 0, offset: 0, state: state.as_ref(), page_size: 100, now: window.to };
         let page = api.parse(&q, &resp).expect("the source accepts the answer");
         if !page.events.is_empty() {
             break page.events;

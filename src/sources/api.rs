@@ -27,6 +27,9 @@ pub struct Query<'a> {
     pub state: Option<&'a Value>,
     /// Events to ask for per request.
     pub page_size: u32,
+    /// The poller's clock when the request is made: a connector that needs
+    /// the time (a retention limit) reads it here, so tests can set it.
+    pub now: DateTime<Utc>,
 }
 
 /// One HTTP request, described.

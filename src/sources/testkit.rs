@@ -20,9 +20,9 @@ pub fn window(from: &str, to: &str) -> Window {
 }
 
 /// The first request of a walk over `window` (page 0, offset 0), with the
-/// state the previous page left.
+/// state the previous page left, at the real time.
 pub fn query(window: Window, state: Option<&Value>, page_size: u32) -> Query<'_> {
-    Query { window, page: 0, offset: 0, state, page_size }
+    Query { window, page: 0, offset: 0, state, page_size, now: chrono::Utc::now() }
 }
 
 /// An answer with `status` and `body` as JSON.

@@ -235,7 +235,7 @@ impl Microsoft365 {
             )));
         };
         let listed = walk::blobs(items).map_err(ShapeError)?;
-        let Some((from, to)) = Self::bounds(q, Utc::now()) else { return Ok(ApiPage::parsed(Vec::new(), Next::Done)) };
+        let Some((from, to)) = Self::bounds(q, q.now) else { return Ok(ApiPage::parsed(Vec::new(), Next::Done)) };
         if guard {
             let inside = listed.iter().find(|(_, at)| at.is_some_and(|at| q.window.from <= at && at <= q.window.to));
             if let Some((blob, _)) = inside {
@@ -381,7 +381,7 @@ impl SourceApi for Microsoft365 {
             Step::List { page: Some(page) } => ApiRequest::get(given(page)?),
             Step::List { page: None } => {
                 // A window wholly expired is listed from its end: nothing.
-                let (from, to) = Self::bounds(q, Utc::now()).unwrap_or((q.window.to, q.window.to));
+                let (from, to) = Self::bounds(q, q.now).unwrap_or((q.window.to, q.window.to));
                 ApiRequest::get(self.url(
                     "subscriptions/content",
                     &[("contentType", ct.into()), ("startTime", walk::stamp(from)), ("endTime", walk::stamp(to))],

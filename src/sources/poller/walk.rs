@@ -94,7 +94,7 @@ impl Poller {
                 writer.wait().await?;
             }
             self.wait_for_room(cancel).await?;
-            let q = walk.query(self.settings.page_size);
+            let q = walk.query(self.settings.page_size, (self.ctx.clock)());
             let req = self.api.request(&q).map_err(|e| SourceError::Shape {
                 source_name: name.into(),
                 url: String::new(),
@@ -122,7 +122,7 @@ impl Poller {
             let ApiPage { events, unparsed, next } = parsed;
             if let Next::Page(s) = &next {
                 let room = self.room_for(writer);
-                let q = Query { state: Some(s), ..walk.query(self.settings.page_size) };
+                let q = Query { state: Some(s), ..walk.query(self.settings.page_size, (self.ctx.clock)()) };
                 ahead = room.then(|| self.read_ahead(&q, &seen, cancel)).flatten();
             }
             let sorted = self.sort_page(events, unparsed, now);
@@ -329,8 +329,15 @@ impl Walk {
     }
 
     /// The query for the next request.
-    fn query(&self, page_size: u32) -> Query<'_> {
-        Query { window: self.window, page: self.page, offset: self.offset, state: self.page_state.as_ref(), page_size }
+    fn query(&self, page_size: u32, now: DateTime<Utc>) -> Query<'_> {
+        Query {
+            window: self.window,
+            page: self.page,
+            offset: self.offset,
+            state: self.page_state.as_ref(),
+            page_size,
+            now,
+        }
     }
 
     /// The events of a page the cursor does not have yet (inside the
@@ -427,7 +434,8 @@ impl Poller {
         let shape = |url: String, detail: String| SourceError::Shape { source_name: name.into(), url, detail };
         let mut state: Option<Value> = None;
         for step in 0..MAX_PROBE_STEPS {
-            let q = Query { window, page: step, offset: 0, state: state.as_ref(), page_size: self.settings.page_size };
+            let q =
+                Query { window, page: step, offset: 0, state: state.as_ref(), page_size: self.settings.page_size, now };
             let req = self.api.request(&q).map_err(|e| shape(String::new(), e.0))?;
             let url = redact_url(&req.url);
             let resp = self.fetcher.fetch(&req, cancel).await?;
