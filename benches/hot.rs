@@ -109,6 +109,12 @@ fn hot(c: &mut Criterion) {
         })
     });
 
+    // The digest every event's manifest window chains (with manifests on,
+    // the default for HEC and file outputs).
+    g.bench_function("manifest_digest", |b| {
+        b.iter(|| journaled.iter().map(auditrelay::manifest::event_digest).filter(|d| d.0[0] == 0).count())
+    });
+
     let refs: Vec<&Event> = journaled.iter().collect();
     g.bench_function("hec_encode", |b| b.iter(|| f.hec.encode(&refs)));
     let body = f.hec.encode(&refs);

@@ -206,7 +206,7 @@ pub fn event_digest(event: &Event) -> Digest {
 /// [`canonical`] of the parsed text.
 fn reorder(text: &[u8], out: &mut Vec<u8>) -> Result<(), NotOurs> {
     out.reserve(text.len());
-    let end = Scan { text, out }.value(0)?;
+    let end = Scan { text, out, members: Vec::new(), scratch: Vec::new() }.value(0)?;
     if end == text.len() {
         Ok(())
     } else {
@@ -224,6 +224,10 @@ const MAX_DEPTH: usize = 64;
 struct Scan<'a, 'o> {
     text: &'a [u8],
     out: &'o mut Vec<u8>,
+    /// The members of the objects being written, innermost last.
+    members: Vec<Member>,
+    /// Where an object's members are copied to be put in order.
+    scratch: Vec<u8>,
 }
 
 impl Scan<'_, '_> {
@@ -272,52 +276,72 @@ impl Scan<'_, '_> {
         }
     }
 
-    /// An object: its members found first (key and value spans), then
-    /// written in key order, each value canonical in turn.
+    /// An object, written in one pass as it stands, each value canonical;
+    /// then, unless its keys were in order already (the usual case for
+    /// small objects), its members are moved into key order.
     fn object(&mut self, at: usize, depth: usize) -> Result<usize, NotOurs> {
         let text = self.text;
-        let mut members: Vec<(&[u8], usize)> = Vec::new();
+        self.out.push(b'{');
+        let base = self.members.len();
         let mut i = at + 1;
         if text.get(i) == Some(&b'}') {
-            self.out.extend_from_slice(b"{}");
+            self.out.push(b'}');
             return Ok(i + 1);
         }
         let end = loop {
             if text.get(i) != Some(&b'"') {
                 return Err(NotOurs);
             }
+            let key_start = i + 1;
             let key_end = string_end(text, i)?;
-            let key = &text[i + 1..key_end - 1];
-            if key.contains(&b'\\') || text.get(key_end) != Some(&b':') {
+            if text[key_start..key_end - 1].contains(&b'\\') || text.get(key_end) != Some(&b':') {
                 return Err(NotOurs);
             }
-            members.push((key, key_end + 1));
-            i = skip_value(text, key_end + 1, depth + 1)?;
+            let start = self.out.len();
+            self.out.extend_from_slice(&text[i..=key_end]);
+            i = self.nested(key_end + 1, depth + 1)?;
+            // Keys without escapes are their UTF-8 bytes: compared as
+            // canonical JSON sorts them.
+            self.members.push(Member { key: (key_start, key_end - 1), start, end: self.out.len() });
             match text.get(i) {
-                Some(b',') => i += 1,
+                Some(b',') => {
+                    self.out.push(b',');
+                    i += 1;
+                }
                 Some(b'}') => break i + 1,
                 _ => return Err(NotOurs),
             }
         };
-        // Keys without escapes are their UTF-8 bytes: sorted as canonical
-        // JSON sorts them.
-        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        if members.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(NotOurs);
-        }
-        self.out.push(b'{');
-        for (n, (key, value)) in members.into_iter().enumerate() {
-            if n > 0 {
-                self.out.push(b',');
+        let key = |m: &Member| &text[m.key.0..m.key.1];
+        let members = &mut self.members[base..];
+        if !members.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            members.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+            if members.windows(2).any(|w| key(&w[0]) == key(&w[1])) {
+                return Err(NotOurs);
             }
-            self.out.push(b'"');
-            self.out.extend_from_slice(key);
-            self.out.extend_from_slice(b"\":");
-            self.nested(value, depth + 1)?;
+            let from = members.iter().map(|m| m.start).min().unwrap_or(self.out.len());
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&self.out[from..]);
+            self.out.truncate(from);
+            for (n, m) in members.iter().enumerate() {
+                if n > 0 {
+                    self.out.push(b',');
+                }
+                self.out.extend_from_slice(&self.scratch[m.start - from..m.end - from]);
+            }
         }
+        self.members.truncate(base);
         self.out.push(b'}');
         Ok(end)
     }
+}
+
+/// One member of an object [`reorder`] writes: its key's span in the text
+/// and the span of `"key":value` in the output.
+struct Member {
+    key: (usize, usize),
+    start: usize,
+    end: usize,
 }
 
 /// Where the string starting at `at` (its opening quote) ends, past its
@@ -344,43 +368,6 @@ fn scalar_end(text: &[u8], at: usize) -> Result<usize, NotOurs> {
         Err(NotOurs)
     } else {
         Ok(at + len)
-    }
-}
-
-/// Where the value at `at` ends, without writing it.
-fn skip_value(text: &[u8], at: usize, depth: usize) -> Result<usize, NotOurs> {
-    if depth > MAX_DEPTH {
-        return Err(NotOurs);
-    }
-    match text.get(at) {
-        Some(b'"') => string_end(text, at),
-        Some(open @ (b'{' | b'[')) => {
-            let close = if *open == b'{' { b'}' } else { b']' };
-            let mut i = at + 1;
-            if text.get(i) == Some(&close) {
-                return Ok(i + 1);
-            }
-            loop {
-                if *open == b'{' {
-                    if text.get(i) != Some(&b'"') {
-                        return Err(NotOurs);
-                    }
-                    i = string_end(text, i)?;
-                    if text.get(i) != Some(&b':') {
-                        return Err(NotOurs);
-                    }
-                    i += 1;
-                }
-                i = skip_value(text, i, depth + 1)?;
-                match text.get(i) {
-                    Some(b',') => i += 1,
-                    Some(&b) if b == close => return Ok(i + 1),
-                    _ => return Err(NotOurs),
-                }
-            }
-        }
-        Some(_) => scalar_end(text, at),
-        None => Err(NotOurs),
     }
 }
 
