@@ -112,6 +112,11 @@ fn status_json_works_while_run_is_running() {
     agent.stop();
 }
 
+/// Round `r` sends SIGTERM `r` times this long after publishing new events:
+/// the signal meets the agent at a different point of polling and sending
+/// each round. A scripted moment, not a wait for something to happen.
+const SIGTERM_STAGGER: Duration = Duration::from_millis(150);
+
 #[test]
 fn sigterm_exits_0_within_shutdown_timeout_and_the_next_start_sends_nothing_twice() {
     let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
@@ -124,10 +129,10 @@ fn sigterm_exits_0_within_shutdown_timeout_and_the_next_start_sends_nothing_twic
     );
     let mut agent = dir.start_with(&cfg);
     wait_hec_has(&hec, &expected, "the history", || agent.stderr());
-    for round in 0..3u64 {
+    for round in 0..3u32 {
         // Stop while new events are being polled and sent.
         expected.extend(api.add_now(15));
-        std::thread::sleep(Duration::from_millis(150 * round));
+        std::thread::sleep(SIGTERM_STAGGER * round);
         let exit = agent.terminate(Duration::from_secs(10));
         assert_eq!(exit.code, Some(0), "round {round}: {}", exit.stderr);
         assert!(exit.took < Duration::from_secs(3), "round {round}: took {:?}", exit.took);
@@ -187,18 +192,23 @@ fn regression_status_in_a_loop_while_run_starts_does_not_fail_the_start() {
     let (api, hec, dir) = (FakeApi::start("api-token"), FakeHec::start(HEC_TOKEN), TestDir::new());
     api.add_history(5);
     dir.write_config(&api_config(&dir, &api, &HecOutput::new("hec", &hec.url(), HEC_TOKEN).toml()));
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let runs = AtomicUsize::new(0);
     let loop_status = |dir: &TestDir, for_: Duration| {
         let t0 = std::time::Instant::now();
         while t0.elapsed() < for_ {
             let _ = dir.cli(&["status", "--json"]);
+            runs.fetch_add(1, SeqCst);
         }
     };
     for round in 0..3 {
         let mut agent = None;
+        let before = runs.load(SeqCst);
         std::thread::scope(|s| {
             s.spawn(|| loop_status(&dir, Duration::from_secs(6)));
             s.spawn(|| loop_status(&dir, Duration::from_secs(6)));
-            std::thread::sleep(Duration::from_millis(100));
+            // Start once the loops are under way.
+            common::agent::wait_until("the status loops to run", DEADLINE, || runs.load(SeqCst) >= before + 2);
             agent = Some(dir.start());
         });
         let mut agent = agent.unwrap();

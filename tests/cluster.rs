@@ -35,6 +35,25 @@ use std::time::{Duration, Instant};
 const TTL: Duration = Duration::from_secs(4);
 /// Events added per source, every this often.
 const ADD_EVERY: Duration = Duration::from_millis(500);
+/// The fake API's scripted time in flight per request, so that two agents'
+/// overlapping polls of a source would show in its record.
+const IN_FLIGHT: Duration = Duration::from_millis(20);
+/// After a scenario, before its duplicates are counted: a re-sent batch
+/// lands within a poll or two and a batch timeout. How many there are is
+/// what is measured (and the SIGTERM scenario requires none), so there is
+/// no condition to wait for: a window.
+const SETTLE: Duration = Duration::from_secs(4);
+/// How long after a fifth agent joins it is SIGKILLed: the others are
+/// handing sources over to it by then. A scripted moment, not a wait.
+const KILL_IN_HANDOVER: Duration = Duration::from_millis(2500);
+/// How long the steady state with one etcd member down is watched (etcd's
+/// writes counted, no source may move): a window, nothing to wait for.
+const ONE_MEMBER_DOWN_FOR: Duration = Duration::from_secs(TTL.as_secs() * 2);
+/// How long after quorum is lost no agent may poll: `lease_ttl`, then a
+/// margin in which a late request would show. A negative check.
+const NO_QUORUM_FOR: Duration = Duration::from_secs(TTL.as_secs() + 3);
+/// How often the end of the run looks whether the last windows closed.
+const WINDOWS_POLL: Duration = Duration::from_millis(200);
 
 // ---------------------------------------------------------------- etcd
 
@@ -181,7 +200,7 @@ async fn audit(
 ) -> Json<Value> {
     let start = Instant::now();
     // Time in flight, so that overlapping polls would show.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(IN_FLIGHT).await;
     let agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
     let since = q
         .get("since")
@@ -497,7 +516,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     let owners = wait_balanced(&api, &fleet, n, "2 agents after SIGKILL");
     fleet.restart(0);
     let owners_after = wait_balanced(&api, &fleet, n, "agent-0 back");
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(SETTLE);
     println!("  SIGKILL scenario: {} duplicate(s) so far", dup_count(&hec) - dups);
     let _ = (owners, owners_after);
 
@@ -513,7 +532,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     println!("  SIGTERM agent-1 (exit after {:?}): its {} sources resumed after {took:?}", exit.took, its.len());
     fleet.restart(1);
     wait_balanced(&api, &fleet, n, "agent-1 back");
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(SETTLE);
     let sigterm_dups = dup_count(&hec) - dups;
     println!("  SIGTERM scenario (rolling restart of one agent): {sigterm_dups} duplicate(s)");
 
@@ -523,13 +542,13 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     fleet.add(&etcd, &api, n, &hec);
     wait_balanced(&api, &fleet, n, "a fourth agent joins");
     println!("  fourth agent: fair share reached after {:?}", t.elapsed());
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(SETTLE);
     println!("  fourth agent scenario: {} duplicate(s)", dup_count(&hec) - dups);
 
     // A fifth agent killed while the others hand sources over to it.
     let dups = dup_count(&hec);
     let fifth = fleet.add(&etcd, &api, n, &hec);
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(KILL_IN_HANDOVER);
     let took_some = api
         .askers_since(Instant::now() - Duration::from_secs(2))
         .values()
@@ -537,7 +556,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
         .count();
     fleet.agents[fifth].take().unwrap().kill();
     wait_balanced(&api, &fleet, n, "after SIGKILL during a handover");
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(SETTLE);
     println!(
         "  SIGKILL during a handover (agent-{fifth} had {took_some} sources): {} duplicate(s)",
         dup_count(&hec) - dups
@@ -548,7 +567,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     etcd.kill(0);
     let t = Instant::now();
     let rev0 = revision(&etcd, 1);
-    std::thread::sleep(TTL * 2);
+    std::thread::sleep(ONE_MEMBER_DOWN_FOR);
     // etcd's store revision counts every write (put, delete, a transaction
     // that wrote): with every source owned and polled, what remains is the
     // checkpoints, at most one per source per CHECKPOINT_INTERVAL (3 s).
@@ -578,7 +597,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     let dups = dup_count(&hec);
     etcd.kill(1);
     let t = Instant::now();
-    std::thread::sleep(TTL + Duration::from_secs(3));
+    std::thread::sleep(NO_QUORUM_FOR);
     let late: Vec<Request> = api.requests().into_iter().filter(|r| r.start > t + TTL).collect();
     let late_agents: BTreeSet<&str> = late.iter().map(|r| r.agent.as_str()).collect();
     assert!(
@@ -602,7 +621,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
     let t = Instant::now();
     wait_balanced(&api, &fleet, n, "etcd quorum back");
     println!("  etcd back: every source polled again after {:?}", t.elapsed());
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(SETTLE);
     println!("  etcd quorum loss scenario: {} duplicate(s)", dup_count(&hec) - dups);
 
     // Everything delivered; nobody ever polled a source another agent was polling.
@@ -639,7 +658,7 @@ fn a_fleet_shares_sources_fails_over_and_loses_nothing() {
             .iter()
             .any(|s| s.output != format!("hec@{}", agent_name(fifth)) && !s.open_windows.is_empty())
     {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(WINDOWS_POLL);
     }
     let verified = report();
     for i in fleet.running() {

@@ -295,6 +295,11 @@ fn count(log: &str, needle: &str) -> usize {
 
 const KILLS: usize = 20;
 
+/// When each of the [`KILLS`] comes after its start, in ms, drawn per kill:
+/// the moment of the fault (state opening, first polls, batches in flight),
+/// not a wait for something to happen.
+const KILL_AFTER_MS: std::ops::RangeInclusive<u64> = 50..=400;
+
 /// `FAULT_EVENTS` events of history; 20 SIGKILLs in a row, each 50–400 ms
 /// after the start; then a clean run to completion. Each kill may leave one
 /// batch confirmed by HEC but not committed: it is sent again. Recovery:
@@ -311,7 +316,7 @@ fn sigkill_during_catch_up(r: &mut Run) -> Outcome {
     ));
     for _ in 0..KILLS {
         let agent = dir.start();
-        std::thread::sleep(r.ms(50..=400));
+        std::thread::sleep(r.ms(KILL_AFTER_MS));
         agent.kill();
     }
     let before = hec.event_ids().len();
@@ -346,7 +351,7 @@ fn sigkill_with_batches_in_flight(r: &mut Run) -> Outcome {
     ));
     for _ in 0..KILLS {
         let agent = dir.start();
-        std::thread::sleep(r.ms(50..=400));
+        std::thread::sleep(r.ms(KILL_AFTER_MS));
         agent.kill();
     }
     let agent = dir.start();
@@ -378,6 +383,9 @@ fn sigkill_with_batches_in_flight(r: &mut Run) -> Outcome {
 /// nothing may arrive before, everything exactly once and in order per
 /// source after. Recovery: from HEC's return to the last event.
 fn siem_down_then_back(r: &mut Run) -> Outcome {
+    // Live traffic: a handful of events every 150–500 ms (drawn) while a
+    // phase lasts. The pace of the fake API's publishing, not a wait.
+    const PUBLISH_EVERY_MS: std::ops::RangeInclusive<u64> = 150..=500;
     let (a, b) = (FakeApi::start_with_prefix(API_TOKEN, "a-"), FakeApi::start_with_prefix(API_TOKEN, "b-"));
     let (hec, dir) = (FakeHec::start(HEC_TOKEN), TestDir::new());
     hec.set_mode(Mode::Refuse);
@@ -416,7 +424,7 @@ fn siem_down_then_back(r: &mut Run) -> Outcome {
             } else {
                 exp_b.extend(b.add_now(k));
             }
-            std::thread::sleep(r.ms(150..=500));
+            std::thread::sleep(r.ms(PUBLISH_EVERY_MS));
         }
         assert!(hec.event_ids().is_empty(), "HEC accepted events while {mode:?}");
     }
@@ -458,6 +466,11 @@ fn wait_resent(hec: &FakeHec, post: &common::hec::Post, log: impl Fn() -> String
 /// unacknowledged POST (as the test saw it) to its events' second arrival,
 /// the slower of the two.
 fn hec_ack_trouble(r: &mut Run) -> Outcome {
+    // Scripted moments, drawn per run (not waits for something): the pace
+    // of the live events while acks come late, and the pause before the
+    // ack that is lost (so that it meets a batch at a different point).
+    const PUBLISH_EVERY_MS: std::ops::RangeInclusive<u64> = 300..=1200;
+    const BEFORE_LOST_ACK_MS: std::ops::RangeInclusive<u64> = 0..=500;
     let (api, hec, dir) = (FakeApi::start(API_TOKEN), FakeHec::start(HEC_TOKEN), TestDir::new());
     hec.never_ack_first_channel();
     let mut expected = api.add_history_within(r.rng.gen_range(100..=200), Duration::from_secs(600));
@@ -477,12 +490,12 @@ fn hec_ack_trouble(r: &mut Run) -> Outcome {
     hec.set_index_delay(r.ms(200..=1200));
     for _ in 0..r.rng.gen_range(2..=4) {
         expected.extend(api.add_now(r.rng.gen_range(10..=30)));
-        std::thread::sleep(r.ms(300..=1200));
+        std::thread::sleep(r.ms(PUBLISH_EVERY_MS));
     }
     wait_delivered(&hec, &expected, Duration::from_secs(60), log);
     hec.set_index_delay(Duration::ZERO);
     // (c) one ack lost.
-    std::thread::sleep(r.ms(0..=500));
+    std::thread::sleep(r.ms(BEFORE_LOST_ACK_MS));
     hec.lose_next_ack();
     expected.extend(api.add_now(r.rng.gen_range(10..=30)));
     wait_until_or("the lost ack's POST", Duration::from_secs(30), || hec.lost_ack_posts().len() >= 2, log);
@@ -522,6 +535,14 @@ fn hec_ack_trouble(r: &mut Run) -> Outcome {
 /// older than the cursor, an empty page with a next token. Exactly once.
 /// Recovery: from the last fault served to the last event.
 fn api_faults(r: &mut Run) -> Outcome {
+    // Longer than the 1 s interval: the poll that delivered the last events
+    // has ended and the next request is a fresh poll of a caught-up source.
+    // The fake API does not tell where a poll ends, so this is a time.
+    const POLL_ENDED: Duration = Duration::from_millis(1200);
+    // After each fault was served, a pause drawn per fault before the next
+    // one is queued: it meets the agent's retry at a different point. A
+    // scripted moment, not a wait.
+    const BETWEEN_FAULTS_MS: std::ops::RangeInclusive<u64> = 0..=400;
     let (api, hec, dir) = (FakeApi::start(API_TOKEN), FakeHec::start(HEC_TOKEN), TestDir::new());
     let mut expected = api.add_history_within(r.rng.gen_range(100..=300), Duration::from_secs(600));
     let mut faults = vec![
@@ -554,7 +575,7 @@ fn api_faults(r: &mut Run) -> Outcome {
             // window end: the walk ends there and never follows the token.
             // Serve it on a fresh poll of a caught-up source instead.
             wait_delivered(&hec, &expected, Duration::from_secs(60), log);
-            std::thread::sleep(Duration::from_millis(1200));
+            std::thread::sleep(POLL_ENDED);
         }
         if i > 0 {
             api.push_fault(f.clone());
@@ -563,7 +584,7 @@ fn api_faults(r: &mut Run) -> Outcome {
             expected.extend(api.add_now(r.rng.gen_range(1..=60)));
         }
         wait_until_or(&format!("{f:?} to be served"), Duration::from_secs(30), || api.faults_pending() == 0, log);
-        std::thread::sleep(r.ms(0..=400));
+        std::thread::sleep(r.ms(BETWEEN_FAULTS_MS));
     }
     let t0 = Instant::now();
     wait_delivered(&hec, &expected, Duration::from_secs(60), log);
@@ -625,6 +646,10 @@ fn run_with_clock(config: &str, offset: chrono::Duration, timeout: Duration, mut
 /// the last consistent event.
 fn api_clock_jumps(r: &mut Run) -> Outcome {
     const LAG: Duration = Duration::from_secs(2);
+    // How long the API's clock stays ahead (drawn, 1.2–2 s at the 1 s
+    // interval): a poll or two meets the future events. Polls that found
+    // nothing to take leave nothing to wait for, so this is a time.
+    const AHEAD_FOR_MS: std::ops::RangeInclusive<u64> = 1200..=2000;
     let (api, hec, dir) = (FakeApi::start(API_TOKEN), FakeHec::start(HEC_TOKEN), TestDir::new());
     let mut expected = api.add_history_within(60, Duration::from_secs(600));
     let cfg = config(
@@ -643,7 +668,7 @@ fn api_clock_jumps(r: &mut Run) -> Outcome {
     let ahead = api.add_at(r.rng.gen_range(3..=12), ahead_at);
     let soon_at = Utc::now() + chrono::Duration::milliseconds(r.rng.gen_range(3000..=5000));
     let soon = api.add_at(r.rng.gen_range(3..=12), soon_at);
-    std::thread::sleep(r.ms(1200..=2000)); // a poll or two meets the future events
+    std::thread::sleep(r.ms(AHEAD_FOR_MS)); // a poll or two meets the future events
     let back_at = Utc::now();
     // Behind first: a poll between the two then still sees them in time order.
     let behind = api.add_at(r.rng.gen_range(3..=12), Utc::now() - chrono::Duration::seconds(20));
@@ -726,6 +751,11 @@ fn metric(body: &str, name: &str) -> Option<f64> {
 fn journal_full(r: &mut Run) -> Outcome {
     const CAP: u64 = 1 << 20;
     const PAGE: u64 = 200;
+    // The paused journal is sampled over a window (drawn per run), every
+    // `SAMPLE_EVERY`: a negative check (it must not grow) with nothing to
+    // wait for.
+    const PAUSED_FOR_MS: std::ops::RangeInclusive<u64> = 2500..=4500;
+    const SAMPLE_EVERY: Duration = Duration::from_millis(200);
     let n = r.events.max(3_000);
     let (api, hec, dir) = (FakeApi::start(API_TOKEN), FakeHec::start(HEC_TOKEN), TestDir::new());
     hec.set_mode(Mode::Refuse);
@@ -759,12 +789,12 @@ fn journal_full(r: &mut Run) -> Outcome {
     );
     let first = first.into_inner();
     let mut most = 0f64;
-    let end = Instant::now() + r.ms(2500..=4500);
+    let end = Instant::now() + r.ms(PAUSED_FOR_MS);
     while Instant::now() < end {
         let body = metrics();
         assert_eq!(metric(&body, "auditrelay_journal_full"), Some(1.0), "still full while HEC is down");
         most = most.max(metric(&body, "auditrelay_journal_bytes").unwrap_or(0.0));
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(SAMPLE_EVERY);
     }
     let last = dir.status_json()["journal"].clone();
     assert_eq!(first["next_seq"], last["next_seq"], "no page journaled while full: {first} -> {last}");

@@ -38,6 +38,11 @@ const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/grafana/
 /// Labels Prometheus adds to every scraped series.
 const TARGET_LABELS: &[&str] = &["job", "instance"];
 
+/// How often the readiness loop asks Prometheus again (it scrapes and
+/// evaluates on its own clock; the loop ends once ready, or at the
+/// deadline).
+const PROMETHEUS_POLL: Duration = Duration::from_millis(250);
+
 /// `GET path` on `addr` (HTTP/1.0, so no chunked body): status and body.
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
@@ -374,7 +379,7 @@ fn alert_rules_and_dashboard_queries_hold_against_a_real_prometheus() {
             break groups.unwrap();
         }
         assert!(started.elapsed() < DEADLINE, "Prometheus not ready: {ready:?}\n{}", prom.log());
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(PROMETHEUS_POLL);
     };
     assert_eq!(prom.query("up{job=\"auditrelay\"} == 1").unwrap().len(), 1, "the agent is scraped");
 

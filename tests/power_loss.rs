@@ -75,6 +75,19 @@ const CUTS_PER_RUN: usize = 5;
 /// is lost.
 const STALL: Duration = Duration::from_secs(20);
 
+/// How often the host's waits ([`Host::sleep`], [`Host::wait`]) look
+/// whether the agent still runs (and the condition): fine, since a cut's
+/// moment is timed to a few ms.
+const ALIVE_POLL: Duration = Duration::from_millis(5);
+
+/// How often [`Host::finish`] counts what arrived.
+const ARRIVED_POLL: Duration = Duration::from_millis(50);
+
+/// When everything arrived before the cut, how long the start after it
+/// still runs before it counts as good: a start that cannot open its state
+/// says so and exits within this. A negative check: nothing to wait for.
+const START_SURVIVES: Duration = Duration::from_millis(500);
+
 fn cuts() -> usize {
     env_usize("POWER_CUTS", 2).max(1)
 }
@@ -254,7 +267,7 @@ impl Host<'_> {
         let end = Instant::now() + d;
         while Instant::now() < end {
             self.alive()?;
-            std::thread::sleep(Duration::from_millis(5).min(end.saturating_duration_since(Instant::now())));
+            std::thread::sleep(ALIVE_POLL.min(end.saturating_duration_since(Instant::now())));
         }
         self.alive()
     }
@@ -264,7 +277,7 @@ impl Host<'_> {
         let end = Instant::now() + timeout;
         while !f() && Instant::now() < end {
             self.alive()?;
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(ALIVE_POLL);
         }
         self.alive()
     }
@@ -301,7 +314,7 @@ impl Host<'_> {
                 // Everything may have arrived before the cut: give a start
                 // that cannot open its state the time to say so.
                 let done = Instant::now();
-                self.sleep(Duration::from_millis(500))?;
+                self.sleep(START_SURVIVES)?;
                 return Ok(Some(done));
             }
             if got.len() > have {
@@ -310,10 +323,18 @@ impl Host<'_> {
             if moved.elapsed() > STALL || Instant::now() > deadline {
                 return Ok(None);
             }
-            self.sleep(Duration::from_millis(50))?;
+            self.sleep(ARRIVED_POLL)?;
         }
     }
 }
+
+/// A cut's moment, drawn per cut (scripted, not a wait for something): in
+/// the first ms after a start, or a few ms after what it waits for (a
+/// batch confirmed, a reload sent, a refusal).
+const CUT_EARLY_MS: std::ops::RangeInclusive<u64> = 20..=400;
+const CUT_AFTER_CATCH_UP_MS: std::ops::RangeInclusive<u64> = 0..=30;
+const CUT_AFTER_EVENT_MS: std::ops::RangeInclusive<u64> = 0..=10;
+const CUT_AFTER_REFUSAL_MS: std::ops::RangeInclusive<u64> = 0..=20;
 
 /// Wait for a catch-up moment: a quarter of the time 20–400 ms after the
 /// start (state opening, first polls), otherwise once 5–50 % of what is
@@ -321,13 +342,13 @@ impl Host<'_> {
 fn catch_up_moment(host: &mut Host, r: &mut StdRng, recv: &Receiver) -> Result<(), Refused> {
     let n = host.events;
     if r.gen_bool(0.25) {
-        let d = Duration::from_millis(r.gen_range(20..=400)).saturating_sub(host.started.elapsed());
+        let d = Duration::from_millis(r.gen_range(CUT_EARLY_MS)).saturating_sub(host.started.elapsed());
         return host.sleep(d);
     }
     let now = distinct(&recv.ids());
     let target = now + (n.saturating_sub(now) as f64 * r.gen_range(0.05..0.5)).ceil() as usize;
     host.wait(Duration::from_secs(20), || distinct(&recv.ids()) >= target)?;
-    host.sleep(Duration::from_millis(r.gen_range(0..=30)))
+    host.sleep(Duration::from_millis(r.gen_range(CUT_AFTER_CATCH_UP_MS)))
 }
 
 /// The batch size for `events`: about 50 batches, 20 to 200 events each.
@@ -455,7 +476,7 @@ fn make_cuts(
                 let hec = recv.hec();
                 let posts = hec.posts().len() + r.gen_range(1..=8);
                 host.wait(Duration::from_secs(20), || hec.posts().len() >= posts)?;
-                host.sleep(Duration::from_millis(r.gen_range(0..=10)))?;
+                host.sleep(Duration::from_millis(r.gen_range(CUT_AFTER_EVENT_MS)))?;
             }
             Kind::Reload => {
                 catch_up_moment(host, r, recv)?;
@@ -463,7 +484,7 @@ fn make_cuts(
                 max_batch = max_batch.max(new_batch);
                 host.dir.write_config(&config(new_batch));
                 host.agent().signal("HUP");
-                host.sleep(Duration::from_millis(r.gen_range(0..=10)))?;
+                host.sleep(Duration::from_millis(r.gen_range(CUT_AFTER_EVENT_MS)))?;
             }
             Kind::DeadLetters => {
                 // Just after HEC refused an event: the agent splits the
@@ -472,7 +493,7 @@ fn make_cuts(
                 let refusals = || hec.posts().iter().filter(|p| p.status == 400).count();
                 let seen = refusals();
                 host.wait(Duration::from_secs(20), || refusals() > seen)?;
-                host.sleep(Duration::from_millis(r.gen_range(0..=20)))?;
+                host.sleep(Duration::from_millis(r.gen_range(CUT_AFTER_REFUSAL_MS)))?;
             }
             _ => catch_up_moment(host, r, recv)?,
         }

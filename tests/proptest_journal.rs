@@ -143,13 +143,17 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Between two attempts of [`open`] while sled still holds the lock (200
+/// attempts: 2 s); the lock's release cannot be waited for otherwise.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Open the state in `dir`. sled releases its file lock when its background
 /// flusher lets go of the dropped database, a moment after the drop, so a
 /// reopen in the same process retries while the lock is still held.
 fn open(dir: &Path) -> State {
     for _ in 0..200 {
         match State::open(dir) {
-            Err(e) if e.is_locked() => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) if e.is_locked() => std::thread::sleep(LOCK_RETRY),
             other => return other.expect("open state"),
         }
     }

@@ -6,6 +6,7 @@
 //! `2020-01-01 + k / rate`, so ids are consecutive numbers and a gap or a
 //! repeat is a lost or duplicated event.
 
+use crate::common::agent::{DEADLINE, POLL};
 use crate::common::rsyslog::free_tcp_port;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -50,7 +51,7 @@ impl Agent {
                 return (status.code().unwrap_or(-1), log);
             }
             assert!(Instant::now() < deadline, "agent did not stop within 30s");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL);
         }
     }
 
@@ -65,12 +66,9 @@ impl Drop for Agent {
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// [`crate::common::agent::wait_until`] with the usual deadline.
+fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    crate::common::agent::wait_until(what, DEADLINE, f);
 }
 
 /// Delivered events of a JSON-lines file: (source, k) in file order.
@@ -330,17 +328,23 @@ fn replay_force_while_running_restarts_the_source_from_the_new_cursor() {
 #[test]
 fn syslog_output_survives_sigkill_without_losing_events() {
     use std::io::BufRead;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    // Connections accepted, and those read to their end.
+    let conns = std::sync::Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let sink = lines.clone();
+    let counts = conns.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            let sink = sink.clone();
+            let (sink, counts) = (sink.clone(), counts.clone());
+            counts.0.fetch_add(1, SeqCst);
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
                     sink.lock().unwrap().push(line);
                 }
+                counts.1.fetch_add(1, SeqCst);
             });
         }
     });
@@ -368,7 +372,7 @@ fn syslog_output_survives_sigkill_without_losing_events() {
     wait_until("delivery after restart", || ks(&lines.lock().unwrap()).len() > at_kill + 300);
     let (code, log) = agent.stop();
     assert_eq!(code, 0, "{log}");
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("every syslog connection read to its end", || conns.1.load(SeqCst) == conns.0.load(SeqCst));
     let mut all = ks(&lines.lock().unwrap());
     let total = all.len();
     all.sort_unstable();

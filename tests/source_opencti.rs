@@ -341,7 +341,7 @@ fn opencti_include_history_with_a_token_lacking_security_activity_fails_naming_i
     let agent = dir.start_with(&cfg);
     let named = || dir.last_error(0).contains("lacks the capability SETTINGS_SECURITYACTIVITY");
     wait_until_or("the missing capability to be named", DEADLINE, named, || tail(&agent.stderr(), 20));
-    std::thread::sleep(std::time::Duration::from_millis(2500)); // more polls (interval 1s): none may pass
+    std::thread::sleep(common::compliance::MORE_POLLS); // more polls (interval 1s): none may pass
     agent.stop();
     assert!(common::agent::file_ids(&out).is_empty(), "no History-only delivery");
 }

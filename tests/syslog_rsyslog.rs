@@ -21,6 +21,7 @@ use auditrelay::config::{OutputConfig, OutputKind, Problem};
 use auditrelay::event::Event;
 use auditrelay::outputs::syslog::SyslogSink;
 use auditrelay::outputs::{Delivery, Sink};
+use common::agent::POLL;
 use common::rsyslog::{openssl, rsyslogd, Rsyslog};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -28,6 +29,24 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "relay01";
+
+/// Between two sends of a batch that failed, as the driver's retry would
+/// wait (the receiver restarts or is not listening yet): retrying at once
+/// would spin.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// The restart test's sender: between the batches it sends (so that the
+/// receiver's restart meets the stream mid-way), and after a failed send.
+const SEND_EVERY: Duration = Duration::from_millis(5);
+const RESEND_AFTER: Duration = Duration::from_millis(50);
+
+/// How long rsyslog stays down in the restart test: the fake outage the
+/// sender must ride through (a scripted delay, not a wait).
+const DOWN_FOR: Duration = Duration::from_millis(500);
+
+/// How often the restart test looks whether enough went through to restart
+/// the receiver: finer than [`POLL`], the sender streams fast.
+const RESTART_POLL: Duration = Duration::from_millis(20);
 
 // ---------------------------------------------------------------------------
 // Tools (the receiver itself is `common::rsyslog`)
@@ -102,7 +121,7 @@ async fn deliver(sink: &mut SyslogSink, batch: &[Event]) -> Delivery {
             Ok(d) => return d,
             Err(e) => {
                 assert!(Instant::now() < deadline, "send kept failing: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(RETRY_AFTER).await;
             }
         }
     }
@@ -149,7 +168,7 @@ async fn udp_rfc5424_json_fields_as_rsyslog_parsed_them() {
     // imudp may start a moment after imptcp: probe until one arrives.
     for _ in 0..100 {
         deliver(&mut s, &[event(0)]).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(POLL).await;
         if !rs.records().is_empty() {
             break;
         }
@@ -311,11 +330,11 @@ async fn restart_mid_stream(mut rs: Rsyslog, mut s: SyslogSink) {
                     }
                     Err(_) => {
                         failures += 1;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(RESEND_AFTER).await;
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(SEND_EVERY).await;
         }
         failures
     });
@@ -323,11 +342,11 @@ async fn restart_mid_stream(mut rs: Rsyslog, mut s: SyslogSink) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while rs.records().len() < 300 {
         assert!(Instant::now() < deadline, "nothing arrives: {}", rs.diagnostics());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(RESTART_POLL).await;
     }
     tokio::task::block_in_place(|| {
         rs.stop();
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(DOWN_FOR);
         rs.spawn();
     });
     let failures = tokio::time::timeout(Duration::from_secs(120), sender).await.unwrap().unwrap();
@@ -412,7 +431,7 @@ async fn driver_paces_to_max_eps_and_drops_nothing() {
     let task = tokio::spawn(driver::run(settings, sink, Arc::default(), ctx, cancel.clone()));
     let deadline = started + Duration::from_secs(30);
     while rs.records().len() < TOTAL && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(POLL).await;
     }
     let took = started.elapsed();
     cancel.cancel();

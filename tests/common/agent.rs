@@ -15,7 +15,23 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_auditrelay");
 /// The usual deadline for something the agent should do promptly.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Poll `f` every 50 ms until it is true; panic naming `what` after `timeout`.
+/// How often the poll-until helpers ([`wait_until`], the fakes' and tools'
+/// wait loops) look again. A wait is needed between looks only so as not
+/// to spin: every such loop ends on its condition or at its deadline.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// How often [`Agent::wait`] and the other exit waits look at the child: an
+/// exit is timed (`Exit::took`), so finer than [`POLL`].
+pub const EXIT_POLL: Duration = Duration::from_millis(20);
+
+/// Between two attempts to start the binary while a concurrent build
+/// replaces it ([`retry_spawn`]): nothing to poll but the next attempt.
+const SPAWN_RETRY: Duration = Duration::from_millis(200);
+
+/// How often [`InProcess::start`] looks whether the agent is ready.
+const READY_POLL: Duration = Duration::from_millis(10);
+
+/// Poll `f` every [`POLL`] until it is true; panic naming `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
     wait_until_or(what, timeout, f, String::new);
 }
@@ -27,7 +43,7 @@ pub fn wait_until_or(what: &str, timeout: Duration, mut f: impl FnMut() -> bool,
         if Instant::now() >= deadline {
             panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(POLL);
     }
 }
 
@@ -172,7 +188,7 @@ pub fn retry_spawn<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
                 if Instant::now() < deadline
                     && (e.raw_os_error() == Some(26) || e.kind() == std::io::ErrorKind::NotFound) =>
             {
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(SPAWN_RETRY);
             }
             Err(e) => panic!("cannot run {BIN}: {e}"),
         }
@@ -258,7 +274,7 @@ impl Agent {
             if Instant::now() >= deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(EXIT_POLL);
         }
     }
 
@@ -344,7 +360,7 @@ impl InProcess {
                 }
                 Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
                     assert!(Instant::now() < deadline, "in-process agent not ready within {DEADLINE:?}");
-                    std::thread::sleep(Duration::from_millis(10));
+                    std::thread::sleep(READY_POLL);
                 }
             }
         }

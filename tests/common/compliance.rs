@@ -129,6 +129,18 @@ pub(crate) use fake_vendor;
 /// The source name the checks use.
 pub const SOURCE: &str = "vendor";
 
+/// A negative check's window: with the checks' `interval = "1s"`, two
+/// more polls and a margin. What must not happen (an event delivered by a
+/// poll that should fail or find nothing) leaves nothing to poll for, so
+/// the checks wait this long and then look.
+pub const MORE_POLLS: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// How long after publishing new events the crash check SIGKILLs the
+/// agent: a scripted moment (the events may be unpolled, polled or in a
+/// batch by then; each is covered by the assertions), not a wait for
+/// something to happen.
+const CRASH_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Keys the checks add to the vendor's block when it does not set them.
 const DEFAULT_KEYS: [(&str, &str); 5] =
     [("interval", "\"1s\""), ("lag", "\"0s\""), ("lookback", "\"0s\""), ("start_at", "\"1h\""), ("page_size", "7")];
@@ -259,13 +271,13 @@ pub fn check_delivery(vendor: &dyn FakeVendor) {
     wait_delivered(&dir, &agent, &expected, "events after a restart", vendor);
     let before = file_ids(&out).len();
     // Two more polls of nothing new must not bring anything back.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(MORE_POLLS);
     assert_eq!(file_ids(&out).len(), before, "polls after the restart delivered events again");
     assert_exactly_once(&file_ids(&out), &expected, "after a clean restart");
 
     // 5. A crash: nothing lost; at most one file batch (5 events) again.
     expected.extend(vendor.add_events(6));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(CRASH_AFTER);
     agent.kill();
     let agent = dir.start();
     expected.extend(vendor.add_events(2));
@@ -383,7 +395,7 @@ pub fn check_wrong_guess_is_loud(block: &str, says: &str, fix: impl FnOnce(), id
     let agent = dir.start_with(&cfg);
     let named = || dir.last_error(0).contains(says);
     super::agent::wait_until_or("the guess to be named", DEADLINE, named, || tail(&agent.stderr(), 20));
-    std::thread::sleep(std::time::Duration::from_millis(2500)); // more polls (interval 1s): none may pass
+    std::thread::sleep(MORE_POLLS); // more polls (interval 1s): none may pass
     assert!(file_ids(&out).is_empty());
     fix();
     super::agent::wait_until_or(

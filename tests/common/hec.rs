@@ -506,6 +506,7 @@ async fn health(State(s): State<Shared>) -> Response {
     if blackhole {
         return std::future::pending().await;
     }
+    // The scripted slow collector (`set_health_delay`); zero by default.
     tokio::time::sleep(delay).await;
     let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
     s.health_checks += 1;

@@ -21,6 +21,7 @@
 //! allocated and touched at mount, is `LAZYFS_CACHE_SIZE` (default
 //! [`CACHE_SIZE`]) of memory, and must hold everything written to the mount.
 
+use super::agent::POLL;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,6 +29,11 @@ use std::time::{Duration, Instant};
 
 /// The default cache of a mount.
 pub const CACHE_SIZE: &str = "256MB";
+
+/// Between two `fusermount3 -u` attempts while the mount is still busy (a
+/// process that just exited may hold it a moment): the loop ends once the
+/// unmount succeeds, or at its deadline with a lazy unmount.
+const UNMOUNT_RETRY: Duration = Duration::from_millis(100);
 
 /// A mounted LazyFS; unmounted (and its process ended) when dropped, also
 /// on panic.
@@ -161,12 +167,12 @@ impl Drop for LazyFs {
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         while !unmount(false) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(UNMOUNT_RETRY);
         }
         let _ = unmount(true);
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL);
         }
         if self.alive() {
             let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();

@@ -198,6 +198,11 @@ impl Gate {
     }
 }
 
+/// After a failed `accept` (e.g. out of descriptors) the fake server's
+/// listener waits this long before it tries again, as a real server would:
+/// retrying at once would spin.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 struct GatedListener {
     inner: tokio::net::TcpListener,
     gate: std::sync::Arc<Gate>,
@@ -220,7 +225,7 @@ impl axum::serve::Listener for GatedListener {
                     let generation = self.gate.generation.load(SeqCst);
                     return (GatedStream { inner: stream, generation, gate: self.gate.clone() }, addr);
                 }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
             }
         }
     }

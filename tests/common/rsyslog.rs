@@ -10,6 +10,7 @@
 //! Without `rsyslogd` a test is skipped with a loud message, unless the `CI`
 //! environment variable is set: then it fails ([`tool`]).
 
+use super::agent::{EXIT_POLL, POLL};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -145,7 +146,7 @@ impl Rsyslog {
                 panic!("rsyslogd exited ({status}): {}", self.diagnostics());
             }
             assert!(Instant::now() < deadline, "rsyslogd did not listen within 15 s: {}", self.diagnostics());
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL);
         }
     }
 
@@ -160,7 +161,7 @@ impl Rsyslog {
                 let _ = child.kill();
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(EXIT_POLL);
         }
         let _ = child.wait();
     }
@@ -189,7 +190,7 @@ impl Rsyslog {
             if records.len() >= n || Instant::now() > deadline {
                 return records;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 }

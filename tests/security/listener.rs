@@ -7,7 +7,9 @@
 //! every stalled connection: the source's polls then failed with "Too many
 //! open files" and `/health` never answered.
 
-use crate::common::agent::{file_ids, file_output, retry_spawn, tail, wait_until_or, TestDir, BIN, DEADLINE};
+use crate::common::agent::{
+    file_ids, file_output, retry_spawn, tail, wait_until_or, TestDir, BIN, DEADLINE, EXIT_POLL,
+};
 use crate::common::rsyslog::free_tcp_port;
 use crate::common::Server;
 use axum::extract::{Query, State};
@@ -89,7 +91,7 @@ impl Limited {
                 return st.code();
             }
             assert!(Instant::now() < deadline, "agent did not exit within {DEADLINE:?}\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(EXIT_POLL);
         }
     }
 }
